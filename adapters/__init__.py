@@ -1,0 +1,11 @@
+"""Adapters: translators on a coupling, run on the destination side.
+
+Each declares what it consumes and produces (``signature``) so a chain that does not fit its
+ports is rejected before the run. The translators between levels (rate -> Poisson spikes,
+transfer functions, region <-> population maps) join here as modules of their own; wrappers
+of external simulators (NEST, NEURON, TVB) too.
+"""
+from .affine import Affine
+from .spikes_to_rate import SpikesToRate
+
+__all__ = ["Affine", "SpikesToRate"]

@@ -1,0 +1,1 @@
+"""The coordinator: model description, time, planning, routing, scheduling, transports, run file."""

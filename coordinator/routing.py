@@ -1,0 +1,235 @@
+"""Delivery on the destination side: delay buffers, adapter chains and input assembly.
+
+An :class:`Inbox` belongs to one destination solver and holds a :class:`Link` for every coupling
+into it. After each window the source's outputs are pushed into the links (``push``); before the
+next window the inbox assembles the solver's inputs (``collect``). The same code runs in the
+coordinator (``inproc``) or in a worker process (``zmq``, ``mpi``), so every transport delivers
+the same inputs.
+
+Semantics (docs/run-file.md and README state them for users):
+
+* spikes emitted at tick ``e`` arrive at tick ``e + delay``, exactly;
+* a sampled source is read at ``t - delay`` for each sample tick ``t`` of the destination's
+  grid: 'hold' takes the latest source sample at or before it, 'linear' interpolates between
+  the two around it. Source values before t = 0 are zero (the run starts at rest);
+* adapters then run over the destination's window; a sampled chain output on another grid is
+  held onto the destination's grid;
+* channels are mapped to the target's selected channels: equal counts map one to one, a single
+  channel is broadcast, many channels into one target channel are summed; the coupling's weight
+  multiplies samples and becomes each delivered spike's weight;
+* several couplings into one port add (sampled) or merge in time order (spikes).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .errors import SolverError
+from .plan import LinkPlan, Plan
+from .seeding import rng_for
+from .signals import Port, Samples, Signal, SignalSpec, Spikes
+from .specs import AdapterContext
+from .time import to_ms
+
+
+class Link:
+    """One coupling's buffer and adapter chain, on the destination side."""
+
+    def __init__(self, plan: Plan, lk: LinkPlan):
+        self.plan = lk
+        self.delay = lk.delay_ticks
+        src = lk.source_port
+        self.adapters = []
+        for k, (a, sig) in enumerate(zip(lk.via, lk.stages)):
+            ctx = AdapterContext(coupling=lk.name, window_ticks=plan.window_ticks,
+                                 target_period_ticks=lk.target_port.period_ticks,
+                                 rng=rng_for(plan.seed, "coupling", str(lk.index), lk.name, str(k)))
+            self.adapters.append(a.build(sig, ctx))
+        # lookup from source channel to position in the selection (-1: not selected)
+        self.lut = None
+        if list(lk.source_channels) != list(range(src.size)):
+            self.lut = np.full(src.size, -1, dtype=np.int64)
+            self.lut[list(lk.source_channels)] = np.arange(len(lk.source_channels))
+        self.src_channels = np.asarray(lk.source_channels, dtype=np.int64)
+        self.dst_channels = np.asarray(lk.target_channels, dtype=np.int64)
+        if src.kind == "spikes":
+            self._pending_ticks: list[np.ndarray] = []
+            self._pending_ids: list[np.ndarray] = []
+        else:
+            self.src_period = src.period_ticks
+            self.grid = lk.stages[0].period_ticks
+            # history of source samples: row i is source sample index hist_k0 + i
+            self.hist = np.zeros((0, len(lk.source_channels)))
+            self.hist_k0 = 0
+
+    # -- source side ------------------------------------------------------------------------
+    def push(self, sig: Signal) -> None:
+        """Take the source port's output for one window (in window order)."""
+        if isinstance(sig, Spikes):
+            ids = sig.ids
+            ticks = sig.ticks
+            if self.lut is not None:
+                pos = self.lut[ids]
+                keep = pos >= 0
+                ids, ticks = pos[keep], ticks[keep]
+            if len(ids):
+                self._pending_ticks.append(ticks + self.delay)
+                self._pending_ids.append(ids)
+        else:
+            data = sig.data if self.lut is None else sig.data[:, self.src_channels]
+            k = sig.t0 // self.src_period
+            if k != self.hist_k0 + len(self.hist):
+                raise SolverError(f"coupling {self.plan.name}: source samples from tick {sig.t0} "
+                                  f"arrived out of order", solver=self.plan.source.solver,
+                                  t_ms=to_ms(sig.t0))
+            self.hist = np.concatenate([self.hist, np.asarray(data, dtype=np.float64)])
+
+    # -- destination side -------------------------------------------------------------------
+    def _delayed_spikes(self, t0: int, t1: int) -> Spikes:
+        if not self._pending_ticks:
+            return Spikes.empty()
+        ticks = np.concatenate(self._pending_ticks)
+        ids = np.concatenate(self._pending_ids)
+        now = ticks < t1
+        if (ticks[now] < t0).any():
+            raise SolverError(f"coupling {self.plan.name}: a spike due at tick {ticks[now].min()} "
+                              f"arrived after its window started at {t0}", solver=self.plan.target.solver,
+                              t_ms=to_ms(t0))
+        later = ~now
+        self._pending_ticks = [ticks[later]] if later.any() else []
+        self._pending_ids = [ids[later]] if later.any() else []
+        order = np.argsort(ticks[now], kind="stable")
+        return Spikes(ticks[now][order], ids[now][order])
+
+    def _source_at(self, taus: np.ndarray) -> np.ndarray:
+        """Source values at ticks ``taus`` (n,) -> (n, channels); zero before t = 0."""
+        p = self.src_period
+        k = np.floor_divide(taus, p)
+        if self.plan.interpolation == "hold":
+            return self._rows(k)
+        frac = ((taus - k * p) / p)[:, None]
+        return (1.0 - frac) * self._rows(k) + frac * self._rows(k + 1)
+
+    def _rows(self, k: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(k), self.hist.shape[1]))
+        have = k >= 0
+        idx = k[have] - self.hist_k0
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self.hist)):
+            raise SolverError(f"coupling {self.plan.name}: source sample {int(k[have].max())} is not "
+                              f"available yet (internal error: delay shorter than the window?)",
+                              solver=self.plan.target.solver)
+        out[have] = self.hist[idx]
+        return out
+
+    def _delayed_samples(self, t0: int, t1: int) -> Samples:
+        grid = self.grid
+        times = np.arange(t0, t1, grid, dtype=np.int64)
+        data = self._source_at(times - self.delay)
+        # forget what no later window can ask for
+        oldest_needed = (t1 - self.delay) // self.src_period - 1
+        drop = oldest_needed - self.hist_k0
+        if drop > 0:
+            self.hist = self.hist[drop:]
+            self.hist_k0 += drop
+        return Samples(t0, grid, data)
+
+    def collect(self, t0: int, t1: int) -> Signal:
+        """The link's signal over [t0, t1) after delay and adapters, before channel mapping."""
+        sig: Signal = (self._delayed_spikes(t0, t1) if self.plan.source_port.kind == "spikes"
+                       else self._delayed_samples(t0, t1))
+        for a in self.adapters:
+            sig = a(t0, t1, sig)
+        return sig
+
+    def state(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if self.plan.source_port.kind == "spikes":
+            out["pending_ticks"] = (np.concatenate(self._pending_ticks) if self._pending_ticks
+                                    else np.zeros(0, np.int64))
+            out["pending_ids"] = (np.concatenate(self._pending_ids) if self._pending_ids
+                                  else np.zeros(0, np.int64))
+        else:
+            out["history"] = self.hist.copy()
+            out["history_k0"] = np.array(self.hist_k0)
+        for i, a in enumerate(self.adapters):
+            for k, v in getattr(a, "state", lambda: {})().items():
+                out[f"adapter{i}.{k}"] = v
+        return out
+
+
+def _hold_onto(sig: Samples, t0: int, t1: int, period: int) -> Samples:
+    """Zero-order hold of ``sig`` (which starts at t0) onto the grid t0, t0 + period, ..."""
+    if sig.period == period:
+        return sig
+    times = np.arange(t0, t1, period, dtype=np.int64)
+    idx = (times - sig.t0) // sig.period
+    return Samples(t0, period, sig.data[idx])
+
+
+class Inbox:
+    """Assembles one destination solver's inputs from all couplings into it."""
+
+    def __init__(self, plan: Plan, solver: str):
+        self.solver = solver
+        self.ports: Mapping[str, Port] = {n: p for n, p in plan.solvers[solver].ports.items()
+                                          if p.direction == "in"}
+        self.links = {lk.index: Link(plan, lk) for lk in plan.links_into(solver)}
+
+    def push(self, link_index: int, sig: Signal) -> None:
+        self.links[link_index].push(sig)
+
+    def collect(self, t0: int, t1: int) -> dict[str, Signal]:
+        """Inputs for every in-port over [t0, t1)."""
+        spikes: dict[str, list[Spikes]] = {n: [] for n, p in self.ports.items() if p.kind == "spikes"}
+        sampled: dict[str, np.ndarray] = {
+            n: np.zeros(((t1 - t0) // p.period_ticks, p.size))
+            for n, p in self.ports.items() if p.sampled}
+        for link in self.links.values():
+            lk = link.plan
+            sig = link.collect(t0, t1)
+            dst = link.dst_channels
+            if isinstance(sig, Spikes):
+                if len(sig) == 0:
+                    continue
+                n, m = lk.stages[-1].size, len(dst)
+                if n == m:
+                    ticks, ids = sig.ticks, dst[sig.ids]
+                elif n == 1:  # broadcast each event to every target channel
+                    ticks = np.repeat(sig.ticks, m)
+                    ids = np.tile(dst, len(sig))
+                else:  # many into one
+                    ticks, ids = sig.ticks, np.full(len(sig), dst[0], dtype=np.int64)
+                spikes[lk.target.port].append(Spikes(ticks, ids, np.full(len(ticks), lk.weight)))
+            else:
+                port = self.ports[lk.target.port]
+                sig = _hold_onto(sig, t0, t1, port.period_ticks)
+                acc = sampled[lk.target.port]
+                data = sig.data * lk.weight if lk.weight != 1.0 else sig.data
+                n, m = data.shape[1], len(dst)
+                if n == m:
+                    np.add.at(acc, (slice(None), dst), data)
+                elif n == 1:
+                    np.add.at(acc, (slice(None), dst), np.broadcast_to(data, (data.shape[0], m)))
+                else:
+                    acc[:, dst[0]] += data.sum(axis=1)
+        out: dict[str, Signal] = {}
+        for name, parts in spikes.items():
+            if not parts:
+                out[name] = Spikes.empty(with_weights=True)
+            elif len(parts) == 1:
+                out[name] = parts[0]
+            else:
+                ticks = np.concatenate([p.ticks for p in parts])
+                order = np.argsort(ticks, kind="stable")
+                out[name] = Spikes(ticks[order], np.concatenate([p.ids for p in parts])[order],
+                                   np.concatenate([p.weights for p in parts])[order])
+        for name, acc in sampled.items():
+            out[name] = Samples(t0, self.ports[name].period_ticks, acc)
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"link{i}.{k}": v for i, link in self.links.items() for k, v in link.state().items()}
+
+
+__all__ = ["Inbox", "Link", "SignalSpec"]

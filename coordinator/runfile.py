@@ -1,0 +1,346 @@
+"""The run file: one HDF5 file per run, written window by window, and its reader.
+
+The schema is documented in docs/run-file.md; bump ``FORMAT_VERSION`` when it changes in a way
+an older reader would misread. The writer creates every group and dataset when the run starts
+(the plan says what will be written), appends after each *complete* window and flushes, so a run
+that fails keeps every complete window and says so in the root attribute ``status``.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import RunFileError
+from .plan import Plan
+from .signals import Samples, Spikes, WindowResult
+from .time import TICKS_PER_MS, to_ms
+
+FORMAT = "polyscale-run"
+FORMAT_VERSION = 1
+_SPIKE_CHUNK = 1 << 16
+
+
+def versions() -> dict[str, str]:
+    import numba
+    import scipy
+
+    from .. import __version__
+    return {"polyscale": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "numba": numba.__version__, "h5py": h5py.__version__,
+            "hdf5": h5py.version.hdf5_version}
+
+
+def check_writable(path: str | os.PathLike, force: bool) -> Path:
+    """Raise RunFileError unless ``path`` can be created (or, with ``force``, replaced)."""
+    p = Path(path)
+    if p.is_dir():
+        raise RunFileError(f"run file {str(p)!r} is a directory; give a file name such as run.h5")
+    if p.exists() and not force:
+        raise RunFileError(f"run file {str(p)!r} exists; choose another name or overwrite it with "
+                           f"--force (force=True in Python)")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise RunFileError(f"cannot write run file {str(p)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise RunFileError(f"cannot write run file {str(p)!r}: permission denied")
+    return p
+
+
+class RunWriter:
+    """Writes one run. ``path`` None keeps the file in memory (returned by :meth:`reader`)."""
+
+    def __init__(self, path: str | os.PathLike | None, plan: Plan, *, force: bool = False,
+                 transport: str = "inproc"):
+        self.plan = plan
+        self.path = None if path is None else check_writable(path, force)
+        try:
+            if self.path is None:
+                self.f = h5py.File(f"polyscale-run-{id(self)}.h5", "w", driver="core", backing_store=False)
+            else:
+                self.f = h5py.File(self.path, "w")
+        except OSError as exc:
+            raise RunFileError(f"cannot create run file {str(self.path)!r}: {exc}") from exc
+        self.n_windows = 0
+        self._combiners = {pp.name: pp.spec.combine(pp.info) for pp in plan.probes}
+        self._layout(transport)
+        self.f.flush()
+
+    # -- layout -------------------------------------------------------------------------------
+    def _layout(self, transport: str) -> None:
+        plan, f = self.plan, self.f
+        a = f.attrs
+        a["format"] = FORMAT
+        a["format_version"] = FORMAT_VERSION
+        v = versions()
+        a["polyscale_version"] = v["polyscale"]
+        a["versions"] = json.dumps(v)
+        a["seed"] = np.int64(plan.seed)
+        a["t_stop_ms"] = to_ms(plan.t_stop_ticks)
+        a["window_ms"] = to_ms(plan.window_ticks)
+        a["tick_ms"] = 1.0 / TICKS_PER_MS
+        a["transport"] = transport
+        a["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        a["status"] = "running"
+        a["t_done_ms"] = 0.0
+        a["n_windows"] = 0
+        f.create_dataset("model", data=plan.model.to_json(), dtype=h5py.string_dtype())
+        for name, sp in plan.solvers.items():
+            g = f.create_group(f"solvers/{name}")
+            g.attrs["type"] = sp.spec.type
+            g.attrs["level"] = sp.spec.level
+            g.attrs["dt_ms"] = to_ms(sp.dt_ticks)
+            g.attrs["rng"] = f"PCG64(SeedSequence([seed, blake2b64('solver'), blake2b64({name!r})]))"
+            g.attrs["ports"] = json.dumps({n: p.to_dict() for n, p in sp.ports.items()})
+        self._spikes: dict[tuple[str, str], h5py.Group] = {}
+        self._signals: dict[tuple[str, str], h5py.Group] = {}
+        for r in plan.recordings:
+            g = f.create_group(r.group)
+            if r.kind == "spikes":
+                g.create_dataset("times", shape=(0,), maxshape=(None,), dtype="f8", chunks=(_SPIKE_CHUNK,))
+                g.create_dataset("ids", shape=(0,), maxshape=(None,), dtype="i8", chunks=(_SPIKE_CHUNK,))
+                g["times"].attrs["units"] = "ms"
+                g.attrs["n_channels"] = self.plan.solvers[r.solver].ports[r.port].size
+                if not r.all_channels:
+                    g.create_dataset("recorded_ids", data=np.asarray(r.channels, dtype=np.int64))
+                self._spikes[(r.solver, r.port)] = g
+            else:
+                n = len(r.channels)
+                self._sampled(g, n, r.units, r.kind)
+                g.create_dataset("channels", data=np.asarray(r.channels, dtype=np.int64))
+                self._signals[(r.solver, r.port)] = g
+        self._probes: dict[str, h5py.Group] = {}
+        for pp in plan.probes:
+            g = f.create_group(f"probes/{pp.name}")
+            self._sampled(g, pp.info.n_channels, pp.info.units, pp.info.modality)
+            g.attrs["modality"] = pp.info.modality
+            g.attrs["type"] = pp.spec.type
+            g.attrs["solvers"] = json.dumps(list(pp.solvers))
+            if pp.info.positions is not None:
+                g.create_dataset("positions_um", data=np.asarray(pp.info.positions, dtype=np.float64))
+            self._probes[pp.name] = g
+
+    @staticmethod
+    def _sampled(g: h5py.Group, n: int, units: str, kind: str) -> None:
+        rows = max(1, (1 << 16) // max(n, 1))
+        g.create_dataset("data", shape=(0, n), maxshape=(None, n), dtype="f8", chunks=(rows, n))
+        g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(min(rows * 4, 1 << 16),))
+        g["time"].attrs["units"] = "ms"
+        g["data"].attrs["units"] = units
+        g.attrs["units"] = units
+        g.attrs["kind"] = kind
+
+    # -- appending ----------------------------------------------------------------------------
+    @staticmethod
+    def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
+        n = len(values)
+        if n == 0:
+            return
+        old = ds.shape[0]
+        ds.resize(old + n, axis=0)
+        ds[old:] = values
+
+    def append(self, t0: int, t1: int, results: Mapping[str, WindowResult]) -> None:
+        """Write one complete window: recorded outputs and combined probe parts."""
+        for (solver, port), g in self._spikes.items():
+            sig = results[solver].outputs[port]
+            assert isinstance(sig, Spikes)
+            self._append(g["times"], sig.ticks / TICKS_PER_MS)
+            self._append(g["ids"], sig.ids)
+        for (solver, port), g in self._signals.items():
+            sig = results[solver].outputs[port]
+            assert isinstance(sig, Samples)
+            self._append(g["data"], sig.data)
+            self._append(g["time"], sig.times() / TICKS_PER_MS)
+        for pp in self.plan.probes:
+            parts = {s: results[s].probe_parts[pp.name] for s in pp.solvers}
+            data = np.asarray(self._combiners[pp.name](t0, t1, parts), dtype=np.float64)
+            g = self._probes[pp.name]
+            self._append(g["data"], data)
+            times = np.arange(t0, t1, pp.info.period_ticks, dtype=np.int64)[: len(data)]
+            self._append(g["time"], times / TICKS_PER_MS)
+        self.n_windows += 1
+        self.f.attrs["t_done_ms"] = to_ms(t1)
+        self.f.attrs["n_windows"] = self.n_windows
+        self.f.flush()
+
+    def finish(self, status: str, **attrs: Any) -> None:
+        """Set the final status ('complete' or 'failed: <reason>') and close the file."""
+        if not self.f:
+            return
+        self.f.attrs["status"] = status
+        for k, v in attrs.items():
+            self.f.attrs[k] = v
+        self.f.flush()
+        if self.path is not None:
+            self.f.close()
+
+    def reader(self) -> "Run":
+        """A reader over this run (in-memory runs stay open; on-disk runs are reopened)."""
+        if self.path is None:
+            return Run(self.f)
+        return load(self.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass(frozen=True)
+class SpikeRecord:
+    """Spikes of one population: ``times`` (n,) ms, ``ids`` (n,) neuron index in the port."""
+
+    times: np.ndarray
+    ids: np.ndarray
+    n_channels: int
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """A sampled signal: ``time`` (n,) ms, ``data`` (n, channels), ``units``, ``channels`` indices."""
+
+    time: np.ndarray
+    data: np.ndarray
+    units: str
+    channels: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """A probe: ``time`` (n,) ms, ``data`` (n, channels) in ``units``; ``positions_um`` or None."""
+
+    time: np.ndarray
+    data: np.ndarray
+    units: str
+    modality: str
+    positions_um: np.ndarray | None
+
+
+class Run:
+    """A run file opened for reading (``polyscale.load``). Use as a context manager or close()."""
+
+    def __init__(self, f: h5py.File):
+        self.f = f
+        fmt = f.attrs.get("format")
+        if fmt != FORMAT:
+            raise RunFileError(f"{f.filename!r} is not a polyscale run file (format={fmt!r})")
+        version = int(f.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            raise RunFileError(f"{f.filename!r} has run-file format_version {version}; this polyscale "
+                               f"reads up to {FORMAT_VERSION}: upgrade polyscale")
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.f:
+            self.f.close()
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.f.attrs.items()}
+
+    @property
+    def status(self) -> str:
+        return str(self.f.attrs["status"])
+
+    @property
+    def model(self) -> dict:
+        """The model as given (the dict of ``Model.to_dict()``)."""
+        raw = self.f["model"][()]
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+    def solvers(self) -> dict[str, dict[str, Any]]:
+        return {n: dict(g.attrs) for n, g in self.f.get("solvers", {}).items()}
+
+    def spike_populations(self) -> list[tuple[str, str]]:
+        return [(s, p) for s, g in self.f.get("spikes", {}).items() for p in g]
+
+    def signal_names(self) -> list[tuple[str, str]]:
+        return [(s, n) for s, g in self.f.get("signals", {}).items() for n in g]
+
+    def probe_names(self) -> list[str]:
+        return list(self.f.get("probes", {}))
+
+    def _group(self, path: str, what: str, known: list) -> h5py.Group:
+        if path not in self.f:
+            raise KeyError(f"no {what} {path!r} in this run (has: {', '.join(map(str, known)) or 'none'})")
+        return self.f[path]
+
+    def spikes(self, solver: str, population: str) -> SpikeRecord:
+        g = self._group(f"spikes/{solver}/{population}", "spike population",
+                        [f"{s}/{p}" for s, p in self.spike_populations()])
+        return SpikeRecord(g["times"][()], g["ids"][()], int(g.attrs["n_channels"]))
+
+    def signal(self, solver: str, name: str) -> SignalRecord:
+        g = self._group(f"signals/{solver}/{name}", "signal",
+                        [f"{s}/{n}" for s, n in self.signal_names()])
+        return SignalRecord(g["time"][()], g["data"][()], str(g.attrs["units"]), g["channels"][()])
+
+    def probe(self, name: str) -> ProbeRecord:
+        g = self._group(f"probes/{name}", "probe", self.probe_names())
+        pos = g["positions_um"][()] if "positions_um" in g else None
+        return ProbeRecord(g["time"][()], g["data"][()], str(g.attrs["units"]),
+                           str(g.attrs["modality"]), pos)
+
+    def summary(self) -> str:
+        """A human-readable description (what ``polyscale info`` prints)."""
+        a = self.attrs
+        lines = [f"{self.f.filename}: {a['format']} v{a['format_version']}, polyscale {a['polyscale_version']}",
+                 f"status: {a['status']}",
+                 f"seed {a['seed']}, t_stop {a['t_stop_ms']:g} ms, window {a['window_ms']:g} ms, "
+                 f"{a['n_windows']} windows written up to {a['t_done_ms']:g} ms, transport {a['transport']}"]
+        if "wall_s" in a:
+            lines.append(f"wall time {a['wall_s']:.3g} s")
+        lines.append("solvers:")
+        for n, s in self.solvers().items():
+            lines.append(f"  {n}: {s['type']} (level {s['level']}), dt {s['dt_ms']:g} ms")
+        if self.spike_populations():
+            lines.append("spikes:")
+            for s, p in self.spike_populations():
+                g = self.f[f"spikes/{s}/{p}"]
+                n = g["times"].shape[0]
+                dur = a["t_done_ms"] / 1000.0
+                rate = n / (int(g.attrs["n_channels"]) * dur) if dur > 0 else float("nan")
+                lines.append(f"  {s}/{p}: {n} spikes from {g.attrs['n_channels']} channels "
+                             f"({rate:.3g} Hz per channel)")
+        if self.signal_names():
+            lines.append("signals:")
+            for s, n in self.signal_names():
+                g = self.f[f"signals/{s}/{n}"]
+                lines.append(f"  {s}/{n}: {g['data'].shape[0]} samples x {g['data'].shape[1]} "
+                             f"channels [{g.attrs['units']}]")
+        if self.probe_names():
+            lines.append("probes:")
+            for n in self.probe_names():
+                g = self.f[f"probes/{n}"]
+                lines.append(f"  {n}: {g.attrs['modality']}, {g['data'].shape[0]} samples x "
+                             f"{g['data'].shape[1]} channels [{g.attrs['units']}]")
+        return "\n".join(lines)
+
+
+def load(path: str | os.PathLike) -> Run:
+    """Open a run file for reading; RunFileError if it is missing or not a run file."""
+    p = Path(path)
+    if not p.exists():
+        raise RunFileError(f"run file {str(p)!r} does not exist")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise RunFileError(f"cannot read run file {str(p)!r}: {exc}") from exc
+    try:
+        return Run(f)
+    except RunFileError:
+        f.close()
+        raise

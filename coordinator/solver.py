@@ -1,0 +1,174 @@
+"""The solver interface, and the runner that guards every call a coordinator makes to a solver.
+
+A solver is built from its spec in the process that runs it (``spec.build(ctx)``) and must
+provide what :class:`Solver` lists, no more. :class:`SolverRunner` owns the state machine around
+it, as scipy's ``OdeSolver.step`` guards ``_step_impl``: it checks that windows follow each
+other, that outputs match the declared ports (kinds, shapes, spike ticks inside the window,
+channel indices in range), computes the local parts of probes, selects what is recorded, and
+turns any exception into a :class:`SolverError` naming the solver and the simulated time.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import PolyscaleError, SolverError
+from .plan import Plan
+from .seeding import rng_for
+from .signals import Port, Samples, Signal, Spikes, WindowResult
+from .specs import SolverContext
+from .time import to_ms
+
+
+@runtime_checkable
+class Solver(Protocol):
+    """What the coordinator needs from a solver, and no more.
+
+    ``dt_ticks`` is the integration step in ticks; the coordinator only ever asks for windows
+    that are whole numbers of it. ``advance`` integrates ``[t0, t1)`` with the inputs already
+    delivered for that interval (every in-port present: ``Spikes`` with absolute arrival ticks
+    and weights, or ``Samples`` on the port's grid) and returns the out-ports' signals for the
+    same interval (a ``WindowResult``, or a plain dict of outputs).
+    """
+
+    dt_ticks: int
+
+    def advance(self, t0: int, t1: int, inputs: Mapping[str, Signal]) -> WindowResult | Mapping[str, Signal]: ...
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The solver's state as named arrays (checkpoints, debugging)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def build_solver(plan: Plan, name: str, comm: Any = None) -> "SolverRunner":
+    """Build solver ``name`` of ``plan`` in this process and wrap it in a runner."""
+    sp = plan.solvers[name]
+    ctx = SolverContext(name=name, seed=plan.seed, rng=rng_for(plan.seed, "solver", name), comm=comm)
+    try:
+        solver = sp.spec.build(ctx)
+    except PolyscaleError:
+        raise
+    except Exception as exc:
+        raise SolverError(f"solver {name!r} ({sp.spec.type}) failed to build: "
+                          f"{type(exc).__name__}: {exc}", solver=name) from exc
+    return SolverRunner(plan, name, solver)
+
+
+class SolverRunner:
+    """Guards one solver: window order, output checks, probe parts, recording selection."""
+
+    def __init__(self, plan: Plan, name: str, solver: Solver):
+        self.name = name
+        self.solver = solver
+        sp = plan.solvers[name]
+        self.type = sp.spec.type
+        self.ports: Mapping[str, Port] = sp.ports
+        self.t = 0
+        dt = getattr(solver, "dt_ticks", None)
+        if dt != sp.dt_ticks:
+            raise SolverError(f"solver {name!r} ({self.type}): built with dt_ticks={dt!r}, but its "
+                              f"spec says {sp.dt_ticks}", solver=name)
+        self.out_ports = {n: p for n, p in self.ports.items() if p.direction == "out"}
+        self.in_ports = {n: p for n, p in self.ports.items() if p.direction == "in"}
+        self.recordings = plan.recordings_of(name)
+        self.probes = []
+        for pp in plan.probes_of(name):
+            try:
+                self.probes.append((pp, pp.spec.local(name, solver, self.ports, pp.info)))
+            except PolyscaleError:
+                raise
+            except Exception as exc:
+                raise SolverError(f"probe {pp.name!r} could not attach to solver {name!r}: "
+                                  f"{type(exc).__name__}: {exc}", solver=name) from exc
+
+    def _fail(self, t0: int, what: str, exc: BaseException | None = None) -> SolverError:
+        msg = f"solver {self.name!r} ({self.type}) {what} in window [{to_ms(t0):g}, ...) ms"
+        if exc is not None:
+            msg += f": {type(exc).__name__}: {exc}"
+        return SolverError(msg, solver=self.name, t_ms=to_ms(t0))
+
+    def advance(self, t0: int, t1: int, inputs: Mapping[str, Signal]) -> WindowResult:
+        """Advance the solver over [t0, t1); return its checked WindowResult with probe parts."""
+        if t0 != self.t:
+            raise self._fail(t0, f"was asked for a window starting at tick {t0}, but it is at tick {self.t}")
+        try:
+            out = self.solver.advance(t0, t1, inputs)
+        except PolyscaleError:
+            raise
+        except Exception as exc:
+            raise self._fail(t0, "raised", exc) from exc
+        result = out if isinstance(out, WindowResult) else WindowResult(outputs=dict(out))
+        self._check(t0, t1, result)
+        for pp, local in self.probes:
+            try:
+                part = np.asarray(local(t0, t1, result), dtype=np.float64)
+            except Exception as exc:
+                raise self._fail(t0, f"failed computing its part of probe {pp.name!r}", exc) from exc
+            want = ((t1 - t0) // pp.info.period_ticks, pp.info.n_channels)
+            if part.shape != want:
+                raise self._fail(t0, f"gave probe {pp.name!r} a part of shape {part.shape}, expected {want}")
+            result.probe_parts[pp.name] = part
+        self.t = t1
+        return result
+
+    def _check(self, t0: int, t1: int, result: WindowResult) -> None:
+        for pname, port in self.out_ports.items():
+            sig = result.outputs.get(pname)
+            if sig is None:
+                raise self._fail(t0, f"returned no output for port {pname!r}")
+            if port.kind == "spikes":
+                if not isinstance(sig, Spikes):
+                    raise self._fail(t0, f"returned {type(sig).__name__} for spike port {pname!r}")
+                ticks = np.asarray(sig.ticks)
+                ids = np.asarray(sig.ids)
+                if ticks.shape != ids.shape or ticks.ndim != 1:
+                    raise self._fail(t0, f"returned spikes for {pname!r} with ticks {ticks.shape} "
+                                         f"and ids {ids.shape}; both must be (n,)")
+                if len(ticks) and (ticks.min() < t0 or ticks.max() >= t1):
+                    raise self._fail(t0, f"returned spikes for {pname!r} outside its window "
+                                         f"[{t0}, {t1}) ticks")
+                if len(ids) and (ids.min() < 0 or ids.max() >= port.size):
+                    raise self._fail(t0, f"returned spike ids for {pname!r} outside [0, {port.size})")
+                if ticks.dtype != np.int64 or ids.dtype != np.int64:
+                    result.outputs[pname] = Spikes(ticks.astype(np.int64), ids.astype(np.int64))
+            else:
+                if not isinstance(sig, Samples):
+                    raise self._fail(t0, f"returned {type(sig).__name__} for {port.kind} port {pname!r}")
+                want = ((t1 - t0) // port.period_ticks, port.size)
+                if sig.t0 != t0 or sig.period != port.period_ticks or sig.data.shape != want:
+                    raise self._fail(t0, f"returned samples for {pname!r} starting at tick {sig.t0}, "
+                                         f"every {sig.period}, shape {sig.data.shape}; expected "
+                                         f"{t0}, {port.period_ticks}, {want}")
+
+    def recorded(self, result: WindowResult) -> dict[str, Signal]:
+        """The recorded out-ports of ``result`` with channel selection and decimation applied."""
+        out: dict[str, Signal] = {}
+        for r in self.recordings:
+            sig = result.outputs[r.port]
+            if isinstance(sig, Spikes):
+                if not r.all_channels:
+                    lut = np.full(self.ports[r.port].size, -1, dtype=np.int64)
+                    lut[list(r.channels)] = np.arange(len(r.channels))
+                    keep = lut[sig.ids] >= 0
+                    sig = Spikes(sig.ticks[keep], sig.ids[keep])
+                out[r.port] = sig
+            else:
+                data = sig.data if r.all_channels else sig.data[:, list(r.channels)]
+                t0, period = sig.t0, sig.period
+                if r.every_ticks:
+                    times = sig.times()
+                    keep = times % r.every_ticks == 0
+                    data = data[keep]
+                    first = times[keep][0] if keep.any() else t0
+                    t0, period = int(first), r.every_ticks
+                out[r.port] = Samples(t0, period, np.ascontiguousarray(data))
+        return out
+
+    def close(self) -> None:
+        close = getattr(self.solver, "close", None)
+        if close is not None:
+            close()

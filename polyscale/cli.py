@@ -1,0 +1,119 @@
+"""The command line: ``polyscale run | check | info``.
+
+The only place that turns polyscale errors into exit codes: 0 done, 1 the run failed (the run
+file says so and keeps every complete window), 2 bad input (config, model, run-file path),
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .coordinator.config import load_model, parse_params
+from .coordinator.errors import ConfigError, ModelError, PolyscaleError, RunFileError
+from .coordinator.plan import make_plan
+from .coordinator.runfile import load
+from .coordinator.scheduler import run as run_model
+from .coordinator.time import TICKS_PER_MS
+from .coordinator.transports import TRANSPORTS
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="polyscale", description="Multiscale co-simulation of brain models.")
+    ap.add_argument("--version", action="version", version=f"polyscale {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_args(p):
+        p.add_argument("config", help="Python config file defining `model` or `build(**params)`")
+        p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="parameter for build(); value parsed as a Python literal (repeatable)")
+        p.add_argument("--t-stop", type=float, metavar="MS", help="override the stop time (ms)")
+        p.add_argument("--seed", type=int, help="override the run seed")
+
+    r = sub.add_parser("run", help="run a model and write its run file")
+    model_args(r)
+    r.add_argument("--out", "-o", metavar="RUN.h5", help="run file (default: CONFIG name + .h5)")
+    r.add_argument("--transport", default="inproc", choices=sorted(TRANSPORTS),
+                   help="where solvers run (default: inproc)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing run file")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("check", help="build and validate a model without running it; print the plan")
+    model_args(c)
+
+    i = sub.add_parser("info", help="describe a run file")
+    i.add_argument("runfile", help="run file (.h5)")
+    return ap
+
+
+class _ProgressBar:
+    """Simulated time, wall time and rate on one terminal line; nothing when not a terminal."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last = 0.0
+
+    def __call__(self, t_done: int, t_stop: int, wall_s: float) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and t_done < t_stop:
+            return
+        self.last = now
+        frac = t_done / t_stop
+        width = 30
+        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        sim_ms = t_done / TICKS_PER_MS
+        rate = sim_ms / wall_s if wall_s > 0 else float("inf")
+        self.stream.write(f"\r[{bar}] {100 * frac:5.1f}%  {sim_ms:.1f}/{t_stop / TICKS_PER_MS:.1f} ms  "
+                          f"wall {wall_s:.1f} s  {rate:.3g} ms/s ")
+        if t_done >= t_stop:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _model(args):
+    model = load_model(args.config, parse_params(args.param))
+    if args.t_stop is not None or args.seed is not None:
+        model = model.with_options(seed=args.seed, t_stop_ms=args.t_stop)
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    err = sys.stderr
+    try:
+        if args.command == "check":
+            plan = make_plan(_model(args))
+            print(plan.describe())
+            print("ok: the model is valid")
+            return 0
+        if args.command == "info":
+            with load(args.runfile) as r:
+                print(r.summary())
+            return 0
+        # run
+        model = _model(args)
+        out = args.out or (Path(args.config).stem + ".h5")
+        bar = None if args.quiet or not err.isatty() else _ProgressBar(err)
+        start = time.perf_counter()
+        with run_model(model, out, transport=args.transport, force=args.force, progress=bar) as r:
+            wall = time.perf_counter() - start
+            sim = r.attrs["t_done_ms"]
+            print(f"wrote {out}: {sim:g} ms simulated in {wall:.2f} s wall "
+                  f"({r.attrs['n_windows']} windows, status {r.status})")
+        return 0
+    except (ConfigError, ModelError, RunFileError) as exc:
+        print(f"polyscale: error: {exc}", file=err)
+        return 2
+    except PolyscaleError as exc:
+        print(f"polyscale: run failed: {type(exc).__name__}: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print("\npolyscale: interrupted; the run file keeps every complete window", file=err)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

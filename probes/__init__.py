@@ -1,0 +1,9 @@
+"""Probes: measurements computed from the activity of one or more solvers.
+
+Each probe has a local part, run in the process of each solver it draws from, and a global part
+where the run file is written (a sum over solvers by default). The forward models of the
+modalities (LFP, CSD, ECoG, EEG, MEG, VSDI, calcium, BOLD) join here as modules of their own.
+"""
+from .linear_readout import LinearReadout
+
+__all__ = ["LinearReadout"]

@@ -1,0 +1,10 @@
+"""Built-in solvers. Each is a spec class; ``spec.build(ctx)`` makes the live solver.
+
+Generic building blocks live here now; the level I (cells), II (point neurons) and III (neural
+masses) solvers join as modules of their own.
+"""
+from .linear import LinearSystem
+from .relay import SpikeRelay
+from .stimulus import SpikeTrain
+
+__all__ = ["LinearSystem", "SpikeRelay", "SpikeTrain"]

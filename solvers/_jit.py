@@ -1,0 +1,10 @@
+"""The one numba decorator every kernel uses.
+
+cache=True: compiled kernels survive between runs. fastmath off: results must be bitwise
+identical on every transport and host, and reassociation would break that.
+"""
+import functools
+
+import numba
+
+njit = functools.partial(numba.njit, cache=True, fastmath=False)
