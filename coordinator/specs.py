@@ -95,6 +95,13 @@ class Spec:
         except TypeError as exc:  # a required field is missing
             raise ModelError(f"{cls.type or cls.__name__}: {exc}") from None
 
+    @classmethod
+    def example(cls):
+        """A valid instance, for round-trip and smoke tests of every registered type.
+
+        Specs whose fields all have defaults need not override this."""
+        return cls()
+
     def replace(self, **changes):
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -74,6 +74,11 @@ class LinearReadout(ProbeSpec):
         if not isinstance(self.modality, str) or not isinstance(self.units, str):
             raise ModelError("linear_readout: 'modality' and 'units' must be strings")
 
+    @classmethod
+    def example(cls) -> "LinearReadout":
+        return cls(weights={"a.x": ((1.0, 0.5),), "b.x": ((2.0,),)}, units="mV", modality="lfp",
+                   every_ms=0.5, positions_um=((0.0, 0.0, 100.0),))
+
     def _sources(self) -> list[Endpoint]:
         return [Endpoint.parse(a, "weights key") for a in self.weights]
 

@@ -78,6 +78,11 @@ class LinearSystem(SolverSpec):
         if not isinstance(self.units, str) or not isinstance(self.input_units, str):
             raise fail(self, "'units' and 'input_units' must be strings")
 
+    @classmethod
+    def example(cls) -> "LinearSystem":
+        return cls(a=((0.0, 1.0), (-0.04, -0.02)), b=((0.0,), (1.0,)), c=(0.0, 0.1), x0=(1.0, 0.0),
+                   dt_ms=0.1, units="mV")
+
     @property
     def n(self) -> int:
         return len(self.a)
