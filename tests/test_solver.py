@@ -1,0 +1,97 @@
+"""The runner guarding every solver: malformed outputs become SolverErrors naming solver and time."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+import polyscale as ps
+from polyscale.coordinator.solver import Solver
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Misbehaving(ps.SolverSpec):
+    """A spike source + sampled output that breaks its contract in the way ``fault`` says."""
+
+    type: ClassVar[str] = "test_misbehaving"
+    level: ClassVar[str] = "test"
+    fault: str = ""
+    at_ms: float = 2.0
+    dt_ms: float = 0.1
+
+    def ports(self):
+        return {"s": ps.Port("spikes", "out", 2), "v": ps.Port("analog", "out", 1, "mV", 100_000)}
+
+    def build(self, ctx):
+        if self.fault == "build":
+            raise RuntimeError("no licence for this simulator")
+        return _Misbehaving(self)
+
+
+class _Misbehaving:
+    dt_ticks = 100_000
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def advance(self, t0, t1, inputs):
+        n = (t1 - t0) // self.dt_ticks
+        spikes = ps.Spikes(np.array([t0], np.int64), np.array([0], np.int64))
+        v = ps.Samples(t0, self.dt_ticks, np.zeros((n, 1)))
+        if t0 >= self.spec.at_ms * 1e6:
+            f = self.spec.fault
+            if f == "raise":
+                raise FloatingPointError("overflow in channel kinetics")
+            if f == "late-spike":
+                spikes = ps.Spikes(np.array([t1], np.int64), np.array([0], np.int64))
+            if f == "bad-id":
+                spikes = ps.Spikes(np.array([t0], np.int64), np.array([2], np.int64))
+            if f == "short-samples":
+                v = ps.Samples(t0, self.dt_ticks, np.zeros((n - 1, 1)))
+            if f == "missing-port":
+                return {"s": spikes}
+            if f == "wrong-kind":
+                return {"s": v, "v": v}
+        return {"s": spikes, "v": v}   # a plain dict of outputs is accepted too
+
+    def state(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+def run_with(fault, **kw):
+    m = ps.Model(t_stop_ms=5.0, window_ms=1.0)
+    m.solver("bad", Misbehaving(fault=fault, **kw))
+    m.record("bad.v")
+    return ps.run(m)
+
+
+def test_a_well_behaved_solver_satisfies_the_protocol():
+    assert isinstance(_Misbehaving(Misbehaving()), Solver)
+    assert run_with("").status == "complete"
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("raise", r"solver 'bad' \(test_misbehaving\) raised in window \[2, \.\.\.\) ms: FloatingPointError: overflow"),
+    ("late-spike", r"returned spikes for 's' outside its window \[2000000, 3000000\) ticks"),
+    ("bad-id", r"returned spike ids for 's' outside \[0, 2\)"),
+    ("short-samples", r"returned samples for 'v' starting at tick 2000000, every 100000, shape \(9, 1\); "
+                      r"expected 2000000, 100000, \(10, 1\)"),
+    ("missing-port", r"returned no output for port 'v'"),
+    ("wrong-kind", r"returned Samples for spike port 's'"),
+])
+def test_contract_violations_name_the_solver_and_the_window(fault, message):
+    with pytest.raises(ps.SolverError, match=message) as info:
+        run_with(fault)
+    assert info.value.solver == "bad" and info.value.t_ms == 2.0
+
+
+def test_a_solver_that_fails_to_build_is_named():
+    with pytest.raises(ps.SolverError, match=r"solver 'bad' \(test_misbehaving\) failed to build: "
+                                             r"RuntimeError: no licence") as info:
+        run_with("build")
+    assert info.value.t_ms is None
