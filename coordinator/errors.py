@@ -5,6 +5,7 @@
   x ConfigError           a config file that is missing, raises, or defines no model
   x RunFileError          cannot write, exists without force, not a run file, wrong version
   x SolverError           a solver failed or hung; carries .solver and .t_ms
+  x ProbeError            a probe's global stage failed while combining a window; .probe, .t_ms
   x TransportError        startup, liveness, routing between processes
     + ProtocolError       malformed message on the wire; names the field
 
@@ -55,6 +56,15 @@ class SolverError(PolyscaleError):
 
     def __init__(self, message: str, *, solver: str, t_ms: float | None = None):
         self.solver = solver
+        self.t_ms = t_ms
+        super().__init__(message)
+
+
+class ProbeError(PolyscaleError):
+    """A probe's global part (combining the solvers' parts, head model, haemodynamics) failed."""
+
+    def __init__(self, message: str, *, probe: str, t_ms: float | None = None):
+        self.probe = probe
         self.t_ms = t_ms
         super().__init__(message)
 

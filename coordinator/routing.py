@@ -53,6 +53,8 @@ class Link:
             self.lut[list(lk.source_channels)] = np.arange(len(lk.source_channels))
         self.src_channels = np.asarray(lk.source_channels, dtype=np.int64)
         self.dst_channels = np.asarray(lk.target_channels, dtype=np.int64)
+        self.dst_unique = len(set(lk.target_channels)) == len(lk.target_channels)
+        self.dst_is_all = list(lk.target_channels) == list(range(lk.target_port.size))
         if src.kind == "spikes":
             self._pending_ticks: list[np.ndarray] = []
             self._pending_ids: list[np.ndarray] = []
@@ -62,6 +64,7 @@ class Link:
             # history of source samples: row i is source sample index hist_k0 + i
             self.hist = np.zeros((0, len(lk.source_channels)))
             self.hist_k0 = 0
+            self.contiguous = (self.grid == self.src_period and self.delay % self.src_period == 0)
 
     # -- source side ------------------------------------------------------------------------
     def push(self, sig: Signal) -> None:
@@ -124,8 +127,19 @@ class Link:
 
     def _delayed_samples(self, t0: int, t1: int) -> Samples:
         grid = self.grid
-        times = np.arange(t0, t1, grid, dtype=np.int64)
-        data = self._source_at(times - self.delay)
+        p = self.src_period
+        if self.contiguous:
+            # same grid and a delay of whole periods: the rows are one slice of the history
+            k0 = (t0 - self.delay) // p
+            n = (t1 - t0) // p
+            lo = k0 - self.hist_k0
+            if k0 >= 0 and lo >= 0 and lo + n <= len(self.hist):
+                data = self.hist[lo:lo + n].copy()
+            else:
+                data = self._rows(np.arange(k0, k0 + n, dtype=np.int64))
+        else:
+            times = np.arange(t0, t1, grid, dtype=np.int64)
+            data = self._source_at(times - self.delay)
         # forget what no later window can ask for
         oldest_needed = (t1 - self.delay) // self.src_period - 1
         drop = oldest_needed - self.hist_k0
@@ -207,7 +221,11 @@ class Inbox:
                 acc = sampled[lk.target.port]
                 data = sig.data * lk.weight if lk.weight != 1.0 else sig.data
                 n, m = data.shape[1], len(dst)
-                if n == m:
+                if n == m and link.dst_is_all:
+                    acc += data
+                elif n == m and link.dst_unique:
+                    acc[:, dst] += data
+                elif n == m:
                     np.add.at(acc, (slice(None), dst), data)
                 elif n == 1:
                     np.add.at(acc, (slice(None), dst), np.broadcast_to(data, (data.shape[0], m)))

@@ -2,8 +2,12 @@
 
 The schema is documented in docs/run-file.md; bump ``FORMAT_VERSION`` when it changes in a way
 an older reader would misread. The writer creates every group and dataset when the run starts
-(the plan says what will be written), appends after each *complete* window and flushes, so a run
-that fails keeps every complete window and says so in the root attribute ``status``.
+(the plan says what will be written) and takes each *complete* window. It buffers windows in
+memory and writes them out at least every ``flush_s`` seconds of wall time (and when the buffer
+grows past ``flush_bytes``), because an HDF5 resize + write + flush per dataset per window costs
+far more than a short window's compute. Every path that ends a run (success, an exception,
+Ctrl-C) writes out the buffer before it sets ``status``, so a run that fails keeps every complete
+window; only a hard kill of the writing process loses the windows of the last ``flush_s``.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import RunFileError
+from .errors import ProbeError, RunFileError
 from .plan import Plan
 from .signals import Samples, Spikes, WindowResult
 from .time import TICKS_PER_MS, to_ms
@@ -59,8 +64,16 @@ class RunWriter:
     """Writes one run. ``path`` None keeps the file in memory (returned by :meth:`reader`)."""
 
     def __init__(self, path: str | os.PathLike | None, plan: Plan, *, force: bool = False,
-                 transport: str = "inproc"):
+                 transport: str = "inproc", flush_s: float = 1.0, flush_bytes: int = 64 << 20):
         self.plan = plan
+        self.flush_s = flush_s
+        self.flush_bytes = flush_bytes
+        self._pending: dict[int, list[np.ndarray]] = {}   # id(dataset) -> arrays to append
+        self._datasets: dict[int, h5py.Dataset] = {}
+        self._pending_bytes = 0
+        self._pending_windows = 0
+        self._t_pending = 0
+        self._last_flush = time.monotonic()
         self.path = None if path is None else check_writable(path, force)
         try:
             if self.path is None:
@@ -100,8 +113,8 @@ class RunWriter:
             g.attrs["dt_ms"] = to_ms(sp.dt_ticks)
             g.attrs["rng"] = f"PCG64(SeedSequence([seed, blake2b64('solver'), blake2b64({name!r})]))"
             g.attrs["ports"] = json.dumps({n: p.to_dict() for n, p in sp.ports.items()})
-        self._spikes: dict[tuple[str, str], h5py.Group] = {}
-        self._signals: dict[tuple[str, str], h5py.Group] = {}
+        self._spikes: dict[tuple[str, str], tuple[h5py.Dataset, h5py.Dataset]] = {}
+        self._signals: dict[tuple[str, str], tuple[h5py.Dataset, h5py.Dataset]] = {}
         for r in plan.recordings:
             g = f.create_group(r.group)
             if r.kind == "spikes":
@@ -111,13 +124,13 @@ class RunWriter:
                 g.attrs["n_channels"] = self.plan.solvers[r.solver].ports[r.port].size
                 if not r.all_channels:
                     g.create_dataset("recorded_ids", data=np.asarray(r.channels, dtype=np.int64))
-                self._spikes[(r.solver, r.port)] = g
+                self._spikes[(r.solver, r.port)] = (g["times"], g["ids"])
             else:
                 n = len(r.channels)
                 self._sampled(g, n, r.units, r.kind)
                 g.create_dataset("channels", data=np.asarray(r.channels, dtype=np.int64))
-                self._signals[(r.solver, r.port)] = g
-        self._probes: dict[str, h5py.Group] = {}
+                self._signals[(r.solver, r.port)] = (g["data"], g["time"])
+        self._probes: dict[str, tuple[h5py.Dataset, h5py.Dataset]] = {}
         for pp in plan.probes:
             g = f.create_group(f"probes/{pp.name}")
             self._sampled(g, pp.info.n_channels, pp.info.units, pp.info.modality)
@@ -126,7 +139,7 @@ class RunWriter:
             g.attrs["solvers"] = json.dumps(list(pp.solvers))
             if pp.info.positions is not None:
                 g.create_dataset("positions_um", data=np.asarray(pp.info.positions, dtype=np.float64))
-            self._probes[pp.name] = g
+            self._probes[pp.name] = (g["data"], g["time"])
 
     @staticmethod
     def _sampled(g: h5py.Group, n: int, units: str, kind: str) -> None:
@@ -139,43 +152,70 @@ class RunWriter:
         g.attrs["kind"] = kind
 
     # -- appending ----------------------------------------------------------------------------
-    @staticmethod
-    def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
-        n = len(values)
-        if n == 0:
-            return
-        old = ds.shape[0]
-        ds.resize(old + n, axis=0)
-        ds[old:] = values
-
     def append(self, t0: int, t1: int, results: Mapping[str, WindowResult]) -> None:
-        """Write one complete window: recorded outputs and combined probe parts."""
-        for (solver, port), g in self._spikes.items():
+        """Take one complete window: recorded outputs and combined probe parts.
+
+        All or nothing: if a probe's global stage fails, nothing of this window is kept.
+        """
+        staged: list[tuple[h5py.Dataset, np.ndarray]] = []
+        for (solver, port), (times, ids) in self._spikes.items():
             sig = results[solver].outputs[port]
-            assert isinstance(sig, Spikes)
-            self._append(g["times"], sig.ticks / TICKS_PER_MS)
-            self._append(g["ids"], sig.ids)
-        for (solver, port), g in self._signals.items():
+            staged += [(times, sig.ticks / TICKS_PER_MS), (ids, sig.ids)]
+        for (solver, port), (data, tds) in self._signals.items():
             sig = results[solver].outputs[port]
-            assert isinstance(sig, Samples)
-            self._append(g["data"], sig.data)
-            self._append(g["time"], sig.times() / TICKS_PER_MS)
+            staged += [(data, sig.data), (tds, sig.times() / TICKS_PER_MS)]
         for pp in self.plan.probes:
             parts = {s: results[s].probe_parts[pp.name] for s in pp.solvers}
-            data = np.asarray(self._combiners[pp.name](t0, t1, parts), dtype=np.float64)
-            g = self._probes[pp.name]
-            self._append(g["data"], data)
-            times = np.arange(t0, t1, pp.info.period_ticks, dtype=np.int64)[: len(data)]
-            self._append(g["time"], times / TICKS_PER_MS)
-        self.n_windows += 1
-        self.f.attrs["t_done_ms"] = to_ms(t1)
+            try:
+                out = np.asarray(self._combiners[pp.name](t0, t1, parts), dtype=np.float64)
+            except Exception as exc:
+                raise ProbeError(f"probe {pp.name!r} ({pp.spec.type}) failed combining the window "
+                                 f"[{to_ms(t0):g}, {to_ms(t1):g}) ms: {type(exc).__name__}: {exc}",
+                                 probe=pp.name, t_ms=to_ms(t0)) from exc
+            want = ((t1 - t0) // pp.info.period_ticks, pp.info.n_channels)
+            if out.shape != want:
+                raise ProbeError(f"probe {pp.name!r} ({pp.spec.type}) combined the window "
+                                 f"[{to_ms(t0):g}, {to_ms(t1):g}) ms into shape {out.shape}, "
+                                 f"expected {want}", probe=pp.name, t_ms=to_ms(t0))
+            data, tds = self._probes[pp.name]
+            staged += [(data, out), (tds, np.arange(t0, t1, pp.info.period_ticks) / TICKS_PER_MS)]
+        for ds, values in staged:
+            if len(values):
+                key = id(ds)
+                if key not in self._pending:
+                    self._pending[key] = []
+                    self._datasets[key] = ds
+                self._pending[key].append(values)
+                self._pending_bytes += values.nbytes
+        self._pending_windows += 1
+        self._t_pending = t1
+        if (self._pending_bytes >= self.flush_bytes
+                or time.monotonic() - self._last_flush >= self.flush_s):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered window to the file and flush it."""
+        for key, chunks in self._pending.items():
+            ds = self._datasets[key]
+            values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+            old = ds.shape[0]
+            ds.resize(old + len(values), axis=0)
+            ds[old:] = values
+        self._pending.clear()
+        self._pending_bytes = 0
+        self.n_windows += self._pending_windows
+        self._pending_windows = 0
+        self.f.attrs["t_done_ms"] = to_ms(self._t_pending)
         self.f.attrs["n_windows"] = self.n_windows
         self.f.flush()
+        self._last_flush = time.monotonic()
 
     def finish(self, status: str, **attrs: Any) -> None:
-        """Set the final status ('complete' or 'failed: <reason>') and close the file."""
+        """Write out what is buffered, set the final status ('complete' or 'failed: <reason>')
+        and close the file."""
         if not self.f:
             return
+        self.flush()
         self.f.attrs["status"] = status
         for k, v in attrs.items():
             self.f.attrs[k] = v
@@ -311,9 +351,10 @@ class Run:
             for s, p in self.spike_populations():
                 g = self.f[f"spikes/{s}/{p}"]
                 n = g["times"].shape[0]
+                n_rec = len(g["recorded_ids"]) if "recorded_ids" in g else int(g.attrs["n_channels"])
                 dur = a["t_done_ms"] / 1000.0
-                rate = n / (int(g.attrs["n_channels"]) * dur) if dur > 0 else float("nan")
-                lines.append(f"  {s}/{p}: {n} spikes from {g.attrs['n_channels']} channels "
+                rate = n / (n_rec * dur) if dur > 0 else float("nan")
+                lines.append(f"  {s}/{p}: {n} spikes from {n_rec} channels "
                              f"({rate:.3g} Hz per channel)")
         if self.signal_names():
             lines.append("signals:")

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable
 
-from .errors import SolverError
+from .errors import ProbeError, SolverError
 from .model import Model
 from .plan import Plan, make_plan
 from .runfile import Run, RunWriter
@@ -70,7 +70,7 @@ def execute(plan: Plan, tr: Transport, writer: RunWriter, progress: Progress | N
     except KeyboardInterrupt:
         status = f"failed: interrupted (KeyboardInterrupt) in window starting at {to_ms(t_now):g} ms"
         raise
-    except SolverError as exc:
+    except (SolverError, ProbeError) as exc:
         status = f"failed: {exc}"
         raise
     except BaseException as exc:

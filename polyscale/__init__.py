@@ -18,6 +18,7 @@ from .coordinator.errors import (  # noqa: E402
     ConfigError,
     ModelError,
     PolyscaleError,
+    ProbeError,
     ProtocolError,
     RunFileError,
     SolverError,
@@ -51,7 +52,7 @@ __all__ = [
     "solvers", "adapters", "probes",
     # errors
     "PolyscaleError", "ModelError", "ConfigError", "RunFileError", "SolverError",
-    "TransportError", "ProtocolError",
+    "ProbeError", "TransportError", "ProtocolError",
     # for authors of solvers, adapters and probes
     "SolverSpec", "AdapterSpec", "ProbeSpec", "SolverContext", "AdapterContext", "ProbeInfo",
     "Port", "Spikes", "Samples", "SignalSpec", "WindowResult", "register",

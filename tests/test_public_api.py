@@ -7,7 +7,7 @@ def test_exported_members_are_pinned():
         "__version__", "Model", "run", "check", "load", "load_model", "Run", "Plan",
         "solvers", "adapters", "probes",
         "PolyscaleError", "ModelError", "ConfigError", "RunFileError", "SolverError",
-        "TransportError", "ProtocolError",
+        "ProbeError", "TransportError", "ProtocolError",
         "SolverSpec", "AdapterSpec", "ProbeSpec", "SolverContext", "AdapterContext", "ProbeInfo",
         "Port", "Spikes", "Samples", "SignalSpec", "WindowResult", "register",
     ])
@@ -16,7 +16,8 @@ def test_exported_members_are_pinned():
 
 
 def test_errors_form_the_documented_hierarchy():
-    for err in (ps.ModelError, ps.ConfigError, ps.RunFileError, ps.SolverError, ps.TransportError):
+    for err in (ps.ModelError, ps.ConfigError, ps.RunFileError, ps.SolverError, ps.ProbeError,
+                ps.TransportError):
         assert issubclass(err, ps.PolyscaleError)
     assert issubclass(ps.ProtocolError, ps.TransportError)
     assert issubclass(ps.ModelError, ValueError)
