@@ -233,14 +233,18 @@ class Model:
         if not isinstance(spec, SolverSpec):
             raise ModelError(f"solver {name!r}: expected a solver spec such as "
                              f"ps.solvers.LinearSystem(...) (got {type(spec).__name__})")
+        registry.ensure_registered("solvers", type(spec))
         self.solvers[name] = spec
 
     def couple(self, source: str, target: str, *, delay_ms: float,
                via: Sequence[AdapterSpec] | AdapterSpec = (), weight: float = 1.0,
                interpolation: str = "hold") -> None:
         """Route ``source`` (an out port) to ``target`` (an in port) after ``delay_ms``."""
-        self.couplings.append(Coupling(source=source, target=target, delay_ms=delay_ms, via=via,
-                                       weight=weight, interpolation=interpolation))
+        c = Coupling(source=source, target=target, delay_ms=delay_ms, via=via, weight=weight,
+                     interpolation=interpolation)
+        for a in c.via:
+            registry.ensure_registered("adapters", type(a))
+        self.couplings.append(c)
 
     def record(self, target: str, *, every_ms: float | None = None) -> None:
         """Write out port ``target`` to the run file (sampled ports: every ``every_ms``)."""
@@ -254,19 +258,21 @@ class Model:
         if not isinstance(spec, ProbeSpec):
             raise ModelError(f"probe {name!r}: expected a probe spec such as "
                              f"ps.probes.LinearReadout(...) (got {type(spec).__name__})")
+        registry.ensure_registered("probes", type(spec))
         self.probes[name] = spec
 
     def with_options(self, *, seed: int | None = None, t_stop_ms: float | None = None,
                      window_ms: float | None = None) -> "Model":
         """A copy with run options changed (what the CLI's --seed and --t-stop do)."""
-        m = Model.from_dict(self.to_dict())
-        if seed is not None:
-            m.seed = seed
-        if t_stop_ms is not None:
-            m.t_stop_ms = t_stop_ms
-        if window_ms is not None:
-            m.window_ms = window_ms
-        m._check_header()
+        m = Model(seed=self.seed if seed is None else seed,
+                  t_stop_ms=self.t_stop_ms if t_stop_ms is None else t_stop_ms,
+                  window_ms=self.window_ms if window_ms is None else window_ms)
+        # specs are frozen: sharing them is safe
+        m.solvers = dict(self.solvers)
+        m.couplings = list(self.couplings)
+        m.recordings = list(self.recordings)
+        m.probes = dict(self.probes)
+        m.metadata = dict(self.metadata)
         return m
 
     # -- data ---------------------------------------------------------------------------------

@@ -420,7 +420,6 @@ def _resolve_probe(name, spec: ProbeSpec, solvers, specs, window) -> ProbePlan:
         info = spec.describe({s: solvers[s].ports for s in names}, window)
     except ModelError as exc:
         raise ModelError(f"{what}: {exc}") from None
-    if window % info.period_ticks:
-        raise ModelError(f"{what}: samples every {fmt_ms(info.period_ticks)}, which does not divide "
-                         f"the window ({fmt_ms(window)})")
+    if not isinstance(info, ProbeInfo) or info.period_ticks < 1 or info.part_period < 1:
+        raise ModelError(f"{what}: describe() must return a ProbeInfo with periods >= 1 tick")
     return ProbePlan(name=name, spec=spec, info=info, solvers=names)

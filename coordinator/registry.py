@@ -45,6 +45,23 @@ def register(group: str, cls: type) -> type:
     return cls
 
 
+def ensure_registered(group: str, cls: type) -> None:
+    """Register a class handed over directly (``model.solver("x", MySpec(...))``), so that the
+    model can be rebuilt from its data in this process; a name taken by another class is an
+    error. Processes elsewhere still need an entry point (or a register call) to find it."""
+    name = cls.type
+    if _classes[group].get(name) is cls:
+        return
+    if name in _group_entry_points(group):
+        other = get(group, name)
+        if other is not cls:
+            raise ModelError(f"{group[:-1]} type {name!r} of {cls.__module__}.{cls.__qualname__} is "
+                             f"already taken by {other.__module__}.{other.__qualname__}; give it "
+                             f"another type name")
+        return
+    register(group, cls)
+
+
 def get(group: str, name: str) -> type:
     """The spec class registered as ``name`` in ``group``; ModelError listing the known names."""
     if name in _classes[group]:

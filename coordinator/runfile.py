@@ -27,7 +27,7 @@ import numpy as np
 from .errors import ProbeError, RunFileError
 from .plan import Plan
 from .signals import Samples, Spikes, WindowResult
-from .time import TICKS_PER_MS, to_ms
+from .time import TICKS_PER_MS, grid_count, grid_start, to_ms
 
 FORMAT = "polyscale-run"
 FORMAT_VERSION = 1
@@ -172,13 +172,14 @@ class RunWriter:
                 raise ProbeError(f"probe {pp.name!r} ({pp.spec.type}) failed combining the window "
                                  f"[{to_ms(t0):g}, {to_ms(t1):g}) ms: {type(exc).__name__}: {exc}",
                                  probe=pp.name, t_ms=to_ms(t0)) from exc
-            want = ((t1 - t0) // pp.info.period_ticks, pp.info.n_channels)
+            want = (grid_count(t0, t1, pp.info.period_ticks), pp.info.n_channels)
             if out.shape != want:
                 raise ProbeError(f"probe {pp.name!r} ({pp.spec.type}) combined the window "
                                  f"[{to_ms(t0):g}, {to_ms(t1):g}) ms into shape {out.shape}, "
                                  f"expected {want}", probe=pp.name, t_ms=to_ms(t0))
             data, tds = self._probes[pp.name]
-            staged += [(data, out), (tds, np.arange(t0, t1, pp.info.period_ticks) / TICKS_PER_MS)]
+            times = np.arange(grid_start(t0, pp.info.period_ticks), t1, pp.info.period_ticks)
+            staged += [(data, out), (tds, times / TICKS_PER_MS)]
         for ds, values in staged:
             if len(values):
                 key = id(ds)

@@ -19,7 +19,7 @@ from .plan import Plan
 from .seeding import rng_for
 from .signals import Port, Samples, Signal, Spikes, WindowResult
 from .specs import SolverContext
-from .time import to_ms
+from .time import grid_count, to_ms
 
 
 @runtime_checkable
@@ -108,7 +108,7 @@ class SolverRunner:
                 part = np.asarray(local(t0, t1, result), dtype=np.float64)
             except Exception as exc:
                 raise self._fail(t0, f"failed computing its part of probe {pp.name!r}", exc) from exc
-            want = ((t1 - t0) // pp.info.period_ticks, pp.info.n_channels)
+            want = (grid_count(t0, t1, pp.info.part_period), pp.info.part_shape_channels)
             if part.shape != want:
                 raise self._fail(t0, f"gave probe {pp.name!r} a part of shape {part.shape}, expected {want}")
             result.probe_parts[pp.name] = part

@@ -184,8 +184,10 @@ class ProbeSpec(Spec):
 
     def combine(self, info: "ProbeInfo"):
         """Built where the run file is written: a callable ``(t0, t1, parts) -> (n_samples,
-        n_channels)`` merging the parts (dict solver -> array). Stateful stages (head models,
-        haemodynamics) return an object that keeps its state between windows."""
+        n_channels)`` merging the parts (dict solver -> array), with one row per multiple of
+        ``info.period_ticks`` in [t0, t1). Stateful stages (head models, haemodynamics) return
+        an object that keeps its state between windows. The default sums the parts, which
+        assumes parts and output share channels and period."""
         def total(t0: int, t1: int, parts: Mapping[str, np.ndarray]) -> np.ndarray:
             return np.sum([parts[name] for name in sorted(parts)], axis=0)
         return total
@@ -193,9 +195,14 @@ class ProbeSpec(Spec):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProbeInfo:
-    """What a probe writes: ``n_channels`` columns every ``period_ticks``, in ``units``.
+    """What a probe writes, and what its local parts hand to its global part.
 
+    n_channels, period_ticks, units, modality : the written signal: ``n_channels`` columns at
+        every tick that is a multiple of ``period_ticks`` (which need not divide the window: a
+        BOLD probe writes one sample per TR, whatever the window)
     positions : (n_channels, 3) electrode/sensor positions (um) or None
+    part_channels, part_period_ticks : shape of each solver's local part, (rows at multiples of
+        part_period_ticks in the window, part_channels); default: the same as the written signal
     """
 
     n_channels: int
@@ -203,6 +210,16 @@ class ProbeInfo:
     units: str
     modality: str
     positions: tuple[tuple[float, float, float], ...] | None = None
+    part_channels: int | None = None
+    part_period_ticks: int | None = None
+
+    @property
+    def part_shape_channels(self) -> int:
+        return self.n_channels if self.part_channels is None else self.part_channels
+
+    @property
+    def part_period(self) -> int:
+        return self.period_ticks if self.part_period_ticks is None else self.part_period_ticks
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -45,6 +45,16 @@ def lcm(values: Iterable[int]) -> int:
     return out
 
 
+def grid_count(t0: int, t1: int, period: int) -> int:
+    """How many ticks k * period lie in [t0, t1)."""
+    return (t1 - 1) // period - (t0 - 1) // period
+
+
+def grid_start(t0: int, period: int) -> int:
+    """The first tick k * period at or after t0."""
+    return -(-t0 // period) * period
+
+
 def fmt_ms(ticks: int) -> str:
     """A tick count as ms for messages: '0.1 ms', '1500 ms'."""
     return f"{to_ms(ticks):g} ms"

@@ -17,7 +17,7 @@ from ..coordinator.errors import ModelError
 from ..coordinator.model import Endpoint
 from ..coordinator.signals import Port, WindowResult
 from ..coordinator.specs import ProbeInfo, ProbeSpec
-from ..coordinator.time import fmt_ms, lcm, to_ticks
+from ..coordinator.time import fmt_ms, grid_count, grid_start, lcm, to_ticks
 from ..coordinator.validation import as_tuple, require_number
 
 
@@ -115,10 +115,11 @@ class LinearReadout(ProbeSpec):
                 if ep.solver == solver_name]
 
         def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-            total = 0.0
+            total = np.zeros((grid_count(t0, t1, probe_period), info.n_channels))
+            first = grid_start(t0, probe_period)
             for port, m in mats:
                 sig = result.outputs[port]
-                step = (probe_period // sig.period)
-                total = total + sig.data[::step] @ m
+                rows = sig.data[(first - t0) // sig.period::probe_period // sig.period]
+                total += rows @ m
             return total
         return part

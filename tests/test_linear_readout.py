@@ -25,3 +25,14 @@ def test_readout_period_must_be_a_multiple_of_every_source_period():
     m.probe("p", ps.probes.LinearReadout(weights={"a.x": [[1.0]]}, every_ms=0.3))
     with pytest.raises(ps.ModelError, match=r"every_ms=0\.3 is not a multiple of the sample period of a\.x \(0\.2 ms\)"):
         m.check()
+
+
+def test_readout_slower_than_the_window_writes_one_sample_per_period():
+    """A 0.7 ms readout over 0.2 ms windows: samples at every multiple of 0.7 ms, none lost."""
+    m = ps.Model(t_stop_ms=5.0, window_ms=0.2)
+    m.solver("a", ps.solvers.LinearSystem(a=[[0.0]], c=[1.0], dt_ms=0.1))   # x = t
+    m.probe("slow", ps.probes.LinearReadout(weights={"a.x": [[2.0]]}, every_ms=0.7))
+    p = ps.run(m).probe("slow")
+    t = np.arange(8) * 0.7
+    np.testing.assert_allclose(p.time, t, atol=1e-12)
+    np.testing.assert_allclose(p.data[:, 0], 2 * t, atol=1e-12)

@@ -36,3 +36,24 @@ def test_run_time_registration_and_conflicts():
         registry.register("solvers", Other)
     with pytest.raises(ps.ModelError, match=r"is not a AdapterSpec subclass"):
         registry.register("adapters", Mine)
+
+
+def test_a_class_handed_over_directly_is_registered_unless_its_name_is_taken():
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Direct(ps.SolverSpec):
+        type: ClassVar[str] = "test_registry_direct"
+        dt_ms: float = 0.1
+
+        def ports(self):
+            return {}
+
+    m = ps.Model()
+    m.solver("d", Direct())
+    assert ps.Model.from_dict(m.to_dict()) == m
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Impostor(ps.SolverSpec):
+        type: ClassVar[str] = "relay"
+    with pytest.raises(ps.ModelError, match=r"solver type 'relay' of .*Impostor is already taken by "
+                                            r"polyscale\.solvers\.relay\.SpikeRelay; give it another type name"):
+        m.solver("i", Impostor())
