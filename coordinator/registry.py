@@ -38,7 +38,10 @@ def register(group: str, cls: type) -> type:
         raise ModelError(f"{cls!r} is not a {GROUPS[group].__name__} subclass")
     name = cls.type
     existing = _classes[group].get(name)
-    if existing is not None and existing is not cls:
+    redefined = existing is not None and (existing.__module__, existing.__qualname__) == (
+        cls.__module__, cls.__qualname__)
+    # a config or notebook cell executed again defines the same class anew: take the new one
+    if existing is not None and existing is not cls and not redefined:
         raise ModelError(f"{group} type {name!r} is already registered by "
                          f"{existing.__module__}.{existing.__qualname__}")
     _classes[group][name] = cls

@@ -212,9 +212,6 @@ def build(t_stop_ms: float = 1.0):
 """
 
 
-@pytest.mark.xfail(strict=True, reason="Model.solver registers the spec class (registry.ensure_registered, "
-                   "since 87af686); loading the config again defines a new class object with the same "
-                   "type, which register() refuses as 'already registered by __polyscale_config__.Own'")
 def test_config_defining_its_own_solver_class_loads_twice_in_one_process(tmp_path: Path):
     path = write(tmp_path, OWN_SOLVER)
     first = load_model(path, {"t_stop_ms": 1.0})
