@@ -349,3 +349,73 @@ def test_real_executables_run_and_describe_a_model(tmp_path: Path):
                            capture_output=True, text=True, timeout=120)
     assert (again.returncode, again.stdout) == (2, "")
     assert out.read_bytes() == before
+
+
+# -- a real Ctrl-C and a real terminal ------------------------------------------------------------
+
+LONG = """
+import polyscale as ps
+model = ps.Model(seed=1, t_stop_ms=1e5, window_ms=0.1)
+model.solver("a", ps.solvers.LinearSystem(a=[[-0.1]], c=[1.0], dt_ms=0.1))
+model.record("a.x")
+"""
+
+
+def test_sigint_stops_a_real_run_with_130_and_a_valid_file(tmp_path: Path):
+    """SIGINT (Ctrl-C) to a running `polyscale run`: exit 130, status 'failed: interrupted',
+    and every written window complete (samples = windows x samples per window)."""
+    import signal
+    import time
+
+    out = tmp_path / "long.h5"
+    cfg = tmp_path / "long.py"
+    cfg.write_text(LONG)
+    proc = subprocess.Popen([sys.executable, "-m", "polyscale", "run", str(cfg), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)   # the file appears once imports are done and the model is planned
+        time.sleep(3.0)        # compile, then windows written out (the writer flushes every second)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted; the run file keeps every complete window" in err
+    with ps.load(out) as run:
+        assert run.status.startswith("failed: interrupted (KeyboardInterrupt)")
+        n = run.attrs["n_windows"]
+        assert n > 0 and run.attrs["t_done_ms"] == pytest.approx(0.1 * n)
+        assert run.signal("a", "x").data.shape == (n, 1)
+
+
+def test_progress_bar_on_a_terminal_and_none_in_logs(tmp_path: Path):
+    import os
+    import pty
+
+    cfg = tmp_path / "short.py"
+    cfg.write_text(LONG.replace("t_stop_ms=1e5", "t_stop_ms=50.0"))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "polyscale", "run", str(cfg), "--out", str(tmp_path / "a.h5")],
+                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:   # the terminal closed: the process ended
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    tty = b"".join(chunks).decode()
+    assert proc.returncode == 0
+    assert re.search(r"\[#{30}\] 100\.0%  50\.0/50\.0 ms  wall \d+\.\d s  \S+ ms/s", tty), tty
+    # not a terminal: no bar at all
+    logged = subprocess.run([sys.executable, "-m", "polyscale", "run", str(cfg), "--out", str(tmp_path / "b.h5")],
+                            capture_output=True, text=True, timeout=60)
+    assert logged.returncode == 0 and logged.stderr == ""
