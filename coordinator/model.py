@@ -177,6 +177,31 @@ class Recording:
         return cls(**d)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """Where a solver runs: a run option, not science (the same model runs anywhere).
+
+    host : label of the worker that runs it ('node03'); None lets the transport choose
+    ranks : number of MPI ranks (or processes) the solver spans; 1 unless the solver supports more
+    """
+
+    host: str | None = None
+    ranks: int = 1
+
+    def __post_init__(self) -> None:
+        if self.host is not None and (not isinstance(self.host, str) or not self.host):
+            raise ModelError(f"placement: 'host' must be a non-empty string or None (got {self.host!r})")
+        if isinstance(self.ranks, bool) or not isinstance(self.ranks, int) or self.ranks < 1:
+            raise ModelError(f"placement: 'ranks' must be an integer >= 1 (got {self.ranks!r})")
+
+    def to_dict(self) -> dict:
+        return {"host": self.host, "ranks": self.ranks}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Placement":
+        return cls(**d)
+
+
 def _check_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ModelError(f"{what} name must be a letter or '_' followed by letters, digits, '_' "
@@ -211,6 +236,7 @@ class Model:
         self.couplings: list[Coupling] = []
         self.recordings: list[Recording] = []
         self.probes: dict[str, ProbeSpec] = {}
+        self.placement: dict[str, Placement] = {}
         self.metadata: dict[str, Any] = {}
         self._check_header()
 
@@ -261,6 +287,11 @@ class Model:
         registry.ensure_registered("probes", type(spec))
         self.probes[name] = spec
 
+    def place(self, name: str, *, host: str | None = None, ranks: int = 1) -> None:
+        """Say where solver ``name`` runs (see :class:`Placement`); transports that cannot honour
+        it say so when the run starts. The CLI's ``--place name=host`` does the same."""
+        self.placement[name] = Placement(host=host, ranks=ranks)
+
     def with_options(self, *, seed: int | None = None, t_stop_ms: float | None = None,
                      window_ms: float | None = None) -> "Model":
         """A copy with run options changed (what the CLI's --seed and --t-stop do)."""
@@ -272,6 +303,7 @@ class Model:
         m.couplings = list(self.couplings)
         m.recordings = list(self.recordings)
         m.probes = dict(self.probes)
+        m.placement = dict(self.placement)
         m.metadata = dict(self.metadata)
         return m
 
@@ -287,6 +319,7 @@ class Model:
             "couplings": [c.to_dict() for c in self.couplings],
             "recordings": [r.to_dict() for r in self.recordings],
             "probes": {n: p.to_dict() for n, p in self.probes.items()},
+            "placement": {n: p.to_dict() for n, p in self.placement.items()},
             "metadata": _plain(self.metadata),
         }
 
@@ -304,6 +337,7 @@ class Model:
         m.recordings = [Recording.from_dict(r) for r in d.get("recordings") or ()]
         for name, p in (d.get("probes") or {}).items():
             m.probe(name, registry.spec_from_dict("probes", p))
+        m.placement = {n: Placement.from_dict(p) for n, p in (d.get("placement") or {}).items()}
         m.metadata = dict(d.get("metadata") or {})
         return m
 
@@ -329,4 +363,4 @@ def _plain(value: Any) -> Any:
     return encode(value)
 
 
-__all__ = ["Model", "Coupling", "Recording", "Endpoint", "INTERPOLATIONS"]
+__all__ = ["Model", "Coupling", "Recording", "Endpoint", "Placement", "INTERPOLATIONS"]

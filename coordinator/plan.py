@@ -172,6 +172,11 @@ def make_plan(model: Model) -> Plan:
             continue
         solvers[name] = SolverPlan(name, spec, dt, ports)
 
+    for name in model.placement:
+        if name not in model.solvers:
+            known = ", ".join(map(repr, model.solvers)) or "none"
+            problems.append(f"placement: there is no solver {name!r} (solvers: {known})")
+
     # couplings, first pass: endpoints and delays (the window depends on these)
     resolved = []
     for i, c in enumerate(model.couplings):

@@ -106,3 +106,15 @@ def test_from_dict_rejects_unknown_types_and_formats():
         ps.Model.from_dict(data)
     with pytest.raises(ps.ModelError, match=r"model format 99 is not supported"):
         ps.Model.from_dict({**small_model().to_dict(), "format": 99})
+
+
+def test_placement_is_data_and_names_real_solvers():
+    m = small_model()
+    m.place("a", host="node03", ranks=2)
+    assert ps.Model.from_dict(msgpack.unpackb(msgpack.packb(m.to_dict()))).placement["a"].host == "node03"
+    assert m.with_options(seed=3).placement == m.placement
+    m.place("ghost", host="x")
+    with pytest.raises(ps.ModelError, match=r"placement: there is no solver 'ghost'"):
+        m.check()
+    with pytest.raises(ps.ModelError, match=r"placement: 'ranks' must be an integer >= 1 \(got 0\)"):
+        m.place("a", ranks=0)
