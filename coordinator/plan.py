@@ -184,16 +184,18 @@ def make_plan(model: Model) -> Plan:
         if r is not None:
             resolved.append(r)
 
-    # the window
+    # the window: a whole number of every dt and of every sampled port's period
     dts = [s.dt_ticks for s in solvers.values()]
-    base = lcm(dts) if dts else 1
+    periods = [p.period_ticks for s in solvers.values() for p in s.ports.values() if p.sampled]
+    base = lcm(dts + periods)
     window, reason = None, ""
     if model.window_ms is not None:
         window = guard(to_ticks, model.window_ms, "model: window_ms")
         reason = "set by the model"
         if window is not None and window % base:
             problems.append(f"model: window_ms={model.window_ms:g} is not a whole number of every "
-                            f"solver's dt ({_dt_list(solvers)}); use a multiple of {fmt_ms(base)}")
+                            f"solver's dt ({_dt_list(solvers)}) and sample period; use a multiple "
+                            f"of {fmt_ms(base)}")
             window = None
     elif resolved:
         which = min(resolved, key=_delay_limit)
@@ -224,21 +226,11 @@ def make_plan(model: Model) -> Plan:
                 c = r["coupling"]
                 problems.append(f"coupling {c.name}: delay_ms={c.delay_ms:g} is shorter than the "
                                 f"shortest possible window, {fmt_ms(base)} (a whole number of every "
-                                f"solver's dt: {_dt_list(solvers)})")
+                                f"solver's dt and sample period; dt: {_dt_list(solvers)})")
 
-    if window is not None:
-        for s in solvers.values():
-            for pname, p in s.ports.items():
-                if p.sampled and window % p.period_ticks:
-                    problems.append(f"solver {s.name!r}: port {pname!r} samples every "
-                                    f"{fmt_ms(p.period_ticks)}, which does not divide the window "
-                                    f"({fmt_ms(window)})")
-    if t_stop is not None and solvers:
-        periods = [p.period_ticks for s in solvers.values() for p in s.ports.values() if p.sampled]
-        grid = lcm(dts + periods)
-        if t_stop % grid:
-            problems.append(f"model: t_stop_ms={model.t_stop_ms:g} is not a whole number of every "
-                            f"solver's dt and sample period ({fmt_ms(grid)})")
+    if t_stop is not None and solvers and t_stop % base:
+        problems.append(f"model: t_stop_ms={model.t_stop_ms:g} is not a whole number of every "
+                        f"solver's dt and sample period ({fmt_ms(base)})")
 
     # couplings, second pass: adapter chains (they may need the window), kinds, sizes, units
     links = []

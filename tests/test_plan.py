@@ -180,3 +180,26 @@ def test_the_plan_is_a_pure_function_of_the_model_data():
     plan = m.check()
     assert (again.window_ticks, again.t_stop_ticks) == (plan.window_ticks, plan.t_stop_ticks)
     assert [lk.name for lk in again.links] == [lk.name for lk in plan.links]
+
+
+def test_window_is_also_a_whole_number_of_every_sample_period():
+    """dt 0.1 ms but an output sampled every 0.5 ms: delay 1.2 ms gives a 1.0 ms window, not 1.2."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Slow(ps.SolverSpec):
+        type: ClassVar[str] = "test_plan_slow"
+        dt_ms: float = 0.1
+
+        def ports(self):
+            return {"r": ps.Port("rate", "out", 1, "Hz", 500_000)}
+
+    m = ps.Model(t_stop_ms=10.0)
+    m.solver("s", Slow())
+    m.solver("b", lin())
+    m.couple("s.r", "b.u", delay_ms=1.2)
+    assert m.check().window_ticks == MS
+    with pytest.raises(ps.ModelError, match=r"window_ms=0\.7 is not a whole number of every solver's dt "
+                                            r"\(s 0\.1 ms, b 0\.1 ms\) and sample period; use a multiple of 0\.5 ms"):
+        m.with_options(window_ms=0.7).check()
