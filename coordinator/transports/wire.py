@@ -1,0 +1,267 @@
+"""The wire protocol of the process transports: a msgpack header frame plus raw array frames.
+
+A message is a list of frames (docs/wire-protocol.md is the reference; ``WIRE_VERSION`` is
+checked at the handshake and in every header):
+
+* frame 0, the header: a msgpack map with exactly the keys ``v`` (int, the wire version),
+  ``type`` (one of :data:`MESSAGE_TYPES`), ``solver`` (str or nil), ``t0`` / ``t1`` (ticks,
+  int >= 0, or nil), ``arrays`` (a list of ``{"name": str, "dtype": str, "shape": [int, ...]}``)
+  and ``meta`` (a map with string keys: anything else the message type needs, msgpack types only);
+* frames 1..n: one raw buffer per entry of ``arrays``, in order, C-contiguous, little-endian,
+  exactly ``prod(shape) * itemsize`` bytes.
+
+Decoding checks every field, a dtype whitelist and the byte length of every buffer, and a size
+limit for the whole message, and raises :class:`ProtocolError` naming the field. Nothing is ever
+unpickled: the header is msgpack without extension types, the arrays are raw numbers.
+
+Nothing here knows about sockets, so any transport (zmq, mpi) can reuse the array encoding:
+:func:`encode` / :func:`decode` for messages, :func:`signals_to_wire` / :func:`signals_from_wire`
+for ``Spikes`` and ``Samples``, :func:`result_to_wire` / :func:`result_from_wire` for a
+``WindowResult``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from ..errors import ProtocolError
+from ..signals import Samples, Signal, Spikes, WindowResult
+
+#: version of this protocol; a peer speaking another version is refused at the handshake
+WIRE_VERSION = 1
+
+#: message types (docs/wire-protocol.md says who sends each and what ``meta`` holds)
+MESSAGE_TYPES = ("hello", "assign", "ready", "advance", "result", "error", "heartbeat", "stop", "bye")
+
+#: dtypes allowed on the wire (numpy ``dtype.str``): little-endian numbers and bool only
+DTYPES = ("<f8", "<f4", "<i8", "<i4", "<u8", "<u4", "|u1", "|i1", "|b1")
+
+#: default limit on a whole message (header + buffers), bytes
+MAX_MESSAGE_BYTES = 1 << 30
+#: most dimensions an array may have
+MAX_NDIM = 8
+#: most arrays in one message
+MAX_ARRAYS = 1 << 16
+
+_HEADER_KEYS = ("v", "type", "solver", "t0", "t1", "arrays", "meta")
+_ARRAY_KEYS = ("name", "dtype", "shape")
+
+
+@dataclass(slots=True)
+class Message:
+    """A decoded message. ``arrays`` are read-only views on the received frames."""
+
+    type: str
+    solver: str | None = None
+    t0: int | None = None
+    t1: int | None = None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ProtocolError(f"header: msgpack extension type {code} is not allowed")
+
+
+def _as_buffer(frame: Any) -> memoryview:
+    buf = getattr(frame, "buffer", None)  # zmq.Frame
+    return memoryview(buf if buf is not None else frame).cast("B")
+
+
+def encode(type: str, *, solver: str | None = None, t0: int | None = None, t1: int | None = None,
+           arrays: Mapping[str, np.ndarray] | None = None, meta: Mapping[str, Any] | None = None,
+           ) -> list[Any]:
+    """Frames of one message: the msgpack header, then each array's buffer (not copied when the
+    array is already C-contiguous and little-endian)."""
+    if type not in MESSAGE_TYPES:
+        raise ProtocolError(f"type: {type!r} is not a message type (allowed: {', '.join(MESSAGE_TYPES)})")
+    specs, bufs = [], []
+    for name, a in (arrays or {}).items():
+        a = np.asarray(a)
+        dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+        if dt.str not in DTYPES:
+            raise ProtocolError(f"arrays[{name!r}].dtype: {a.dtype.str!r} cannot go on the wire "
+                                f"(allowed: {', '.join(DTYPES)})")
+        a = np.ascontiguousarray(a, dtype=dt)
+        specs.append({"name": name, "dtype": dt.str, "shape": list(a.shape)})
+        bufs.append(a.data if a.size else b"")
+    header = {"v": WIRE_VERSION, "type": type, "solver": solver,
+              "t0": None if t0 is None else int(t0), "t1": None if t1 is None else int(t1),
+              "arrays": specs, "meta": dict(meta or {})}
+    return [msgpack.packb(header, use_bin_type=True), *bufs]
+
+
+def _check_int(h: dict, key: str) -> int | None:
+    v = h[key]
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v >= 1 << 63:
+        raise ProtocolError(f"header.{key}: must be an integer tick in [0, 2**63) or nil (got {v!r})")
+    return v
+
+
+def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+    """Decode and check one message (``frames`` as bytes, memoryviews or zmq Frames).
+
+    Raises
+    ------
+    ProtocolError naming the offending field (header key, ``arrays[i].<key>``, ``frame i``).
+    """
+    if not isinstance(frames, Sequence) or len(frames) == 0:
+        raise ProtocolError("message: no frames")
+    bufs = [_as_buffer(f) for f in frames]
+    total = sum(b.nbytes for b in bufs)
+    if total > max_bytes:
+        raise ProtocolError(f"message: {total} bytes is over the limit of {max_bytes} bytes")
+    try:
+        h = msgpack.unpackb(bufs[0], raw=False, strict_map_key=True, ext_hook=_no_ext)
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise ProtocolError(f"header: not valid msgpack ({type(exc).__name__}: {exc})") from None
+    if not isinstance(h, dict):
+        raise ProtocolError(f"header: must be a map (got {type(h).__name__})")
+    keys = set(h)
+    if keys != set(_HEADER_KEYS):
+        missing, extra = sorted(set(_HEADER_KEYS) - keys), sorted(map(str, keys - set(_HEADER_KEYS)))
+        raise ProtocolError(f"header: keys must be {', '.join(_HEADER_KEYS)} (missing: {missing}, "
+                            f"unexpected: {extra})")
+    if h["v"] != WIRE_VERSION or isinstance(h["v"], bool):
+        raise ProtocolError(f"header.v: wire version {h['v']!r} is not supported (this side speaks "
+                            f"{WIRE_VERSION})")
+    if h["type"] not in MESSAGE_TYPES:
+        raise ProtocolError(f"header.type: {h['type']!r} is not a message type "
+                            f"(allowed: {', '.join(MESSAGE_TYPES)})")
+    if h["solver"] is not None and not isinstance(h["solver"], str):
+        raise ProtocolError(f"header.solver: must be a string or nil (got {h['solver']!r})")
+    t0, t1 = _check_int(h, "t0"), _check_int(h, "t1")
+    if t0 is not None and t1 is not None and t1 < t0:
+        raise ProtocolError(f"header.t1: {t1} is before t0 = {t0}")
+    if not isinstance(h["meta"], dict):
+        raise ProtocolError(f"header.meta: must be a map (got {type(h['meta']).__name__})")
+    specs = h["arrays"]
+    if not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
+        raise ProtocolError(f"header.arrays: must be a list of at most {MAX_ARRAYS} array descriptions")
+    if len(specs) != len(bufs) - 1:
+        raise ProtocolError(f"header.arrays: describes {len(specs)} arrays but the message has "
+                            f"{len(bufs) - 1} buffer frames")
+    arrays: dict[str, np.ndarray] = {}
+    for i, (s, buf) in enumerate(zip(specs, bufs[1:])):
+        where = f"header.arrays[{i}]"
+        if not isinstance(s, dict) or set(s) != set(_ARRAY_KEYS):
+            raise ProtocolError(f"{where}: must be a map with exactly the keys {', '.join(_ARRAY_KEYS)}")
+        name, dtype, shape = s["name"], s["dtype"], s["shape"]
+        if not isinstance(name, str) or not name:
+            raise ProtocolError(f"{where}.name: must be a non-empty string (got {name!r})")
+        if name in arrays:
+            raise ProtocolError(f"{where}.name: {name!r} appears twice")
+        if dtype not in DTYPES:
+            raise ProtocolError(f"{where}.dtype: {dtype!r} is not allowed (allowed: {', '.join(DTYPES)})")
+        if (not isinstance(shape, list) or len(shape) > MAX_NDIM
+                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 62 for d in shape)):
+            raise ProtocolError(f"{where}.shape: must be a list of at most {MAX_NDIM} integers >= 0 "
+                                f"(got {shape!r})")
+        dt = np.dtype(dtype)
+        want = math.prod(shape) * dt.itemsize
+        if want != buf.nbytes:
+            raise ProtocolError(f"{where}.shape: {shape} of {dtype} needs {want} bytes but frame "
+                                f"{i + 1} has {buf.nbytes}")
+        arrays[name] = np.frombuffer(buf, dtype=dt).reshape(shape) if want else np.zeros(shape, dt)
+    return Message(type=h["type"], solver=h["solver"], t0=t0, t1=t1, arrays=arrays, meta=h["meta"])
+
+
+# -- signals -----------------------------------------------------------------------------------
+def signals_to_wire(prefix: str, signals: Mapping[str, Signal]) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` describing ``signals`` (key -> Spikes or Samples) under ``prefix``.
+
+    Spikes go as ``<prefix><key>/ticks`` and ``/ids`` (int64, (n,)) and, when set, ``/weights``
+    (float64, (n,)); Samples as ``<prefix><key>/data`` (float64, (n_samples, size)) with
+    ``t0`` and ``period`` (ticks) in the meta entry.
+    """
+    meta: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for key, sig in signals.items():
+        p = f"{prefix}{key}"
+        if isinstance(sig, Spikes):
+            meta[key] = {"kind": "spikes", "weights": sig.weights is not None}
+            arrays[f"{p}/ticks"] = np.asarray(sig.ticks, dtype=np.int64)
+            arrays[f"{p}/ids"] = np.asarray(sig.ids, dtype=np.int64)
+            if sig.weights is not None:
+                arrays[f"{p}/weights"] = np.asarray(sig.weights, dtype=np.float64)
+        elif isinstance(sig, Samples):
+            meta[key] = {"kind": "samples", "t0": int(sig.t0), "period": int(sig.period)}
+            arrays[f"{p}/data"] = np.asarray(sig.data, dtype=np.float64)
+        else:
+            raise ProtocolError(f"signal {key!r}: expected Spikes or Samples (got {type(sig).__name__})")
+    return meta, arrays
+
+
+def _array(arrays: Mapping[str, np.ndarray], name: str, dtype: str, ndim: int) -> np.ndarray:
+    a = arrays.get(name)
+    if a is None:
+        raise ProtocolError(f"arrays: {name!r} is missing")
+    if a.dtype.str != dtype or a.ndim != ndim:
+        raise ProtocolError(f"arrays[{name!r}]: must be {ndim}-D {dtype} (got {a.ndim}-D {a.dtype.str})")
+    return a
+
+
+def signals_from_wire(prefix: str, meta: Any, arrays: Mapping[str, np.ndarray]) -> dict[str, Signal]:
+    """Inverse of :func:`signals_to_wire`; checks kinds, dtypes and shapes."""
+    if not isinstance(meta, dict):
+        raise ProtocolError(f"meta for {prefix!r}: must be a map (got {type(meta).__name__})")
+    out: dict[str, Signal] = {}
+    for key, m in meta.items():
+        p = f"{prefix}{key}"
+        if not isinstance(m, dict) or m.get("kind") not in ("spikes", "samples"):
+            raise ProtocolError(f"meta[{p!r}].kind: must be 'spikes' or 'samples' (got {m!r})")
+        if m["kind"] == "spikes":
+            ticks = _array(arrays, f"{p}/ticks", "<i8", 1)
+            ids = _array(arrays, f"{p}/ids", "<i8", 1)
+            if ids.shape != ticks.shape:
+                raise ProtocolError(f"arrays[{p + '/ids'!r}]: shape {ids.shape} differs from ticks {ticks.shape}")
+            weights = None
+            if m.get("weights") is True:
+                weights = _array(arrays, f"{p}/weights", "<f8", 1)
+                if weights.shape != ticks.shape:
+                    raise ProtocolError(f"arrays[{p + '/weights'!r}]: shape {weights.shape} differs "
+                                        f"from ticks {ticks.shape}")
+            out[key] = Spikes(ticks, ids, weights)
+        else:
+            t0, period = m.get("t0"), m.get("period")
+            if isinstance(t0, bool) or not isinstance(t0, int) or t0 < 0:
+                raise ProtocolError(f"meta[{p!r}].t0: must be an integer tick >= 0 (got {t0!r})")
+            if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+                raise ProtocolError(f"meta[{p!r}].period: must be an integer >= 1 tick (got {period!r})")
+            out[key] = Samples(t0, period, _array(arrays, f"{p}/data", "<f8", 2))
+    return out
+
+
+def result_to_wire(prefix: str, result: WindowResult) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` for a WindowResult: outputs under ``<prefix>o/``, probe parts as
+    ``<prefix>p/<probe>`` (float64, 2-D)."""
+    ometa, arrays = signals_to_wire(f"{prefix}o/", result.outputs)
+    for name, part in result.probe_parts.items():
+        arrays[f"{prefix}p/{name}"] = np.asarray(part, dtype=np.float64)
+    return {"outputs": ometa, "probes": list(result.probe_parts)}, arrays
+
+
+def result_from_wire(prefix: str, meta: Any, arrays: Mapping[str, np.ndarray]) -> WindowResult:
+    """Inverse of :func:`result_to_wire`."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("probes"), list):
+        raise ProtocolError(f"meta for result {prefix!r}: must be a map with 'outputs' and 'probes'")
+    outputs = signals_from_wire(f"{prefix}o/", meta.get("outputs"), arrays)
+    parts = {}
+    for name in meta["probes"]:
+        if not isinstance(name, str):
+            raise ProtocolError(f"meta for result {prefix!r}.probes: names must be strings (got {name!r})")
+        parts[name] = _array(arrays, f"{prefix}p/{name}", "<f8", 2)
+    return WindowResult(outputs=outputs, probe_parts=parts)
+
+
+__all__ = ["WIRE_VERSION", "MESSAGE_TYPES", "DTYPES", "MAX_MESSAGE_BYTES", "Message", "encode", "decode",
+           "signals_to_wire", "signals_from_wire", "result_to_wire", "result_from_wire"]

@@ -1,0 +1,157 @@
+"""The wire protocol: exact round trips, every header check, and a fuzzed decoder."""
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from polyscale.coordinator.errors import ProtocolError
+from polyscale.coordinator.signals import Samples, Spikes, WindowResult
+from polyscale.coordinator.transports import wire
+
+
+def header(**override):
+    h = {"v": wire.WIRE_VERSION, "type": "advance", "solver": "a", "t0": 0, "t1": 10,
+         "arrays": [], "meta": {}}
+    h.update(override)
+    return msgpack.packb(h)
+
+
+def test_arrays_round_trip_bit_for_bit_without_copying_the_send_side():
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((7, 3))
+    ids = np.arange(5, dtype=np.int64)
+    frames = wire.encode("result", solver="s", t0=5, t1=9, arrays={"d": data, "i": ids},
+                         meta={"k": [1, "x"]})
+    assert frames[1].obj is data  # a view on the array itself: no copy on the send side
+    msg = wire.decode(frames)
+    assert (msg.type, msg.solver, msg.t0, msg.t1, msg.meta) == ("result", "s", 5, 9, {"k": [1, "x"]})
+    assert np.array_equal(msg.arrays["d"], data) and msg.arrays["d"].dtype == np.float64
+    assert np.array_equal(msg.arrays["i"], ids) and msg.arrays["i"].dtype == np.int64
+
+
+def test_big_endian_and_strided_arrays_arrive_as_the_same_numbers():
+    a = np.arange(12, dtype=">f8").reshape(3, 4)[:, ::2]
+    msg = wire.decode(wire.encode("result", arrays={"a": a}))
+    assert msg.arrays["a"].dtype.str == "<f8" and np.array_equal(msg.arrays["a"], a)
+
+
+def test_window_result_round_trip_keeps_spikes_samples_weights_and_probe_parts():
+    res = WindowResult(
+        outputs={"spk": Spikes(np.array([3, 4, 4], np.int64), np.array([0, 2, 1], np.int64)),
+                 "w": Spikes(np.array([1], np.int64), np.array([0], np.int64), np.array([0.5])),
+                 "x": Samples(100, 25, np.arange(8.0).reshape(4, 2)),
+                 "none": Spikes.empty()},
+        probe_parts={"lfp": np.ones((4, 1))})
+    meta, arrays = wire.result_to_wire("s/", res)
+    msg = wire.decode(wire.encode("result", arrays=arrays, meta={"r": meta}))
+    back = wire.result_from_wire("s/", msg.meta["r"], msg.arrays)
+    assert back.outputs["spk"].weights is None and back.outputs["w"].weights.tolist() == [0.5]
+    for k in ("spk", "w", "none"):
+        assert np.array_equal(back.outputs[k].ticks, res.outputs[k].ticks)
+        assert np.array_equal(back.outputs[k].ids, res.outputs[k].ids)
+    x = back.outputs["x"]
+    assert (x.t0, x.period) == (100, 25) and np.array_equal(x.data, res.outputs["x"].data)
+    assert np.array_equal(back.probe_parts["lfp"], np.ones((4, 1)))
+
+
+@pytest.mark.parametrize("frames, field", [
+    ([], "message: no frames"),
+    ([b"\xc1"], r"header: not valid msgpack"),
+    ([msgpack.packb([1, 2])], r"header: must be a map"),
+    ([msgpack.packb({"v": 1})], r"header: keys must be v, type, solver, t0, t1, arrays, meta"),
+    ([header(v=2)], r"header.v: wire version 2 is not supported \(this side speaks 1\)"),
+    ([header(v=True)], r"header.v: wire version True"),
+    ([header(type="pickle")], r"header.type: 'pickle' is not a message type"),
+    ([header(solver=3)], r"header.solver: must be a string or nil \(got 3\)"),
+    ([header(t0=-1)], r"header.t0: must be an integer tick"),
+    ([header(t1=2.5)], r"header.t1: must be an integer tick"),
+    ([header(t0=5, t1=4)], r"header.t1: 4 is before t0 = 5"),
+    ([header(meta=[])], r"header.meta: must be a map"),
+    ([header(), b"x"], r"header.arrays: describes 0 arrays but the message has 1 buffer frames"),
+    ([header(arrays=[{"name": "a"}]), b""], r"header.arrays\[0\]: must be a map with exactly the keys"),
+    ([header(arrays=[{"name": "", "dtype": "<f8", "shape": []}]), b""], r"header.arrays\[0\].name"),
+    ([header(arrays=[{"name": "a", "dtype": "|O", "shape": [1]}]), b"12345678"],
+     r"header.arrays\[0\].dtype: '\|O' is not allowed"),
+    ([header(arrays=[{"name": "a", "dtype": "<f8", "shape": [-1]}]), b""], r"header.arrays\[0\].shape"),
+    ([header(arrays=[{"name": "a", "dtype": "<f8", "shape": [2, 3]}]), b"0" * 40],
+     r"header.arrays\[0\].shape: \[2, 3\] of <f8 needs 48 bytes but frame 1 has 40"),
+    ([header(arrays=[{"name": "a", "dtype": "<i8", "shape": [0]}] * 2), b"", b""],
+     r"header.arrays\[1\].name: 'a' appears twice"),
+])
+def test_every_malformed_header_is_refused_naming_the_field(frames, field):
+    with pytest.raises(ProtocolError, match=field):
+        wire.decode(frames)
+
+
+def test_extension_types_are_refused_so_nothing_can_be_unpickled():
+    bad = msgpack.packb({"v": 1, "type": "hello", "solver": None, "t0": None, "t1": None,
+                         "arrays": [], "meta": {"x": msgpack.ExtType(42, b"\x80\x04")}})
+    with pytest.raises(ProtocolError, match="msgpack extension type 42 is not allowed"):
+        wire.decode([bad])
+
+
+def test_oversized_messages_are_refused_before_decoding():
+    frames = wire.encode("result", arrays={"a": np.zeros(1000)})
+    with pytest.raises(ProtocolError, match=r"message: 8\d+ bytes is over the limit of 4096 bytes"):
+        wire.decode(frames, max_bytes=4096)
+
+
+def test_signal_meta_is_checked_against_the_arrays():
+    arrays = {"o/s/ticks": np.zeros(2, np.int64), "o/s/ids": np.zeros(3, np.int64)}
+    with pytest.raises(ProtocolError, match=r"arrays\['o/s/ids'\]: shape \(3,\) differs from ticks"):
+        wire.signals_from_wire("o/", {"s": {"kind": "spikes"}}, arrays)
+    with pytest.raises(ProtocolError, match=r"arrays: 'o/x/data' is missing"):
+        wire.signals_from_wire("o/", {"x": {"kind": "samples", "t0": 0, "period": 1}}, {})
+    with pytest.raises(ProtocolError, match=r"meta\['o/x'\].period: must be an integer >= 1"):
+        wire.signals_from_wire("o/", {"x": {"kind": "samples", "t0": 0, "period": 0}}, {})
+    with pytest.raises(ProtocolError, match=r"arrays\['o/x/data'\]: must be 2-D <f8 \(got 1-D <i8\)"):
+        wire.signals_from_wire("o/", {"x": {"kind": "samples", "t0": 0, "period": 1}},
+                               {"o/x/data": np.zeros(2, np.int64)})
+
+
+def test_encoder_refuses_object_arrays():
+    with pytest.raises(ProtocolError, match=r"arrays\['a'\].dtype: '\|O' cannot go on the wire"):
+        wire.encode("result", arrays={"a": np.array([object()])})
+
+
+# -- fuzzing: whatever arrives, decode either returns a checked Message or raises ProtocolError --
+def _check_decodes_or_refuses(frames):
+    try:
+        msg = wire.decode(frames, max_bytes=1 << 16)
+    except ProtocolError:
+        return
+    assert msg.type in wire.MESSAGE_TYPES
+    for a in msg.arrays.values():
+        assert a.dtype.str in wire.DTYPES
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=64), min_size=0, max_size=4))
+def test_fuzz_random_bytes(frames):
+    _check_decodes_or_refuses(frames)
+
+
+msgpack_ints = st.integers(-2**63, 2**64 - 1)
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | msgpack_ints
+    | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12)
+array_specs = st.fixed_dictionaries({
+    "name": st.text(max_size=4), "dtype": st.sampled_from(list(wire.DTYPES) + ["|O", "<c16", ">f8", 3]),
+    "shape": st.lists(st.integers(-2, 5), max_size=3) | msgpack_values})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(v=st.sampled_from([1, 1, 1, 0, 2, "1"]), type=st.sampled_from(list(wire.MESSAGE_TYPES) + ["x"]),
+       solver=st.none() | st.text(max_size=3) | msgpack_ints,
+       t0=st.none() | st.integers(-3, 2**64 - 1), t1=st.none() | st.integers(-3, 100),
+       arrays=st.lists(array_specs, max_size=3) | msgpack_values,
+       meta=msgpack_values, extra=st.lists(st.binary(max_size=48), max_size=4))
+def test_fuzz_structured_headers(v, type, solver, t0, t1, arrays, meta, extra):
+    h = msgpack.packb({"v": v, "type": type, "solver": solver, "t0": t0, "t1": t1, "arrays": arrays,
+                       "meta": meta})
+    _check_decodes_or_refuses([h, *extra])
