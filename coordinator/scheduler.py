@@ -37,7 +37,8 @@ def run(model: Model, out: str | os.PathLike | None = None, *, transport: str | 
 
     Returns
     -------
-    Run : the run file opened for reading
+    Run : the run file opened for reading; None on the ranks of an mpi run other than rank 0,
+        which serve the run and write nothing
 
     Raises
     ------
@@ -49,7 +50,17 @@ def run(model: Model, out: str | os.PathLike | None = None, *, transport: str | 
     plan = make_plan(model)
     tname = transport if isinstance(transport, str) else type(transport).__name__
     tr = get_transport(transport)
-    writer = RunWriter(out, plan, force=force, transport=tname)
+    if not getattr(tr, "writes", True):
+        # a rank of an SPMD transport (mpi) other than the writer's: same windows, no run file
+        tr.serve(plan)
+        return None
+    try:
+        writer = RunWriter(out, plan, force=force, transport=tname)
+    except BaseException:
+        stop = getattr(tr, "stop_before_start", None)
+        if stop is not None:  # release ranks already waiting in start()
+            stop(plan)
+        raise
     return execute(plan, tr, writer, progress)
 
 

@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or (Path(args.config).stem + ".h5")
         bar = None if args.quiet or not err.isatty() else _ProgressBar(err)
         start = time.perf_counter()
-        with run_model(model, out, transport=args.transport, force=args.force, progress=bar) as r:
+        run = run_model(model, out, transport=args.transport, force=args.force, progress=bar)
+        if run is None:  # an mpi rank other than 0: rank 0 wrote the file and reports
+            return 0
+        with run as r:
             wall = time.perf_counter() - start
             sim = r.attrs["t_done_ms"]
             print(f"wrote {out}: {sim:g} ms simulated in {wall:.2f} s wall "

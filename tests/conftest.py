@@ -19,7 +19,12 @@ def run_file(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=sorted(TRANSPORTS))
 def transport(request) -> str:
-    """Every available transport; each scenario parametrized over it must give the same result."""
+    """Every available transport; each scenario parametrized over it must give the same result.
+
+    'mpi' runs in the test process as a one-rank job (tests/test_mpi.py launches real mpiexec
+    jobs of 2 and 3 ranks)."""
+    if request.param == "mpi":
+        pytest.importorskip("mpi4py", reason="the mpi transport needs mpi4py: pip install -e '.[mpi]'")
     return request.param
 
 

@@ -41,7 +41,12 @@ def _inproc(**options):
     return InProcTransport(**options)
 
 
-TRANSPORTS = {"inproc": _inproc}
+def _mpi(**options):
+    from .mpi import MpiTransport
+    return MpiTransport(**options)
+
+
+TRANSPORTS = {"inproc": _inproc, "mpi": _mpi}
 
 
 def get_transport(name: str | Transport, **options) -> Transport:

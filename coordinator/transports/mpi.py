@@ -1,0 +1,491 @@
+"""The MPI transport: solvers on the ranks of an ``mpiexec`` / ``srun`` job, exchange without a hub.
+
+Every rank runs the same program (``mpiexec -n K python -m polyscale run model.py --transport
+mpi``), computes the same plan from the same model, and so knows, without asking, which solver
+runs where and what every rank sends to every other in each window. Rank 0 is the coordinator
+and the writer: the scheduler drives it window by window; the other ranks run :meth:`serve`,
+the same window loop with nothing to write.
+
+Placement (:func:`placement`): by default one solver per rank, in model order, round-robin when
+there are more solvers than ranks (rank 0 takes solvers too); ``model.place(name, ranks=N)``
+gives a solver N consecutive ranks and a sub-communicator (``SolverContext.comm``), and
+``model.place(name, host=...)`` keeps it on ranks whose processor name is ``host``.
+
+One window on every rank:
+
+1. each local solver collects its inputs from its own :class:`~..routing.Inbox` and advances;
+2. sizes first: one ``Alltoall`` of ``[status, nbytes]`` per rank pair (status 0 ok, 1 this
+   rank failed, 2 rank 0 stopped the run), so a failure anywhere is known everywhere at once
+   and no rank waits for data that will never come;
+3. then data: one ``Alltoallv`` of raw bytes. Each rank sends a solver's outputs straight to
+   the ranks of the solvers they feed (each source port once per destination rank), and its
+   recorded outputs and probe parts to rank 0. Both sides derive the list and dtype of every
+   array in a message from the plan, so a message is just ``int64`` lengths followed by the
+   arrays' bytes: numpy buffers, nothing pickled;
+4. each rank pushes what it received (and what its own solvers produced) into its inboxes.
+
+A solver spanning several ranks is advanced on all of them with the same inputs (each of its
+ranks receives them); its outputs, recordings and probe parts are taken from its first rank,
+which must return the whole outputs (e.g. gathered over ``ctx.comm``).
+
+Failure: an exception on any rank (building or advancing a solver, routing) is caught there,
+announced in the next size exchange, and its text sent to rank 0, which raises it with the
+rank in the message; the scheduler then writes ``status = "failed: ..."``. Every rank leaves
+the loop at the same window, so nothing hangs. A rank that is killed or hangs inside a solver
+is not detected here: mpiexec / srun ends the job (use the batch system's time limit).
+
+Measured choice (benchmarks/mpi_transport.py): two collectives per window; for the handful
+of ranks of a coupled multiscale run their latency is that of the raw mpi4py step loop.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import PolyscaleError, SolverError, TransportError
+from ..plan import Plan
+from ..routing import Inbox
+from ..signals import Samples, Spikes, WindowResult
+from ..solver import SolverRunner, build_solver
+from ..time import to_ms
+
+_OK, _FAILED, _STOP = 0, 1, 2
+_I8 = np.dtype(np.int64)
+_F8 = np.dtype(np.float64)
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TransportError("the mpi transport needs mpi4py and an MPI library: "
+                             "pip install 'polyscale[mpi]' (or build mpi4py against your "
+                             f"cluster's MPI, README 'Running on a cluster'): {exc}") from exc
+    return MPI
+
+
+def placement(plan: Plan, size: int, hosts: list[str] | None = None) -> dict[str, tuple[int, ...]]:
+    """Ranks of every solver of ``plan`` on ``size`` ranks: a pure function of the plan.
+
+    Solvers take ranks in model order, round-robin from rank 0; a solver placed with
+    ``ranks=N`` takes N consecutive ranks (wrapping), one with ``host=`` only ranks whose
+    processor name (``hosts[rank]``) is that host. TransportError if a placement cannot be met.
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    nxt = 0
+    for name in plan.solvers:
+        pl = plan.model.placement.get(name)
+        n = pl.ranks if pl is not None else 1
+        host = pl.host if pl is not None else None
+        if host is not None:
+            cands = [r for r in range(size) if hosts is not None and hosts[r] == host]
+            if len(cands) < n:
+                have = sorted(set(hosts or []))
+                raise TransportError(f"placement of solver {name!r}: host {host!r} has {len(cands)} "
+                                     f"rank(s), {n} needed (hosts of this job: {', '.join(have)})")
+            k = sum(1 for s in out if plan.model.placement.get(s) is not None
+                    and plan.model.placement[s].host == host)
+            out[name] = tuple(cands[(k + j) % len(cands)] for j in range(n))
+            continue
+        if n > size:
+            raise TransportError(f"placement of solver {name!r}: ranks={n}, but the job has only "
+                                 f"{size} rank(s); start it with mpiexec -n {n} or more")
+        out[name] = tuple((nxt + j) % size for j in range(n))
+        nxt = (nxt + n) % size
+    return out
+
+
+class MpiTransport:
+    """Solvers on the ranks of ``comm`` (default ``MPI.COMM_WORLD``); rank 0 writes.
+
+    ``writes`` is True on rank 0 only; the scheduler calls :meth:`serve` on the other ranks.
+    ``compute_s`` accumulates the wall time of each local solver (s), ``exchange_s`` that of
+    the window exchange on this rank (s).
+    """
+
+    def __init__(self, comm: Any = None) -> None:
+        MPI = _mpi()
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self.writes = self.rank == 0
+        self.plan: Plan | None = None
+        self.ranks: dict[str, tuple[int, ...]] = {}
+        self.runners: dict[str, SolverRunner] = {}
+        self.inboxes: dict[str, Inbox] = {}
+        self.subcomms: list[Any] = []
+        self.compute_s: dict[str, float] = {}
+        self.exchange_s = 0.0
+        self._stopped = False     # every rank has left the window loop (end, failure or stop)
+        self._t_done = 0
+        self._error: dict | None = None   # first failure (lowest rank), as rank 0 learned it
+
+    # -- setup --------------------------------------------------------------------------------
+    def start(self, plan: Plan) -> None:
+        self.plan = plan
+        err = None
+        try:
+            hosts = self._hosts() if any(p.host for p in plan.model.placement.values()) else None
+            self.ranks = placement(plan, self.size, hosts)
+            self._routes()
+            for name in plan.solvers:   # every rank in the same order: Create_group cannot deadlock
+                ranks = self.ranks[name]
+                comm = None
+                if len(ranks) > 1:
+                    group = self.comm.Get_group().Incl(list(ranks)) if self.rank in ranks else None
+                    if group is not None:
+                        comm = self.comm.Create_group(group, tag=1000 + list(plan.solvers).index(name))
+                        group.Free()
+                        self.subcomms.append(comm)
+                if self.rank in ranks:
+                    self.runners[name] = build_solver(plan, name, comm=comm)
+                    self.inboxes[name] = Inbox(plan, name)
+                    self.compute_s[name] = 0.0
+        except BaseException as exc:
+            err = _describe(exc, None, self.rank)
+        self._exchange(err, {}, t0=None)
+
+    def _hosts(self) -> list[str]:
+        """Every rank's processor name, as fixed-size bytes (no pickle)."""
+        mine = np.zeros(256, np.uint8)
+        name = self.MPI.Get_processor_name().encode()[:256]
+        mine[:len(name)] = np.frombuffer(name, np.uint8)
+        allnames = np.zeros((self.size, 256), np.uint8)
+        self.comm.Allgather(mine, allnames)
+        return [bytes(row).rstrip(b"\0").decode() for row in allnames]
+
+    def _routes(self) -> None:
+        """What each rank sends to each other rank in a window, in an order every rank agrees on.
+
+        ``self.streams[(src, dst)]`` lists ('out', solver, port) for a source port feeding a
+        solver with a rank ``dst``, and ('rec', solver) for recordings and probe parts to rank 0.
+        """
+        plan = self.plan
+        lead = {s: r[0] for s, r in self.ranks.items()}
+        streams: dict[tuple[int, int], list[tuple]] = {}
+        self.local_out: dict[tuple[str, str], bool] = {}
+        seen = []
+        for lk in plan.links:
+            key = (lk.source.solver, lk.source.port)
+            if key not in seen:
+                seen.append(key)
+        for s, port in seen:
+            src = lead[s]
+            dsts = sorted({r for lk in plan.links_from(s) if lk.source.port == port
+                           for r in self.ranks[lk.target.solver]})
+            for dst in dsts:
+                if dst == src:
+                    if dst == self.rank:
+                        self.local_out[(s, port)] = True
+                else:
+                    streams.setdefault((src, dst), []).append(("out", s, port))
+        for s in plan.solvers:
+            has = plan.recordings_of(s) or plan.probes_of(s)
+            if has and lead[s] != 0:
+                streams.setdefault((lead[s], 0), []).append(("rec", s))
+        self.streams = streams
+        self.lead = lead
+        # links into local solvers, by source port
+        self.links_by_source: dict[tuple[str, str], list] = {}
+        for lk in plan.links:
+            if self.rank in self.ranks[lk.target.solver]:
+                self.links_by_source.setdefault((lk.source.solver, lk.source.port), []).append(lk)
+
+    # -- one window ---------------------------------------------------------------------------
+    def advance(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
+        """Rank 0: advance every rank over [t0, t1); return recorded outputs of all solvers."""
+        return self._window(t0, t1)
+
+    def serve(self, plan: Plan) -> None:
+        """Ranks other than 0: the window loop of a run whose file rank 0 writes.
+
+        Returns when the run ends, fails elsewhere, or rank 0 stops it; raises this rank's own
+        failure (rank 0 has it too, and writes it into the run file)."""
+        try:
+            self.start(plan)
+            for t0, t1 in plan.windows():
+                self._window(t0, t1)
+        except _Stopped:
+            pass
+        finally:
+            self._close_local()
+
+    def _window(self, t0: int, t1: int) -> dict[str, WindowResult] | None:
+        results: dict[str, WindowResult] = {}
+        err = None
+        try:
+            for name, runner in self.runners.items():
+                inputs = self.inboxes[name].collect(t0, t1)
+                start = time.perf_counter()
+                results[name] = runner.advance(t0, t1, inputs)
+                self.compute_s[name] += time.perf_counter() - start
+        except BaseException as exc:
+            err = _describe(exc, t0, self.rank)
+        start = time.perf_counter()
+        received = self._exchange(err, results, t0=t0)
+        self.exchange_s += time.perf_counter() - start
+        # deliver: what came from other ranks, then what local solvers produced for local ones
+        for (s, port), sig in received["out"].items():
+            for lk in self.links_by_source.get((s, port), ()):
+                self.inboxes[lk.target.solver].push(lk.index, sig)
+        for (s, port) in self.local_out:
+            sig = results[s].outputs[port]
+            for lk in self.links_by_source[(s, port)]:
+                self.inboxes[lk.target.solver].push(lk.index, sig)
+        self._t_done = t1
+        if t1 >= self.plan.t_stop_ticks:
+            self._stopped = True
+        if not self.writes:
+            return None
+        out = {}
+        for name in self.plan.solvers:
+            if name in received["rec"]:
+                out[name] = received["rec"][name]
+            elif name in results and self.lead[name] == self.rank:
+                res = results[name]
+                out[name] = WindowResult(outputs=self.runners[name].recorded(res), probe_parts=res.probe_parts)
+            else:
+                out[name] = WindowResult()
+        return out
+
+    # -- the exchange -------------------------------------------------------------------------
+    def _exchange(self, err: dict | None, results: Mapping[str, WindowResult], t0: int | None,
+                  stop: bool = False) -> dict:
+        """Sizes, then data; raise (rank 0) or stop (others) if any rank failed or stopped."""
+        K, me = self.size, self.rank
+        if stop:
+            status = _STOP
+        else:
+            status = _FAILED if err is not None else _OK
+        payload: list[np.ndarray] = []
+        if status == _FAILED:
+            text = json.dumps(err).encode()
+            payload = [np.frombuffer(text, np.uint8) if dst == 0 else np.zeros(0, np.uint8)
+                       for dst in range(K)]
+        elif status == _OK and t0 is not None:
+            payload = [self._pack(results, dst) for dst in range(K)]
+        else:
+            payload = [np.zeros(0, np.uint8) for _ in range(K)]
+        sizes = np.zeros((K, 2), np.int64)
+        sizes[:, 0] = status
+        sizes[:, 1] = [len(p) for p in payload]
+        rsizes = np.empty((K, 2), np.int64)
+        self.comm.Alltoall(sizes, rsizes)
+        statuses = rsizes[:, 0]
+        if (statuses == _STOP).any():
+            self._stopped = True
+            raise _Stopped
+        counts = rsizes[:, 1]
+        rdispl = np.zeros(K, np.int64)
+        rdispl[1:] = np.cumsum(counts)[:-1]
+        rbuf = np.empty(int(counts.sum()), np.uint8)
+        scounts = sizes[:, 1]
+        sdispl = np.zeros(K, np.int64)
+        sdispl[1:] = np.cumsum(scounts)[:-1]
+        sbuf = np.concatenate(payload) if payload else np.zeros(0, np.uint8)
+        B = self.MPI.BYTE
+        self.comm.Alltoallv([sbuf, (scounts.astype(np.int32), sdispl.astype(np.int32)), B],
+                            [rbuf, (counts.astype(np.int32), rdispl.astype(np.int32)), B])
+        if (statuses == _FAILED).any():
+            self._stopped = True
+            if me != 0:
+                if err is not None:
+                    raise _RankFailed(err)
+                raise _Stopped
+            errors = []
+            for r in np.flatnonzero(statuses == _FAILED):
+                seg = rbuf[rdispl[r]:rdispl[r] + counts[r]]
+                errors.append(json.loads(bytes(seg).decode()))
+            raise _as_error(errors)
+        got: dict = {"out": {}, "rec": {}}
+        if t0 is None:
+            return got
+        for src in range(K):
+            if src != me and (src, me) in self.streams:
+                self._unpack(rbuf, int(rdispl[src]), int(counts[src]), src, t0, got)
+        return got
+
+    def _items(self, stream: tuple) -> list[tuple[np.dtype, int]]:
+        """(dtype, columns) of every array of a stream, known to sender and receiver alike."""
+        plan = self.plan
+        if stream[0] == "out":
+            port = plan.solvers[stream[1]].ports[stream[2]]
+            return [(_I8, 1), (_I8, 1)] if port.kind == "spikes" else [(_F8, port.size)]
+        items = []
+        for r in plan.recordings_of(stream[1]):
+            items += [(_I8, 1), (_I8, 1)] if r.kind == "spikes" else [(_I8, 1), (_F8, len(r.channels))]
+        for pp in plan.probes_of(stream[1]):
+            items.append((_F8, pp.info.part_shape_channels))
+        return items
+
+    def _pack(self, results: Mapping[str, WindowResult], dst: int) -> np.ndarray:
+        streams = self.streams.get((self.rank, dst))
+        if not streams:
+            return np.zeros(0, np.uint8)
+        arrays: list[np.ndarray] = []
+        for st in streams:
+            res = results[st[1]]
+            if st[0] == "out":
+                arrays += _signal_arrays(res.outputs[st[2]])
+            else:
+                rec = self.runners[st[1]].recorded(res)
+                for r in self.plan.recordings_of(st[1]):
+                    sig = rec[r.port]
+                    if isinstance(sig, Spikes):
+                        arrays += [sig.ticks, sig.ids]
+                    else:
+                        arrays += [np.array([sig.t0, sig.period], np.int64), sig.data]
+                for pp in self.plan.probes_of(st[1]):
+                    arrays.append(res.probe_parts[pp.name])
+        lengths = np.array([a.size for a in arrays], np.int64)
+        parts = [lengths.view(np.uint8)]
+        parts += [np.ascontiguousarray(a, dtype=a.dtype).reshape(-1).view(np.uint8) for a in arrays]
+        return np.concatenate(parts)
+
+    def _unpack(self, buf: np.ndarray, offset: int, count: int, src: int, t0: int, got: dict) -> None:
+        streams = self.streams[(src, self.rank)]
+        items = [it for st in streams for it in self._items(st)]
+        lengths = np.frombuffer(buf, np.int64, len(items), offset)
+        pos = offset + 8 * len(items)
+        arrays = []
+        for (dtype, cols), n in zip(items, lengths):
+            a = np.frombuffer(buf, dtype, int(n), pos)
+            pos += 8 * int(n)
+            arrays.append(a if cols == 1 and dtype == _I8 else a.reshape(-1, cols))
+        if pos != offset + count:
+            raise TransportError(f"rank {self.rank}: message from rank {src} has {count} bytes, "
+                                 f"its plan says {pos - offset}")
+        k = 0
+        for st in streams:
+            plan = self.plan
+            if st[0] == "out":
+                port = plan.solvers[st[1]].ports[st[2]]
+                if port.kind == "spikes":
+                    sig = Spikes(arrays[k].reshape(-1), arrays[k + 1].reshape(-1))
+                    k += 2
+                else:
+                    sig = Samples(t0, port.period_ticks, arrays[k])
+                    k += 1
+                got["out"][(st[1], st[2])] = sig
+            else:
+                outputs = {}
+                for r in plan.recordings_of(st[1]):
+                    if r.kind == "spikes":
+                        outputs[r.port] = Spikes(arrays[k].reshape(-1), arrays[k + 1].reshape(-1))
+                    else:
+                        meta = arrays[k].reshape(-1)
+                        outputs[r.port] = Samples(int(meta[0]), int(meta[1]), arrays[k + 1])
+                    k += 2
+                parts = {}
+                for pp in plan.probes_of(st[1]):
+                    parts[pp.name] = arrays[k]
+                    k += 1
+                got["rec"][st[1]] = WindowResult(outputs=outputs, probe_parts=parts)
+
+    # -- the end ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the other ranks if the run ends early here (rank 0), and close local solvers."""
+        if self.writes and self.plan is not None and not self._stopped:
+            # rank 0 left the loop early (writer error, Ctrl-C): tell the ranks waiting for the
+            # next exchange to stop
+            self._stopped = True
+            try:
+                self._exchange(None, {}, t0=None, stop=True)
+            except _Stopped:
+                pass
+        self._close_local()
+
+    def stop_before_start(self, plan: Plan) -> None:
+        """Rank 0 failed before start (e.g. the run file exists): release the serving ranks."""
+        self.plan = plan
+        self._stopped = True
+        try:
+            self._exchange(None, {}, t0=None, stop=True)
+        except _Stopped:
+            pass
+
+    def _close_local(self) -> None:
+        runners, self.runners = self.runners, {}
+        errors = []
+        for runner in runners.values():
+            try:
+                runner.close()
+            except Exception as exc:  # close the others all the same
+                errors.append(exc)
+        for c in self.subcomms:
+            c.Free()
+        self.subcomms = []
+        if errors:
+            raise errors[0]
+
+
+class _Stopped(Exception):
+    """The run ended elsewhere (rank 0 stopped it, or another rank failed)."""
+
+
+class _RankFailed(TransportError):
+    def __init__(self, err: dict):
+        self.err = err
+        super().__init__(f"rank {err['rank']}: {err['message']}")
+
+
+def _describe(exc: BaseException, t0: int | None, rank: int) -> dict:
+    msg = str(exc) if isinstance(exc, PolyscaleError) else f"{type(exc).__name__}: {exc}"
+    where = "" if t0 is None or isinstance(exc, SolverError) else f" (in window starting at {to_ms(t0):g} ms)"
+    return {"rank": int(rank), "type": type(exc).__name__, "message": msg + where,
+            "solver": getattr(exc, "solver", None), "t_ms": getattr(exc, "t_ms", None)}
+
+
+def _as_error(errors: list[dict]) -> PolyscaleError:
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more rank(s) failed)" if len(errors) > 1 else ""
+    msg = f"rank {first['rank']}: {first['message']}{more}"
+    if first["solver"] is not None:
+        return SolverError(msg, solver=first["solver"], t_ms=first["t_ms"])
+    return TransportError(msg)
+
+
+def _signal_arrays(sig) -> list[np.ndarray]:
+    if isinstance(sig, Spikes):
+        return [sig.ticks, sig.ids]
+    return [np.asarray(sig.data, dtype=np.float64)]
+
+
+# -- launching ---------------------------------------------------------------------------------
+
+def mpiexec_command(n: int, mpiexec: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command prefix and environment to start ``n`` ranks on this machine.
+
+    Finds ``mpiexec`` next to this Python (the ``mpi`` extra puts MPICH's there) or on PATH.
+    Open MPI needs ``--oversubscribe`` for more ranks than cores, and its two
+    ``OMPI_ALLOW_RUN_AS_ROOT*`` variables when run as root; MPICH needs neither.
+    TransportError if there is no mpiexec.
+    """
+    exe = mpiexec or os.environ.get("POLYSCALE_MPIEXEC")
+    if exe is None:
+        here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+        exe = here if os.path.exists(here) else shutil.which("mpiexec")
+    if exe is None:
+        raise TransportError("no mpiexec found next to this Python or on PATH: pip install "
+                             "'polyscale[mpi]', or set POLYSCALE_MPIEXEC")
+    env = dict(os.environ)
+    cmd = [exe, "-n", str(n)]
+    try:
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TransportError(f"{exe} --version failed: {exc}") from exc
+    if "Open MPI" in version or "OpenRTE" in version:
+        cmd.append("--oversubscribe")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    return cmd, env
