@@ -298,8 +298,8 @@ class MpiTransport:
         if (statuses == _FAILED).any():
             self._stopped = True
             if me != 0:
-                if err is not None:
-                    raise _RankFailed(err)
+                if err is not None:   # this rank's own failure: report it here too
+                    raise _as_error([err])
                 raise _Stopped
             errors = []
             for r in np.flatnonzero(statuses == _FAILED):
@@ -430,12 +430,6 @@ class MpiTransport:
 
 class _Stopped(Exception):
     """The run ended elsewhere (rank 0 stopped it, or another rank failed)."""
-
-
-class _RankFailed(TransportError):
-    def __init__(self, err: dict):
-        self.err = err
-        super().__init__(f"rank {err['rank']}: {err['message']}")
 
 
 def _describe(exc: BaseException, t0: int | None, rank: int) -> dict:
