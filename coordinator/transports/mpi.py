@@ -194,6 +194,7 @@ class MpiTransport:
                 streams.setdefault((lead[s], 0), []).append(("rec", s))
         self.streams = streams
         self.lead = lead
+        self._programs()
         # links into local solvers, by source port
         self.links_by_source: dict[tuple[str, str], list] = {}
         for lk in plan.links:
@@ -258,44 +259,64 @@ class MpiTransport:
         return out
 
     # -- the exchange -------------------------------------------------------------------------
+    def _programs(self) -> None:
+        """Resolve the streams this rank sends and receives into what packing needs: ports,
+        periods, columns and dtypes, so a window does no plan look-ups."""
+        plan, me = self.plan, self.rank
+
+        def resolve(st):
+            if st[0] == "out":
+                port = plan.solvers[st[1]].ports[st[2]]
+                items = [_I8, _I8] if port.kind == "spikes" else [(_F8, port.size)]
+                return ("out", st[1], st[2], port.kind == "spikes", port.period_ticks, port.size), items
+            recs = tuple((r.port, r.kind == "spikes", len(r.channels)) for r in plan.recordings_of(st[1]))
+            probes = tuple((pp.name, pp.info.part_shape_channels) for pp in plan.probes_of(st[1]))
+            items = []
+            for _, spikes, cols in recs:
+                items += [_I8, _I8] if spikes else [_I8, (_F8, cols)]
+            items += [(_F8, cols) for _, cols in probes]
+            return ("rec", st[1], recs, probes), items
+
+        self._send = {dst: [resolve(st)[0] for st in sts] for (src, dst), sts in self.streams.items()
+                      if src == me}
+        self._recv = {}
+        for (src, dst), sts in sorted(self.streams.items()):
+            if dst == me:
+                resolved = [resolve(st) for st in sts]
+                self._recv[src] = ([r for r, _ in resolved], [it for _, its in resolved for it in its])
+
     def _exchange(self, err: dict | None, results: Mapping[str, WindowResult], t0: int | None,
                   stop: bool = False) -> dict:
         """Sizes, then data; raise (rank 0) or stop (others) if any rank failed or stopped."""
         K, me = self.size, self.rank
-        if stop:
-            status = _STOP
-        else:
-            status = _FAILED if err is not None else _OK
-        payload: list[np.ndarray] = []
+        status = _STOP if stop else (_FAILED if err is not None else _OK)
+        payload: dict[int, np.ndarray] = {}
         if status == _FAILED:
-            text = json.dumps(err).encode()
-            payload = [np.frombuffer(text, np.uint8) if dst == 0 else np.zeros(0, np.uint8)
-                       for dst in range(K)]
+            payload[0] = np.frombuffer(json.dumps(err).encode(), np.uint8)
         elif status == _OK and t0 is not None:
-            payload = [self._pack(results, dst) for dst in range(K)]
-        else:
-            payload = [np.zeros(0, np.uint8) for _ in range(K)]
+            payload = {dst: self._pack(results, sts) for dst, sts in self._send.items()}
         sizes = np.zeros((K, 2), np.int64)
         sizes[:, 0] = status
-        sizes[:, 1] = [len(p) for p in payload]
+        for dst, p in payload.items():
+            sizes[dst, 1] = len(p)
         rsizes = np.empty((K, 2), np.int64)
         self.comm.Alltoall(sizes, rsizes)
         statuses = rsizes[:, 0]
-        if (statuses == _STOP).any():
+        if statuses.max() == _STOP:
             self._stopped = True
             raise _Stopped
         counts = rsizes[:, 1]
-        rdispl = np.zeros(K, np.int64)
-        rdispl[1:] = np.cumsum(counts)[:-1]
-        rbuf = np.empty(int(counts.sum()), np.uint8)
         scounts = sizes[:, 1]
-        sdispl = np.zeros(K, np.int64)
-        sdispl[1:] = np.cumsum(scounts)[:-1]
-        sbuf = np.concatenate(payload) if payload else np.zeros(0, np.uint8)
-        B = self.MPI.BYTE
-        self.comm.Alltoallv([sbuf, (scounts.astype(np.int32), sdispl.astype(np.int32)), B],
-                            [rbuf, (counts.astype(np.int32), rdispl.astype(np.int32)), B])
-        if (statuses == _FAILED).any():
+        if counts.any() or scounts.any():
+            rdispl = np.concatenate([[0], np.cumsum(counts[:-1])])
+            rbuf = np.empty(int(counts.sum()), np.uint8)
+            sdispl = np.concatenate([[0], np.cumsum(scounts[:-1])])
+            sbuf = (np.concatenate([payload[d] for d in sorted(payload)]) if payload
+                    else np.zeros(0, np.uint8))
+            B = self.MPI.BYTE
+            self.comm.Alltoallv([sbuf, (scounts.astype(np.int32), sdispl.astype(np.int32)), B],
+                                [rbuf, (counts.astype(np.int32), rdispl.astype(np.int32)), B])
+        if statuses.max() == _FAILED:
             self._stopped = True
             if me != 0:
                 if err is not None:   # this rank's own failure: report it here too
@@ -309,85 +330,72 @@ class MpiTransport:
         got: dict = {"out": {}, "rec": {}}
         if t0 is None:
             return got
-        for src in range(K):
-            if src != me and (src, me) in self.streams:
-                self._unpack(rbuf, int(rdispl[src]), int(counts[src]), src, t0, got)
+        for src, program in self._recv.items():
+            self._unpack(rbuf, int(rdispl[src]), int(counts[src]), src, t0, program, got)
         return got
 
-    def _items(self, stream: tuple) -> list[tuple[np.dtype, int]]:
-        """(dtype, columns) of every array of a stream, known to sender and receiver alike."""
-        plan = self.plan
-        if stream[0] == "out":
-            port = plan.solvers[stream[1]].ports[stream[2]]
-            return [(_I8, 1), (_I8, 1)] if port.kind == "spikes" else [(_F8, port.size)]
-        items = []
-        for r in plan.recordings_of(stream[1]):
-            items += [(_I8, 1), (_I8, 1)] if r.kind == "spikes" else [(_I8, 1), (_F8, len(r.channels))]
-        for pp in plan.probes_of(stream[1]):
-            items.append((_F8, pp.info.part_shape_channels))
-        return items
-
-    def _pack(self, results: Mapping[str, WindowResult], dst: int) -> np.ndarray:
-        streams = self.streams.get((self.rank, dst))
-        if not streams:
-            return np.zeros(0, np.uint8)
+    def _pack(self, results: Mapping[str, WindowResult], streams: list) -> np.ndarray:
+        """One message: int64 element counts of its arrays, then the arrays' bytes."""
         arrays: list[np.ndarray] = []
         for st in streams:
             res = results[st[1]]
             if st[0] == "out":
-                arrays += _signal_arrays(res.outputs[st[2]])
+                sig = res.outputs[st[2]]
+                if st[3]:
+                    arrays += [sig.ticks, sig.ids]
+                else:
+                    arrays.append(np.asarray(sig.data, dtype=np.float64))
             else:
                 rec = self.runners[st[1]].recorded(res)
-                for r in self.plan.recordings_of(st[1]):
-                    sig = rec[r.port]
-                    if isinstance(sig, Spikes):
+                for port, spikes, _ in st[2]:
+                    sig = rec[port]
+                    if spikes:
                         arrays += [sig.ticks, sig.ids]
                     else:
-                        arrays += [np.array([sig.t0, sig.period], np.int64), sig.data]
-                for pp in self.plan.probes_of(st[1]):
-                    arrays.append(res.probe_parts[pp.name])
-        lengths = np.array([a.size for a in arrays], np.int64)
-        parts = [lengths.view(np.uint8)]
-        parts += [np.ascontiguousarray(a, dtype=a.dtype).reshape(-1).view(np.uint8) for a in arrays]
+                        arrays += [np.array([sig.t0, sig.period], np.int64),
+                                   np.asarray(sig.data, dtype=np.float64)]
+                for name, _ in st[3]:
+                    arrays.append(np.asarray(res.probe_parts[name], dtype=np.float64))
+        parts = [np.array([a.size for a in arrays], np.int64).view(np.uint8)]
+        parts += [a.reshape(-1).view(np.uint8) for a in arrays]
         return np.concatenate(parts)
 
-    def _unpack(self, buf: np.ndarray, offset: int, count: int, src: int, t0: int, got: dict) -> None:
-        streams = self.streams[(src, self.rank)]
-        items = [it for st in streams for it in self._items(st)]
-        lengths = np.frombuffer(buf, np.int64, len(items), offset)
+    def _unpack(self, buf: np.ndarray, offset: int, count: int, src: int, t0: int,
+                program: tuple, got: dict) -> None:
+        streams, items = program
+        lengths = np.frombuffer(buf, np.int64, len(items), offset).tolist()
         pos = offset + 8 * len(items)
         arrays = []
-        for (dtype, cols), n in zip(items, lengths):
-            a = np.frombuffer(buf, dtype, int(n), pos)
-            pos += 8 * int(n)
-            arrays.append(a if cols == 1 and dtype == _I8 else a.reshape(-1, cols))
+        for item, n in zip(items, lengths):
+            if item is _I8:
+                arrays.append(np.frombuffer(buf, np.int64, n, pos))
+            else:
+                arrays.append(np.frombuffer(buf, np.float64, n, pos).reshape(-1, item[1]))
+            pos += 8 * n
         if pos != offset + count:
             raise TransportError(f"rank {self.rank}: message from rank {src} has {count} bytes, "
                                  f"its plan says {pos - offset}")
         k = 0
         for st in streams:
-            plan = self.plan
             if st[0] == "out":
-                port = plan.solvers[st[1]].ports[st[2]]
-                if port.kind == "spikes":
-                    sig = Spikes(arrays[k].reshape(-1), arrays[k + 1].reshape(-1))
+                if st[3]:
+                    sig = Spikes(arrays[k], arrays[k + 1])
                     k += 2
                 else:
-                    sig = Samples(t0, port.period_ticks, arrays[k])
+                    sig = Samples(t0, st[4], arrays[k])
                     k += 1
                 got["out"][(st[1], st[2])] = sig
             else:
                 outputs = {}
-                for r in plan.recordings_of(st[1]):
-                    if r.kind == "spikes":
-                        outputs[r.port] = Spikes(arrays[k].reshape(-1), arrays[k + 1].reshape(-1))
+                for port, spikes, _ in st[2]:
+                    if spikes:
+                        outputs[port] = Spikes(arrays[k], arrays[k + 1])
                     else:
-                        meta = arrays[k].reshape(-1)
-                        outputs[r.port] = Samples(int(meta[0]), int(meta[1]), arrays[k + 1])
+                        outputs[port] = Samples(int(arrays[k][0]), int(arrays[k][1]), arrays[k + 1])
                     k += 2
                 parts = {}
-                for pp in plan.probes_of(st[1]):
-                    parts[pp.name] = arrays[k]
+                for name, _ in st[3]:
+                    parts[name] = arrays[k]
                     k += 1
                 got["rec"][st[1]] = WindowResult(outputs=outputs, probe_parts=parts)
 
@@ -446,12 +454,6 @@ def _as_error(errors: list[dict]) -> PolyscaleError:
     if first["solver"] is not None:
         return SolverError(msg, solver=first["solver"], t_ms=first["t_ms"])
     return TransportError(msg)
-
-
-def _signal_arrays(sig) -> list[np.ndarray]:
-    if isinstance(sig, Spikes):
-        return [sig.ticks, sig.ids]
-    return [np.asarray(sig.data, dtype=np.float64)]
 
 
 # -- launching ---------------------------------------------------------------------------------

@@ -1,0 +1,237 @@
+"""The mpi transport against raw mpi4py loops: per-window cost and spike routing throughput.
+
+Written separately from benchmarks/transport.py (the ZeroMQ transport's, being written at the
+same time); the two can be merged into one table later. Run it outside mpiexec: it starts one
+``mpiexec -n K`` job per row (MPICH from the ``mpi`` extra, or Open MPI) running this file in
+worker mode, and prints the table.
+
+Rows:
+
+* raw star loop: rank 0 sends each worker a step command (2 int64) and receives its output
+  (2 float64), numpy buffers with the uppercase mpi4py API: the least a coordinator-driven
+  step can cost;
+* raw collective loop: what polyscale's exchange does, without polyscale: an ``Alltoall`` of
+  sizes and an ``Alltoallv`` of 16 bytes to the next rank and to rank 0;
+* polyscale mpi: K one-state linear solvers in a ring, one step per window (window 0.1 ms),
+  every solver recorded, one solver per rank; the same model on inproc for comparison;
+* spike routing: a source emitting ``--spikes`` spikes per 1 ms window to a relay on the other
+  rank (mpi, 2 ranks) or in the same process (inproc).
+
+    python benchmarks/mpi_transport.py [--steps 20000] [--windows 5000] [--spikes 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+
+# -- worker side (under mpiexec) ------------------------------------------------------------------
+
+def raw_star(steps: int) -> float:
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    cmd = np.zeros(2, np.int64)
+    out = np.zeros(2, np.float64)
+    got = np.zeros((size, 2), np.float64)
+    comm.Barrier()
+    start = time.perf_counter()
+    for t in range(steps):
+        if rank == 0:
+            cmd[:] = (t, t + 1)
+            for w in range(1, size):
+                comm.Send(cmd, dest=w, tag=1)
+            for w in range(1, size):
+                comm.Recv(got[w], source=w, tag=2)
+        else:
+            comm.Recv(cmd, source=0, tag=1)
+            out[:] = cmd
+            comm.Send(out, dest=0, tag=2)
+    return (time.perf_counter() - start) / steps
+
+
+def raw_collective(steps: int) -> float:
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    sizes = np.zeros((size, 2), np.int64)
+    rsizes = np.zeros((size, 2), np.int64)
+    payload = np.arange(16, dtype=np.uint8)
+    nxt = (rank + 1) % size
+    comm.Barrier()
+    start = time.perf_counter()
+    for _ in range(steps):
+        sizes[:, 1] = 0
+        sizes[nxt, 1] += 16
+        sizes[0, 1] += 16
+        comm.Alltoall(sizes, rsizes)
+        scounts = sizes[:, 1].astype(np.int32)
+        sdispl = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int32)
+        sbuf = np.concatenate([payload] * int(scounts.sum() // 16))
+        rcounts = rsizes[:, 1].astype(np.int32)
+        rdispl = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int32)
+        rbuf = np.empty(int(rcounts.sum()), np.uint8)
+        comm.Alltoallv([sbuf, (scounts, sdispl), MPI.BYTE], [rbuf, (rcounts, rdispl), MPI.BYTE])
+    return (time.perf_counter() - start) / steps
+
+
+def ring(k: int, n_windows: int):
+    import polyscale as ps
+    m = ps.Model(t_stop_ms=0.1 * n_windows, window_ms=0.1)
+    for i in range(k):
+        m.solver(f"s{i}", ps.solvers.LinearSystem(a=[[-0.1]], c=[0.01], dt_ms=0.1))
+    for i in range(k):
+        m.couple(f"s{i}.x", f"s{(i + 1) % k}.u", delay_ms=0.1)
+        m.record(f"s{i}.x")
+    return m
+
+
+@functools.lru_cache(maxsize=None)
+def _spike_source_spec():
+    import polyscale as ps
+    from polyscale.coordinator.time import to_ticks
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class BenchSpikes(ps.SolverSpec):
+        """Emits ``per_ms`` spikes per ms on ``size`` channels (cyclic ids, spread over the steps)."""
+        type: ClassVar[str] = "bench_spikes"
+        level: ClassVar[str] = "test"
+        size: int = 1000
+        per_ms: int = 1000
+        dt_ms: float = 0.1
+
+        def ports(self):
+            return {"spikes": ps.Port("spikes", "out", self.size)}
+
+        def build(self, ctx):
+            spec = self
+
+            class Live:
+                dt_ticks = to_ticks(spec.dt_ms, "dt_ms")
+
+                def advance(self, t0, t1, inputs):
+                    n = int(round(spec.per_ms * (t1 - t0) / 1e6))
+                    ticks = t0 + (np.arange(n, dtype=np.int64) * (t1 - t0)) // max(n, 1)
+                    ticks -= ticks % self.dt_ticks
+                    return {"spikes": ps.Spikes(ticks, np.arange(n, dtype=np.int64) % spec.size)}
+
+                def state(self):
+                    return {}
+
+                def close(self):
+                    pass
+            return Live()
+    return BenchSpikes
+
+
+def spike_model(per_window: int, n_windows: int):
+    import polyscale as ps
+    m = ps.Model(t_stop_ms=1.0 * n_windows, window_ms=1.0)
+    m.solver("src", _spike_source_spec()(per_ms=per_window))
+    m.solver("relay", ps.solvers.SpikeRelay(size=1000, dt_ms=0.1))
+    m.couple("src.spikes", "relay.in", delay_ms=1.0)
+    return m
+
+
+def timed_run(model, transport) -> float:
+    import polyscale as ps
+    from mpi4py import MPI
+    MPI.COMM_WORLD.Barrier()
+    start = time.perf_counter()
+    ps.run(model, transport=transport)
+    return time.perf_counter() - start
+
+
+def worker(args) -> None:
+    from mpi4py import MPI
+    rank = MPI.COMM_WORLD.Get_rank()
+    size = MPI.COMM_WORLD.Get_size()
+    if args.worker == "star":
+        result = raw_star(args.steps)
+    elif args.worker == "collective":
+        result = raw_collective(args.steps)
+    elif args.worker == "ring":
+        timed_run(ring(size, 20), "mpi")            # warm up: numba, imports, MPI connections
+        result = timed_run(ring(size, args.windows), "mpi") / args.windows
+    elif args.worker == "spikes":
+        timed_run(spike_model(args.spikes, 3), "mpi")
+        result = timed_run(spike_model(args.spikes, args.windows), "mpi")
+    if rank == 0:
+        print(json.dumps({"result": result}), flush=True)
+
+
+# -- driver ---------------------------------------------------------------------------------------
+
+def launch(case: str, n: int, args) -> float:
+    from polyscale.coordinator.transports.mpi import mpiexec_command
+    cmd, env = mpiexec_command(n)
+    env.update(OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    p = subprocess.run([*cmd, sys.executable, os.path.abspath(__file__), "--worker", case,
+                        "--steps", str(args.steps), "--windows", str(args.windows),
+                        "--spikes", str(args.spikes)], capture_output=True, text=True, env=env, timeout=600)
+    if p.returncode != 0:
+        raise SystemExit(f"{case} on {n} ranks failed:\n{p.stderr}")
+    return json.loads(p.stdout.strip().splitlines()[-1])["result"]
+
+
+def inproc_ring(k: int, n_windows: int) -> float:
+    import polyscale as ps
+    ps.run(ring(k, 20))
+    start = time.perf_counter()
+    ps.run(ring(k, n_windows))
+    return (time.perf_counter() - start) / n_windows
+
+
+def inproc_spikes(per_window: int, n_windows: int) -> float:
+    import polyscale as ps
+    ps.run(spike_model(per_window, 3))
+    start = time.perf_counter()
+    ps.run(spike_model(per_window, n_windows))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20000, help="steps of the raw loops")
+    ap.add_argument("--windows", type=int, default=5000, help="windows of the polyscale runs")
+    ap.add_argument("--spikes", type=int, default=100000, help="spikes per 1 ms window")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    from mpi4py import MPI
+    print(f"MPI: {MPI.Get_library_version().splitlines()[0]}; mpi4py {__import__('mpi4py').__version__}; "
+          f"{os.cpu_count()} cores; OMP_NUM_THREADS=NUMBA_NUM_THREADS=1")
+    rows = []
+    for workers in (1, 3, 4):
+        rows.append((f"raw star loop, {workers} worker(s)", workers + 1,
+                     launch("star", workers + 1, args) * 1e6, "us/step"))
+    for k in (2, 4):
+        rows.append((f"raw Alltoall+Alltoallv loop", k, launch("collective", k, args) * 1e6, "us/step"))
+    for k in (2, 4):
+        rows.append((f"polyscale inproc, ring of {k}", 1, inproc_ring(k, args.windows) * 1e6, "us/window"))
+        rows.append((f"polyscale mpi, ring of {k}", k, launch("ring", k, args) * 1e6, "us/window"))
+    n_sp = args.spikes * args.windows // 10
+    w_sp = args.windows // 10
+    t_in = inproc_spikes(args.spikes, w_sp)
+    rows.append((f"spike routing inproc, {args.spikes} spikes/window", 1, n_sp / t_in / 1e6, "M spikes/s"))
+    t_mpi = launch("spikes", 2, argparse.Namespace(**{**vars(args), "windows": w_sp}))
+    rows.append((f"spike routing mpi, {args.spikes} spikes/window", 2, n_sp / t_mpi / 1e6, "M spikes/s"))
+    print(f"| {'case':<45} | ranks | {'value':>9} | unit |")
+    print(f"|{'-' * 47}|-------|{'-' * 11}|------|")
+    for name, ranks, value, unit in rows:
+        print(f"| {name:<45} | {ranks:>5} | {value:>9.2f} | {unit} |")
+
+
+if __name__ == "__main__":
+    main()
