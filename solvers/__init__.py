@@ -4,7 +4,8 @@ Generic building blocks live here now; the level I (cells), II (point neurons) a
 masses) solvers join as modules of their own.
 """
 from .linear import LinearSystem
+from .mass import RegionNetwork
 from .relay import SpikeRelay
 from .stimulus import SpikeTrain
 
-__all__ = ["LinearSystem", "SpikeRelay", "SpikeTrain"]
+__all__ = ["LinearSystem", "RegionNetwork", "SpikeRelay", "SpikeTrain"]

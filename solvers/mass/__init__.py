@@ -1,0 +1,10 @@
+"""Level III: neural masses on a connectome (whole-brain networks), validated against TVB."""
+from .connectome import Connectome, load_connectome
+from .coupling import CouplingFunction, Linear, SigmoidalJansenRit
+from .models import (Generic2dOscillator, JansenRit, MontbrioPazoRoxin, NodeModel, ReducedWongWang,
+                     WilsonCowan)
+from .network import RegionNetwork
+
+__all__ = ["Connectome", "CouplingFunction", "Generic2dOscillator", "JansenRit", "Linear",
+           "MontbrioPazoRoxin", "NodeModel", "ReducedWongWang", "RegionNetwork", "SigmoidalJansenRit",
+           "WilsonCowan", "load_connectome"]

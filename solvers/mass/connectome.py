@@ -1,0 +1,169 @@
+"""The connectome of a region network: weights, tract lengths, conduction speed -> delays.
+
+Specs are plain data, so the connectome travels *in* the model as nested tuples: every process
+rebuilds the same network from ``Model.from_dict`` with no file to ship alongside, and the run
+file's ``/model`` is self-contained. The price is size (a 76-region connectome is ~100 kB of
+msgpack; 1000 regions ~20 MB), which is acceptable for the connectomes in use; a file path +
+checksum would move that cost to every host's file system instead. ``load_connectome`` reads
+the common file formats into this spec.
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...coordinator.errors import ModelError
+from ...coordinator.specs import Spec
+from ...coordinator.validation import as_tuple, fail, require_number
+
+
+def _square(spec, name: str, n: int | None) -> np.ndarray:
+    as_tuple(spec, name, float)
+    try:
+        arr = np.array(getattr(spec, name), dtype=np.float64)
+    except ValueError:
+        raise fail(spec, f"{name!r} must be a square matrix (rows of equal length)") from None
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or (n is not None and arr.shape[0] != n):
+        want = f"({n}, {n})" if n is not None else "(n, n)"
+        raise fail(spec, f"{name!r} must be a square matrix of shape {want} (got shape {arr.shape})")
+    if not np.isfinite(arr).all():
+        raise fail(spec, f"{name!r} must hold finite numbers")
+    return arr
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connectome(Spec):
+    """Structural connectivity of n regions.
+
+    weights : (n, n) weights[i][j] is the connection *from j to i* (rows are targets, as TVB)
+    tract_lengths_mm : (n, n) tract lengths (mm) or None (no delays)
+    speed_mm_per_ms : conduction speed (mm/ms = m/s)
+    labels : n region names, or None
+    """
+
+    weights: tuple
+    tract_lengths_mm: tuple | None = None
+    speed_mm_per_ms: float = 3.0
+    labels: tuple | None = None
+
+    def __post_init__(self) -> None:
+        require_number(self, "speed_mm_per_ms", positive=True)
+        w = _square(self, "weights", None)
+        n = w.shape[0]
+        if self.tract_lengths_mm is not None:
+            t = _square(self, "tract_lengths_mm", n)
+            if (t < 0).any():
+                raise fail(self, f"'tract_lengths_mm' must be >= 0 (got min {t.min()!r})")
+        if self.labels is not None:
+            labels = as_tuple(self, "labels", str)
+            if len(labels) != n:
+                raise fail(self, f"'labels' must name all {n} regions (got {len(labels)})")
+
+    @classmethod
+    def example(cls) -> "Connectome":
+        return cls(weights=((0.0, 1.0), (0.5, 0.0)), tract_lengths_mm=((0.0, 30.0), (30.0, 0.0)),
+                   labels=("A", "B"))
+
+    @property
+    def n(self) -> int:
+        return len(self.weights)
+
+    def weight_matrix(self) -> np.ndarray:
+        """(n, n) float64, [i, j] from j to i."""
+        return np.array(self.weights, dtype=np.float64)
+
+    def delay_steps(self, dt_ms: float) -> np.ndarray:
+        """(n, n) int64 delays in steps of dt_ms: rint(length / speed / dt), half to even, as TVB."""
+        if self.tract_lengths_mm is None:
+            return np.zeros((self.n, self.n), dtype=np.int64)
+        t = np.array(self.tract_lengths_mm, dtype=np.float64)
+        return np.rint(t / self.speed_mm_per_ms / dt_ms).astype(np.int64)
+
+
+def load_connectome(path: str | os.PathLike, *, speed_mm_per_ms: float = 3.0) -> Connectome:
+    """Read a connectome from a file or folder into a Connectome spec.
+
+    Formats:
+    * a TVB connectivity zip (``weights.txt``, ``tract_lengths.txt``, optional
+      ``centres.txt`` whose first column is the label), as shipped by tvb-data;
+    * a folder holding the same files;
+    * a ``.npz`` with arrays ``weights`` and optional ``tract_lengths_mm`` and ``labels``;
+    * a ``weights`` ``.npy`` next to a ``tract_lengths`` ``.npy`` (the name with ``weights``
+      replaced by ``tract_lengths_mm`` or ``tract_lengths``), optional ``region_labels.txt``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"connectome: file {str(p)!r} does not exist")
+    if p.is_dir() or zipfile.is_zipfile(p):
+        files = _read_folder(p)
+        w = _text_matrix(files, "weights", p)
+        t = _text_matrix(files, "tract_lengths", p) if _has(files, "tract_lengths") else None
+        labels = None
+        if _has(files, "centres"):
+            rows = [ln.split() for ln in _get(files, "centres").splitlines() if ln.strip()]
+            labels = tuple(r[0] for r in rows)
+        return _make(w, t, labels, speed_mm_per_ms, p)
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "weights" not in z:
+                raise ModelError(f"connectome: {str(p)!r} has no array 'weights' (has: {', '.join(z.files)})")
+            w = z["weights"]
+            t = z["tract_lengths_mm"] if "tract_lengths_mm" in z else None
+            labels = tuple(str(s) for s in z["labels"]) if "labels" in z else None
+        return _make(w, t, labels, speed_mm_per_ms, p)
+    if p.suffix == ".npy" and "weights" in p.name:
+        w = np.load(p, allow_pickle=False)
+        t = None
+        for alt in ("tract_lengths_mm", "tract_lengths"):
+            q = p.with_name(p.name.replace("weights", alt))
+            if q.exists():
+                t = np.load(q, allow_pickle=False)
+                break
+        labels = None
+        for q in (p.with_name(p.name.replace("weights.npy", "region_labels.txt")),
+                  p.with_name("region_labels.txt")):
+            if q.exists():
+                labels = tuple(ln.strip() for ln in q.read_text().splitlines() if ln.strip())
+                break
+        return _make(w, t, labels, speed_mm_per_ms, p)
+    raise ModelError(f"connectome: cannot read {str(p)!r}: expected a TVB zip or folder "
+                     "(weights.txt, tract_lengths.txt), a .npz, or a *weights*.npy")
+
+
+def _make(w, t, labels, speed, p) -> Connectome:
+    w = np.asarray(w, dtype=np.float64)
+    if labels is not None and len(labels) != w.shape[0]:
+        labels = None  # a labels file that does not match is ignored rather than guessed at
+    try:
+        return Connectome(weights=w.tolist(), tract_lengths_mm=None if t is None else np.asarray(t, float).tolist(),
+                          speed_mm_per_ms=speed, labels=labels)
+    except ModelError as exc:
+        raise ModelError(f"connectome from {str(p)!r}: {exc}") from None
+
+
+def _read_folder(p: Path) -> dict[str, str]:
+    if p.is_dir():
+        return {f.name: f.read_text() for f in p.iterdir() if f.suffix in (".txt", ".csv")}
+    with zipfile.ZipFile(p) as z:
+        return {Path(n).name: z.read(n).decode() for n in z.namelist() if n.endswith((".txt", ".csv"))}
+
+
+def _has(files: dict[str, str], stem: str) -> bool:
+    return any(Path(k).stem == stem for k in files)
+
+
+def _get(files: dict[str, str], stem: str) -> str:
+    return next(v for k, v in files.items() if Path(k).stem == stem)
+
+
+def _text_matrix(files: dict[str, str], stem: str, p: Path) -> np.ndarray:
+    if not _has(files, stem):
+        raise ModelError(f"connectome: {str(p)!r} has no {stem}.txt (has: {', '.join(sorted(files))})")
+    text = _get(files, stem)
+    delim = "," if "," in text.splitlines()[0] else None
+    return np.loadtxt(io.StringIO(text), delimiter=delim, ndmin=2)
