@@ -127,7 +127,8 @@ class MpiTransport:
         self.exchange_s = 0.0
         self._stopped = False     # every rank has left the window loop (end, failure or stop)
         self._t_done = 0
-        self._error: dict | None = None   # first failure (lowest rank), as rank 0 learned it
+        if self.size > 1:
+            _leave_together(self.comm)
 
     # -- setup --------------------------------------------------------------------------------
     def start(self, plan: Plan) -> None:
@@ -434,6 +435,22 @@ class MpiTransport:
         self.subcomms = []
         if errors:
             raise errors[0]
+
+
+_EXIT_BARRIERS: set[int] = set()
+
+
+def _leave_together(comm) -> None:
+    """At interpreter exit, wait for every rank of ``comm`` before leaving.
+
+    Rank 0 closes the run file after the transport is closed; Open MPI ends the whole job as
+    soon as one rank exits with a non-zero status (a rank whose solver failed), which could cut
+    rank 0 short. Registered after mpi4py's own exit handler, so it runs before MPI_Finalize."""
+    import atexit
+    key = id(comm)
+    if key not in _EXIT_BARRIERS:
+        _EXIT_BARRIERS.add(key)
+        atexit.register(comm.Barrier)
 
 
 class _Stopped(Exception):
