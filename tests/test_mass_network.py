@@ -275,3 +275,28 @@ def test_additive_noise_gives_the_ornstein_uhlenbeck_variance(integrator):
     var = s2 / (1 - m * m)
     n_eff = v.size / (2 * (1 / k) / dt)
     assert abs(v.var() - var) <= 4 * var * np.sqrt(2 / n_eff)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: RegionNetwork(integrator="rk45"),
+     r"region_network: 'integrator' must be one of 'euler', 'heun', 'rk4', 'euler_maruyama', 'heun_stochastic' \(got 'rk45'\)"),
+    (lambda: RegionNetwork(integrator="heun_stochastic"),
+     r"integrator 'heun_stochastic' needs 'noise' \(6 intensities, one per state variable y0, y1"),
+    (lambda: RegionNetwork(noise=(0.0,) * 6),
+     r"'noise' is given but integrator 'heun' is deterministic"),
+    (lambda: RegionNetwork(integrator="euler_maruyama", noise=(1.0, -1.0, 0, 0, 0, 0)),
+     r"'noise' must be 6 finite numbers >= 0"),
+    (lambda: RegionNetwork(initial_state=(0.0, 1.0)),
+     r"'initial_state' must be 6 finite numbers or a \(6, 1\) matrix \(state variable, region\) \(got shape \(2,\)\)"),
+    (lambda: RegionNetwork(replaced=(1,)), r"'replaced' must hold region indices in \[0, 1\) \(got 1\)"),
+    (lambda: RegionNetwork(connectome=Connectome(weights=[[0, 1.0], [1.0, 0]]), replaced=(0, 0)),
+     r"'replaced' lists a region twice"),
+    (lambda: RegionNetwork(dt_ms=0.0), r"'dt_ms' must be a finite number > 0 \(got 0.0\)"),
+    (lambda: RegionNetwork(history_precision="half"), r"'history_precision' must be one of 'float64', 'float32'"),
+    (lambda: RegionNetwork(model="jansen_rit"), r"'model' must be a node model spec"),
+    (lambda: RegionNetwork.from_dict({"coupling": {"type": "kuramoto"}}),
+     r"coupling function: 'type' must be one of 'linear', 'sigmoidal_jansen_rit' \(got 'kuramoto'\)"),
+])
+def test_bad_network_specs_name_the_field_the_value_and_what_is_allowed(make, message):
+    with pytest.raises(ps.ModelError, match=message):
+        make()

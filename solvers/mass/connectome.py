@@ -99,7 +99,7 @@ def load_connectome(path: str | os.PathLike, *, speed_mm_per_ms: float = 3.0) ->
     p = Path(path)
     if not p.exists():
         raise ModelError(f"connectome: file {str(p)!r} does not exist")
-    if p.is_dir() or zipfile.is_zipfile(p):
+    if p.is_dir() or (p.suffix != ".npz" and zipfile.is_zipfile(p)):
         files = _read_folder(p)
         w = _text_matrix(files, "weights", p)
         t = _text_matrix(files, "tract_lengths", p) if _has(files, "tract_lengths") else None

@@ -1,0 +1,95 @@
+"""Connectome spec and loader: formats, delays (TVB's rounding), bad input."""
+import zipfile
+
+import msgpack
+import numpy as np
+import pytest
+
+import polyscale as ps
+from polyscale.solvers.mass import Connectome, RegionNetwork, load_connectome
+
+
+def arrays(n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0, 3, (n, n)) * (rng.uniform(size=(n, n)) < 0.6)
+    t = rng.uniform(5, 150, (n, n))
+    return w, t, [f"r{i}" for i in range(n)]
+
+
+def test_tvb_zip_folder_npz_and_npy_give_the_same_connectome(tmp_path):
+    w, t, labels = arrays()
+    want = Connectome(weights=w, tract_lengths_mm=t, speed_mm_per_ms=4.0, labels=labels)
+    # TVB's zip layout: whitespace text, centres.txt with the label first
+    folder = tmp_path / "tvb"
+    folder.mkdir()
+    np.savetxt(folder / "weights.txt", w, fmt="%.17g")
+    np.savetxt(folder / "tract_lengths.txt", t, fmt="%.17g")
+    (folder / "centres.txt").write_text("".join(f"{s} 0.0 1.0 2.0\n" for s in labels))
+    with zipfile.ZipFile(tmp_path / "conn.zip", "w") as z:
+        for f in folder.iterdir():
+            z.write(f, f.name)
+    np.savez(tmp_path / "conn.npz", weights=w, tract_lengths_mm=t, labels=np.array(labels))
+    np.save(tmp_path / "c_weights.npy", w)
+    np.save(tmp_path / "c_tract_lengths_mm.npy", t)
+    (tmp_path / "c_region_labels.txt").write_text("\n".join(labels))
+    for path in (folder, tmp_path / "conn.zip", tmp_path / "conn.npz", tmp_path / "c_weights.npy"):
+        assert load_connectome(path, speed_mm_per_ms=4.0) == want, path
+
+
+def test_csv_text_matrices_are_read(tmp_path):
+    w, t, _ = arrays(3)
+    np.savetxt(tmp_path / "weights.csv", w, delimiter=",", fmt="%.17g")
+    np.savetxt(tmp_path / "tract_lengths.csv", t, delimiter=",", fmt="%.17g")
+    c = load_connectome(tmp_path)
+    np.testing.assert_array_equal(c.weight_matrix(), w)
+
+
+def test_the_reference_connectome_loads_with_its_labels(reference):
+    c = load_connectome(reference / "mass" / "conn76_weights.npy")
+    assert c.n == 76 and c.labels[0] == "rA1"
+    assert np.count_nonzero(c.weight_matrix()) == 1560          # the README's edge count
+    np.testing.assert_array_equal(c.delay_steps(0.1), np.load(reference / "mass" / "conn76_idelays_steps_dt0.1.npy"))
+
+
+def test_delays_round_half_to_even_like_tvb():
+    """length / speed / dt = 2.5 and 3.5 steps round to 2 and 4 (numpy.rint, as TVB)."""
+    c = Connectome(weights=[[0, 1.0, 1.0], [1.0, 0, 0], [0, 0, 0]],
+                   tract_lengths_mm=[[0, 0.75, 1.05], [0.75, 0, 0], [0, 0, 0]], speed_mm_per_ms=3.0)
+    d = c.delay_steps(0.1)
+    assert d[0, 1] == np.rint(0.75 / 3.0 / 0.1) and d[0, 2] == np.rint(1.05 / 3.0 / 0.1)
+    assert Connectome(weights=[[0.0]]).delay_steps(0.1).tolist() == [[0]]
+
+
+def test_a_connectome_travels_as_plain_data_inside_the_model():
+    w, t, labels = arrays(4)
+    spec = RegionNetwork(connectome=Connectome(weights=w, tract_lengths_mm=t, labels=labels))
+    data = msgpack.unpackb(msgpack.packb(spec.to_dict()))
+    assert RegionNetwork.from_dict(data) == spec
+    m = ps.Model(t_stop_ms=1.0)
+    m.solver("brain", spec)
+    assert ps.Model.from_dict(m.to_dict()) == m
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Connectome(weights=[[0.0, 1.0]]), r"'weights' must be a square matrix of shape \(n, n\) \(got shape \(1, 2\)\)"),
+    (lambda: Connectome(weights=[[0.0, float("nan")], [0.0, 0.0]]), r"'weights' must hold finite numbers"),
+    (lambda: Connectome(weights=[[0.0, 1.0], [1.0, 0.0]], tract_lengths_mm=[[0.0]]),
+     r"'tract_lengths_mm' must be a square matrix of shape \(2, 2\)"),
+    (lambda: Connectome(weights=[[0.0, 1.0], [1.0, 0.0]], tract_lengths_mm=[[0.0, -1.0], [1.0, 0.0]]),
+     r"'tract_lengths_mm' must be >= 0"),
+    (lambda: Connectome(weights=[[0.0]], speed_mm_per_ms=0.0), r"'speed_mm_per_ms' must be a finite number > 0 \(got 0.0\)"),
+    (lambda: Connectome(weights=[[0.0]], labels=["a", "b"]), r"'labels' must name all 1 regions \(got 2\)"),
+])
+def test_bad_connectomes_name_the_field(make, message):
+    with pytest.raises(ps.ModelError, match=message):
+        make()
+
+
+def test_loader_errors_name_the_file_and_what_is_expected(tmp_path):
+    with pytest.raises(ps.ModelError, match=r"does not exist"):
+        load_connectome(tmp_path / "nope.zip")
+    (tmp_path / "x.txt").write_text("1 2\n3 4\n")
+    with pytest.raises(ps.ModelError, match=r"expected a TVB zip or folder"):
+        load_connectome(tmp_path / "x.txt")
+    with pytest.raises(ps.ModelError, match=r"has no weights.txt"):
+        load_connectome(tmp_path)
