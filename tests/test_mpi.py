@@ -312,3 +312,46 @@ def test_placement_by_host_and_its_errors():
     m.place("a", ranks=5)
     with pytest.raises(ps.TransportError, match=r"solver 'a': ranks=5, but the job has only 4 rank\(s\)"):
         placement(make_plan(m), 4)
+
+
+LONG = """\
+import polyscale as ps
+model = ps.Model(seed=1, t_stop_ms=1e5, window_ms=0.1)
+model.solver("a", ps.solvers.LinearSystem(a=[[-0.1]], c=[1.0], dt_ms=0.1))
+model.solver("b", ps.solvers.LinearSystem(a=[[-0.1]], dt_ms=0.1))
+model.couple("a.x", "b.u", delay_ms=0.1)
+model.record("a.x")
+model.record("b.x")
+"""
+
+
+def test_sigint_to_mpiexec_stops_every_rank_with_130_and_a_valid_file(tmp_path):
+    """Ctrl-C reaches every rank; rank 0 alone stops the run through the exchange, so no rank is
+    left waiting in a collective, and the file holds whole windows (both solvers, same length)."""
+    import signal
+    import time
+    mpiexec_command = _mpiexec_or_skip()
+    cmd, env = mpiexec_command(2)
+    cfg = tmp_path / "long.py"
+    cfg.write_text(LONG)
+    out = tmp_path / "long.h5"
+    proc = subprocess.Popen([*cmd, sys.executable, "-m", "polyscale", "run", str(cfg), "-o", str(out),
+                             "--transport", "mpi", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**env, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(2.5)        # windows written out (the writer flushes every second)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted; the run file keeps every complete window" in err
+    with ps.load(out) as run:
+        assert run.status.startswith("failed: interrupted (KeyboardInterrupt)")
+        n = run.attrs["n_windows"]
+        assert n > 0 and run.attrs["t_done_ms"] == pytest.approx(0.1 * n)
+        assert run.signal("a", "x").data.shape == run.signal("b", "x").data.shape == (n, 1)

@@ -39,11 +39,14 @@ of ranks of a coupled multiscale run their latency is that of the raw mpi4py ste
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -212,14 +215,15 @@ class MpiTransport:
 
         Returns when the run ends, fails elsewhere, or rank 0 stops it; raises this rank's own
         failure (rank 0 has it too, and writes it into the run file)."""
-        try:
-            self.start(plan)
-            for t0, t1 in plan.windows():
-                self._window(t0, t1)
-        except _Stopped:
-            pass
-        finally:
-            self._close_local()
+        with _sigint_ignored():  # Ctrl-C reaches every rank; rank 0 alone decides to stop
+            try:
+                self.start(plan)
+                for t0, t1 in plan.windows():
+                    self._window(t0, t1)
+            except _Stopped:
+                pass
+            finally:
+                self._close_local()
 
     def _window(self, t0: int, t1: int) -> dict[str, WindowResult] | None:
         results: dict[str, WindowResult] = {}
@@ -230,8 +234,25 @@ class MpiTransport:
                 start = time.perf_counter()
                 results[name] = runner.advance(t0, t1, inputs)
                 self.compute_s[name] += time.perf_counter() - start
+        except KeyboardInterrupt:
+            if not self.writes:
+                raise
+            # rank 0 interrupted in its own solvers: stop every rank at this exchange, then
+            # let the scheduler record the interruption
+            self._stopped = True
+            try:
+                self._exchange(None, {}, t0=None, stop=True)
+            except _Stopped:
+                pass
+            raise
         except BaseException as exc:
             err = _describe(exc, t0, self.rank)
+        # rank 0: a Ctrl-C between the two collectives would desynchronise the ranks
+        with _sigint_deferred() if self.writes else contextlib.nullcontext():
+            return self._deliver(t0, t1, err, results)
+
+    def _deliver(self, t0: int, t1: int, err: dict | None,
+                 results: dict[str, WindowResult]) -> dict[str, WindowResult] | None:
         start = time.perf_counter()
         received = self._exchange(err, results, t0=t0)
         self.exchange_s += time.perf_counter() - start
@@ -435,6 +456,36 @@ class MpiTransport:
         self.subcomms = []
         if errors:
             raise errors[0]
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold back SIGINT (Ctrl-C) until the block is done, then raise KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda *_: hit.append(1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+    if hit:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in the block (ranks other than 0: mpiexec forwards Ctrl-C to every rank,
+    and rank 0 stops the others through the exchange)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
 
 
 _EXIT_BARRIERS: set[int] = set()
