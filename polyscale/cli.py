@@ -1,4 +1,4 @@
-"""The command line: ``polyscale run | check | info``.
+"""The command line: ``polyscale run | check | info | worker | keys``.
 
 The only place that turns polyscale errors into exit codes: 0 done, 1 the run failed (the run
 file says so and keeps every complete window), 2 bad input (config, model, run-file path),
@@ -40,12 +40,25 @@ def _parser() -> argparse.ArgumentParser:
                    help="where solvers run (default: inproc)")
     r.add_argument("--force", action="store_true", help="overwrite an existing run file")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    z = r.add_argument_group("zmq transport")
+    z.add_argument("--bind", metavar="tcp://ADDRESS:PORT",
+                   help="address workers connect to (default tcp://127.0.0.1:*); not loopback needs --keys")
+    z.add_argument("--keys", metavar="DIR", help="CurveZMQ keys from `polyscale keys DIR`")
+    z.add_argument("--place", action="append", default=[], metavar="SOLVER=HOST",
+                   help="run SOLVER on the worker started with --host HOST (repeatable)")
 
     c = sub.add_parser("check", help="build and validate a model without running it; print the plan")
     model_args(c)
 
     i = sub.add_parser("info", help="describe a run file")
     i.add_argument("runfile", help="run file (.h5)")
+
+    from .coordinator import worker
+    w = sub.add_parser("worker", help="join a zmq run: run the solvers placed on this host")
+    worker.add_arguments(w)
+
+    k = sub.add_parser("keys", help="generate CurveZMQ keys for zmq runs across hosts")
+    k.add_argument("folder", help="folder to create (coordinator and worker key pairs)")
     return ap
 
 
@@ -80,6 +93,13 @@ def _model(args):
     return model
 
 
+def _place(text: str) -> tuple[str, str]:
+    name, sep, host = text.partition("=")
+    if not sep or not name or not host:
+        raise ModelError(f"--place must look like SOLVER=HOST (got {text!r})")
+    return name, host
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = sys.stderr
@@ -93,12 +113,27 @@ def main(argv: list[str] | None = None) -> int:
             with load(args.runfile) as r:
                 print(r.summary())
             return 0
+        if args.command == "worker":
+            from .coordinator.worker import run_from_args
+            return run_from_args(args)
+        if args.command == "keys":
+            from .coordinator.worker import generate_keys
+            folder = generate_keys(args.folder)
+            print(f"wrote CurveZMQ keys to {folder}: keep coordinator.key_secret on the coordinator's "
+                  f"host; copy coordinator.key, worker.key and worker.key_secret to the worker hosts")
+            return 0
         # run
         model = _model(args)
         out = args.out or (Path(args.config).stem + ".h5")
         bar = None if args.quiet or not err.isatty() else _ProgressBar(err)
         start = time.perf_counter()
-        run = run_model(model, out, transport=args.transport, force=args.force, progress=bar)
+        transport = args.transport
+        if args.bind or args.keys or args.place:
+            if transport != "zmq":
+                raise ModelError("--bind, --keys and --place are options of --transport zmq")
+            place = dict(_place(p) for p in args.place)
+            transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place)
+        run = run_model(model, out, transport=transport, force=args.force, progress=bar)
         if run is None:  # an mpi rank other than 0: rank 0 wrote the file and reports
             return 0
         with run as r:

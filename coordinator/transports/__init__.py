@@ -46,7 +46,12 @@ def _mpi(**options):
     return MpiTransport(**options)
 
 
-TRANSPORTS = {"inproc": _inproc, "mpi": _mpi}
+def _zmq(**options):
+    from .zmq import ZmqTransport
+    return ZmqTransport(**options)
+
+
+TRANSPORTS = {"inproc": _inproc, "mpi": _mpi, "zmq": _zmq}
 
 
 def get_transport(name: str | Transport, **options) -> Transport:

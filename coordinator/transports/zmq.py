@@ -1,0 +1,515 @@
+"""The ZeroMQ transport: every solver in its own worker process, on this machine or across hosts.
+
+The coordinator binds one ROUTER socket (127.0.0.1 unless told otherwise) and, by default, starts
+one worker per solver on this machine (:mod:`polyscale.coordinator.worker`). Solvers the model
+places on a host (``model.place(name, host=...)``) wait for a worker started there by hand
+(``polyscale worker --connect tcp://HOST:PORT --host LABEL``), which runs every solver placed on
+its label. Each worker receives the model as data, makes the same plan and builds its solvers and
+their :class:`Inbox` es, so deliveries (and the run file) are the same bits as ``inproc``.
+
+Per window the coordinator sends each worker ``advance`` with the outputs of the last window that
+feed its solvers, and waits for every ``result``: recorded outputs and probe parts (for the run
+file) and the outputs that feed couplings. Window outputs are routed *through the coordinator*:
+it has to receive every worker's result anyway (barrier, recordings, probes), so forwarding the
+coupled outputs in the next ``advance`` costs no extra message per window, whereas a direct
+worker-to-worker route would add one message per coupled pair plus a second barrier.
+
+Liveness: workers send heartbeats from a thread; the coordinator sends them back while it waits.
+A worker whose process ends (any signal), that sends nothing for ``timeout_s``, or that reports
+an error stops the run with a SolverError naming the solver, worker pid, host and window; the
+others are told to stop and, when the coordinator started them, killed if they do not.
+Messages that do not decode (docs/wire-protocol.md) are refused: from a peer that is not a worker
+of this run they are dropped and counted (``rejected``); from a worker they fail the run.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from ..errors import ProtocolError, SolverError, TransportError
+from ..plan import Plan
+from ..signals import Signal, WindowResult
+from ..time import to_ms
+from . import wire
+
+log = logging.getLogger("polyscale.zmq")
+
+LOCAL = "local"
+
+
+@dataclass
+class _Worker:
+    """One worker process as the coordinator sees it."""
+
+    wid: str
+    solvers: list[str]
+    host: str = LOCAL
+    pid: int | None = None
+    proc: subprocess.Popen | None = None     # spawned
+    forked: bool = False                     # pid is our child by fork
+    ident: bytes | None = None
+    ready: bool = False
+    gone: str | None = None                  # why the process ended, once it has
+    reaped: bool = False                     # a local process collected (waitpid / Popen.wait)
+    failed: bool = False                     # took for dead or hung: no stop, killed at close
+    last_seen: float = 0.0
+    pending: dict[int, Signal] = field(default_factory=dict)  # link index -> next window's input
+
+    def describe(self) -> str:
+        names = ", ".join(repr(s) for s in self.solvers)
+        return f"solver {names} (worker pid {self.pid} on host {self.host!r})"
+
+
+def _check_bind(bind: str, keys, insecure: bool) -> str:
+    if not isinstance(bind, str) or not bind.startswith("tcp://") or ":" not in bind[6:]:
+        raise TransportError(f"zmq transport: bind must look like tcp://ADDRESS:PORT (got {bind!r})")
+    addr = bind[6:].rsplit(":", 1)[0].strip("[]")
+    try:
+        loopback = ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        loopback = addr == "localhost"
+    if not loopback and keys is None and not insecure:
+        raise TransportError(f"zmq transport: binding to {addr} (not loopback) needs CurveZMQ keys "
+                             f"(keys=DIR, from `polyscale keys DIR`); insecure=True allows it anyway")
+    return bind
+
+
+def _close_inherited_fds() -> None:
+    """In a forked worker: close every descriptor but stdin/out/err. The parent's sockets, run
+    file and any pipe it (or a thread of its caller) holds must not stay open in the worker: a
+    pipe held open by a worker would keep its reader waiting for the worker to end."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = range(3, 1024)
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class ZmqTransport:
+    """Solvers in worker processes, exchanging windows over ZeroMQ.
+
+    Parameters
+    ----------
+    bind : coordinator address, ``tcp://ADDRESS:PORT`` (PORT ``*`` or 0: any free port);
+        default ``tcp://127.0.0.1:*``. A non-loopback address needs ``keys``.
+    keys : folder from ``polyscale keys DIR``: CurveZMQ authentication and encryption for every
+        peer; peers without an authorized key are refused.
+    launch : how solvers without a placed host are started: 'fork' (default on POSIX: a child
+        of this process, no import or JIT cost), 'spawn' (``python -m polyscale worker``), or
+        'none' (every worker is started by hand).
+    place : solver -> host label, added to (and overriding) the model's placement.
+    heartbeat_s : heartbeat period (s), both ways.
+    timeout_s : a worker silent for this long (no heartbeat, no result) is taken for hung (s).
+        A solver holding the GIL for longer in one call looks hung; raise it for such solvers.
+    window_timeout_s : if set, a worker that has not answered a window after this long is taken
+        for hung even if its heartbeat goes on (a solver stuck in a loop or a sleep) (s).
+    coordinator_timeout_s : workers exit when the coordinator is silent this long (s).
+    join_timeout_s : how long start() waits for workers to join (s).
+    max_message_bytes : larger messages are refused (by libzmq, and by the decoder).
+    on_listen : called with the bound address once it is known (to start remote workers).
+    """
+
+    def __init__(self, bind: str | None = None, *, keys: str | os.PathLike | None = None,
+                 launch: str | None = None, place: Mapping[str, str] | None = None,
+                 heartbeat_s: float = 0.5, timeout_s: float = 5.0, coordinator_timeout_s: float = 10.0,
+                 join_timeout_s: float = 60.0, window_timeout_s: float | None = None,
+                 max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
+                 insecure: bool = False, on_listen=None):
+        self.bind = _check_bind(bind or "tcp://127.0.0.1:*", keys, insecure)
+        launch = launch or ("fork" if hasattr(os, "fork") else "spawn")
+        if launch not in ("fork", "spawn", "none"):
+            raise TransportError(f"zmq transport: launch must be 'fork', 'spawn' or 'none' (got {launch!r})")
+        for name, value in (("heartbeat_s", heartbeat_s), ("timeout_s", timeout_s),
+                            ("coordinator_timeout_s", coordinator_timeout_s), ("join_timeout_s", join_timeout_s)):
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise TransportError(f"zmq transport: {name} must be a number of seconds > 0 (got {value!r})")
+        if window_timeout_s is not None and not (isinstance(window_timeout_s, (int, float)) and window_timeout_s > 0):
+            raise TransportError(f"zmq transport: window_timeout_s must be None or a number of seconds > 0 "
+                                 f"(got {window_timeout_s!r})")
+        self.window_timeout_s = window_timeout_s
+        self.launch = launch
+        self.keys = None if keys is None else str(keys)
+        self.place = dict(place or {})
+        self.heartbeat_s, self.timeout_s = float(heartbeat_s), float(timeout_s)
+        self.coordinator_timeout_s, self.join_timeout_s = float(coordinator_timeout_s), float(join_timeout_s)
+        self.max_message_bytes = int(max_message_bytes)
+        self.on_listen = on_listen
+        self.endpoint: str | None = None
+        self.workers: dict[str, _Worker] = {}
+        self.by_ident: dict[bytes, _Worker] = {}
+        self.rejected: list[str] = []   # what was refused from peers that are not workers of this run
+        self.refused_peers: list[str] = []  # failed security handshakes
+        self.compute_s: dict[str, float] = {}
+        self.ctx = self.sock = self.auth = self.monitor = None
+        self.plan: Plan | None = None
+        self._last_beat = 0.0
+        self._t_now = 0
+
+    # -- start -------------------------------------------------------------------------------
+    def start(self, plan: Plan) -> None:
+        self.plan = plan
+        self.compute_s = {n: 0.0 for n in plan.solvers}
+        hosts = {n: p.host for n, p in plan.model.placement.items() if p.host}
+        hosts.update(self.place)
+        unknown = sorted(set(self.place) - set(plan.solvers))
+        if unknown:
+            raise TransportError(f"zmq transport: place names no solver {unknown} (solvers: {sorted(plan.solvers)})")
+        for name in plan.solvers:
+            if name not in hosts:
+                if self.launch == "none":
+                    raise TransportError(f"zmq transport: solver {name!r} has no host and launch='none'; "
+                                         f"place it (model.place({name!r}, host=...))")
+                self.workers[f"local-{name}"] = _Worker(f"local-{name}", [name])
+        remote: dict[str, list[str]] = {}
+        for name, h in hosts.items():
+            remote.setdefault(h, []).append(name)
+        for h, names in remote.items():
+            self.workers[f"host:{h}"] = _Worker(f"host:{h}", names, host=h)
+
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.maxmsgsize = self.max_message_bytes
+        self.sock.router_handover = 1  # a worker reconnecting after a network blip keeps its identity
+        if self.keys is not None:
+            from zmq.auth.thread import ThreadAuthenticator
+
+            from ..worker import CurveKeys
+            curve = CurveKeys.load(self.keys)
+            self.auth = ThreadAuthenticator(self.ctx, log=log)
+            self.auth.start()
+            self.auth.configure_curve(domain="*", location=str(Path(self.keys) / "authorized"))
+            curve.as_server(self.sock)
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        bind = self.bind.replace(":0", ":*") if self.bind.endswith(":0") else self.bind
+        try:
+            self.sock.bind(bind)
+        except zmq.ZMQError as exc:
+            raise TransportError(f"zmq transport: cannot bind {bind}: {exc}") from exc
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.poller = zmq.Poller()  # one poller for every wait: building one per call costs
+        self.poller.register(self.sock, zmq.POLLIN)
+        if self.on_listen is not None:
+            self.on_listen(self.endpoint)
+        if any(w.host != LOCAL for w in self.workers.values()):
+            log.warning("polyscale: waiting for workers on %s to join: polyscale worker --connect %s --host LABEL",
+                        ", ".join(sorted(remote)), self.endpoint)
+        for w in self.workers.values():
+            if w.host == LOCAL:
+                self._launch(w)
+        self._handshake()
+
+    def _launch(self, w: _Worker) -> None:
+        if self.launch == "fork":
+            parent = os.getpid()
+            pid = os.fork()
+            if pid == 0:  # child: never return into the caller's code
+                code = 1
+                try:
+                    _close_inherited_fds()
+                    from ..worker import serve
+                    code = serve(self.endpoint, host=LOCAL, keys=self.keys, worker_id=w.wid,
+                                 parent_pid=parent, join_timeout_s=self.join_timeout_s)
+                except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
+                    try:
+                        print(f"polyscale worker {os.getpid()}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    except BaseException:
+                        pass
+                finally:
+                    os._exit(code)
+            w.pid, w.forked = pid, True
+        else:
+            cmd = [sys.executable, "-m", "polyscale", "worker", "--connect", self.endpoint, "--host", LOCAL,
+                   "--worker-id", w.wid, "--parent-pid", str(os.getpid()),
+                   "--join-timeout", str(self.join_timeout_s)]
+            if self.keys is not None:
+                cmd += ["--keys", self.keys]
+            w.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+            w.pid = w.proc.pid
+
+    def _handshake(self) -> None:
+        deadline = time.monotonic() + self.join_timeout_s
+        model = self.plan.model.to_dict()
+        while not all(w.ready for w in self.workers.values()):
+            self._check_processes(None)
+            if time.monotonic() > deadline:
+                missing = [w for w in self.workers.values() if not w.ready]
+                lines = "; ".join(f"{w.describe()}" + ("" if w.host == LOCAL else
+                                  f": start `polyscale worker --connect {self.endpoint} --host {w.host}`")
+                                  for w in missing)
+                raise TransportError(f"zmq transport: workers did not join within {self.join_timeout_s:g} s: {lines}")
+            got = self._recv(100)
+            if got is None:
+                continue
+            w, ident, msg = got
+            if msg.type == "hello":
+                self._hello(ident, msg, model)
+            elif w is None:
+                self._reject(ident, f"a {msg.type!r} message from a peer that has not said hello")
+            elif msg.type == "ready":
+                w.ready = True
+            elif msg.type == "error":
+                self._raise_error(w, msg)
+
+    def _hello(self, ident: bytes, msg: wire.Message, model: dict) -> None:
+        meta = msg.meta
+        wid, host, pid = meta.get("worker"), meta.get("host"), meta.get("pid")
+        if not isinstance(host, str) or not isinstance(pid, int) or isinstance(pid, bool):
+            self._reject(ident, f"hello: meta.host must be a string and meta.pid an integer (got {host!r}, {pid!r})")
+            return
+        w = self.workers.get(wid) if isinstance(wid, str) and wid.startswith("local-") else None
+        if w is not None and w.ident is None and w.host == LOCAL and pid == w.pid:
+            pass
+        else:
+            w = self.workers.get(f"host:{host}")
+            if w is None or w.ident is not None:
+                placed = sorted({x.host for x in self.workers.values() if x.host != LOCAL})
+                why = (f"no solver is placed on host {host!r} (placed: {', '.join(placed) or 'none'})"
+                       if w is None else f"host {host!r} already has a worker (pid {w.pid})")
+                self._reject(ident, f"hello from pid {pid} on host {host!r}: {why}")
+                self.sock.send_multipart([ident, *wire.encode("error", meta={"message": why})])
+                return
+            w.pid = pid
+        w.ident, w.last_seen = ident, time.monotonic()
+        self.by_ident[ident] = w
+        self.by_ident[ident + b"!hb"] = w
+        self.sock.send_multipart([ident, *wire.encode("assign", meta={
+            "model": model, "solvers": w.solvers, "heartbeat_s": self.heartbeat_s,
+            "coordinator_timeout_s": self.coordinator_timeout_s,
+            "max_message_bytes": self.max_message_bytes})])
+
+    # -- messages ----------------------------------------------------------------------------
+    def _reject(self, ident: bytes, why: str) -> None:
+        self.rejected.append(why)
+        log.warning("polyscale zmq: refused a message from peer %r: %s", ident[:32], why)
+
+    def _recv(self, timeout_ms: int):
+        """One decoded message (worker or None, identity, message), or None after ``timeout_ms``;
+        refuses (drops and counts) anything malformed from a peer that is not a worker."""
+        self._beat()
+        if not self.poller.poll(timeout_ms):
+            return None
+        frames = self.sock.recv_multipart(copy=False)
+        ident = frames[0].bytes
+        w = self.by_ident.get(ident)
+        if w is not None:
+            w.last_seen = time.monotonic()
+        try:
+            msg = wire.decode(frames[1:], max_bytes=self.max_message_bytes)
+        except ProtocolError as exc:
+            if w is None:
+                self._reject(ident, str(exc))
+                if str(exc).startswith("header.v:"):  # the handshake's version check: tell the peer why
+                    self.sock.send_multipart([ident, *wire.encode("error", meta={"message": str(exc)})])
+                return None
+            raise TransportError(f"{w.describe()} sent a malformed message: {exc}") from exc
+        if msg.type == "heartbeat":
+            return None
+        if w is not None and not ident.endswith(b"!hb") and msg.type == "hello":
+            self._reject(ident, "a second hello")
+            return None
+        return w, ident, msg
+
+    def _security_events(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+        while self.monitor.poll(0):
+            ev = recv_monitor_message(self.monitor)
+            why = ("CurveZMQ authentication failed (key not authorized)" if ev["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                   else "security handshake failed (wrong or missing CurveZMQ keys, or not ZMTP)")
+            self.refused_peers.append(why)
+            log.warning("polyscale zmq: refused a peer: %s", why)
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat < self.heartbeat_s:
+            return
+        self._last_beat = now
+        if self.monitor.poll(0):
+            self._security_events()
+        beat = wire.encode("heartbeat")
+        for w in self.workers.values():
+            if w.ident is not None and w.gone is None:
+                self.sock.send_multipart([w.ident + b"!hb", *beat])
+
+    def _check_processes(self, t0: int | None) -> None:
+        for w in self.workers.values():
+            if w.gone is None and w.pid is not None and w.host == LOCAL:
+                status = None
+                if w.forked:
+                    try:
+                        pid, st = os.waitpid(w.pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pid, st = w.pid, 0
+                    if pid:
+                        status = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+                elif w.proc is not None:
+                    status = w.proc.poll()
+                if status is not None:
+                    w.reaped = True
+                    w.gone = (f"was killed by signal {signal.Signals(-status).name}" if status < 0
+                              else f"exited with status {status}")
+                    raise self._failure(w, w.gone, t0)
+            if (t0 is not None and w.ready and w.gone is None
+                    and time.monotonic() - w.last_seen > self.timeout_s):
+                raise self._failure(w, f"stopped answering (nothing for {self.timeout_s:g} s)", t0)
+
+    def _failure(self, w: _Worker, what: str, t0: int | None) -> SolverError:
+        w.failed = True
+        when = "while starting" if t0 is None else f"in the window starting at {to_ms(t0):g} ms"
+        return SolverError(f"{w.describe()} {what} {when}", solver=w.solvers[0],
+                           t_ms=None if t0 is None else to_ms(t0))
+
+    def _raise_error(self, w: _Worker, msg: wire.Message):
+        text = msg.meta.get("message")
+        solver = msg.solver if msg.solver in (w.solvers or ()) else w.solvers[0]
+        t_ms = msg.meta.get("t_ms")
+        t_ms = float(t_ms) if isinstance(t_ms, (int, float)) and not isinstance(t_ms, bool) else (
+            None if msg.t0 is None else to_ms(msg.t0))
+        raise SolverError(f"{text} [worker pid {w.pid} on host {w.host!r}]", solver=solver, t_ms=t_ms)
+
+    # -- windows -----------------------------------------------------------------------------
+    def advance(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
+        self._t_now = t0
+        for w in self.workers.values():
+            lmeta, arrays = wire.signals_to_wire("l/", {str(i): s for i, s in w.pending.items()})
+            w.pending = {}
+            self.sock.send_multipart([w.ident, *wire.encode("advance", t0=t0, t1=t1, arrays=arrays,
+                                                              meta={"links": lmeta})], copy=False)
+        waiting = set(self.workers)
+        results: dict[str, WindowResult] = {}
+        checked = time.monotonic()
+        give_up = None if self.window_timeout_s is None else checked + self.window_timeout_s
+        while waiting:
+            # a dead or silent worker sends nothing, so checking on a quiet socket (and at least
+            # every 0.1 s) finds it soon without a system call per message
+            now = time.monotonic()
+            if now - checked > 0.1:
+                self._check_processes(t0)
+                checked = now
+            got = self._recv(100)
+            if got is None:
+                self._check_processes(t0)
+                if give_up is not None and time.monotonic() > give_up:
+                    w = self.workers[sorted(waiting)[0]]
+                    raise self._failure(w, f"did not finish its window within {self.window_timeout_s:g} s "
+                                           f"(window_timeout_s)", t0)
+                continue
+            w, ident, msg = got
+            if w is None and msg.type == "hello":
+                self._hello(ident, msg, None)  # too late: every host has its worker; says why
+                continue
+            if w is None:
+                self._reject(ident, f"a {msg.type!r} message from a peer that is not a worker of this run")
+                continue
+            if msg.type == "error":
+                self._raise_error(w, msg)
+            if msg.type != "result" or w.wid not in waiting:
+                continue
+            if (msg.t0, msg.t1) != (t0, t1):
+                raise TransportError(f"{w.describe()} answered window [{msg.t0}, {msg.t1}) ticks when "
+                                     f"asked for [{t0}, {t1})")
+            try:
+                self._take(w, msg, results)
+            except ProtocolError as exc:
+                raise TransportError(f"{w.describe()} sent a malformed result: {exc}") from exc
+            waiting.discard(w.wid)
+        return results
+
+    def _take(self, w: _Worker, msg: wire.Message, results: dict[str, WindowResult]) -> None:
+        meta = msg.meta
+        for key in ("results", "linked", "compute_s"):
+            if not isinstance(meta.get(key), dict) or set(meta[key]) != set(w.solvers):
+                raise ProtocolError(f"meta.{key}: must map each of {w.solvers} (got {meta.get(key)!r:.80})")
+        for name in w.solvers:
+            results[name] = wire.result_from_wire(f"{name}/r/", meta["results"][name], msg.arrays)
+            linked = wire.signals_from_wire(f"{name}/l/", meta["linked"][name], msg.arrays)
+            c = meta["compute_s"][name]
+            self.compute_s[name] += float(c) if isinstance(c, (int, float)) else 0.0
+            for lk in self.plan.links_from(name):
+                sig = linked.get(lk.source.port)
+                if sig is None:
+                    raise ProtocolError(f"meta.linked.{name}: output {lk.source.port!r} is missing")
+                self._owner(lk.target.solver).pending[lk.index] = sig
+
+    def _owner(self, solver: str) -> _Worker:
+        for w in self.workers.values():
+            if solver in w.solvers:
+                return w
+        raise TransportError(f"no worker runs solver {solver!r}")
+
+    # -- close -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Tell every worker to stop, wait briefly, kill the local ones that did not; idempotent."""
+        if self.sock is None:
+            return
+        stop = wire.encode("stop")
+        for w in self.workers.values():
+            if w.ident is not None and not w.failed:
+                try:
+                    self.sock.send_multipart([w.ident, *stop])
+                except zmq.ZMQError:
+                    pass
+        deadline = time.monotonic() + max(2.0, 2 * self.heartbeat_s)
+        local = [w for w in self.workers.values() if w.host == LOCAL and w.pid is not None]
+        for w in local:  # a dead or hung worker will not answer 'stop': no point in waiting
+            if w.failed and not self._reap(w):
+                self._kill(w)
+        while time.monotonic() < deadline and any(not self._reap(w) for w in local):
+            if self.sock.poll(20):
+                self.sock.recv_multipart()
+        for w in local:
+            if not self._reap(w):
+                self._kill(w)
+        self.sock.close(0)
+        if self.monitor is not None:
+            self.monitor.close(0)
+        if self.auth is not None:
+            self.auth.stop()
+        self.ctx.term()
+        self.sock = self.ctx = self.monitor = self.auth = None
+
+    def _kill(self, w: _Worker) -> None:
+        try:
+            os.kill(w.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._reap(w, block=True)
+
+    def _reap(self, w: _Worker, block: bool = False) -> bool:
+        """Whether the local worker's process has ended (collecting it if so)."""
+        if w.reaped:
+            return True
+        if w.forked:
+            try:
+                pid, _ = os.waitpid(w.pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                pid = w.pid
+            w.reaped = bool(pid)
+        else:
+            if block:
+                w.proc.wait()
+            w.reaped = w.proc.poll() is not None
+        if w.reaped:
+            w.gone = w.gone or "stopped"
+        return w.reaped
+
+
+__all__ = ["ZmqTransport"]

@@ -1,0 +1,337 @@
+"""A worker of the ``zmq`` transport: runs some of a model's solvers in this process.
+
+Started by the coordinator on this machine (forked, or ``python -m polyscale worker``), or by hand
+on another host (``polyscale worker --connect tcp://HOST:PORT --host LABEL --keys DIR``). It says
+hello, receives the model as plain data (msgpack) with the names of the solvers it runs, builds
+them exactly as the inproc transport does (same plan, same seeds, same :class:`Inbox`), and then
+answers one ``advance`` per window until ``stop``. docs/wire-protocol.md describes the messages.
+
+Liveness: a thread sends a heartbeat every ``heartbeat_s`` on its own socket and exits the
+process when the coordinator has been silent for ``coordinator_timeout_s`` (or, for a worker the
+coordinator started, as soon as the coordinator process is gone), so a dead coordinator never
+leaves workers behind.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from .errors import PolyscaleError, SolverError, TransportError
+from .model import Model
+from .plan import make_plan
+from .routing import Inbox
+from .signals import WindowResult
+from .solver import SolverRunner, build_solver
+from .transports import wire
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CurveZMQ key pairs as written by ``polyscale keys DIR`` (zmq.auth certificate files).
+
+    DIR/coordinator.key(_secret) is the coordinator's pair, DIR/worker.key(_secret) the workers',
+    DIR/authorized/ holds the public keys the coordinator accepts.
+    """
+
+    folder: Path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "CurveKeys":
+        p = Path(folder)
+        need = ["coordinator.key", "worker.key", "authorized"]
+        missing = [n for n in need if not (p / n).exists()]
+        if missing:
+            raise TransportError(f"keys folder {str(p)!r} lacks {', '.join(missing)}; create one with "
+                                 f"`polyscale keys {p}`")
+        return cls(p)
+
+    def _pair(self, name: str) -> tuple[bytes, bytes]:
+        import zmq.auth
+        f = self.folder / f"{name}.key_secret"
+        if not f.exists():
+            raise TransportError(f"secret key {str(f)!r} is missing (this side needs it)")
+        public, secret = zmq.auth.load_certificate(f)
+        return public, secret
+
+    def server_public(self) -> bytes:
+        import zmq.auth
+        return zmq.auth.load_certificate(self.folder / "coordinator.key")[0]
+
+    def as_server(self, sock: zmq.Socket) -> None:
+        public, secret = self._pair("coordinator")
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_server = True
+
+    def as_client(self, sock: zmq.Socket) -> None:
+        public, secret = self._pair("worker")
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_serverkey = self.server_public()
+
+
+def generate_keys(folder: str | os.PathLike) -> Path:
+    """Write a coordinator and a worker key pair into ``folder`` (created); return it.
+
+    Copy ``coordinator.key``, ``worker.key`` and ``worker.key_secret`` to the worker hosts; keep
+    ``coordinator.key_secret`` on the coordinator's host only.
+    """
+    import shutil
+
+    import zmq.auth
+    p = Path(folder)
+    p.mkdir(parents=True, exist_ok=True)
+    for name in ("coordinator", "worker"):
+        if (p / f"{name}.key_secret").exists():
+            raise TransportError(f"{str(p / (name + '.key_secret'))!r} exists; refusing to overwrite keys")
+    zmq.auth.create_certificates(p, "coordinator")
+    zmq.auth.create_certificates(p, "worker")
+    (p / "authorized").mkdir(exist_ok=True)
+    shutil.copy(p / "worker.key", p / "authorized" / "worker.key")
+    for f in p.glob("*.key_secret"):
+        f.chmod(0o600)
+    return p
+
+
+class _Heartbeat(threading.Thread):
+    """Sends heartbeats; ends the process when the coordinator is gone."""
+
+    def __init__(self, ctx: zmq.Context, connect: str, identity: bytes, keys: CurveKeys | None,
+                 interval_s: float, timeout_s: float, parent_pid: int | None):
+        super().__init__(daemon=True, name="polyscale-heartbeat")
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.identity = identity + b"!hb"
+        if keys is not None:
+            keys.as_client(self.sock)
+        self.sock.connect(connect)
+        self.interval_s, self.timeout_s, self.parent_pid = interval_s, timeout_s, parent_pid
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        last = time.monotonic()
+        beat = wire.encode("heartbeat")
+        try:
+            next_beat = 0.0
+            while not self.done.is_set():
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.sock.send_multipart(beat)
+                    next_beat = now + self.interval_s
+                # short polls so that the worker's exit is not held up by a whole period
+                if self.sock.poll(min(50, int(self.interval_s * 1000))):
+                    while self.sock.poll(0):
+                        self.sock.recv_multipart()
+                        last = time.monotonic()
+                gone = None
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    gone = "the coordinator process is gone"
+                elif time.monotonic() - last > self.timeout_s:
+                    gone = f"no heartbeat from the coordinator for {self.timeout_s:g} s"
+                if gone:
+                    print(f"polyscale worker {os.getpid()}: {gone}; exiting", file=sys.stderr, flush=True)
+                    os._exit(3)
+        finally:
+            self.sock.close(0)
+
+
+def serve(connect: str, *, host: str | None = None, keys: str | os.PathLike | None = None,
+          worker_id: str | None = None, parent_pid: int | None = None,
+          join_timeout_s: float = 60.0) -> int:
+    """Join the run at ``connect``, run the assigned solvers until told to stop; exit status.
+
+    Raises TransportError if the coordinator refuses this worker or never answers.
+    """
+    label = host or socket.gethostname()
+    wid = worker_id or f"{label}-{os.getpid()}-{os.urandom(3).hex()}"
+    curve = CurveKeys.load(keys) if keys is not None else None
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.identity = wid.encode()
+    monitor = None
+    if curve is not None:
+        curve.as_client(sock)
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+    hb = None
+    try:
+        sock.connect(connect)
+        sock.send_multipart(wire.encode("hello", meta={
+            "host": label, "pid": os.getpid(), "hostname": socket.gethostname(), "worker": wid,
+            "wire": wire.WIRE_VERSION}))
+        msg = _wait_assign(sock, monitor, connect, curve is not None, join_timeout_s)
+        if msg.type == "error":
+            raise TransportError(f"the coordinator at {connect} refused this worker: {msg.meta.get('message')}")
+        monitor.close(0)
+        monitor = None
+        session = _Session(msg, sock)
+        hb = _Heartbeat(ctx, connect, wid.encode(), curve, session.heartbeat_s,
+                        session.coordinator_timeout_s, parent_pid)
+        hb.start()
+        return session.loop()
+    finally:
+        if hb is not None:
+            hb.done.set()
+            hb.join(timeout=2.0)
+        if monitor is not None:
+            sock.disable_monitor()
+            monitor.close(0)
+        sock.close(0)
+        ctx.destroy(linger=0)
+
+
+def _wait_assign(sock, monitor, connect: str, curve: bool, timeout_s: float) -> wire.Message:
+    from zmq.utils.monitor import recv_monitor_message
+
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for s, _ in poller.poll(100):
+            if s is monitor:
+                ev = recv_monitor_message(monitor)
+                if ev["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    why = ("CurveZMQ authentication failed: this worker's public key is not among the "
+                           "coordinator's authorized keys")
+                else:
+                    why = ("the security handshake failed" + ("" if curve else
+                           " (the coordinator may require CurveZMQ: give --keys DIR)"))
+                raise TransportError(f"the coordinator at {connect} refused this worker: {why}")
+            msg = wire.decode(sock.recv_multipart(copy=False))
+            if msg.type in ("assign", "error"):
+                return msg
+    raise TransportError(f"no answer from a coordinator at {connect} within {timeout_s:g} s")
+
+
+class _Session:
+    """The assigned solvers and their inboxes; answers windows."""
+
+    def __init__(self, msg: wire.Message, sock: zmq.Socket):
+        self.sock = sock
+        meta = msg.meta
+        self.names: list[str] = list(meta["solvers"])
+        self.heartbeat_s = float(meta["heartbeat_s"])
+        self.coordinator_timeout_s = float(meta["coordinator_timeout_s"])
+        self.max_bytes = int(meta["max_message_bytes"])
+        self.runners: dict[str, SolverRunner] = {}
+        self.inboxes: dict[str, Inbox] = {}
+        self.failed = False
+        try:
+            plan = make_plan(Model.from_dict(meta["model"]))
+            self.plan = plan
+            for name in self.names:
+                self.runners[name] = build_solver(plan, name)
+                self.inboxes[name] = Inbox(plan, name)
+            # out-ports that feed a coupling: sent whole each window (the coordinator forwards them)
+            self.linked = {n: sorted({lk.source.port for lk in plan.links_from(n)}) for n in self.names}
+            self.link_target = {lk.index: lk.target.solver for lk in plan.links if lk.target.solver in self.runners}
+        except Exception as exc:
+            self._error(exc, None)
+            return
+        self.sock.send_multipart(wire.encode("ready", meta={"solvers": self.names}))
+
+    def _error(self, exc: BaseException, t0: int | None) -> None:
+        self.failed = True
+        solver = getattr(exc, "solver", None) or (self.names[0] if self.names else None)
+        if isinstance(exc, PolyscaleError):
+            text = str(exc)
+        else:
+            text = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+        self.sock.send_multipart(wire.encode("error", solver=solver, t0=t0, meta={
+            "message": text, "error": type(exc).__name__, "t_ms": getattr(exc, "t_ms", None)}))
+
+    def loop(self) -> int:
+        while True:
+            if not self.sock.poll(1000):
+                continue  # the heartbeat thread ends the process if the coordinator is gone
+            try:
+                msg = wire.decode(self.sock.recv_multipart(copy=False), max_bytes=self.max_bytes)
+            except Exception as exc:
+                self._error(exc, None)
+                continue
+            if msg.type == "stop":
+                self.close()
+                self.sock.send_multipart(wire.encode("bye"))
+                return 1 if self.failed else 0
+            if msg.type == "advance" and not self.failed:
+                try:
+                    self.sock.send_multipart(self.advance(msg), copy=False)
+                except Exception as exc:
+                    self._error(exc, msg.t0)
+
+    def advance(self, msg: wire.Message) -> list:
+        t0, t1 = msg.t0, msg.t1
+        if t0 is None or t1 is None:
+            raise wire.ProtocolError("advance: header.t0 and header.t1 are required")
+        links = wire.signals_from_wire("l/", msg.meta.get("links", {}), msg.arrays)
+        for key, sig in links.items():
+            index = int(key)
+            target = self.link_target.get(index)
+            if target is None:
+                raise wire.ProtocolError(f"advance: link {key} does not lead to a solver of this worker")
+            self.inboxes[target].push(index, sig)
+        meta: dict = {"results": {}, "linked": {}, "compute_s": {}}
+        arrays: dict[str, np.ndarray] = {}
+        for name, runner in self.runners.items():
+            inputs = self.inboxes[name].collect(t0, t1)
+            start = time.perf_counter()
+            res = runner.advance(t0, t1, inputs)
+            meta["compute_s"][name] = time.perf_counter() - start
+            rmeta, rarr = wire.result_to_wire(f"{name}/r/", WindowResult(
+                outputs=runner.recorded(res), probe_parts=res.probe_parts))
+            lmeta, larr = wire.signals_to_wire(f"{name}/l/", {p: res.outputs[p] for p in self.linked[name]})
+            meta["results"][name], meta["linked"][name] = rmeta, lmeta
+            arrays.update(rarr)
+            arrays.update(larr)
+        return wire.encode("result", t0=t0, t1=t1, arrays=arrays, meta=meta)
+
+    def close(self) -> None:
+        for runner in self.runners.values():
+            try:
+                runner.close()
+            except Exception:  # the run is over; closing the others matters more
+                pass
+        self.runners = {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m polyscale.coordinator.worker`` (the CLI's ``polyscale worker`` is the same)."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="polyscale worker")
+    add_arguments(ap)
+    return run_from_args(ap.parse_args(argv))
+
+
+def add_arguments(ap) -> None:
+    ap.add_argument("--connect", required=True, metavar="tcp://HOST:PORT", help="the coordinator's address")
+    ap.add_argument("--host", metavar="LABEL", help="this worker's host label, matched against the "
+                    "model's placement (default: the host name)")
+    ap.add_argument("--keys", metavar="DIR", help="CurveZMQ keys from `polyscale keys DIR`")
+    ap.add_argument("--join-timeout", type=float, default=60.0, metavar="S",
+                    help="give up when no coordinator answers within S seconds (default 60)")
+    ap.add_argument("--worker-id", help="identity given by a coordinator that starts this worker")
+    ap.add_argument("--parent-pid", type=int, help="exit when this process (the coordinator) is gone")
+
+
+def run_from_args(args) -> int:
+    try:
+        return serve(args.connect, host=args.host, keys=args.keys, worker_id=args.worker_id,
+                     parent_pid=args.parent_pid, join_timeout_s=args.join_timeout)
+    except PolyscaleError as exc:
+        print(f"polyscale worker: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

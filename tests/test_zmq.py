@@ -1,0 +1,426 @@
+"""The zmq transport: same run file as inproc, liveness, garbage on the socket, hosts with Curve keys.
+
+Every wait here is bounded (pytest-timeout is not installed): subprocesses get ``timeout=``, and
+the transport's own timeouts are set short so a failure to notice a dead worker fails the test
+within seconds instead of hanging it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import h5py
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+import polyscale as ps
+from polyscale.coordinator.errors import SolverError, TransportError
+from polyscale.coordinator.transports import wire
+from polyscale.coordinator.transports.zmq import ZmqTransport
+from polyscale.coordinator.worker import generate_keys
+
+REPO = Path(__file__).resolve().parents[1]
+PY = [sys.executable, "-m", "polyscale"]
+
+
+def three_rate_model(t_stop_ms=12.0, window_ms=None):
+    """Three solvers of different dt (0.1, 0.05, 0.025 ms), a spike source and a relay; spikes,
+    analog couplings with hold and linear interpolation, an adapter, channel maps, a probe."""
+    m = ps.Model(seed=11, t_stop_ms=t_stop_ms, window_ms=window_ms)
+    m.solver("a", ps.solvers.LinearSystem(a=[[-0.05, 0.3], [-0.3, -0.05]], c=[0.1, 0.0], dt_ms=0.1))
+    m.solver("b", ps.solvers.LinearSystem(a=[[-0.2]], dt_ms=0.05))
+    m.solver("c", ps.solvers.LinearSystem(a=[[-0.1, 0.0], [0.0, -0.3]], dt_ms=0.025))
+    m.solver("kick", ps.solvers.SpikeTrain(times_ms=[0.3, 1.25, 4.4, 9.9, 9.9], ids=[0, 1, 1, 0, 1], size=2))
+    m.solver("relay", ps.solvers.SpikeRelay(size=2, dt_ms=0.1))
+    m.couple("a.x[0]", "b.u", delay_ms=1.0)
+    m.couple("b.x", "a.u[1]", delay_ms=1.5, weight=-0.5, interpolation="linear")
+    m.couple("a.x", "c.u", delay_ms=1.2, interpolation="linear")
+    m.couple("kick.spikes", "relay.in", delay_ms=1.0)
+    m.couple("kick.spikes", "a.u[0]", delay_ms=1.0, via=[ps.adapters.SpikesToRate(bin_ms=0.1)])
+    for s in ("a.x", "b.x", "c.x", "relay.out"):
+        m.record(s)
+    m.probe("mix", ps.probes.LinearReadout(weights={"a.x": [[1.0, 2.0]], "c.x": [[-1.0, 0.5]]}, every_ms=0.1))
+    return m
+
+
+def datasets(path):
+    """Every dataset of a run file (name -> array) and the root attributes that do not depend on
+    the transport or the wall clock."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        attrs = {k: f.attrs[k] for k in ("status", "n_windows", "t_done_ms") if k in f.attrs}
+    return out, attrs
+
+
+def test_same_run_file_bit_for_bit_as_inproc(tmp_path):
+    ps.run(three_rate_model(), tmp_path / "inproc.h5")
+    tr = ZmqTransport()
+    run = ps.run(three_rate_model(), tmp_path / "zmq.h5", transport=tr)
+    assert run.status == "complete"
+    ref, ref_attrs = datasets(tmp_path / "inproc.h5")
+    got, got_attrs = datasets(tmp_path / "zmq.h5")
+    assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
+    for name in ref:
+        a, b = np.asarray(ref[name]), np.asarray(got[name])
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    # something travelled: relayed spikes and the analog loop
+    assert len(run.spikes("relay", "out").times) == 5 and np.abs(run.signal("c", "x").data).max() > 0
+    assert len({w.pid for w in tr.workers.values()}) == 5 and tr.rejected == []
+
+
+def test_spawned_workers_give_the_same_results(tmp_path):
+    """launch='spawn' starts `python -m polyscale worker` processes: a fresh interpreter per solver."""
+    m = three_rate_model(t_stop_ms=4.0)
+    ref = ps.run(m)
+    got = ps.run(m, transport=ZmqTransport(launch="spawn"))
+    for s in ("a", "b", "c"):
+        assert np.array_equal(ref.signal(s, "x").data, got.signal(s, "x").data)
+    assert np.array_equal(ref.probe("mix").data, got.probe("mix").data)
+
+
+# -- liveness ----------------------------------------------------------------------------------
+def long_model(t_stop_ms=2000.0):
+    m = ps.Model(seed=1, t_stop_ms=t_stop_ms, window_ms=1.0)
+    m.solver("src", ps.solvers.LinearSystem(a=[[-0.1]], c=[1.0], dt_ms=0.1))
+    m.solver("dst", ps.solvers.LinearSystem(a=[[-0.1]], dt_ms=0.1))
+    m.solver("side", ps.solvers.LinearSystem(a=[[-0.1]], dt_ms=0.1))
+    m.couple("src.x", "dst.u", delay_ms=1.0)
+    m.couple("dst.x", "side.u", delay_ms=1.0)
+    m.record("src.x")
+    m.record("dst.x")
+    return m
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _kill_at(tr, solver, sig, at_ms):
+    state = {}
+
+    def progress(t_done, t_stop, wall):
+        if t_done >= at_ms * 1e6 and "pid" not in state:
+            state["pid"] = tr.workers[f"local-{solver}"].pid
+            state["t"] = time.monotonic()
+            os.kill(state["pid"], sig)
+    return state, progress
+
+
+@pytest.mark.parametrize("sig, what", [(signal.SIGKILL, "was killed by signal SIGKILL"),
+                                       (signal.SIGSTOP, r"stopped answering \(nothing for 1 s\)")])
+def test_a_killed_or_frozen_worker_stops_the_run_naming_solver_pid_host_and_time(sig, what, run_file):
+    tr = ZmqTransport(timeout_s=1.0, heartbeat_s=0.2)
+    state, progress = _kill_at(tr, "dst", sig, at_ms=5.0)
+    try:
+        with pytest.raises(SolverError, match=rf"solver 'dst' \(worker pid \d+ on host 'local'\) {what} "
+                                              rf"in the window starting at \d+ ms") as err:
+            ps.run(long_model(), run_file, transport=tr, progress=progress)
+        noticed = time.monotonic() - state["t"]
+    finally:
+        if "pid" in state and sig == signal.SIGSTOP and not _gone(state["pid"]):
+            os.kill(state["pid"], signal.SIGKILL)
+    assert str(state["pid"]) in str(err.value) and err.value.solver == "dst"
+    # within a few seconds: at once for a dead process, timeout_s (1 s) + polling for a frozen one
+    assert noticed < 3.0
+    # the other workers were told to stop (or killed) and have exited; nothing is left behind
+    assert all(_gone(w.pid) for w in tr.workers.values())
+    run = ps.load(run_file)
+    assert run.status.startswith("failed: solver 'dst'")
+    n = run.attrs["n_windows"]
+    assert n >= 5 and err.value.t_ms == n * 1.0  # every complete window, up to the failing one
+    x = run.signal("src", "x").data[:, 0]
+    # x' = 1 - x/10 from 0: x(t) = 10 (1 - exp(-t/10)); exact propagator, so 1e-12
+    t = run.signal("src", "x").time
+    assert x.shape == (n * 10,) and np.allclose(x, 10 * (1 - np.exp(-t / 10)), rtol=1e-12, atol=1e-12)
+    run.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Faulty(ps.SolverSpec):
+    """One analog output; raises or sleeps in the window that starts at ``at_ms``."""
+
+    type: ClassVar[str] = "test_zmq_faulty"
+    level: ClassVar[str] = "test"
+    fault: str = "raise"
+    at_ms: float = 3.0
+    dt_ms: float = 0.1
+
+    def ports(self):
+        return {"v": ps.Port("analog", "out", 1, "mV", 100_000)}
+
+    def build(self, ctx):
+        return _Faulty(self)
+
+
+class _Faulty:
+    dt_ticks = 100_000
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def advance(self, t0, t1, inputs):
+        if t0 >= self.spec.at_ms * 1e6:
+            if self.spec.fault == "raise":
+                raise FloatingPointError("overflow in channel kinetics")
+            time.sleep(60)  # 'hang': the process lives and its heartbeat goes on
+        return {"v": ps.Samples(t0, self.dt_ticks, np.zeros(((t1 - t0) // self.dt_ticks, 1)))}
+
+    def state(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+def faulty_model(fault):
+    m = ps.Model(t_stop_ms=10.0, window_ms=1.0)
+    m.solver("ok", ps.solvers.LinearSystem(a=[[-0.1]], dt_ms=0.1))
+    m.solver("bad", Faulty(fault=fault))
+    m.couple("bad.v", "ok.u", delay_ms=1.0)
+    m.record("bad.v")
+    return m
+
+
+def test_a_solver_raising_in_its_worker_fails_the_run_with_its_message(run_file):
+    with pytest.raises(SolverError, match=r"solver 'bad' \(test_zmq_faulty\) raised in window \[3, \.\.\.\) ms: "
+                                          r"FloatingPointError: overflow in channel kinetics \[worker pid \d+ "
+                                          r"on host 'local'\]") as err:
+        ps.run(faulty_model("raise"), run_file, transport="zmq")
+    assert err.value.solver == "bad" and err.value.t_ms == 3.0
+    with ps.load(run_file) as run:
+        assert run.status.startswith("failed: solver 'bad'") and run.attrs["n_windows"] == 3
+
+
+def test_a_solver_stuck_in_its_window_is_stopped_by_the_window_timeout():
+    tr = ZmqTransport(window_timeout_s=1.0)
+    start = time.monotonic()
+    with pytest.raises(SolverError, match=r"solver 'bad' \(worker pid \d+ on host 'local'\) did not finish "
+                                          r"its window within 1 s \(window_timeout_s\) in the window starting at 3 ms"):
+        ps.run(faulty_model("hang"), transport=tr)
+    assert time.monotonic() - start < 5.0  # not the solver's 60 s sleep: the stuck worker was killed
+    assert all(_gone(w.pid) for w in tr.workers.values())
+
+
+COORDINATOR = textwrap.dedent("""
+    import sys, polyscale as ps
+    from polyscale.coordinator.transports.zmq import ZmqTransport
+    sys.path.insert(0, {tests!r})
+    from test_zmq import long_model
+    m = long_model(t_stop_ms=1e6)
+    m.place("side", host="far")
+    def listen(endpoint):
+        print("endpoint", endpoint, flush=True)
+    tr = ZmqTransport(coordinator_timeout_s=1.5, on_listen=listen)
+    def progress(t, T, w):
+        if t == 2_000_000:
+            print("pids", *[w.pid for w in tr.workers.values()], flush=True)
+    ps.run(m, transport=tr, progress=progress)
+""")
+
+
+def test_workers_exit_when_the_coordinator_dies(tmp_path):
+    """Forked workers notice at once (their parent is gone); a worker started by hand elsewhere
+    notices the missing heartbeats (coordinator_timeout_s = 1.5 s)."""
+    script = tmp_path / "coordinator.py"
+    script.write_text(COORDINATOR.format(tests=str(REPO / "tests")))
+    coord = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    far = None
+    try:
+        endpoint = coord.stdout.readline().split()[1]
+        far = subprocess.Popen(PY + ["worker", "--connect", endpoint, "--host", "far", "--join-timeout", "20"],
+                               stderr=subprocess.PIPE, text=True)
+        line = coord.stdout.readline().split()
+        assert line[0] == "pids", line
+        pids = [int(p) for p in line[1:]]
+        assert far.pid in pids and len(pids) == 3
+        coord.kill()
+        coord.wait(timeout=10)
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline and not all(_gone(p) for p in pids if p != far.pid):
+            time.sleep(0.05)
+        assert all(_gone(p) for p in pids if p != far.pid)
+        assert far.wait(timeout=6.0) == 3
+        assert "no heartbeat from the coordinator for 1.5 s; exiting" in far.stderr.read()
+    finally:
+        for p in (coord, far):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+
+
+# -- bad input and garbage ----------------------------------------------------------------------
+def test_bad_options_are_refused_naming_the_value():
+    with pytest.raises(TransportError, match=r"binding to 10\.1\.2\.3 \(not loopback\) needs CurveZMQ keys"):
+        ZmqTransport("tcp://10.1.2.3:5555")
+    with pytest.raises(TransportError, match=r"bind must look like tcp://ADDRESS:PORT \(got 'ipc:///tmp/x'\)"):
+        ZmqTransport("ipc:///tmp/x")
+    with pytest.raises(TransportError, match=r"launch must be 'fork', 'spawn' or 'none' \(got 'ssh'\)"):
+        ZmqTransport(launch="ssh")
+    with pytest.raises(TransportError, match=r"timeout_s must be a number of seconds > 0 \(got 0\)"):
+        ZmqTransport(timeout_s=0)
+    with pytest.raises(TransportError, match=r"place names no solver \['nope'\]"):
+        ps.run(long_model(5.0), transport=ZmqTransport(place={"nope": "x"}))
+
+
+def test_garbage_on_the_socket_is_refused_and_the_run_goes_on(tmp_path):
+    """Random frames, a header of the wrong version, a malformed header, a result from a stranger,
+    an oversized message and raw non-ZMTP bytes: each is refused, the run completes unchanged."""
+    ctx = zmq.Context()
+    junk = ctx.socket(zmq.DEALER)
+    junk.linger = 0
+    answers = []
+
+    def listen(endpoint):
+        junk.connect(endpoint)
+        junk.send_multipart([b"\x00\x01garbage", b"more"])
+        junk.send_multipart([msgpack.packb({"v": 99, "type": "hello", "solver": None, "t0": None,
+                                            "t1": None, "arrays": [], "meta": {}})])
+        host, port = endpoint[6:].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(os.urandom(4096))
+
+    sent = []
+
+    def progress(t_done, t_stop, wall):
+        if not sent:
+            sent.append(t_done)
+            junk.send_multipart(wire.encode("result", t0=0, t1=1_000_000, meta={"results": {}}))
+            junk.send_multipart([b"\x81\xa1v\x01"])  # a header map missing every other key
+            junk.send_multipart(wire.encode("result", arrays={"big": np.zeros(300_000)}))  # 2.4 MB
+
+    tr = ZmqTransport(on_listen=listen, max_message_bytes=1 << 20)
+    try:
+        run = ps.run(long_model(300.0), transport=tr, progress=progress)
+        if junk.poll(5000):  # the coordinator answered the wrong version during its handshake
+            answers.append(wire.decode(junk.recv_multipart()))
+    finally:
+        junk.close(0)
+        ctx.term()
+    assert run.status == "complete" and run.attrs["n_windows"] == 300
+    ref = ps.run(long_model(300.0))
+    assert np.array_equal(ref.signal("dst", "x").data, run.signal("dst", "x").data)
+    assert answers and answers[0].type == "error"
+    assert "header.v: wire version 99 is not supported (this side speaks 1)" in answers[0].meta["message"]
+    text = "\n".join(tr.rejected)
+    assert "header: not valid msgpack" in text or "header: keys must be" in text
+    assert "a 'result' message from a peer that is not a worker of this run" in text
+    assert "header: keys must be v, type, solver, t0, t1, arrays, meta" in text
+    # the 2.4 MB message never reached the decoder: libzmq dropped the peer at maxmsgsize
+
+
+# -- hosts -------------------------------------------------------------------------------------
+def _free_port(host):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def test_two_hosts_with_curve_keys_and_unauthenticated_peers_refused(tmp_path):
+    """A coordinator on 127.0.0.2 with Curve keys; solver 'b' placed on host 'hostB', whose worker
+    is started by hand as a separate process connecting from 127.0.0.1. Before it, a worker
+    without keys and one with a key the coordinator does not know are both refused."""
+    keys, stranger = tmp_path / "keys", tmp_path / "stranger"
+    out = subprocess.run(PY + ["keys", str(keys)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "wrote CurveZMQ keys" in out.stdout, out.stderr
+    generate_keys(stranger)
+    # the stranger knows the coordinator's public key but holds a worker key it never authorized
+    (stranger / "coordinator.key").write_bytes((keys / "coordinator.key").read_bytes())
+    port = _free_port("127.0.0.2")
+    connect = f"tcp://127.0.0.1:0;127.0.0.2:{port}"  # source address 127.0.0.1: the other 'host'
+    refusals = []
+
+    def listen(endpoint):
+        assert endpoint == f"tcp://127.0.0.2:{port}"
+        for extra in ([], ["--keys", str(stranger)]):
+            bad = subprocess.run(PY + ["worker", "--connect", connect, "--host", "hostB", "--join-timeout", "20",
+                                       *extra], capture_output=True, text=True, timeout=60)
+            refusals.append((bad.returncode, bad.stderr))
+        listen.good = subprocess.Popen(PY + ["worker", "--connect", connect, "--host", "hostB",
+                                             "--keys", str(keys), "--join-timeout", "20"])
+    listen.good = None
+
+    m = three_rate_model(t_stop_ms=6.0)
+    m.place("b", host="hostB")
+    tr = ZmqTransport(f"tcp://127.0.0.2:{port}", keys=keys, on_listen=listen, join_timeout_s=30)
+    try:
+        run = ps.run(m, transport=tr)
+        assert listen.good.wait(timeout=10) == 0
+    finally:
+        if listen.good is not None and listen.good.poll() is None:
+            listen.good.kill()
+            listen.good.wait(timeout=10)
+    ref = ps.run(three_rate_model(t_stop_ms=6.0))
+    for s in ("a", "b", "c"):
+        assert np.array_equal(ref.signal(s, "x").data, run.signal(s, "x").data)
+    assert tr.workers["host:hostB"].pid == listen.good.pid
+    (code1, err1), (code2, err2) = refusals
+    assert code1 == 2 and "refused this worker: the security handshake failed (the coordinator may require " \
+                          "CurveZMQ: give --keys DIR)" in err1
+    assert code2 == 2 and "refused this worker: CurveZMQ authentication failed" in err2
+    assert len(tr.refused_peers) >= 2
+
+
+def test_a_worker_for_a_host_with_nothing_placed_is_told_so():
+    """While the run waits for host 'there', a worker saying it is 'nowhere' is refused with the
+    reason; then the worker for 'there' joins and the run completes."""
+    got = {}
+
+    def workers(endpoint):
+        got["nowhere"] = subprocess.run(PY + ["worker", "--connect", endpoint, "--host", "nowhere",
+                                              "--join-timeout", "20"], capture_output=True, text=True, timeout=60)
+        got["there"] = subprocess.run(PY + ["worker", "--connect", endpoint, "--host", "there",
+                                            "--join-timeout", "20"], capture_output=True, text=True, timeout=60)
+
+    def listen(endpoint):
+        got["thread"] = threading.Thread(target=workers, args=(endpoint,))
+        got["thread"].start()
+
+    m = long_model(3.0)
+    m.place("side", host="there")
+    tr = ZmqTransport(on_listen=listen, join_timeout_s=30)
+    try:
+        run = ps.run(m, transport=tr)
+    finally:
+        got["thread"].join(timeout=60)
+    assert run.status == "complete" and got["there"].returncode == 0
+    assert got["nowhere"].returncode == 2
+    assert "refused this worker: no solver is placed on host 'nowhere' (placed: there)" in got["nowhere"].stderr
+
+
+def test_cli_runs_a_model_on_zmq(tmp_path):
+    cfg = tmp_path / "model.py"
+    cfg.write_text(textwrap.dedent("""
+        import polyscale as ps
+        model = ps.Model(t_stop_ms=5.0)
+        model.solver("src", ps.solvers.LinearSystem(a=[[0.0]], c=[1.0], dt_ms=0.1))
+        model.solver("dst", ps.solvers.LinearSystem(a=[[0.0]], dt_ms=0.1))
+        model.couple("src.x", "dst.u", delay_ms=1.0)
+        model.record("dst.x")
+    """))
+    out = subprocess.run(PY + ["run", str(cfg), "-o", str(tmp_path / "r.h5"), "--transport", "zmq"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    with ps.load(tmp_path / "r.h5") as run:
+        assert run.status == "complete" and run.attrs["transport"] == "zmq"
+        # dst integrates the ramp t delayed by 1 ms: x(t) = (t - 1)^2 / 2 on the step grid, summed
+        # exactly by the hold rule: sum_{k < n - 10} 0.1 * (0.1 k) = 0.01 (n-10)(n-11)/2
+        n = np.arange(50)
+        want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)
+        assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
