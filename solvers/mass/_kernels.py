@@ -103,6 +103,16 @@ def activity(model, x, i, f32):
 
 
 @njit
+def rate_hz(model, p, s):
+    """Firing rate (Hz) from activity s, for the models that have one (models.py)."""
+    if model == JANSEN_RIT:  # 1000 * 2 nu_max / (1 + exp(r (v0 - s)))
+        return 1000.0 * (2.0 * p[5] / (1.0 + math.exp(p[6] * (p[4] - s))))
+    if model == MONTBRIO:
+        return 1000.0 * s
+    return math.nan
+
+
+@njit
 def pre(cfun, cp, s):
     """The coupling function's per-source part of activity s."""
     if cfun == SIGMOIDAL_JR:  # cp = (cmin, cmax, midpoint, r, a)
@@ -128,7 +138,7 @@ def fill_history(model, cfun, cp, x, buf, f32):
 
 @njit
 def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, weights, cfun, cp,
-                    f32, u, noise, repl, repl_val, out_x, out_s, out_c):
+                    f32, u, noise, repl, repl_val, out_x, out_s, out_c, out_r):
     """Advance x (n_sv, n) in place by u.shape[0] steps of dt (ms), from global step step0.
 
     f32: derive the buffered activity from float32 state, as TVB (see activity()).
@@ -136,7 +146,8 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     increments sqrt(2 D dt) z of the stochastic integrators (unused otherwise). repl (r,):
     replaced regions, whose activity is repl_val (n_steps, r) and whose state is not integrated.
     out_x (n_steps, n_sv, n), out_s (n_steps, n): state and activity at the start of each step;
-    out_c (n_steps, n): the coupling input over each step.
+    out_c (n_steps, n): the coupling input over each step; out_r (n_steps, n) the rate (Hz) at
+    the start of each step, or (0, 0) for models without one.
     """
     n_sv, n = x.shape
     H = buf.shape[0]
@@ -165,7 +176,11 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
         for i in range(n):
             acc = 0.0
             for e in range(indptr[i], indptr[i + 1]):
-                acc += weights[e] * buf[(g - delays[e] + H) % H, cols[e]]
+                # slot - d wrapped into [0, H) without an integer division (delays < H)
+                h = slot - delays[e]
+                if h < 0:
+                    h += H
+                acc += weights[e] * buf[h, cols[e]]
             c[i] = post(cfun, cp, acc)
         for v in range(n_sv):
             for i in range(n):
@@ -173,6 +188,9 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
         for i in range(n):
             out_s[k, i] = s[i]
             out_c[k, i] = c[i]
+        if out_r.shape[0] > 0:
+            for i in range(n):
+                out_r[k, i] = rate_hz(model, p, s[i])
         for q in range(repl.shape[0]):
             for v in range(n_sv):
                 keep[v, q] = x[v, repl[q]]

@@ -212,15 +212,16 @@ class RegionNetworkSolver:
         out_x = np.empty((n_steps, n_sv, n))
         out_s = np.empty((n_steps, n))
         out_c = np.empty((n_steps, n))
+        out_r = np.empty((n_steps, n) if self.spec.model.has_rate else (0, 0))
         K.network_advance(self.model_id, self.p, self.integ, self.dt, self.x, self.buf, self.step,
                           self.indptr, self.cols, self.delays, self.weights, self.cfun, self.cp,
-                          self.f32, u, noise, self.repl, rv, out_x, out_s, out_c)
+                          self.f32, u, noise, self.repl, rv, out_x, out_s, out_c, out_r)
         self.step += n_steps
         outputs = {"state": Samples(t0, self.dt_ticks, out_x.reshape(n_steps, n_sv * n)),
                    "activity": Samples(t0, self.dt_ticks, out_s),
                    "coupling": Samples(t0, self.dt_ticks, out_c)}
         if self.spec.model.has_rate:
-            outputs["rate"] = Samples(t0, self.dt_ticks, self.spec.model.rate_hz(out_s))
+            outputs["rate"] = Samples(t0, self.dt_ticks, out_r)
         return WindowResult(outputs=outputs)
 
     def state(self) -> dict[str, np.ndarray]:

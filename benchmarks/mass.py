@@ -1,0 +1,168 @@
+"""Level III speed: polyscale's RegionNetwork against TVB (tvb-library) on the same networks.
+
+Rows (Heun, dt 0.1 ms, no noise, one thread per process):
+
+* jr76: TVB's 76-region default connectivity (tvb-data), Jansen-Rit, SigmoidalJansenRit
+  coupling, delays from tract lengths at 3 mm/ms, 10 s; TVB records a 1 ms TemporalAverage of
+  y1, y2, polyscale records y1 - y2 every 1 ms (both the cheapest monitor they have).
+* jr1000: 1000 regions, a seeded synthetic connectome (centres uniform in a 140 x 170 x 120 mm
+  box, 10 % of pairs connected, weights U(0, 0.8) so the mean in-strength is ~40 like the 76's,
+  tract length = distance), 3 mm/ms, 0.2 s (TVB needs ~4 minutes per simulated second here).
+* mpr76: Montbrió-Pazó-Roxin on the 76-region connectome, Linear coupling a = 0.01, 10 s
+  (TVB's default backend; its numba backend is not run here).
+
+polyscale's time is a full ``ps.run`` (plan, windows, recording; no run file), after a warm-up
+that compiles the kernels; TVB's is ``Simulator.run`` after ``configure()``. TVB runs in its own
+virtual environment (it pins its own numpy/numba), called as a subprocess:
+
+    python3 -m venv /tmp/tvb-venv && /tmp/tvb-venv/bin/pip install tvb-library tvb-data
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/mass.py --tvb-python /tmp/tvb-venv/bin/python
+
+Without --tvb-python only the polyscale column is filled.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROWS = {
+    "jr76": dict(model="jr", n=76, t_ms=10000.0),
+    "jr1000": dict(model="jr", n=1000, t_ms=200.0),
+    "mpr76": dict(model="mpr", n=76, t_ms=10000.0),
+}
+DT = 0.1
+SPEED = 3.0
+
+
+def synthetic_connectome(n: int, seed: int = 42):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 1, (n, 3)) * [140.0, 170.0, 120.0]
+    lengths = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    w = rng.uniform(0, 0.8, (n, n)) * (rng.uniform(size=(n, n)) < 0.1)
+    np.fill_diagonal(w, 0.0)
+    return w, lengths
+
+
+def connectome_arrays(n: int, conn76: str | None):
+    if n == 76:
+        if conn76 is None:
+            raise SystemExit("the 76-region rows need TVB's connectivity_76.zip: pass --conn76 or --tvb-python")
+        from polyscale.solvers.mass import load_connectome
+        c = load_connectome(conn76)
+        return c.weight_matrix(), np.array(c.tract_lengths_mm)
+    return synthetic_connectome(n)
+
+
+# -- polyscale -----------------------------------------------------------------------------------
+
+def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> float:
+    import polyscale as ps
+    from polyscale.solvers.mass import (Connectome, JansenRit, Linear, MontbrioPazoRoxin, RegionNetwork,
+                                        SigmoidalJansenRit)
+    conn = Connectome(weights=w, tract_lengths_mm=lengths, speed_mm_per_ms=SPEED)
+    if row["model"] == "jr":
+        spec = RegionNetwork(model=JansenRit(), connectome=conn, coupling=SigmoidalJansenRit(),
+                             integrator="heun", dt_ms=DT)
+    else:
+        spec = RegionNetwork(model=MontbrioPazoRoxin(), connectome=conn, coupling=Linear(a=0.01),
+                             integrator="heun", dt_ms=DT, initial_state=(0.1, -2.0))
+
+    def model(t_ms):
+        m = ps.Model(t_stop_ms=t_ms)
+        m.solver("brain", spec)
+        m.record("brain.activity", every_ms=1.0)
+        return m
+
+    ps.run(model(10.0))                       # compile (numba caches to disk too)
+    m = model(row["t_ms"])
+    start = time.perf_counter()
+    run = ps.run(m)
+    wall = time.perf_counter() - start
+    assert np.isfinite(run.signal("brain", "activity").data).all()
+    return wall
+
+
+# -- TVB (run by the TVB venv's python) -----------------------------------------------------------
+
+def tvb_worker(args) -> None:
+    import warnings
+    warnings.filterwarnings("ignore")
+    from tvb.datatypes import connectivity
+    from tvb.simulator import coupling, integrators, models, monitors, simulator
+    row = ROWS[args.row]
+    d = np.load(args.arrays)
+    w, lengths = d["weights"], d["tract_lengths"]
+    n = w.shape[0]
+    conn = connectivity.Connectivity(weights=w, tract_lengths=lengths, centres=np.zeros((n, 3)),
+                                     region_labels=np.array([f"r{i}" for i in range(n)]),
+                                     speed=np.array([SPEED]))
+    conn.configure()
+    horizon = int(np.rint(lengths / SPEED / DT).max()) + 1   # TVB's, given the whole history
+    if row["model"] == "jr":
+        model, cfun, voi = models.JansenRit(), coupling.SigmoidalJansenRit(), [1, 2]
+        ic = np.zeros((horizon, 6, n, 1))
+    else:
+        model, cfun, voi = models.MontbrioPazoRoxin(), coupling.Linear(a=np.array([0.01])), [0]
+        ic = np.zeros((horizon, 2, n, 1))
+        ic[:, 0], ic[:, 1] = 0.1, -2.0
+    sim = simulator.Simulator(model=model, connectivity=conn, coupling=cfun,
+                              integrator=integrators.HeunDeterministic(dt=DT),
+                              monitors=(monitors.TemporalAverage(period=1.0, variables_of_interest=np.array(voi)),),
+                              simulation_length=row["t_ms"], initial_conditions=ic, conduction_speed=SPEED)
+    sim.configure()
+    start = time.perf_counter()
+    (t, y), = sim.run()
+    wall = time.perf_counter() - start
+    assert np.isfinite(y).all()
+    print(json.dumps({"wall_s": wall, "samples": int(len(t))}))
+
+
+def tvb_time(tvb_python: str, row_name: str, w, lengths) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "conn.npz")
+        np.savez(path, weights=w, tract_lengths=lengths)
+        out = subprocess.run([tvb_python, __file__, "--tvb-worker", "--row", row_name, "--arrays", path],
+                             capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["wall_s"]
+
+
+def find_conn76(tvb_python: str | None) -> str | None:
+    if tvb_python is None:
+        return None
+    code = "import tvb_data, os; print(os.path.join(os.path.dirname(tvb_data.__file__), 'connectivity', 'connectivity_76.zip'))"
+    return subprocess.run([tvb_python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tvb-python", help="python of a venv with tvb-library and tvb-data")
+    ap.add_argument("--conn76", help="TVB's connectivity_76.zip (default: from tvb-data in --tvb-python)")
+    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of " + ", ".join(ROWS))
+    ap.add_argument("--tvb-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--row", help=argparse.SUPPRESS)
+    ap.add_argument("--arrays", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.tvb_worker:
+        return tvb_worker(args)
+    conn76 = args.conn76 or find_conn76(args.tvb_python)
+    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
+          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
+    print(f"{'row':8} {'regions':>7} {'sim s':>6} {'polyscale s':>12} {'TVB s':>9} {'TVB / polyscale':>16}")
+    for name in args.rows.split(","):
+        row = ROWS[name]
+        w, lengths = connectome_arrays(row["n"], conn76)
+        ours = polyscale_time(row, w, lengths)
+        theirs = tvb_time(args.tvb_python, name, w, lengths) if args.tvb_python else float("nan")
+        print(f"{name:8} {row['n']:7d} {row['t_ms'] / 1000:6.1f} {ours:12.2f} {theirs:9.2f} {theirs / ours:16.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
