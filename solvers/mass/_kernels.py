@@ -1,10 +1,10 @@
 """numba kernels of the region-network solver: node models, couplings, integrators, delays.
 
 State is ``x`` (n_sv, n_regions) float64, as TVB's (state variable, node) layout. Delayed
-coupling keeps a ring buffer ``buf`` (horizon, n_regions) of the coupling function's *pre*
-values (they depend on the source region only), written once per step; the coupling input of
-region i at step g is ``post(sum_e w_e buf[(g - d_e) % horizon, col_e])`` over the incoming
-edges e of i (CSR: ``indptr``, ``cols``, ``delays`` in steps, ``weights``). As in TVB, the
+coupling keeps a ring buffer ``buf`` (2 * horizon, n_regions) of the coupling function's *pre*
+values (they depend on the source region only), written once per step into rows g % horizon
+and g % horizon + horizon; the coupling input of region i at step g is
+``post(sum_e w_e buf[g % horizon + horizon - d_e, col_e])`` over the incoming edges e of i (CSR: ``indptr``, ``cols``, ``delays`` in steps, ``weights``). As in TVB, the
 coupling and the external input are computed once per step and held over the integrator's
 stages.
 """
@@ -150,7 +150,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     the start of each step, or (0, 0) for models without one.
     """
     n_sv, n = x.shape
-    H = buf.shape[0]
+    H = buf.shape[0] // 2
     c = np.zeros(n)
     s = np.empty(n)
     k1 = np.empty((n_sv, n))
@@ -169,18 +169,20 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
         for j in range(n):
             # the buffer holds what TVB's would: float32-derived activity when asked
             sj = activity(model, x, j, True) if f32 else s[j]
-            buf[slot, j] = pre(cfun, cp, sj)
+            v = pre(cfun, cp, sj)
+            buf[slot, j] = v
+            buf[slot + H, j] = v
         if f32:
             for q in range(repl.shape[0]):
-                buf[slot, repl[q]] = pre(cfun, cp, np.float64(np.float32(repl_val[k, q])))
+                v = pre(cfun, cp, np.float64(np.float32(repl_val[k, q])))
+                buf[slot, repl[q]] = v
+                buf[slot + H, repl[q]] = v
         for i in range(n):
             acc = 0.0
             for e in range(indptr[i], indptr[i + 1]):
-                # slot - d wrapped into [0, H) without an integer division (delays < H)
-                h = slot - delays[e]
-                if h < 0:
-                    h += H
-                acc += weights[e] * buf[h, cols[e]]
+                # rows slot and slot + H hold the same values, so slot + H - d (delays < H)
+                # needs neither a modulo nor a branch
+                acc += weights[e] * buf[slot + H - delays[e], cols[e]]
             c[i] = post(cfun, cp, acc)
         for v in range(n_sv):
             for i in range(n):

@@ -187,7 +187,7 @@ class RegionNetworkSolver:
             self.weights = w[rows, cols].astype(np.float64)
         self.horizon = int(self.delays.max(initial=0)) + 1
         self.x = spec.initial_array()
-        self.buf = np.empty((self.horizon, n))
+        self.buf = np.empty((2 * self.horizon, n))  # each slot twice: see _kernels
         K.fill_history(self.model_id, self.cfun, self.cp, self.x, self.buf, self.f32)
         self.step = 0
         self.repl = np.array(spec.replaced, dtype=np.int64)
