@@ -10,8 +10,11 @@ Rows:
 * raw star loop: rank 0 sends each worker a step command (2 int64) and receives its output
   (2 float64), numpy buffers with the uppercase mpi4py API: the least a coordinator-driven
   step can cost;
-* raw collective loop: what polyscale's exchange does, without polyscale: an ``Alltoall`` of
-  sizes and an ``Alltoallv`` of 16 bytes to the next rank and to rank 0;
+* raw point-to-point loop: what polyscale's exchange does, without polyscale: an
+  ``Iallreduce`` of the status overlapped with the sizes, then 16 bytes of data, with
+  ``Isend``/``Irecv`` between neighbours only (the next rank in a ring, and rank 0);
+* raw collective loop: the alternative that was measured against it, an ``Alltoall`` of
+  sizes and an ``Alltoallv`` of the same data;
 * polyscale mpi: K one-state linear solvers in a ring, one step per window (window 0.1 ms),
   every solver recorded, one solver per rank; the same model on inproc for comparison;
 * spike routing: a source emitting ``--spikes`` spikes per 1 ms window to a relay on the other
@@ -81,6 +84,33 @@ def raw_collective(steps: int) -> float:
         rdispl = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int32)
         rbuf = np.empty(int(rcounts.sum()), np.uint8)
         comm.Alltoallv([sbuf, (scounts, sdispl), MPI.BYTE], [rbuf, (rcounts, rdispl), MPI.BYTE])
+    return (time.perf_counter() - start) / steps
+
+
+def raw_p2p(steps: int) -> float:
+    """polyscale's pattern: an Iallreduce of the status overlapped with the sizes, then the data,
+    point to point between neighbours only (next rank in the ring, and rank 0)."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    status = np.zeros(1, np.int64)
+    worst = np.zeros(1, np.int64)
+    payload = np.arange(16, dtype=np.uint8)
+    dsts = sorted({(rank + 1) % size, 0} - {rank}) if size > 1 else []
+    srcs = sorted({(rank - 1) % size} | (set(range(1, size)) if rank == 0 else set()) - {rank})
+    nsend = np.array([16], np.int64)
+    nrecv = {s: np.zeros(1, np.int64) for s in srcs}
+    comm.Barrier()
+    start = time.perf_counter()
+    for _ in range(steps):
+        reqs = [comm.Iallreduce(status, worst, op=MPI.MAX)]
+        reqs += [comm.Irecv(nrecv[s], source=s, tag=1) for s in srcs]
+        reqs += [comm.Isend(nsend, dest=d, tag=1) for d in dsts]
+        MPI.Request.Waitall(reqs)
+        bufs = {s: np.empty(int(nrecv[s][0]), np.uint8) for s in srcs}
+        reqs = [comm.Irecv(bufs[s], source=s, tag=2) for s in srcs]
+        reqs += [comm.Isend(payload, dest=d, tag=2) for d in dsts]
+        MPI.Request.Waitall(reqs)
     return (time.perf_counter() - start) / steps
 
 
@@ -159,9 +189,14 @@ def worker(args) -> None:
         result = raw_star(args.steps)
     elif args.worker == "collective":
         result = raw_collective(args.steps)
+    elif args.worker == "p2p":
+        result = raw_p2p(args.steps)
     elif args.worker == "ring":
+        from polyscale.coordinator.transports.mpi import MpiTransport
         timed_run(ring(size, 20), "mpi")            # warm up: numba, imports, MPI connections
-        result = timed_run(ring(size, args.windows), "mpi") / args.windows
+        tr = MpiTransport()
+        wall = timed_run(ring(size, args.windows), tr) / args.windows
+        result = [wall, tr.exchange_s / args.windows]
     elif args.worker == "spikes":
         timed_run(spike_model(args.spikes, 3), "mpi")
         result = timed_run(spike_model(args.spikes, args.windows), "mpi")
@@ -217,20 +252,23 @@ def main() -> None:
         rows.append((f"raw star loop, {workers} worker(s)", workers + 1,
                      launch("star", workers + 1, args) * 1e6, "us/step"))
     for k in (2, 4):
-        rows.append((f"raw Alltoall+Alltoallv loop", k, launch("collective", k, args) * 1e6, "us/step"))
+        rows.append(("raw Iallreduce + neighbour p2p loop (polyscale's)", k, launch("p2p", k, args) * 1e6, "us/step"))
+        rows.append(("raw Alltoall + Alltoallv loop", k, launch("collective", k, args) * 1e6, "us/step"))
     for k in (2, 4):
         rows.append((f"polyscale inproc, ring of {k}", 1, inproc_ring(k, args.windows) * 1e6, "us/window"))
-        rows.append((f"polyscale mpi, ring of {k}", k, launch("ring", k, args) * 1e6, "us/window"))
+        wall, exchange = launch("ring", k, args)
+        rows.append((f"polyscale mpi, ring of {k}", k, wall * 1e6, "us/window"))
+        rows.append((f"  of which rank 0 in the exchange", k, exchange * 1e6, "us/window"))
     n_sp = args.spikes * args.windows // 10
     w_sp = args.windows // 10
     t_in = inproc_spikes(args.spikes, w_sp)
     rows.append((f"spike routing inproc, {args.spikes} spikes/window", 1, n_sp / t_in / 1e6, "M spikes/s"))
     t_mpi = launch("spikes", 2, argparse.Namespace(**{**vars(args), "windows": w_sp}))
     rows.append((f"spike routing mpi, {args.spikes} spikes/window", 2, n_sp / t_mpi / 1e6, "M spikes/s"))
-    print(f"| {'case':<45} | ranks | {'value':>9} | unit |")
-    print(f"|{'-' * 47}|-------|{'-' * 11}|------|")
+    print(f"| {'case':<50} | ranks | {'value':>9} | unit |")
+    print(f"|{'-' * 52}|-------|{'-' * 11}|------|")
     for name, ranks, value, unit in rows:
-        print(f"| {name:<45} | {ranks:>5} | {value:>9.2f} | {unit} |")
+        print(f"| {name:<50} | {ranks:>5} | {value:>9.2f} | {unit} |")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,15 @@ gives a solver N consecutive ranks and a sub-communicator (``SolverContext.comm`
 One window on every rank:
 
 1. each local solver collects its inputs from its own :class:`~..routing.Inbox` and advances;
-2. sizes first: one ``Alltoall`` of ``[status, nbytes]`` per rank pair (status 0 ok, 1 this
-   rank failed, 2 rank 0 stopped the run), so a failure anywhere is known everywhere at once
-   and no rank waits for data that will never come;
-3. then data: one ``Alltoallv`` of raw bytes. Each rank sends a solver's outputs straight to
-   the ranks of the solvers they feed (each source port once per destination rank), and its
-   recorded outputs and probe parts to rank 0. Both sides derive the list and dtype of every
-   array in a message from the plan, so a message is just ``int64`` lengths followed by the
-   arrays' bytes: numpy buffers, nothing pickled;
+2. status and sizes first: an ``Iallreduce`` (max) of every rank's status (0 ok, 1 this rank
+   failed, 2 rank 0 stopped the run), so a failure anywhere is known everywhere at once and no
+   rank waits for data that will never come, overlapped with the size of each message, sent
+   point to point to the ranks that will receive it;
+3. then data, ``Isend``/``Irecv`` between neighbours only: each rank sends a solver's outputs
+   straight to the ranks of the solvers they feed (each source port once per destination
+   rank), and its recorded outputs and probe parts to rank 0. Both sides derive the list and
+   dtype of every array in a message from the plan, so a message is just ``int64`` lengths
+   followed by the arrays' bytes: numpy buffers, nothing pickled;
 4. each rank pushes what it received (and what its own solvers produced) into its inboxes.
 
 A solver spanning several ranks is advanced on all of them with the same inputs (each of its
@@ -29,13 +30,15 @@ ranks receives them); its outputs, recordings and probe parts are taken from its
 which must return the whole outputs (e.g. gathered over ``ctx.comm``).
 
 Failure: an exception on any rank (building or advancing a solver, routing) is caught there,
-announced in the next size exchange, and its text sent to rank 0, which raises it with the
-rank in the message; the scheduler then writes ``status = "failed: ..."``. Every rank leaves
+announced in the window's status reduction, and its text gathered to rank 0, which raises it
+with the rank in the message; the scheduler then writes ``status = "failed: ..."``. Every rank leaves
 the loop at the same window, so nothing hangs. A rank that is killed or hangs inside a solver
 is not detected here: mpiexec / srun ends the job (use the batch system's time limit).
 
-Measured choice (benchmarks/mpi_transport.py): two collectives per window; for the handful
-of ranks of a coupled multiscale run their latency is that of the raw mpi4py step loop.
+Measured choice (benchmarks/mpi_transport.py): the raw loop of this pattern (one Allreduce,
+then neighbour point to point) took a third of the time of an Alltoall of sizes plus an
+Alltoallv of data on 2 and on 4 ranks, and it sends nothing between ranks that exchange
+nothing, where the all-to-all touches every pair of ranks in every window.
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ from ..solver import SolverRunner, build_solver
 from ..time import to_ms
 
 _OK, _FAILED, _STOP = 0, 1, 2
+_TAG_SIZES, _TAG_DATA = 71, 72
 _I8 = np.dtype(np.int64)
 _F8 = np.dtype(np.float64)
 
@@ -241,7 +245,7 @@ class MpiTransport:
             # let the scheduler record the interruption
             self._stopped = True
             try:
-                self._exchange(None, {}, t0=None, stop=True)
+                self._exchange(None, {}, t0=None, stop=True, window=True)
             except _Stopped:
                 pass
             raise
@@ -308,53 +312,63 @@ class MpiTransport:
                 self._recv[src] = ([r for r, _ in resolved], [it for _, its in resolved for it in its])
 
     def _exchange(self, err: dict | None, results: Mapping[str, WindowResult], t0: int | None,
-                  stop: bool = False) -> dict:
-        """Sizes, then data; raise (rank 0) or stop (others) if any rank failed or stopped."""
-        K, me = self.size, self.rank
+                  stop: bool = False, window: bool | None = None) -> dict:
+        """Status and sizes, then data; raise (rank 0) or stop (others) if any rank failed or
+        rank 0 stopped the run.
+
+        Round 1: an ``Iallreduce`` (max) of every rank's status, overlapped with the sizes of
+        this window's messages, sent point to point to the ranks this rank feeds. Round 2 (all
+        ok): the messages themselves, ``Isend``/``Irecv`` between those neighbours only.
+        ``window`` False: the exchange at the end of ``start`` (status only)."""
+        MPI = self.MPI
+        window = t0 is not None if window is None else window
         status = _STOP if stop else (_FAILED if err is not None else _OK)
         payload: dict[int, np.ndarray] = {}
-        if status == _FAILED:
-            payload[0] = np.frombuffer(json.dumps(err).encode(), np.uint8)
-        elif status == _OK and t0 is not None:
+        if window and status == _OK:
             payload = {dst: self._pack(results, sts) for dst, sts in self._send.items()}
-        sizes = np.zeros((K, 2), np.int64)
-        sizes[:, 0] = status
-        for dst, p in payload.items():
-            sizes[dst, 1] = len(p)
-        rsizes = np.empty((K, 2), np.int64)
-        self.comm.Alltoall(sizes, rsizes)
-        statuses = rsizes[:, 0]
-        if statuses.max() == _STOP:
+        mine = np.array([status], np.int64)
+        worst = np.zeros(1, np.int64)
+        reqs = [self.comm.Iallreduce(mine, worst, op=MPI.MAX)]
+        if window:
+            rsizes = {src: np.zeros(1, np.int64) for src in self._recv}
+            ssizes = [np.array([len(payload[d]) if d in payload else 0], np.int64) for d in self._send]
+            reqs += [self.comm.Irecv(buf, source=src, tag=_TAG_SIZES) for src, buf in rsizes.items()]
+            reqs += [self.comm.Isend(buf, dest=dst, tag=_TAG_SIZES) for dst, buf in zip(self._send, ssizes)]
+        MPI.Request.Waitall(reqs)
+        if worst[0] == _STOP:
             self._stopped = True
             raise _Stopped
-        counts = rsizes[:, 1]
-        scounts = sizes[:, 1]
-        if counts.any() or scounts.any():
-            rdispl = np.concatenate([[0], np.cumsum(counts[:-1])])
-            rbuf = np.empty(int(counts.sum()), np.uint8)
-            sdispl = np.concatenate([[0], np.cumsum(scounts[:-1])])
-            sbuf = (np.concatenate([payload[d] for d in sorted(payload)]) if payload
-                    else np.zeros(0, np.uint8))
-            B = self.MPI.BYTE
-            self.comm.Alltoallv([sbuf, (scounts.astype(np.int32), sdispl.astype(np.int32)), B],
-                                [rbuf, (counts.astype(np.int32), rdispl.astype(np.int32)), B])
-        if statuses.max() == _FAILED:
+        if worst[0] == _FAILED:
             self._stopped = True
-            if me != 0:
-                if err is not None:   # this rank's own failure: report it here too
-                    raise _as_error([err])
-                raise _Stopped
-            errors = []
-            for r in np.flatnonzero(statuses == _FAILED):
-                seg = rbuf[rdispl[r]:rdispl[r] + counts[r]]
-                errors.append(json.loads(bytes(seg).decode()))
-            raise _as_error(errors)
+            self._failures(err)   # raises
         got: dict = {"out": {}, "rec": {}}
-        if t0 is None:
+        if not window or t0 is None:
             return got
+        bufs = {src: np.empty(int(n[0]), np.uint8) for src, n in rsizes.items()}
+        reqs = [self.comm.Irecv(buf, source=src, tag=_TAG_DATA) for src, buf in bufs.items()]
+        reqs += [self.comm.Isend(payload[dst], dest=dst, tag=_TAG_DATA) for dst in self._send]
+        MPI.Request.Waitall(reqs)
         for src, program in self._recv.items():
-            self._unpack(rbuf, int(rdispl[src]), int(counts[src]), src, t0, program, got)
+            self._unpack(bufs[src], 0, len(bufs[src]), src, t0, program, got)
         return got
+
+    def _failures(self, err: dict | None) -> None:
+        """Some rank failed: gather the failures' texts (JSON) to rank 0 and raise there the
+        first (lowest rank); a failed rank raises its own; the others stop."""
+        text = np.frombuffer(json.dumps(err).encode(), np.uint8) if err is not None else np.zeros(0, np.uint8)
+        n = np.array([len(text)], np.int64)
+        counts = np.zeros(self.size, np.int64)
+        self.comm.Gather(n, counts, root=0)
+        if self.rank != 0:
+            self.comm.Gatherv(text, None, root=0)
+            if err is not None:   # this rank's own failure: report it here too
+                raise _as_error([err])
+            raise _Stopped
+        displ = np.concatenate([[0], np.cumsum(counts[:-1])])
+        rbuf = np.empty(int(counts.sum()), np.uint8)
+        self.comm.Gatherv(text, [rbuf, (counts.astype(np.int32), displ.astype(np.int32)), self.MPI.BYTE], root=0)
+        errors = [json.loads(bytes(rbuf[d:d + c]).decode()) for d, c in zip(displ, counts) if c]
+        raise _as_error(errors)
 
     def _pack(self, results: Mapping[str, WindowResult], streams: list) -> np.ndarray:
         """One message: int64 element counts of its arrays, then the arrays' bytes."""
@@ -429,7 +443,7 @@ class MpiTransport:
             # next exchange to stop
             self._stopped = True
             try:
-                self._exchange(None, {}, t0=None, stop=True)
+                self._exchange(None, {}, t0=None, stop=True, window=True)
             except _Stopped:
                 pass
         self._close_local()
