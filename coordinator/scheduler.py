@@ -48,7 +48,7 @@ def run(model: Model, out: str | os.PathLike | None = None, *, transport: str | 
     if seed is not None or t_stop_ms is not None:
         model = model.with_options(seed=seed, t_stop_ms=t_stop_ms)
     plan = make_plan(model)
-    tname = transport if isinstance(transport, str) else type(transport).__name__
+    tname = transport if isinstance(transport, str) else getattr(transport, "name", type(transport).__name__)
     tr = get_transport(transport)
     if not getattr(tr, "writes", True):
         # a rank of an SPMD transport (mpi) other than the writer's: same windows, no run file

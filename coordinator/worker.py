@@ -29,7 +29,7 @@ from .errors import PolyscaleError, SolverError, TransportError
 from .model import Model
 from .plan import make_plan
 from .routing import Inbox
-from .signals import WindowResult
+from .signals import Samples, Spikes, WindowResult
 from .solver import SolverRunner, build_solver
 from .transports import wire
 
@@ -214,6 +214,30 @@ def _wait_assign(sock, monitor, connect: str, curve: bool, timeout_s: float) -> 
     raise TransportError(f"no answer from a coordinator at {connect} within {timeout_s:g} s")
 
 
+def sent_channels(plan) -> dict[tuple[str, str], np.ndarray | None]:
+    """(solver, out-port) -> the channels any coupling reads from it (sorted), or None for all.
+
+    Only those go on the wire: a large state coupled through a few channels costs a few
+    channels. Both ends compute this from the same plan."""
+    used: dict[tuple[str, str], set[int]] = {}
+    size: dict[tuple[str, str], int] = {}
+    for lk in plan.links:
+        key = (lk.source.solver, lk.source.port)
+        used.setdefault(key, set()).update(lk.source_channels)
+        size[key] = lk.source_port.size
+    return {k: None if len(ch) == size[k] else np.array(sorted(ch), dtype=np.int64) for k, ch in used.items()}
+
+
+def _select(sig, sel: np.ndarray | None):
+    """The channels ``sel`` of a window's output (spikes keep their ids; samples lose columns)."""
+    if sel is None:
+        return sig
+    if isinstance(sig, Samples):
+        return Samples(sig.t0, sig.period, sig.data[:, sel])
+    keep = np.isin(sig.ids, sel)
+    return Spikes(sig.ticks[keep], sig.ids[keep])
+
+
 class _Session:
     """The assigned solvers and their inboxes; answers windows."""
 
@@ -233,9 +257,12 @@ class _Session:
             for name in self.names:
                 self.runners[name] = build_solver(plan, name)
                 self.inboxes[name] = Inbox(plan, name)
-            # out-ports that feed a coupling: sent whole each window (the coordinator forwards them)
+            # out-ports that feed a coupling, each window (the coordinator forwards them)
             self.linked = {n: sorted({lk.source.port for lk in plan.links_from(n)}) for n in self.names}
             self.link_target = {lk.index: lk.target.solver for lk in plan.links if lk.target.solver in self.runners}
+            self.sent = sent_channels(plan)
+            self.link_source = {lk.index: (lk.source.solver, lk.source.port, lk.source_port.size)
+                                for lk in plan.links}
         except Exception as exc:
             self._error(exc, None)
             return
@@ -276,10 +303,19 @@ class _Session:
             raise wire.ProtocolError("advance: header.t0 and header.t1 are required")
         links = wire.signals_from_wire("l/", msg.meta.get("links", {}), msg.arrays)
         for key, sig in links.items():
-            index = int(key)
+            index = int(key) if key.isdigit() else -1
             target = self.link_target.get(index)
             if target is None:
-                raise wire.ProtocolError(f"advance: link {key} does not lead to a solver of this worker")
+                raise wire.ProtocolError(f"advance: link {key!r} does not lead to a solver of this worker")
+            src, port, size = self.link_source[index]
+            sel = self.sent[src, port]
+            if sel is not None and isinstance(sig, Samples):
+                if sig.data.shape[1] != len(sel):
+                    raise wire.ProtocolError(f"advance: link {key}: {sig.data.shape[1]} channels, expected {len(sel)}")
+                # back to the port's width: the unsent channels are ones no coupling reads
+                full = np.zeros((sig.data.shape[0], size))
+                full[:, sel] = sig.data
+                sig = Samples(sig.t0, sig.period, full)
             self.inboxes[target].push(index, sig)
         meta: dict = {"results": {}, "linked": {}, "compute_s": {}}
         arrays: dict[str, np.ndarray] = {}
@@ -290,7 +326,8 @@ class _Session:
             meta["compute_s"][name] = time.perf_counter() - start
             rmeta, rarr = wire.result_to_wire(f"{name}/r/", WindowResult(
                 outputs=runner.recorded(res), probe_parts=res.probe_parts))
-            lmeta, larr = wire.signals_to_wire(f"{name}/l/", {p: res.outputs[p] for p in self.linked[name]})
+            lmeta, larr = wire.signals_to_wire(f"{name}/l/", {p: _select(res.outputs[p], self.sent[name, p])
+                                                             for p in self.linked[name]})
             meta["results"][name], meta["linked"][name] = rmeta, lmeta
             arrays.update(rarr)
             arrays.update(larr)

@@ -43,10 +43,13 @@ def three_rate_model(t_stop_ms=12.0, window_ms=None):
     m.solver("c", ps.solvers.LinearSystem(a=[[-0.1, 0.0], [0.0, -0.3]], dt_ms=0.025))
     m.solver("kick", ps.solvers.SpikeTrain(times_ms=[0.3, 1.25, 4.4, 9.9, 9.9], ids=[0, 1, 1, 0, 1], size=2))
     m.solver("relay", ps.solvers.SpikeRelay(size=2, dt_ms=0.1))
+    m.solver("kick3", ps.solvers.SpikeTrain(times_ms=[0.5, 0.5, 2.0, 3.3], ids=[0, 2, 1, 2], size=3))
     m.couple("a.x[0]", "b.u", delay_ms=1.0)
     m.couple("b.x", "a.u[1]", delay_ms=1.5, weight=-0.5, interpolation="linear")
-    m.couple("a.x", "c.u", delay_ms=1.2, interpolation="linear")
+    m.couple("a.x[0]", "c.u", delay_ms=1.2, interpolation="linear")  # broadcast to both channels
     m.couple("kick.spikes", "relay.in", delay_ms=1.0)
+    # only some channels of a.x and kick3.spikes are read: only those go on the wire
+    m.couple("kick3.spikes[0, 2]", "relay.in", delay_ms=2.0, weight=2.0)
     m.couple("kick.spikes", "a.u[0]", delay_ms=1.0, via=[ps.adapters.SpikesToRate(bin_ms=0.1)])
     for s in ("a.x", "b.x", "c.x", "relay.out"):
         m.record(s)
@@ -68,7 +71,7 @@ def test_same_run_file_bit_for_bit_as_inproc(tmp_path):
     ps.run(three_rate_model(), tmp_path / "inproc.h5")
     tr = ZmqTransport()
     run = ps.run(three_rate_model(), tmp_path / "zmq.h5", transport=tr)
-    assert run.status == "complete"
+    assert run.status == "complete" and run.attrs["transport"] == "zmq"
     ref, ref_attrs = datasets(tmp_path / "inproc.h5")
     got, got_attrs = datasets(tmp_path / "zmq.h5")
     assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
@@ -76,8 +79,8 @@ def test_same_run_file_bit_for_bit_as_inproc(tmp_path):
         a, b = np.asarray(ref[name]), np.asarray(got[name])
         assert a.dtype == b.dtype and np.array_equal(a, b), name
     # something travelled: relayed spikes and the analog loop
-    assert len(run.spikes("relay", "out").times) == 5 and np.abs(run.signal("c", "x").data).max() > 0
-    assert len({w.pid for w in tr.workers.values()}) == 5 and tr.rejected == []
+    assert len(run.spikes("relay", "out").times) == 5 + 3 and np.abs(run.signal("c", "x").data).max() > 0
+    assert len({w.pid for w in tr.workers.values()}) == 6 and tr.rejected == []
 
 
 def test_spawned_workers_give_the_same_results(tmp_path):

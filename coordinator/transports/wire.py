@@ -21,7 +21,6 @@ for ``Spikes`` and ``Samples``, :func:`result_to_wire` / :func:`result_from_wire
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +49,12 @@ MAX_ARRAYS = 1 << 16
 
 _HEADER_KEYS = ("v", "type", "solver", "t0", "t1", "arrays", "meta")
 _ARRAY_KEYS = ("name", "dtype", "shape")
+# the checks run on every message of every window: constant sets and dtypes built once
+_HEADER_SET = frozenset(_HEADER_KEYS)
+_ARRAY_SET = frozenset(_ARRAY_KEYS)
+_TYPE_SET = frozenset(MESSAGE_TYPES)
+_DTYPE_OF = {d: np.dtype(d) for d in DTYPES}
+_MAX_DIM = 1 << 62
 
 
 @dataclass(slots=True)
@@ -69,8 +74,11 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 def _as_buffer(frame: Any) -> memoryview:
+    if type(frame) is bytes:
+        return memoryview(frame)
     buf = getattr(frame, "buffer", None)  # zmq.Frame
-    return memoryview(buf if buf is not None else frame).cast("B")
+    m = memoryview(buf if buf is not None else frame)
+    return m if m.format == "B" and m.ndim == 1 else m.cast("B")
 
 
 def encode(type: str, *, solver: str | None = None, t0: int | None = None, t1: int | None = None,
@@ -112,8 +120,8 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
     ------
     ProtocolError naming the offending field (header key, ``arrays[i].<key>``, ``frame i``).
     """
-    if not isinstance(frames, Sequence) or len(frames) == 0:
-        raise ProtocolError("message: no frames")
+    if not isinstance(frames, (list, tuple)) or len(frames) == 0:
+        raise ProtocolError("message: no frames (expected a non-empty list of frames)")
     bufs = [_as_buffer(f) for f in frames]
     total = sum(b.nbytes for b in bufs)
     if total > max_bytes:
@@ -126,15 +134,15 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
         raise ProtocolError(f"header: not valid msgpack ({type(exc).__name__}: {exc})") from None
     if not isinstance(h, dict):
         raise ProtocolError(f"header: must be a map (got {type(h).__name__})")
-    keys = set(h)
-    if keys != set(_HEADER_KEYS):
+    if h.keys() != _HEADER_SET:
+        keys = set(h)
         missing, extra = sorted(set(_HEADER_KEYS) - keys), sorted(map(str, keys - set(_HEADER_KEYS)))
         raise ProtocolError(f"header: keys must be {', '.join(_HEADER_KEYS)} (missing: {missing}, "
                             f"unexpected: {extra})")
     if h["v"] != WIRE_VERSION or isinstance(h["v"], bool):
         raise ProtocolError(f"header.v: wire version {h['v']!r} is not supported (this side speaks "
                             f"{WIRE_VERSION})")
-    if h["type"] not in MESSAGE_TYPES:
+    if h["type"] not in _TYPE_SET:
         raise ProtocolError(f"header.type: {h['type']!r} is not a message type "
                             f"(allowed: {', '.join(MESSAGE_TYPES)})")
     if h["solver"] is not None and not isinstance(h["solver"], str):
@@ -152,26 +160,31 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
                             f"{len(bufs) - 1} buffer frames")
     arrays: dict[str, np.ndarray] = {}
     for i, (s, buf) in enumerate(zip(specs, bufs[1:])):
-        where = f"header.arrays[{i}]"
-        if not isinstance(s, dict) or set(s) != set(_ARRAY_KEYS):
-            raise ProtocolError(f"{where}: must be a map with exactly the keys {', '.join(_ARRAY_KEYS)}")
+        if not isinstance(s, dict) or s.keys() != _ARRAY_SET:
+            raise ProtocolError(f"header.arrays[{i}]: must be a map with exactly the keys {', '.join(_ARRAY_KEYS)}")
         name, dtype, shape = s["name"], s["dtype"], s["shape"]
         if not isinstance(name, str) or not name:
-            raise ProtocolError(f"{where}.name: must be a non-empty string (got {name!r})")
+            raise ProtocolError(f"header.arrays[{i}].name: must be a non-empty string (got {name!r})")
         if name in arrays:
-            raise ProtocolError(f"{where}.name: {name!r} appears twice")
-        if dtype not in DTYPES:
-            raise ProtocolError(f"{where}.dtype: {dtype!r} is not allowed (allowed: {', '.join(DTYPES)})")
-        if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 62 for d in shape)):
-            raise ProtocolError(f"{where}.shape: must be a list of at most {MAX_NDIM} integers >= 0 "
-                                f"(got {shape!r})")
-        dt = np.dtype(dtype)
-        want = math.prod(shape) * dt.itemsize
-        if want != buf.nbytes:
-            raise ProtocolError(f"{where}.shape: {shape} of {dtype} needs {want} bytes but frame "
+            raise ProtocolError(f"header.arrays[{i}].name: {name!r} appears twice")
+        dt = _DTYPE_OF.get(dtype) if isinstance(dtype, str) else None
+        if dt is None:
+            raise ProtocolError(f"header.arrays[{i}].dtype: {dtype!r} is not allowed (allowed: {', '.join(DTYPES)})")
+        ok = type(shape) is list and len(shape) <= MAX_NDIM
+        n = dt.itemsize
+        if ok:
+            for d in shape:
+                if type(d) is not int or not 0 <= d < _MAX_DIM:
+                    ok = False
+                    break
+                n *= d
+        if not ok:
+            raise ProtocolError(f"header.arrays[{i}].shape: must be a list of at most {MAX_NDIM} integers "
+                                f">= 0 (got {shape!r})")
+        if n != buf.nbytes:
+            raise ProtocolError(f"header.arrays[{i}].shape: {shape} of {dtype} needs {n} bytes but frame "
                                 f"{i + 1} has {buf.nbytes}")
-        arrays[name] = np.frombuffer(buf, dtype=dt).reshape(shape) if want else np.zeros(shape, dt)
+        arrays[name] = np.frombuffer(buf, dtype=dt).reshape(shape) if n else np.zeros(shape, dt)
     return Message(type=h["type"], solver=h["solver"], t0=t0, t1=t1, arrays=arrays, meta=h["meta"])
 
 

@@ -125,6 +125,8 @@ class ZmqTransport:
     on_listen : called with the bound address once it is known (to start remote workers).
     """
 
+    name = "zmq"  # what the run file's 'transport' attribute says
+
     def __init__(self, bind: str | None = None, *, keys: str | os.PathLike | None = None,
                  launch: str | None = None, place: Mapping[str, str] | None = None,
                  heartbeat_s: float = 0.5, timeout_s: float = 5.0, coordinator_timeout_s: float = 10.0,

@@ -1,0 +1,179 @@
+"""What the zmq transport costs, against a raw pyzmq loop and against inproc, in one run.
+
+Prints four tables:
+
+1. raw pyzmq: a ROUTER and 1 or 4 forked DEALER workers, 1 KiB each way per step (the floor
+   for any exchange over ZeroMQ on this machine);
+2. polyscale's wall time per window on zmq and on inproc for 1, 2 and 4 trivial solvers (the
+   1-state linear systems in a ring of benchmarks/window_overhead.py, one step per window);
+3. routing throughput of a spike-heavy coupling: a spike train of N spikes -> relay -> relay,
+   spikes routed per second of wall time;
+4. a coupled run whose solvers are busy (dense LinearSystems, many steps per window): zmq wall
+   time against inproc's wall time and its sum of compute.
+
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/transport.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import zmq
+
+import polyscale as ps
+from polyscale.coordinator.plan import make_plan
+from polyscale.coordinator.transports.inproc import InProcTransport
+from polyscale.coordinator.transports.zmq import ZmqTransport
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from window_overhead import model as ring_model  # noqa: E402
+
+
+# -- 1. raw pyzmq --------------------------------------------------------------------------------
+def _raw_worker(endpoint: str) -> None:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(endpoint)
+    s.send(b"hi")
+    payload = b"w" * 1024
+    while s.recv() != b"stop":
+        s.send(payload)
+    s.close()
+    ctx.term()
+
+
+def raw_step_us(k: int, steps: int) -> float:
+    """Wall time per step (us): the ROUTER sends 1 KiB to each of ``k`` workers and waits for
+    1 KiB back from each."""
+    ctx = zmq.Context()
+    r = ctx.socket(zmq.ROUTER)
+    r.linger = 0
+    r.bind("tcp://127.0.0.1:*")
+    endpoint = r.getsockopt_string(zmq.LAST_ENDPOINT)
+    pids = []
+    for _ in range(k):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _raw_worker(endpoint)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    ids = [r.recv_multipart()[0] for _ in range(k)]
+    payload = b"c" * 1024
+    for _ in range(100):  # warm up
+        for i in ids:
+            r.send_multipart([i, payload])
+        for _ in ids:
+            r.recv_multipart()
+    start = time.perf_counter()
+    for _ in range(steps):
+        for i in ids:
+            r.send_multipart([i, payload])
+        for _ in ids:
+            r.recv_multipart()
+    dt = (time.perf_counter() - start) / steps
+    for i in ids:
+        r.send_multipart([i, b"stop"])
+    for pid in pids:
+        os.waitpid(pid, 0)
+    r.close()
+    ctx.term()
+    return dt * 1e6
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def timed_windows(model: ps.Model, transport) -> tuple[float, int, object]:
+    """Wall time (s) of the window loop alone (start and close excluded) and the window count."""
+    plan = make_plan(model)
+    transport.start(plan)
+    try:
+        windows = list(plan.windows())
+        start = time.perf_counter()
+        for t0, t1 in windows:
+            transport.advance(t0, t1)
+        return time.perf_counter() - start, len(windows), transport
+    finally:
+        transport.close()
+
+
+# -- 3. spikes -----------------------------------------------------------------------------------
+def spike_model(n_spikes: int, size: int, t_stop_ms: float) -> ps.Model:
+    rng = np.random.default_rng(0)
+    # times on the 0.1 ms grid of the relays, sorted; ids uniform over the population
+    times = np.sort(rng.integers(0, int(t_stop_ms * 10) - 30, n_spikes)) / 10.0
+    ids = rng.integers(0, size, n_spikes)
+    m = ps.Model(t_stop_ms=t_stop_ms, window_ms=1.0)
+    m.solver("train", ps.solvers.SpikeTrain(times_ms=tuple(times.tolist()), ids=tuple(ids.tolist()), size=size))
+    m.solver("r1", ps.solvers.SpikeRelay(size=size, dt_ms=0.1))
+    m.solver("r2", ps.solvers.SpikeRelay(size=size, dt_ms=0.1))
+    m.couple("train.spikes", "r1.in", delay_ms=1.0)
+    m.couple("r1.out", "r2.in", delay_ms=1.0)
+    return m
+
+
+# -- 4. busy solvers -----------------------------------------------------------------------------
+def busy_model(k: int, n: int, steps_per_window: int, n_windows: int) -> ps.Model:
+    """``k`` dense n-state linear systems in a ring, coupled through one input each."""
+    rng = np.random.default_rng(1)
+    dt = 0.01
+    m = ps.Model(t_stop_ms=n_windows * steps_per_window * dt, window_ms=steps_per_window * dt)
+    for i in range(k):
+        a = rng.standard_normal((n, n)) / np.sqrt(n) - 2.0 * np.eye(n)
+        b = np.zeros((n, 1))
+        b[0, 0] = 1.0
+        m.solver(f"s{i}", ps.solvers.LinearSystem(a=a.tolist(), b=b.tolist(), c=[0.1] * n, dt_ms=dt))
+    for i in range(k):
+        m.couple(f"s{i}.x[0]", f"s{(i + 1) % k}.u", delay_ms=steps_per_window * dt)
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke test, noisier numbers)")
+    args = ap.parse_args()
+    q = 10 if args.quick else 1
+    print(f"# {os.cpu_count()} cores; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
+          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}; pyzmq {zmq.__version__}, "
+          f"libzmq {zmq.zmq_version()}")
+    ps.run(ring_model(2, 10, False))  # compile and warm caches before anything forks
+
+    print("\n1. raw pyzmq ROUTER/DEALER, 1 KiB each way per step")
+    raw = {}
+    for k in (1, 2, 4):
+        raw[k] = raw_step_us(k, 20000 // q)
+        print(f"   {k} worker(s): {raw[k]:8.1f} us/step")
+
+    print("\n2. per-window cost, trivial solvers (1-state linear ring, one step per window)")
+    print(f"   {'solvers':>7} {'zmq us/window':>14} {'inproc us/window':>17} {'zmq / raw':>10}")
+    for k in (1, 2, 4):
+        n = 5000 // q
+        wall, nw, _ = timed_windows(ring_model(k, n, False), ZmqTransport())
+        wall_in, _, _ = timed_windows(ring_model(k, n, False), InProcTransport())
+        print(f"   {k:>7} {wall / nw * 1e6:>14.1f} {wall_in / nw * 1e6:>17.1f} {wall / nw * 1e6 / raw[k]:>10.2f}")
+
+    print("\n3. routing throughput, spike train -> relay -> relay (1 ms windows)")
+    n_spikes, size, t_stop = 400_000 // q, 1000, 200.0
+    for name, tr in (("zmq", ZmqTransport()), ("inproc", InProcTransport())):
+        wall, nw, _ = timed_windows(spike_model(n_spikes, size, t_stop), tr)
+        routed = 2 * n_spikes  # every spike crosses both couplings
+        print(f"   {name:>6}: {routed} spikes routed in {wall:.3f} s: {routed / wall:,.0f} spikes/s "
+              f"({nw} windows)")
+
+    print("\n4. busy solvers: 4 dense 200-state linear systems, 200 steps of 0.01 ms per window")
+    model = busy_model(4, 200, 200, 200 // q)
+    wall_in, nw, tr_in = timed_windows(model, InProcTransport())
+    compute = sum(tr_in.compute_s.values())
+    wall_z, _, tr_z = timed_windows(model, ZmqTransport())
+    compute_z = sum(tr_z.compute_s.values())
+    print(f"   inproc: wall {wall_in:.3f} s, sum of compute {compute:.3f} s ({nw} windows)")
+    print(f"   zmq:    wall {wall_z:.3f} s = {wall_z / compute:.2f} x inproc's sum of compute, "
+          f"{wall_z / wall_in:.2f} x inproc's wall (workers' own compute {compute_z:.3f} s)")
+
+
+if __name__ == "__main__":
+    main()
