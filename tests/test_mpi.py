@@ -28,28 +28,25 @@ from polyscale.coordinator.time import to_ticks
 TESTS = Path(__file__).resolve().parent
 
 
-def _mpiexec_or_skip():
+def launcher(n: int) -> tuple[list[str], dict[str, str]]:
+    """mpiexec command and environment for ``n`` ranks, or skip with the reason."""
     pytest.importorskip("mpi4py", reason="the mpi transport needs mpi4py: pip install -e '.[mpi]'")
     from polyscale.coordinator.transports.mpi import mpiexec_command
-    try:
-        return mpiexec_command
-    except ps.TransportError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no MPI launcher: {exc}")
-
-
-def mpirun(tmp_path: Path, n: int, config: str, out: str = "mpi.h5", timeout: float = 60.0, extra=()):
-    """Run ``config`` (Python source) on ``n`` ranks; return (returncode, stdout, stderr, out path)."""
-    mpiexec_command = _mpiexec_or_skip()
     try:
         cmd, env = mpiexec_command(n)
     except ps.TransportError as exc:
         pytest.skip(f"no MPI launcher: {exc}")
+    return cmd, {**env, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def mpirun(tmp_path: Path, n: int, config: str, out: str = "mpi.h5", timeout: float = 60.0):
+    """Run ``config`` (Python source) on ``n`` ranks; return (returncode, stdout, stderr, out path)."""
+    cmd, env = launcher(n)
     cfg = tmp_path / "config.py"
     cfg.write_text(f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n" + textwrap.dedent(config))
-    env = {**env, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     path = tmp_path / out
     p = subprocess.run([*cmd, sys.executable, "-m", "polyscale", "run", str(cfg), "-o", str(path),
-                        "--transport", "mpi", "-q", *extra],
+                        "--transport", "mpi", "-q"],
                        capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
     return p.returncode, p.stdout, p.stderr, path
 
@@ -330,14 +327,13 @@ def test_sigint_to_mpiexec_stops_every_rank_with_130_and_a_valid_file(tmp_path):
     left waiting in a collective, and the file holds whole windows (both solvers, same length)."""
     import signal
     import time
-    mpiexec_command = _mpiexec_or_skip()
-    cmd, env = mpiexec_command(2)
+    cmd, env = launcher(2)
     cfg = tmp_path / "long.py"
     cfg.write_text(LONG)
     out = tmp_path / "long.h5"
     proc = subprocess.Popen([*cmd, sys.executable, "-m", "polyscale", "run", str(cfg), "-o", str(out),
                              "--transport", "mpi", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**env, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
+                            text=True, env=env)
     try:
         deadline = time.monotonic() + 60
         while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
