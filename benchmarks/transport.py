@@ -9,7 +9,11 @@ Prints four tables:
 3. routing throughput of a spike-heavy coupling: a spike train of N spikes -> relay -> relay,
    spikes routed per second of wall time;
 4. a coupled run whose solvers are busy (dense LinearSystems, many steps per window): zmq wall
-   time against inproc's wall time and its sum of compute.
+   time against inproc's wall time and its sum of compute;
+5. the routing design, in raw pyzmq: workers in a ring exchanging D bytes per step either
+   through the coordinator (each result carries D, forwarded in the next step's command: what
+   polyscale does) or directly worker to worker (PUSH/PULL) with only small control messages
+   through the coordinator.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/transport.py [--quick]
 """
@@ -76,6 +80,83 @@ def raw_step_us(k: int, steps: int) -> float:
             r.send_multipart([i, payload])
         for _ in ids:
             r.recv_multipart()
+    dt = (time.perf_counter() - start) / steps
+    for i in ids:
+        r.send_multipart([i, b"stop"])
+    for pid in pids:
+        os.waitpid(pid, 0)
+    r.close()
+    ctx.term()
+    return dt * 1e6
+
+
+# -- 5. hub or direct --------------------------------------------------------------------------
+def _ring_worker(endpoint: str, direct: bool, size: int) -> None:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(endpoint)
+    pull = ctx.socket(zmq.PULL)
+    pull.linger = 0
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    s.send_string(str(port))
+    push = ctx.socket(zmq.PUSH)
+    push.linger = 0
+    push.connect(s.recv_string())  # the next worker's PULL
+    data = b"d" * size
+    first = True
+    while True:
+        msg = s.recv_multipart(copy=False)
+        if msg[0].bytes == b"stop":
+            break
+        if direct:
+            if not first:
+                pull.recv(copy=False)  # the previous step's data from the worker before us
+            first = False
+            push.send(data, copy=False)
+            s.send(b"done")
+        else:
+            s.send(data, copy=False)
+    for sock in (s, pull, push):
+        sock.close()
+    ctx.term()
+
+
+def ring_step_us(k: int, size: int, direct: bool, steps: int) -> float:
+    """Wall time per step (us) of ``k`` workers in a ring passing ``size`` bytes on each step."""
+    ctx = zmq.Context()
+    r = ctx.socket(zmq.ROUTER)
+    r.linger = 0
+    r.bind("tcp://127.0.0.1:*")
+    endpoint = r.getsockopt_string(zmq.LAST_ENDPOINT)
+    pids = []
+    for _ in range(k):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _ring_worker(endpoint, direct, size)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    hello = [r.recv_multipart() for _ in range(k)]
+    ids = [h[0] for h in hello]
+    for i in range(k):
+        r.send_multipart([ids[i], f"tcp://127.0.0.1:{hello[(i + 1) % k][1].decode()}".encode()])
+    pending = {i: b"" for i in ids}
+    where = {ids[i]: ids[(i + 1) % k] for i in range(k)}
+
+    def step():
+        for i in ids:
+            r.send_multipart([i, b"go", pending[i]], copy=False)
+        for _ in ids:
+            ident, data = r.recv_multipart(copy=False)
+            if not direct:
+                pending[where[ident.bytes]] = data  # forwarded in the next command, not copied
+    for _ in range(20):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
     dt = (time.perf_counter() - start) / steps
     for i in ids:
         r.send_multipart([i, b"stop"])
@@ -173,6 +254,14 @@ def main() -> None:
     print(f"   inproc: wall {wall_in:.3f} s, sum of compute {compute:.3f} s ({nw} windows)")
     print(f"   zmq:    wall {wall_z:.3f} s = {wall_z / compute:.2f} x inproc's sum of compute, "
           f"{wall_z / wall_in:.2f} x inproc's wall (workers' own compute {compute_z:.3f} s)")
+
+    print("\n5. routing design (raw pyzmq), workers in a ring passing D bytes per step: us/step")
+    print(f"   {'workers':>7} {'D':>8} {'through coordinator':>20} {'direct':>8}")
+    for k in (2, 4):
+        for size, steps in ((1024, 5000), (1 << 20, 200)):
+            hub = ring_step_us(k, size, False, steps // q)
+            direct = ring_step_us(k, size, True, steps // q)
+            print(f"   {k:>7} {size:>8} {hub:>20.1f} {direct:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ leaves workers behind.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -151,6 +152,10 @@ def serve(connect: str, *, host: str | None = None, keys: str | os.PathLike | No
 
     Raises TransportError if the coordinator refuses this worker or never answers.
     """
+    if parent_pid is not None:
+        # started by the coordinator: a Ctrl-C reaches the whole process group, and it is the
+        # coordinator's to handle (it marks the run file interrupted and stops the workers)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     label = host or socket.gethostname()
     wid = worker_id or f"{label}-{os.getpid()}-{os.urandom(3).hex()}"
     curve = CurveKeys.load(keys) if keys is not None else None

@@ -427,3 +427,40 @@ def test_cli_runs_a_model_on_zmq(tmp_path):
         n = np.arange(50)
         want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)
         assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+
+
+def test_ctrl_c_to_the_process_group_stops_a_zmq_run_with_130_and_a_valid_file(tmp_path):
+    """A terminal's Ctrl-C reaches the coordinator and its workers (one process group): the
+    workers leave it to the coordinator, which marks the run interrupted and stops them."""
+    cfg = tmp_path / "long.py"
+    cfg.write_text(textwrap.dedent("""
+        import polyscale as ps
+        model = ps.Model(t_stop_ms=1e5, window_ms=0.1)
+        model.solver("a", ps.solvers.LinearSystem(a=[[-0.1]], c=[1.0], dt_ms=0.1))
+        model.solver("b", ps.solvers.LinearSystem(a=[[-0.1]], dt_ms=0.1))
+        model.couple("a.x", "b.u", delay_ms=0.1)
+        model.record("a.x")
+    """))
+    out = tmp_path / "long.h5"
+    proc = subprocess.Popen(PY + ["run", str(cfg), "--out", str(out), "--transport", "zmq"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(2.0)  # workers started, windows written out (the writer flushes every second)
+        assert proc.poll() is None, proc.communicate()
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert proc.returncode == 130, err
+    assert len(workers) == 2 and all(_gone(p) for p in workers)
+    with ps.load(out) as run:
+        assert run.status.startswith("failed: interrupted (KeyboardInterrupt)")
+        n = run.attrs["n_windows"]
+        assert n > 0 and run.signal("a", "x").data.shape == (n, 1)
