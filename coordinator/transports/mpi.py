@@ -134,12 +134,17 @@ class MpiTransport:
         self.exchange_s = 0.0
         self._stopped = False     # every rank has left the window loop (end, failure or stop)
         self._t_done = 0
+        self._in_exchange = False
+        self._sigint_pending = False
+        self._old_sigint = None
         if self.size > 1:
             _leave_together(self.comm)
 
     # -- setup --------------------------------------------------------------------------------
     def start(self, plan: Plan) -> None:
         self.plan = plan
+        if self.writes and self.size > 1 and threading.current_thread() is threading.main_thread():
+            self._old_sigint = signal.signal(signal.SIGINT, self._on_sigint)
         err = None
         try:
             hosts = self._hosts() if any(p.host for p in plan.model.placement.values()) else None
@@ -251,9 +256,15 @@ class MpiTransport:
             raise
         except BaseException as exc:
             err = _describe(exc, t0, self.rank)
-        # rank 0: a Ctrl-C between the two collectives would desynchronise the ranks
-        with _sigint_deferred() if self.writes else contextlib.nullcontext():
+        # rank 0: a Ctrl-C between the two rounds would desynchronise the ranks; hold it back
+        self._in_exchange = True
+        try:
             return self._deliver(t0, t1, err, results)
+        finally:
+            self._in_exchange = False
+            if self._sigint_pending:
+                self._sigint_pending = False
+                raise KeyboardInterrupt
 
     def _deliver(self, t0: int, t1: int, err: dict | None,
                  results: dict[str, WindowResult]) -> dict[str, WindowResult] | None:
@@ -436,6 +447,13 @@ class MpiTransport:
                 got["rec"][st[1]] = WindowResult(outputs=outputs, probe_parts=parts)
 
     # -- the end ------------------------------------------------------------------------------
+    def _on_sigint(self, signum, frame) -> None:
+        """Rank 0's Ctrl-C: at once, except inside the exchange (then right after it)."""
+        if self._in_exchange:
+            self._sigint_pending = True
+        else:
+            raise KeyboardInterrupt
+
     def close(self) -> None:
         """Stop the other ranks if the run ends early here (rank 0), and close local solvers."""
         if self.writes and self.plan is not None and not self._stopped:
@@ -458,6 +476,9 @@ class MpiTransport:
             pass
 
     def _close_local(self) -> None:
+        if self._old_sigint is not None:
+            signal.signal(signal.SIGINT, self._old_sigint)
+            self._old_sigint = None
         runners, self.runners = self.runners, {}
         errors = []
         for runner in runners.values():
@@ -470,22 +491,6 @@ class MpiTransport:
         self.subcomms = []
         if errors:
             raise errors[0]
-
-
-@contextlib.contextmanager
-def _sigint_deferred():
-    """Hold back SIGINT (Ctrl-C) until the block is done, then raise KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    hit: list[int] = []
-    old = signal.signal(signal.SIGINT, lambda *_: hit.append(1))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
-    if hit:
-        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
