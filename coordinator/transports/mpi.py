@@ -136,6 +136,7 @@ class MpiTransport:
         self._t_done = 0
         self._in_exchange = False
         self._sigint_pending = False
+        self._late_err: dict | None = None   # a delivery failed here after the exchange
         self._old_sigint = None
         if self.size > 1:
             _leave_together(self.comm)
@@ -236,8 +237,10 @@ class MpiTransport:
 
     def _window(self, t0: int, t1: int) -> dict[str, WindowResult] | None:
         results: dict[str, WindowResult] = {}
-        err = None
+        err, self._late_err = self._late_err, None
         try:
+            if err is not None:   # the last window's delivery failed here: announce it now
+                raise _Announce
             for name, runner in self.runners.items():
                 inputs = self.inboxes[name].collect(t0, t1)
                 start = time.perf_counter()
@@ -254,6 +257,8 @@ class MpiTransport:
             except _Stopped:
                 pass
             raise
+        except _Announce:
+            pass
         except BaseException as exc:
             err = _describe(exc, t0, self.rank)
         # rank 0: a Ctrl-C between the two rounds would desynchronise the ranks; hold it back
@@ -269,19 +274,27 @@ class MpiTransport:
     def _deliver(self, t0: int, t1: int, err: dict | None,
                  results: dict[str, WindowResult]) -> dict[str, WindowResult] | None:
         start = time.perf_counter()
-        received = self._exchange(err, results, t0=t0)
+        bufs = self._exchange(err, results, t0=t0)
         self.exchange_s += time.perf_counter() - start
-        # deliver: what came from other ranks, then what local solvers produced for local ones
-        for (s, port), sig in received["out"].items():
-            for lk in self.links_by_source.get((s, port), ()):
-                self.inboxes[lk.target.solver].push(lk.index, sig)
-        for (s, port) in self.local_out:
-            sig = results[s].outputs[port]
-            for lk in self.links_by_source[(s, port)]:
-                self.inboxes[lk.target.solver].push(lk.index, sig)
         self._t_done = t1
         if t1 >= self.plan.t_stop_ticks:
             self._stopped = True
+        try:
+            received = self._unpack_all(bufs, t0)
+            # deliver: what came from other ranks, then what local solvers produced for local ones
+            for (s, port), sig in received["out"].items():
+                for lk in self.links_by_source.get((s, port), ()):
+                    self.inboxes[lk.target.solver].push(lk.index, sig)
+            for (s, port) in self.local_out:
+                sig = results[s].outputs[port]
+                for lk in self.links_by_source[(s, port)]:
+                    self.inboxes[lk.target.solver].push(lk.index, sig)
+        except Exception as exc:
+            if self.writes or self._stopped:
+                raise   # rank 0 stops the others in close(); after the last window none waits
+            # the other ranks are already in the next exchange: fail there, not here
+            self._late_err = _describe(exc, t0, self.rank)
+            return None
         if not self.writes:
             return None
         out = {}
@@ -336,7 +349,11 @@ class MpiTransport:
         status = _STOP if stop else (_FAILED if err is not None else _OK)
         payload: dict[int, np.ndarray] = {}
         if window and status == _OK:
-            payload = {dst: self._pack(results, sts) for dst, sts in self._send.items()}
+            try:
+                payload = {dst: self._pack(results, sts) for dst, sts in self._send.items()}
+            except Exception as exc:   # announce it in this exchange rather than leave the others waiting
+                err = _describe(exc, t0, self.rank)
+                status, payload = _FAILED, {}
         mine = np.array([status], np.int64)
         worst = np.zeros(1, np.int64)
         reqs = [self.comm.Iallreduce(mine, worst, op=MPI.MAX)]
@@ -352,13 +369,16 @@ class MpiTransport:
         if worst[0] == _FAILED:
             self._stopped = True
             self._failures(err)   # raises
-        got: dict = {"out": {}, "rec": {}}
         if not window or t0 is None:
-            return got
+            return {}
         bufs = {src: np.empty(int(n[0]), np.uint8) for src, n in rsizes.items()}
         reqs = [self.comm.Irecv(buf, source=src, tag=_TAG_DATA) for src, buf in bufs.items()]
         reqs += [self.comm.Isend(payload[dst], dest=dst, tag=_TAG_DATA) for dst in self._send]
         MPI.Request.Waitall(reqs)
+        return bufs
+
+    def _unpack_all(self, bufs: dict[int, np.ndarray], t0: int) -> dict:
+        got: dict = {"out": {}, "rec": {}}
         for src, program in self._recv.items():
             self._unpack(bufs[src], 0, len(bufs[src]), src, t0, program, got)
         return got
@@ -521,6 +541,10 @@ def _leave_together(comm) -> None:
     if key not in _EXIT_BARRIERS:
         _EXIT_BARRIERS.add(key)
         atexit.register(comm.Barrier)
+
+
+class _Announce(Exception):
+    """Internal: skip this window's solvers and announce an earlier failure."""
 
 
 class _Stopped(Exception):
