@@ -56,7 +56,7 @@ def connectome_arrays(n: int, conn76: str | None):
             raise SystemExit("the 76-region rows need TVB's connectivity_76.zip: pass --conn76 or --tvb-python")
         from polyscale.solvers.mass import load_connectome
         c = load_connectome(conn76)
-        return c.weight_matrix(), np.array(c.tract_lengths_mm)
+        return c.weight_matrix(), c.length_matrix()
     return synthetic_connectome(n)
 
 

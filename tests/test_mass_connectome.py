@@ -93,3 +93,25 @@ def test_loader_errors_name_the_file_and_what_is_expected(tmp_path):
         load_connectome(tmp_path / "x.txt")
     with pytest.raises(ps.ModelError, match=r"has no weights.txt"):
         load_connectome(tmp_path)
+
+
+def test_large_matrices_travel_packed_exactly_and_small_ones_as_tuples():
+    """Above PACK_ABOVE entries a matrix is stored as a base64 string of its float64 bytes:
+    exact, and cheap to write into the run file's /model; below, as readable tuples. Either
+    form is accepted and normalised, so equal connectomes compare equal."""
+    from polyscale.solvers.mass.connectome import PACK_ABOVE, pack_matrix
+    rng = np.random.default_rng(1)
+    n = int(np.sqrt(PACK_ABOVE)) + 1
+    w, t = rng.uniform(0, 1, (n, n)), rng.uniform(0, 100, (n, n))
+    big = Connectome(weights=w, tract_lengths_mm=t)
+    assert isinstance(big.weights, str) and isinstance(big.tract_lengths_mm, str)
+    np.testing.assert_array_equal(big.weight_matrix(), w)          # bit for bit
+    np.testing.assert_array_equal(big.length_matrix(), t)
+    assert big.n == n
+    assert Connectome(weights=w.tolist(), tract_lengths_mm=pack_matrix(t)) == big
+    data = msgpack.unpackb(msgpack.packb(big.to_dict()))
+    assert Connectome.from_dict(data) == big
+    small = Connectome(weights=pack_matrix(np.eye(3)))
+    assert small.weights == ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    with pytest.raises(ps.ModelError, match=r"'weights' is a string but not a packed matrix"):
+        Connectome(weights="f8le-b64:3:AAAA")

@@ -138,12 +138,13 @@ def fill_history(model, cfun, cp, x, buf, f32):
 
 @njit
 def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, weights, cfun, cp,
-                    f32, u, noise, repl, repl_val, out_x, out_s, out_c, out_r):
+                    f32, u, noise, mult, repl, repl_val, out_x, out_s, out_c, out_r):
     """Advance x (n_sv, n) in place by u.shape[0] steps of dt (ms), from global step step0.
 
     f32: derive the buffered activity from float32 state, as TVB (see activity()).
     u (n_steps, n): external input, held over each step. noise (n_steps, n_sv, n): the additive
-    increments sqrt(2 D dt) z of the stochastic integrators (unused otherwise). repl (r,):
+    increments sqrt(2 D dt) z of the stochastic integrators (unused otherwise); mult: multiply
+    them by the state at the start of the step (TVB's Multiplicative noise with b(x) = x). repl (r,):
     replaced regions, whose activity is repl_val (n_steps, r) and whose state is not integrated.
     out_x (n_steps, n_sv, n), out_s (n_steps, n): state and activity at the start of each step;
     out_c (n_steps, n): the coupling input over each step; out_r (n_steps, n) the rate (Hz) at
@@ -158,6 +159,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     k3 = np.empty((n_sv, n))
     k4 = np.empty((n_sv, n))
     tmp = np.empty((n_sv, n))
+    dn = np.empty((n_sv, n))
     keep = np.empty((n_sv, repl.shape[0]))
     for k in range(u.shape[0]):
         g = step0 + k
@@ -197,6 +199,11 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             for v in range(n_sv):
                 keep[v, q] = x[v, repl[q]]
         uk = u[k]
+        if integ == EULER_MARUYAMA or integ == HEUN_STOCHASTIC:
+            # g(x) dW with g evaluated once, at the start of the step (as TVB)
+            for v in range(n_sv):
+                for i in range(n):
+                    dn[v, i] = noise[k, v, i] * x[v, i] if mult else noise[k, v, i]
         if integ == EULER or integ == EULER_MARUYAMA:
             dfun(model, p, x, c, uk, k1)
             for v in range(n_sv):
@@ -205,7 +212,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             if integ == EULER_MARUYAMA:
                 for v in range(n_sv):
                     for i in range(n):
-                        x[v, i] += noise[k, v, i]
+                        x[v, i] += dn[v, i]
         elif integ == HEUN or integ == HEUN_STOCHASTIC:
             # TVB's HeunDeterministic / HeunStochastic, operation for operation
             dfun(model, p, x, c, uk, k1)
@@ -213,13 +220,13 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt * k1[v, i]
                     if integ == HEUN_STOCHASTIC:
-                        tmp[v, i] += noise[k, v, i]
+                        tmp[v, i] += dn[v, i]
             dfun(model, p, tmp, c, uk, k2)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + (k1[v, i] + k2[v, i]) * dt / 2.0
                     if integ == HEUN_STOCHASTIC:
-                        x[v, i] += noise[k, v, i]
+                        x[v, i] += dn[v, i]
         else:  # RK4, as TVB's RungeKutta4thOrderDeterministic
             dt2 = dt / 2.0
             dt6 = dt / 6.0

@@ -3,8 +3,8 @@
 One region per node of the connectome, each the same node model (models.py); region j's
 activity s_j reaches region i through the coupling function (coupling.py) after
 d_ij = rint(tract length / speed / dt) steps, as in TVB. The integrators are TVB's: Euler,
-Heun and RK4 (deterministic), Euler-Maruyama and stochastic Heun with additive noise drawn
-from the solver's seeded generator. The history before t = 0 is held constant at the initial
+Heun and RK4 (deterministic), Euler-Maruyama and stochastic Heun with additive or
+multiplicative noise drawn from the solver's seeded generator. The history before t = 0 is held constant at the initial
 state (TVB given a full history).
 
 A region listed in ``replaced`` is a proxy (tvb-multiscale's proxy nodes): another solver
@@ -44,9 +44,11 @@ class RegionNetwork(SolverSpec):
     connectome : Connectome (weights, tract lengths, speed), or None for one unconnected region
     coupling : coupling function; its ``a`` is the global coupling strength (default Linear)
     integrator : 'euler', 'heun', 'rk4' (deterministic) or 'euler_maruyama',
-        'heun_stochastic' (additive noise)
-    noise : (n_sv,) additive noise intensity D per state variable (TVB's nsig: each step adds
+        'heun_stochastic' (with noise)
+    noise : (n_sv,) noise intensity D per state variable (TVB's nsig: each step adds
         sqrt(2 D dt) z, z ~ N(0, 1)); required by, and only by, the stochastic integrators
+    noise_kind : 'additive', or 'multiplicative': the increment is sqrt(2 D dt) z x, with x the
+        state at the start of the step (TVB's Multiplicative noise with its default b(x) = x)
     dt_ms : integration step (ms)
     initial_state : (n_sv,) for every region, or (n_sv, n_regions); default all zeros. Also the
         history before t = 0.
@@ -77,6 +79,7 @@ class RegionNetwork(SolverSpec):
     coupling: CouplingFunction = Linear()
     integrator: str = "heun"
     noise: tuple | None = None
+    noise_kind: str = "additive"
     dt_ms: float = 0.1
     initial_state: tuple | None = None
     replaced: tuple = ()
@@ -94,6 +97,7 @@ class RegionNetwork(SolverSpec):
             raise fail(self, f"'coupling' must be a coupling function spec "
                              f"({', '.join(sorted(CouplingFunction._kinds))}) (got {self.coupling!r})")
         require_choice(self, "integrator", DETERMINISTIC + STOCHASTIC)
+        require_choice(self, "noise_kind", ("additive", "multiplicative"))
         n, n_sv = self.n_regions, self.model.n_sv
         if self.integrator in STOCHASTIC:
             if self.noise is None:
@@ -192,6 +196,7 @@ class RegionNetworkSolver:
         self.step = 0
         self.repl = np.array(spec.replaced, dtype=np.int64)
         self.noise_scale = None
+        self.mult = spec.noise_kind == "multiplicative"
         if spec.noise is not None:
             self.noise_scale = np.sqrt(2.0 * np.array(spec.noise, dtype=np.float64) * self.dt)
             if rng is None:
@@ -215,7 +220,7 @@ class RegionNetworkSolver:
         out_r = np.empty((n_steps, n) if self.spec.model.has_rate else (0, 0))
         K.network_advance(self.model_id, self.p, self.integ, self.dt, self.x, self.buf, self.step,
                           self.indptr, self.cols, self.delays, self.weights, self.cfun, self.cp,
-                          self.f32, u, noise, self.repl, rv, out_x, out_s, out_c, out_r)
+                          self.f32, u, noise, self.mult, self.repl, rv, out_x, out_s, out_c, out_r)
         self.step += n_steps
         outputs = {"state": Samples(t0, self.dt_ticks, out_x.reshape(n_steps, n_sv * n)),
                    "activity": Samples(t0, self.dt_ticks, out_s),
