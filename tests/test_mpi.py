@@ -135,7 +135,8 @@ class _SplitDecay:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Boom(ps.SolverSpec):
-    """Raises ValueError in the window that contains ``at_ms`` (a solver with a bug)."""
+    """Raises ValueError in the window that contains ``at_ms``, or when built if ``at_ms`` < 0
+    (a solver with a bug)."""
 
     type: ClassVar[str] = "test_boom"
     level: ClassVar[str] = "test"
@@ -146,6 +147,8 @@ class Boom(ps.SolverSpec):
         return {"x": ps.Port("analog", "out", 1, "", to_ticks(self.dt_ms, "dt_ms"))}
 
     def build(self, ctx):
+        if self.at_ms < 0:
+            raise ValueError("boom: cannot build")
         return _Boom(self)
 
 
@@ -260,6 +263,15 @@ def test_an_exception_on_one_rank_fails_the_run_with_the_rank_and_a_valid_file(t
         assert "ValueError: boom: a bug in this solver" in run.status
         assert run.attrs["n_windows"] == 4 and run.attrs["t_done_ms"] == 2.0
         assert run.signal("ok", "x").data[:, 0].tolist() == pytest.approx(np.arange(20) * 0.1, abs=1e-12)
+
+
+def test_a_solver_failing_to_build_on_one_rank_fails_the_run_before_any_window(tmp_path):
+    rc, out, err, path = mpirun(tmp_path, 3, CONFIG_BOOM.replace("at_ms=2.2", "at_ms=-1.0"), timeout=60)
+    assert rc == 1
+    with ps.load(path) as run:
+        assert run.status.startswith("failed: rank 2: solver 'boom' (test_boom) failed to build: "
+                                     "ValueError: boom: cannot build")
+        assert run.attrs["n_windows"] == 0 and len(run.signal("ok", "x").data) == 0
 
 
 def test_rank_zero_refusing_the_run_file_releases_the_other_ranks(tmp_path):

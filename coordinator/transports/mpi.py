@@ -151,17 +151,18 @@ class MpiTransport:
             hosts = self._hosts() if any(p.host for p in plan.model.placement.values()) else None
             self.ranks = placement(plan, self.size, hosts)
             self._routes()
-            for name in plan.solvers:   # every rank in the same order: Create_group cannot deadlock
-                ranks = self.ranks[name]
-                comm = None
-                if len(ranks) > 1:
-                    group = self.comm.Get_group().Incl(list(ranks)) if self.rank in ranks else None
-                    if group is not None:
-                        comm = self.comm.Create_group(group, tag=1000 + list(plan.solvers).index(name))
-                        group.Free()
-                        self.subcomms.append(comm)
+            # sub-communicators first, every rank in model order (Create_group is collective over
+            # the group, so this order cannot deadlock), before any build can fail
+            comms = {}
+            for i, (name, ranks) in enumerate(self.ranks.items()):
+                if len(ranks) > 1 and self.rank in ranks:
+                    group = self.comm.Get_group().Incl(list(ranks))
+                    comms[name] = self.comm.Create_group(group, tag=1000 + i)
+                    group.Free()
+                    self.subcomms.append(comms[name])
+            for name, ranks in self.ranks.items():
                 if self.rank in ranks:
-                    self.runners[name] = build_solver(plan, name, comm=comm)
+                    self.runners[name] = build_solver(plan, name, comm=comms.get(name))
                     self.inboxes[name] = Inbox(plan, name)
                     self.compute_s[name] = 0.0
         except BaseException as exc:
