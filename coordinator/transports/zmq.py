@@ -469,17 +469,31 @@ class ZmqTransport:
                     self.sock.send_multipart([w.ident, *stop])
                 except zmq.ZMQError:
                     pass
-        deadline = time.monotonic() + max(2.0, 2 * self.heartbeat_s)
+        # a worker answers 'stop' with 'bye' at once unless it is stuck; one that said bye is
+        # closing down (an interpreter's exit can take seconds on a loaded machine), so it gets
+        # longer before it is killed than one that said nothing
+        start = time.monotonic()
+        answer_by, exit_by = start + max(2.0, 2 * self.heartbeat_s), start + 15.0
         local = [w for w in self.workers.values() if w.host == LOCAL and w.pid is not None]
         for w in local:  # a dead or hung worker will not answer 'stop': no point in waiting
             if w.failed and not self._reap(w):
                 self._kill(w)
-        while time.monotonic() < deadline and any(not self._reap(w) for w in local):
-            if self.sock.poll(20):
-                self.sock.recv_multipart()
-        for w in local:
-            if not self._reap(w):
+        bye: set[str] = set()
+        remote = {w.wid for w in self.workers.values() if w.host != LOCAL and w.ident is not None and not w.failed}
+
+        def waiting() -> bool:  # local processes not ended, or remote workers not yet gone with bye
+            return (any(not self._reap(w) for w in local)
+                    or (bool(remote - bye) and time.monotonic() < answer_by))
+        while waiting():
+            now = time.monotonic()
+            late = [w for w in local if not w.reaped and (now > exit_by or (now > answer_by and w.wid not in bye))]
+            for w in late:
                 self._kill(w)
+            if self.sock.poll(20):
+                frames = self.sock.recv_multipart()
+                w = self.by_ident.get(frames[0])
+                if w is not None and not frames[0].endswith(b"!hb"):
+                    bye.add(w.wid)
         self.sock.close(0)
         if self.monitor is not None:
             self.monitor.close(0)
