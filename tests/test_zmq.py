@@ -282,6 +282,11 @@ def test_bad_options_are_refused_naming_the_value():
         ZmqTransport(timeout_s=0)
     with pytest.raises(TransportError, match=r"place names no solver \['nope'\]"):
         ps.run(long_model(5.0), transport=ZmqTransport(place={"nope": "x"}))
+    m = long_model(5.0)
+    m.place("src", ranks=2)
+    with pytest.raises(TransportError, match=r"runs each solver in one process, but the placement asks for "
+                                             r"more: \{'src': 2\} \(ranks\); use --transport mpi"):
+        ps.run(m, transport="zmq")
 
 
 def test_garbage_on_the_socket_is_refused_and_the_run_goes_on(tmp_path):
@@ -468,3 +473,17 @@ def test_ctrl_c_to_the_process_group_stops_a_zmq_run_with_130_and_a_valid_file(t
         assert run.status.startswith("failed: interrupted (KeyboardInterrupt)")
         n = run.attrs["n_windows"]
         assert n > 0 and run.signal("a", "x").data.shape == (n, 1)
+
+
+def test_a_slow_writer_or_progress_callback_is_not_taken_for_silent_workers():
+    """Heartbeats queue up while the coordinator is away from the socket (here a progress
+    callback sleeping 1.5 s, past timeout_s = 1 s): that time does not count as silence."""
+    slept = []
+
+    def progress(t_done, t_stop, wall):
+        if not slept:
+            slept.append(t_done)
+            time.sleep(1.5)
+
+    run = ps.run(long_model(5.0), transport=ZmqTransport(timeout_s=1.0, heartbeat_s=0.2), progress=progress)
+    assert run.status == "complete" and slept

@@ -161,6 +161,7 @@ class ZmqTransport:
         self.ctx = self.sock = self.auth = self.monitor = None
         self.plan: Plan | None = None
         self._last_beat = 0.0
+        self._left_at = time.monotonic()
         self._t_now = 0
 
     # -- start -------------------------------------------------------------------------------
@@ -172,6 +173,10 @@ class ZmqTransport:
         unknown = sorted(set(self.place) - set(plan.solvers))
         if unknown:
             raise TransportError(f"zmq transport: place names no solver {unknown} (solvers: {sorted(plan.solvers)})")
+        multi = {n: p.ranks for n, p in plan.model.placement.items() if p.ranks > 1}
+        if multi:
+            raise TransportError(f"zmq transport: runs each solver in one process, but the placement asks "
+                                 f"for more: {multi} (ranks); use --transport mpi for solvers spanning ranks")
         for name in plan.solvers:
             if name not in hosts:
                 if self.launch == "none":
@@ -201,7 +206,7 @@ class ZmqTransport:
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
                                                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                                                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-        bind = self.bind.replace(":0", ":*") if self.bind.endswith(":0") else self.bind
+        bind = self.bind[:-1] + "*" if self.bind.endswith(":0") else self.bind
         try:
             self.sock.bind(bind)
         except zmq.ZMQError as exc:
@@ -218,6 +223,7 @@ class ZmqTransport:
             if w.host == LOCAL:
                 self._launch(w)
         self._handshake()
+        self._left_at = time.monotonic()
 
     def _launch(self, w: _Worker) -> None:
         if self.launch == "fork":
@@ -390,6 +396,11 @@ class ZmqTransport:
     # -- windows -----------------------------------------------------------------------------
     def advance(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
         self._t_now = t0
+        # silence counts only while we listen: heartbeats that queued up while the scheduler
+        # was writing the last window are not read yet, so that time is credited to everyone
+        away = time.monotonic() - self._left_at
+        for w in self.workers.values():
+            w.last_seen += away
         for w in self.workers.values():
             lmeta, arrays = wire.signals_to_wire("l/", {str(i): s for i, s in w.pending.items()})
             w.pending = {}
@@ -433,6 +444,7 @@ class ZmqTransport:
             except ProtocolError as exc:
                 raise TransportError(f"{w.describe()} sent a malformed result: {exc}") from exc
             waiting.discard(w.wid)
+        self._left_at = time.monotonic()
         return results
 
     def _take(self, w: _Worker, msg: wire.Message, results: dict[str, WindowResult]) -> None:
