@@ -1,6 +1,8 @@
 """Whole-model checks: the window rule, and one clear message per problem, all at once."""
 from __future__ import annotations
 
+from typing import ClassVar  # noqa: F401  (module level: dataclasses resolves the string annotation here)
+
 import pytest
 
 import polyscale as ps
