@@ -385,3 +385,23 @@ def test_sigint_to_mpiexec_stops_every_rank_with_130_and_a_valid_file(tmp_path):
         n = run.attrs["n_windows"]
         assert n > 0 and run.attrs["t_done_ms"] == pytest.approx(0.1 * n)
         assert run.signal("a", "x").data.shape == run.signal("b", "x").data.shape == (n, 1)
+
+
+def test_ps_run_under_mpiexec_returns_the_run_on_rank_zero_and_none_elsewhere(tmp_path):
+    """The Python API in a script started by mpiexec: every rank calls ps.run the same way."""
+    cmd, env = launcher(2)
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""\
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        from mpi4py import MPI
+        import polyscale as ps
+        from test_scheduler import relay_and_loop_model
+        run = ps.run(relay_and_loop_model(0.7), out={str(tmp_path / "api.h5")!r}, transport="mpi")
+        rank = MPI.COMM_WORLD.Get_rank()
+        print(f"rank {{rank}}:", "None" if run is None else run.status, flush=True)
+        """))
+    p = subprocess.run([*cmd, sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=60, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert sorted(p.stdout.split("\n")[:2]) == ["rank 0: complete", "rank 1: None"]
