@@ -23,7 +23,7 @@ import numpy as np
 
 from ...coordinator.errors import ModelError
 from ...coordinator.specs import Spec
-from ...coordinator.validation import fail, require_number
+from ...coordinator.validation import require_number
 from ._kernels import MODEL_IDS
 
 

@@ -4,8 +4,8 @@ One region per node of the connectome, each the same node model (models.py); reg
 activity s_j reaches region i through the coupling function (coupling.py) after
 d_ij = rint(tract length / speed / dt) steps, as in TVB. The integrators are TVB's: Euler,
 Heun and RK4 (deterministic), Euler-Maruyama and stochastic Heun with additive or
-multiplicative noise drawn from the solver's seeded generator. The history before t = 0 is held constant at the initial
-state (TVB given a full history).
+multiplicative noise drawn from the solver's seeded generator. The history before t = 0 is
+held constant at the initial state (TVB given a full history).
 
 A region listed in ``replaced`` is a proxy (tvb-multiscale's proxy nodes): another solver
 stands in for it. Its activity is read from the ``replaced`` input port, reaches the other
@@ -14,7 +14,6 @@ is not integrated (it stays at the initial state).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
