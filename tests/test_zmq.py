@@ -487,3 +487,91 @@ def test_a_slow_writer_or_progress_callback_is_not_taken_for_silent_workers():
 
     run = ps.run(long_model(5.0), transport=ZmqTransport(timeout_s=1.0, heartbeat_s=0.2), progress=progress)
     assert run.status == "complete" and slept
+
+
+def foreign_worker(endpoint, result, bad=False):
+    """A worker written from docs/wire-protocol.md alone (zmq + msgpack + numpy, no polyscale):
+    it runs solver 'src', a ramp x(t) = t (ms) sampled every 0.1 ms, on host label 'foreign'."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(endpoint)
+
+    def send(type, t0=None, t1=None, arrays=(), meta=None):
+        header = {"v": 1, "type": type, "solver": None, "t0": t0, "t1": t1, "meta": meta or {},
+                  "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
+        s.send_multipart([msgpack.packb(header), *[np.ascontiguousarray(a).tobytes() for _, a in arrays]])
+
+    def recv():
+        assert s.poll(10_000), "the coordinator went quiet"
+        frames = s.recv_multipart()
+        return msgpack.unpackb(frames[0]), frames[1:]
+
+    try:
+        send("hello", meta={"host": "foreign", "pid": os.getpid(), "hostname": "x", "worker": "f1", "wire": 1})
+        h, _ = recv()
+        assert h["type"] == "assign" and h["meta"]["solvers"] == ["src"], h
+        send("ready", meta={"solvers": ["src"]})
+        while True:
+            h, _ = recv()
+            if h["type"] == "stop":
+                send("bye")
+                result["ok"] = True
+                return
+            if h["type"] != "advance":
+                continue  # heartbeats come to the !hb socket, which this worker does without
+            t0, t1 = h["t0"], h["t1"]
+            x = (t0 + 100_000 * np.arange((t1 - t0) // 100_000 + (1 if bad else 0))) / 1e6
+            data = x[:, None].astype("<f8")
+            entry = {"kind": "samples", "t0": t0, "period": 100_000}
+            send("result", t0, t1, arrays=[("src/r/o/x/data", data), ("src/l/x/data", data)],
+                 meta={"results": {"src": {"outputs": {"x": entry}, "probes": []}},
+                       "linked": {"src": {"x": entry}}, "compute_s": {"src": 0.0}})
+    except Exception as exc:
+        result["error"] = exc
+    finally:
+        s.close(0)
+        ctx.term()
+
+
+def ramp_model():
+    m = ps.Model(t_stop_ms=5.0, window_ms=0.5)
+    m.solver("src", ps.solvers.LinearSystem(a=[[0.0]], c=[1.0], dt_ms=0.1))  # a ramp x = t
+    m.solver("dst", ps.solvers.LinearSystem(a=[[0.0]], dt_ms=0.1))
+    m.couple("src.x", "dst.u", delay_ms=1.0)
+    m.record("src.x")
+    m.record("dst.x")
+    return m
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_a_worker_written_from_the_protocol_document_joins_and_is_checked(bad):
+    """Solver 'src' runs in a worker that knows only docs/wire-protocol.md; what it sends is
+    recorded and delivered exactly. The same worker sending one sample too many per window is
+    refused with an error naming the field, and the run fails instead of computing garbage."""
+    result = {}
+
+    def listen(endpoint):
+        result["thread"] = threading.Thread(target=foreign_worker, args=(endpoint, result, bad))
+        result["thread"].start()
+
+    m = ramp_model()
+    m.place("src", host="foreign")
+    tr = ZmqTransport(on_listen=listen, join_timeout_s=20)
+    try:
+        if bad:
+            with pytest.raises(TransportError, match=r"solver 'src' \(worker pid \d+ on host 'foreign'\) sent a "
+                                                     r"malformed result: linked src.x: samples from tick 0 every "
+                                                     r"100000, shape \(6, 1\); expected 0, 100000, \(5, 1\)"):
+                ps.run(m, transport=tr)
+            return
+        run = ps.run(m, transport=tr)
+    finally:
+        result["thread"].join(timeout=30)
+    assert "error" not in result and result.get("ok")
+    n = np.arange(50)
+    assert np.array_equal(run.signal("src", "x").data[:, 0], n * 100_000 / 1e6)  # as sent, bit for bit
+    # dst integrates the ramp delayed by 1 ms (hold): x_n = 0.1 * sum_{k=10}^{n-1} 0.1 (k - 10);
+    # a sum of at most 40 terms, so 1e-12
+    want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)
+    assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)

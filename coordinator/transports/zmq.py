@@ -39,7 +39,7 @@ import zmq
 
 from ..errors import ProtocolError, SolverError, TransportError
 from ..plan import Plan
-from ..signals import Signal, WindowResult
+from ..signals import Signal, Spikes, WindowResult
 from ..time import to_ms
 from . import wire
 
@@ -65,6 +65,10 @@ class _Worker:
     failed: bool = False                     # took for dead or hung: no stop, killed at close
     last_seen: float = 0.0
     pending: dict[int, Signal] = field(default_factory=dict)  # link index -> next window's input
+
+    @property
+    def solver_set(self) -> frozenset:
+        return frozenset(self.solvers)
 
     def describe(self) -> str:
         names = ", ".join(repr(s) for s in self.solvers)
@@ -223,6 +227,7 @@ class ZmqTransport:
             if w.host == LOCAL:
                 self._launch(w)
         self._handshake()
+        self.routes = self._routes()
         self._left_at = time.monotonic()
 
     def _launch(self, w: _Worker) -> None:
@@ -447,27 +452,49 @@ class ZmqTransport:
         self._left_at = time.monotonic()
         return results
 
+    def _routes(self) -> dict[str, list[tuple[str, int | None, int, _Worker]]]:
+        """solver -> [(out-port, channels sent or None for the port's size, link index, worker
+        of the link's target)], computed once per run."""
+        from ..worker import sent_channels
+        owner = {n: w for w in self.workers.values() for n in w.solvers}
+        sent = sent_channels(self.plan)
+        routes: dict[str, list] = {n: [] for n in self.plan.solvers}
+        for lk in self.plan.links:
+            sel = sent[lk.source.solver, lk.source.port]
+            width = lk.source_port.size if sel is None else len(sel)
+            routes[lk.source.solver].append((lk.source.port, width, lk.index, owner[lk.target.solver]))
+        return routes
+
     def _take(self, w: _Worker, msg: wire.Message, results: dict[str, WindowResult]) -> None:
         meta = msg.meta
+        t0, t1 = msg.t0, msg.t1
         for key in ("results", "linked", "compute_s"):
-            if not isinstance(meta.get(key), dict) or set(meta[key]) != set(w.solvers):
-                raise ProtocolError(f"meta.{key}: must map each of {w.solvers} (got {meta.get(key)!r:.80})")
+            part = meta.get(key)
+            if not isinstance(part, dict) or part.keys() != w.solver_set:
+                raise ProtocolError(f"meta.{key}: must map each of {w.solvers} (got {part!r:.80})")
         for name in w.solvers:
             results[name] = wire.result_from_wire(f"{name}/r/", meta["results"][name], msg.arrays)
             linked = wire.signals_from_wire(f"{name}/l/", meta["linked"][name], msg.arrays)
             c = meta["compute_s"][name]
             self.compute_s[name] += float(c) if isinstance(c, (int, float)) else 0.0
-            for lk in self.plan.links_from(name):
-                sig = linked.get(lk.source.port)
+            for port, width, index, target in self.routes[name]:
+                sig = linked.get(port)
                 if sig is None:
-                    raise ProtocolError(f"meta.linked.{name}: output {lk.source.port!r} is missing")
-                self._owner(lk.target.solver).pending[lk.index] = sig
-
-    def _owner(self, solver: str) -> _Worker:
-        for w in self.workers.values():
-            if solver in w.solvers:
-                return w
-        raise TransportError(f"no worker runs solver {solver!r}")
+                    raise ProtocolError(f"meta.linked.{name}: output {port!r} is missing")
+                # what goes on to another worker is checked here, whoever wrote the worker
+                p = self.plan.solvers[name].ports[port]
+                if isinstance(sig, Spikes) != (p.kind == "spikes"):
+                    raise ProtocolError(f"linked {name}.{port}: {type(sig).__name__} for a {p.kind} port")
+                if isinstance(sig, Spikes):
+                    if len(sig) and (sig.ticks.min() < t0 or sig.ticks.max() >= t1
+                                     or sig.ids.min() < 0 or sig.ids.max() >= p.size):
+                        raise ProtocolError(f"linked {name}.{port}: spikes outside window [{t0}, {t1}) "
+                                            f"ticks or channels [0, {p.size})")
+                elif (sig.t0, sig.period, sig.data.shape) != (t0, p.period_ticks, ((t1 - t0) // p.period_ticks, width)):
+                    raise ProtocolError(f"linked {name}.{port}: samples from tick {sig.t0} every {sig.period}, "
+                                        f"shape {sig.data.shape}; expected {t0}, {p.period_ticks}, "
+                                        f"{((t1 - t0) // p.period_ticks, width)}")
+                target.pending[index] = sig
 
     # -- close -------------------------------------------------------------------------------
     def close(self) -> None:
