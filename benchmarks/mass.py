@@ -8,8 +8,13 @@ Rows (Heun, dt 0.1 ms, no noise, one thread per process):
 * jr1000: 1000 regions, a seeded synthetic connectome (centres uniform in a 140 x 170 x 120 mm
   box, 10 % of pairs connected, weights U(0, 0.8) so the mean in-strength is ~40 like the 76's,
   tract length = distance), 3 mm/ms, 0.2 s (TVB needs ~4 minutes per simulated second here).
-* mpr76: Montbrió-Pazó-Roxin on the 76-region connectome, Linear coupling a = 0.01, 10 s
-  (TVB's default backend; its numba backend is not run here).
+* mpr76: Montbrió-Pazó-Roxin on the 76-region connectome, Linear coupling a = 0.01, 10 s,
+  TVB's default backend.
+* mpr76-nb: the same against TVB's numba backend (tvb.simulator.backend.nb_mpr), which only
+  runs stochastic Heun: both sides run it with zero noise intensity (drawing and adding the
+  zero-scaled noise), TVB's time includes the compilation of its generated kernel, as a user
+  of that backend pays it on every run. (Its TemporalAverage path needs the step count to be a
+  multiple of its 100000-step chunk: 10 s at 0.1 ms is exactly one.)
 
 polyscale's time is a full ``ps.run`` (plan, windows, recording; no run file), after a warm-up
 that compiles the kernels; TVB's is ``Simulator.run`` after ``configure()``. TVB runs in its own
@@ -35,6 +40,7 @@ ROWS = {
     "jr76": dict(model="jr", n=76, t_ms=10000.0),
     "jr1000": dict(model="jr", n=1000, t_ms=200.0),
     "mpr76": dict(model="mpr", n=76, t_ms=10000.0),
+    "mpr76-nb": dict(model="mpr", n=76, t_ms=10000.0, tvb_backend="numba"),
 }
 DT = 0.1
 SPEED = 3.0
@@ -61,7 +67,8 @@ def connectome_arrays(n: int, conn76: str | None):
 
 # -- polyscale -----------------------------------------------------------------------------------
 
-def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> float:
+def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> tuple[float, np.ndarray]:
+    """Wall time (s) of the run and each region's time-mean activity."""
     import polyscale as ps
     from polyscale.solvers.mass import (Connectome, JansenRit, Linear, MontbrioPazoRoxin, RegionNetwork,
                                         SigmoidalJansenRit)
@@ -69,6 +76,10 @@ def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> float:
     if row["model"] == "jr":
         spec = RegionNetwork(model=JansenRit(), connectome=conn, coupling=SigmoidalJansenRit(),
                              integrator="heun", dt_ms=DT)
+    elif row.get("tvb_backend") == "numba":
+        spec = RegionNetwork(model=MontbrioPazoRoxin(), connectome=conn, coupling=Linear(a=0.01),
+                             integrator="heun_stochastic", noise=(0.0, 0.0), dt_ms=DT,
+                             initial_state=(0.1, -2.0))
     else:
         spec = RegionNetwork(model=MontbrioPazoRoxin(), connectome=conn, coupling=Linear(a=0.01),
                              integrator="heun", dt_ms=DT, initial_state=(0.1, -2.0))
@@ -84,8 +95,9 @@ def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> float:
     start = time.perf_counter()
     run = ps.run(m)
     wall = time.perf_counter() - start
-    assert np.isfinite(run.signal("brain", "activity").data).all()
-    return wall
+    act = run.signal("brain", "activity").data
+    assert np.isfinite(act).all()
+    return wall, act.mean(axis=0)
 
 
 # -- TVB (run by the TVB venv's python) -----------------------------------------------------------
@@ -94,7 +106,7 @@ def tvb_worker(args) -> None:
     import warnings
     warnings.filterwarnings("ignore")
     from tvb.datatypes import connectivity
-    from tvb.simulator import coupling, integrators, models, monitors, simulator
+    from tvb.simulator import coupling, integrators, models, monitors, noise, simulator
     row = ROWS[args.row]
     d = np.load(args.arrays)
     w, lengths = d["weights"], d["tract_lengths"]
@@ -111,25 +123,36 @@ def tvb_worker(args) -> None:
         model, cfun, voi = models.MontbrioPazoRoxin(), coupling.Linear(a=np.array([0.01])), [0]
         ic = np.zeros((horizon, 2, n, 1))
         ic[:, 0], ic[:, 1] = 0.1, -2.0
-    sim = simulator.Simulator(model=model, connectivity=conn, coupling=cfun,
-                              integrator=integrators.HeunDeterministic(dt=DT),
+    numba = row.get("tvb_backend") == "numba"
+    if numba:
+        integrator = integrators.HeunStochastic(dt=DT, noise=noise.Additive(nsig=np.array([0.0, 0.0])))
+    else:
+        integrator = integrators.HeunDeterministic(dt=DT)
+    sim = simulator.Simulator(model=model, connectivity=conn, coupling=cfun, integrator=integrator,
                               monitors=(monitors.TemporalAverage(period=1.0, variables_of_interest=np.array(voi)),),
                               simulation_length=row["t_ms"], initial_conditions=ic, conduction_speed=SPEED)
     sim.configure()
     start = time.perf_counter()
-    (t, y), = sim.run()
+    if numba:
+        from tvb.simulator.backend.nb_mpr import NbMPRBackend
+        (t, y), = NbMPRBackend().run_sim(sim, simulation_length=row["t_ms"])
+    else:
+        (t, y), = sim.run()
     wall = time.perf_counter() - start
     assert np.isfinite(y).all()
-    print(json.dumps({"wall_s": wall, "samples": int(len(t))}))
+    # each region's time mean of the activity polyscale records: y1 - y2 (JR), r (MPR)
+    act = y[:, 0, :, 0] - y[:, 1, :, 0] if row["model"] == "jr" else y[:, 0, :, 0]
+    print(json.dumps({"wall_s": wall, "samples": int(len(t)), "mean": act.mean(axis=0).tolist(),
+                      "std": act.std(axis=0).tolist()}))
 
 
-def tvb_time(tvb_python: str, row_name: str, w, lengths) -> float:
+def tvb_time(tvb_python: str, row_name: str, w, lengths) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "conn.npz")
         np.savez(path, weights=w, tract_lengths=lengths)
         out = subprocess.run([tvb_python, __file__, "--tvb-worker", "--row", row_name, "--arrays", path],
                              capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["wall_s"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def find_conn76(tvb_python: str | None) -> str | None:
@@ -153,14 +176,21 @@ def main() -> None:
     conn76 = args.conn76 or find_conn76(args.tvb_python)
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
           f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
-    print(f"{'row':8} {'regions':>7} {'sim s':>6} {'polyscale s':>12} {'TVB s':>9} {'TVB / polyscale':>16}")
+    # mean dev: max over regions of |time mean (TVB) - time mean (polyscale)| of the activity, in
+    # units of TVB's largest temporal std: a check that both ran the same model
+    print(f"{'row':9} {'regions':>7} {'sim s':>6} {'polyscale s':>12} {'TVB s':>9} {'TVB / polyscale':>16} "
+          f"{'mean dev':>9}")
     for name in args.rows.split(","):
         row = ROWS[name]
         w, lengths = connectome_arrays(row["n"], conn76)
-        ours = polyscale_time(row, w, lengths)
-        theirs = tvb_time(args.tvb_python, name, w, lengths) if args.tvb_python else float("nan")
-        print(f"{name:8} {row['n']:7d} {row['t_ms'] / 1000:6.1f} {ours:12.2f} {theirs:9.2f} {theirs / ours:16.1f}",
-              flush=True)
+        ours, mean = polyscale_time(row, w, lengths)
+        theirs, dev = float("nan"), float("nan")
+        if args.tvb_python:
+            tvb = tvb_time(args.tvb_python, name, w, lengths)
+            theirs = tvb["wall_s"]
+            dev = np.abs(np.array(tvb["mean"]) - mean).max() / max(np.max(tvb["std"]), 1e-300)
+        print(f"{name:9} {row['n']:7d} {row['t_ms'] / 1000:6.1f} {ours:12.2f} {theirs:9.2f} "
+              f"{theirs / ours:16.1f} {dev:9.1e}", flush=True)
 
 
 if __name__ == "__main__":
