@@ -284,8 +284,10 @@ class _Session:
             "message": text, "error": type(exc).__name__, "t_ms": getattr(exc, "t_ms", None)}))
 
     def loop(self) -> int:
+        poller = zmq.Poller()  # one for the whole run: Socket.poll builds a new one per call
+        poller.register(self.sock, zmq.POLLIN)
         while True:
-            if not self.sock.poll(1000):
+            if not poller.poll(1000):
                 continue  # the heartbeat thread ends the process if the coordinator is gone
             try:
                 msg = wire.decode(self.sock.recv_multipart(copy=False), max_bytes=self.max_bytes)
