@@ -3,9 +3,10 @@
 Generic building blocks live here now; the level I (cells), II (point neurons) and III (neural
 masses) solvers join as modules of their own.
 """
+from .cell import CellPopulation
 from .linear import LinearSystem
 from .mass import RegionNetwork
 from .relay import SpikeRelay
 from .stimulus import SpikeTrain
 
-__all__ = ["LinearSystem", "RegionNetwork", "SpikeRelay", "SpikeTrain"]
+__all__ = ["CellPopulation", "LinearSystem", "RegionNetwork", "SpikeRelay", "SpikeTrain"]

@@ -1,0 +1,438 @@
+"""A population of multicompartment cells of one morphology, each placed in tissue coordinates.
+
+Discretisation as NEURON's: a section of nseg segments has a node at each segment's centre
+plus a zero-area node at its 1-end (children attached at 1 connect there); the root section
+also has a zero-area node at its 0-end. Segment areas and half-segment axial resistances are
+integrated over the section's 3D points; two neighbouring centres are joined through the sum
+of their half-segment resistances, a centre and an end node through one half. A child attached
+inside its parent (0 < parent_x < 1) connects to the parent's segment centre, as NEURON does.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from ...coordinator.errors import ModelError
+from ...coordinator.signals import Port, Samples, Spikes, WindowResult
+from ...coordinator.specs import SolverContext, SolverSpec
+from ...coordinator.time import TICKS_PER_MS, to_ticks
+from ...coordinator.validation import as_tuple, fail, require_int, require_number, require_str
+from ._kernels import cell_advance, hh_init
+from .mechanisms import Exp2Syn, IClamp, Insert
+from .morphology import Morphology, Section, ball_and_stick
+
+
+@dataclass
+class CellLayout:
+    """One cell's compartments (local node indices), before placement.
+
+    parent (N,) int64, -1 at the root; g_ax (N,) uS to the parent; cap_nF (N,); area_um2 (N,)
+    seg_node (S,) node of each segment (the nodes with area); seg_start_um, seg_end_um (S, 3);
+    seg_diam_um (S,); seg_section (S,) index into morphology.sections; seg_x (S,) centre x
+    """
+
+    morphology: Morphology
+    parent: np.ndarray
+    g_ax: np.ndarray
+    cap_nF: np.ndarray
+    area_um2: np.ndarray
+    seg_node: np.ndarray
+    seg_start_um: np.ndarray
+    seg_end_um: np.ndarray
+    seg_diam_um: np.ndarray
+    seg_section: np.ndarray
+    seg_x: np.ndarray
+    first_node: list      # per section: node of its first centre
+    end_node: list        # per section: its zero-area 1-end node
+    start_node: list      # per section: the node its 0-end connects to
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.parent.shape[0])
+
+    def node_at(self, section: str, x: float) -> int:
+        """The node NEURON puts a point process at ``section(x)`` on."""
+        k = self.morphology.index(section)
+        nseg = self.morphology.sections[k].nseg
+        if x <= 0.0:
+            return self.start_node[k]
+        if x >= 1.0:
+            return self.end_node[k]
+        return self.first_node[k] + min(int(x * nseg), nseg - 1)
+
+    def nodes_of(self, k: int) -> np.ndarray:
+        """Centre nodes of section k."""
+        nseg = self.morphology.sections[k].nseg
+        return np.arange(self.first_node[k], self.first_node[k] + nseg)
+
+
+def lambda_nseg(sec: Section, d_lambda: float, ra_ohm_cm: float, cm_uF_cm2: float) -> int:
+    """NEURON's d_lambda rule: odd nseg so that segments are at most d_lambda of the AC length
+    constant at 100 Hz, lambda = 1e5 sqrt(diam / (4 pi f Ra cm)) um."""
+    lam = 1e5 * math.sqrt(sec.mean_diam_um / (4.0 * math.pi * 100.0 * ra_ohm_cm * cm_uF_cm2))
+    return int((sec.length_um / (d_lambda * lam) + 0.9) / 2) * 2 + 1
+
+
+def layout_cell(morph: Morphology, ra_ohm_cm: float, cm_uF_cm2: float) -> CellLayout:
+    """Compartments of one cell: nodes in Hines order (every parent before its children)."""
+    parent: list[int] = []
+    g_ax: list[float] = []
+    area: list[float] = []
+    seg = {"node": [], "a": [], "b": [], "d": [], "sec": [], "x": []}
+    first_node, end_node, start_node = [], [], []
+    # resistance per unit resistivity (1/um) -> MOhm for Ra in ohm cm: R = Ra * 1e-2 * r
+    rfac = ra_ohm_cm * 1e-2
+    for k, sec in enumerate(morph.sections):
+        nseg = sec.nseg
+        if sec.parent is None:
+            start = len(parent)
+            parent.append(-1)
+            g_ax.append(0.0)
+            area.append(0.0)
+        else:
+            pk = morph.index(sec.parent)
+            px = sec.parent_x
+            if px >= 1.0:
+                start = end_node[pk]
+            elif px <= 0.0:
+                start = start_node[pk]
+            else:
+                start = first_node[pk] + min(int(px * morph.sections[pk].nseg), morph.sections[pk].nseg - 1)
+        start_node.append(start)
+        first_node.append(len(parent))
+        halves = []
+        for j in range(nseg):
+            x0, xm, x1 = j / nseg, (j + 0.5) / nseg, (j + 1) / nseg
+            a_l, r_l = sec.piece(x0, xm)
+            a_r, r_r = sec.piece(xm, x1)
+            halves.append((r_l, r_r))
+            prev = start if j == 0 else len(parent) - 1
+            r_join = r_l if j == 0 else halves[j - 1][1] + r_l
+            seg["node"].append(len(parent))
+            parent.append(prev)
+            g_ax.append(1.0 / (rfac * r_join))
+            area.append(a_l + a_r)
+            seg["a"].append(sec.at(x0)[:3])
+            seg["b"].append(sec.at(x1)[:3])
+            seg["d"].append(sec.at(xm)[3])
+            seg["sec"].append(k)
+            seg["x"].append(xm)
+        end_node.append(len(parent))
+        parent.append(len(parent) - 1)
+        g_ax.append(1.0 / (rfac * halves[-1][1]))
+        area.append(0.0)
+    area_arr = np.array(area)
+    return CellLayout(
+        morphology=morph, parent=np.array(parent, dtype=np.int64), g_ax=np.array(g_ax),
+        # uF/cm2 * um2 = 1e-8 uF = 1e-5 nF
+        cap_nF=cm_uF_cm2 * area_arr * 1e-5, area_um2=area_arr,
+        seg_node=np.array(seg["node"], dtype=np.int64), seg_start_um=np.array(seg["a"]),
+        seg_end_um=np.array(seg["b"]), seg_diam_um=np.array(seg["d"]),
+        seg_section=np.array(seg["sec"], dtype=np.int64), seg_x=np.array(seg["x"]),
+        first_node=first_node, end_node=end_node, start_node=start_node)
+
+
+def rotation_matrix(angles_deg) -> np.ndarray:
+    """R = Rz Ry Rx for rotations (rx, ry, rz) in degrees about the tissue x, y, z axes."""
+    rx, ry, rz = np.radians(np.asarray(angles_deg, dtype=np.float64))
+    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
+    Rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    Rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return Rz @ Ry @ Rx
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CellPopulation(SolverSpec):
+    """``n`` detailed cells of one morphology, solved together (backward Euler, as NEURON's
+    fixed step with secondorder=0).
+
+    Parameters
+    ----------
+    morphology : the cells' Morphology (its sections' nseg, unless ``d_lambda`` is set)
+    n : number of cells
+    positions_um : (n, 3) where each cell's local origin goes in tissue; default all at 0
+    rotations_deg : (n, 3) rotations (rx, ry, rz) about x, y, z, applied before translation
+    mechanisms : Insert placements; iclamps, synapses : point processes placed in every cell
+    ra_ohm_cm, cm_uF_cm2 : axial resistivity, specific capacitance
+    celsius : temperature (C) for Q10 scaling of rates; v_init_mV : initial voltage
+    d_lambda : if set, nseg of every section by NEURON's d_lambda rule at 100 Hz
+    soma : section whose centre (x = 0.5) is the recording and spike-detection site
+    threshold_mV : upward crossing there is a spike
+    record_currents : keep each window's transmembrane currents for the probes (costs memory)
+
+    Ports
+    -----
+    spikes : out, spikes (n,), at the crossing time interpolated within the step
+    v_soma : out, analog (n,) mV, every dt; sample k is v at t0 + k dt
+    syn : in, spikes (n * len(synapses),); channel c * len(synapses) + j is synapse j of cell c,
+        the spike's weight its peak conductance (uS)
+    """
+
+    type: ClassVar[str] = "cell_population"
+    level: ClassVar[str] = "I"
+    nested: ClassVar = {"morphology": Morphology, "mechanisms": Insert, "iclamps": IClamp,
+                        "synapses": Exp2Syn}
+
+    morphology: Morphology
+    n: int = 1
+    positions_um: tuple | None = None
+    rotations_deg: tuple | None = None
+    mechanisms: tuple = ()
+    iclamps: tuple = ()
+    synapses: tuple = ()
+    ra_ohm_cm: float = 100.0
+    cm_uF_cm2: float = 1.0
+    celsius: float = 6.3
+    v_init_mV: float = -65.0
+    d_lambda: float | None = None
+    soma: str = "soma"
+    threshold_mV: float = 0.0
+    record_currents: bool = False
+    dt_ms: float = 0.025
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.morphology, Morphology):
+            raise fail(self, f"'morphology' must be a Morphology (got {type(self.morphology).__name__})")
+        require_int(self, "n", minimum=1)
+        require_number(self, "ra_ohm_cm", "cm_uF_cm2", "dt_ms", positive=True)
+        require_number(self, "celsius", "v_init_mV", "threshold_mV")
+        require_number(self, "d_lambda", positive=True, allow_none=True)
+        require_str(self, "soma")
+        names = {s.name for s in self.morphology.sections}
+        kinds = {s.kind for s in self.morphology.sections}
+        if self.soma not in names:
+            raise fail(self, f"'soma' must name a section (got {self.soma!r}; has: {', '.join(sorted(names))})")
+        for fname, cls in (("mechanisms", Insert), ("iclamps", IClamp), ("synapses", Exp2Syn)):
+            items = as_tuple(self, fname)
+            for i, it in enumerate(items):
+                if not isinstance(it, cls):
+                    raise fail(self, f"{fname}[{i}] must be a {cls.__name__} (got {type(it).__name__})")
+                where = it.where if cls is Insert else it.section
+                ok = where in names or (cls is Insert and (where in kinds or where == "all"))
+                if not ok:
+                    raise fail(self, f"{fname}[{i}]: {where!r} matches no section "
+                                     f"(names: {', '.join(sorted(names))}; kinds: {', '.join(sorted(kinds))})")
+        for fname in ("positions_um", "rotations_deg"):
+            if getattr(self, fname) is not None:
+                arr = np.array(as_tuple(self, fname, float))
+                if arr.shape != (self.n, 3) or not np.isfinite(arr).all():
+                    raise fail(self, f"{fname!r} must be {self.n} rows of 3 finite numbers (got shape {arr.shape})")
+        if not isinstance(self.record_currents, bool):
+            raise fail(self, f"'record_currents' must be True or False (got {self.record_currents!r})")
+        to_ticks(self.dt_ms, "cell_population: dt_ms")
+
+    @classmethod
+    def example(cls) -> "CellPopulation":
+        return ball_and_stick_population(n=2, dend_nseg=11, positions_um=((0, 0, 0), (100, 0, 0)),
+                                         synapses=(Exp2Syn(section="dend", x=0.5),))
+
+    @property
+    def n_syn(self) -> int:
+        return len(self.synapses)
+
+    def ports(self) -> dict[str, Port]:
+        p = to_ticks(self.dt_ms, "cell_population: dt_ms")
+        out = {"spikes": Port("spikes", "out", self.n, "", None, f"{self.threshold_mV} mV upward crossings at {self.soma}(0.5)"),
+               "v_soma": Port("analog", "out", self.n, "mV", p, f"voltage at {self.soma}(0.5) at the start of each step")}
+        if self.synapses:
+            out["syn"] = Port("spikes", "in", self.n * self.n_syn, "uS",
+                              None, "spikes onto synapses; channel = cell * n_syn + synapse; weight uS")
+        return out
+
+    def discretised(self) -> Morphology:
+        """The morphology with nseg from the d_lambda rule when it is set."""
+        if self.d_lambda is None:
+            return self.morphology
+        return self.morphology.with_nseg({s.name: lambda_nseg(s, self.d_lambda, self.ra_ohm_cm, self.cm_uF_cm2)
+                                          for s in self.morphology.sections})
+
+    def layout(self) -> CellLayout:
+        return layout_cell(self.discretised(), self.ra_ohm_cm, self.cm_uF_cm2)
+
+    def build(self, ctx: SolverContext) -> "CellSolver":
+        return CellSolver(self)
+
+
+def ball_and_stick_population(*, n: int = 1, dend_nseg: int = 101, iclamps=(), synapses=(),
+                              positions_um=None, rotations_deg=None, dt_ms: float = 0.025,
+                              record_currents: bool = False) -> CellPopulation:
+    """The reference ball-and-stick of ../shared/reference/cell: hh soma (NEURON defaults),
+    passive dendrite (g 0.001 S/cm2, e -65 mV), Ra 100 ohm cm, cm 1 uF/cm2, 6.3 C, v_init -65 mV."""
+    return CellPopulation(
+        morphology=ball_and_stick(dend_nseg=dend_nseg), n=n, positions_um=positions_um,
+        rotations_deg=rotations_deg,
+        mechanisms=(Insert(mechanism="hh", where="soma"),
+                    Insert(mechanism="pas", where="dend", params={"g_S_cm2": 0.001, "e_mV": -65.0})),
+        iclamps=tuple(iclamps), synapses=tuple(synapses), dt_ms=dt_ms, record_currents=record_currents)
+
+
+def _matches(sec: Section, where: str) -> bool:
+    return where == "all" or where == sec.name or where == sec.kind
+
+
+class CellSolver:
+    """The live population: all cells' nodes in one flat array, cell c at nodes [c N, (c+1) N)."""
+
+    def __init__(self, spec: CellPopulation):
+        self.spec = spec
+        self.dt_ticks = to_ticks(spec.dt_ms, "cell_population: dt_ms")
+        self.dt = self.dt_ticks / TICKS_PER_MS
+        lay = self.layout = spec.layout()
+        n, N = spec.n, lay.n_nodes
+        self.n_cells, self.nodes_per_cell = n, N
+        off = (np.arange(n, dtype=np.int64) * N)[:, None]
+        par = np.tile(lay.parent, (n, 1))
+        self.parent = np.where(par >= 0, par + off, -1).ravel()
+        self.g_ax = np.tile(lay.g_ax, n)
+        self.cdt = np.tile(lay.cap_nF / self.dt, n)
+        d0 = self.cdt.copy()
+        nz = self.parent >= 0
+        d0[nz] += self.g_ax[nz]
+        np.add.at(d0, self.parent[nz], self.g_ax[nz])
+        self.d0 = d0
+        self.v = np.full(n * N, spec.v_init_mV)
+        morph = lay.morphology
+        # density mechanisms: per-node conductances in uS (S/cm2 * um2 * 1e-2)
+        pas_node, pas_g, pas_e = [], [], []
+        hh = {k: [] for k in ("node", "gna", "gk", "gl", "ena", "ek", "el")}
+        for ins in spec.mechanisms:
+            for k, sec in enumerate(morph.sections):
+                if not _matches(sec, ins.where):
+                    continue
+                nodes = lay.nodes_of(k)
+                a = lay.area_um2[nodes] * 1e-2
+                if ins.mechanism == "pas":
+                    pas_node.append(nodes); pas_g.append(ins.value("g_S_cm2") * a)
+                    pas_e.append(np.full(len(nodes), ins.value("e_mV")))
+                elif ins.mechanism == "hh":
+                    hh["node"].append(nodes)
+                    for key, pname in (("gna", "gnabar_S_cm2"), ("gk", "gkbar_S_cm2"), ("gl", "gl_S_cm2")):
+                        hh[key].append(ins.value(pname) * a)
+                    for key, pname in (("ena", "ena_mV"), ("ek", "ek_mV"), ("el", "el_mV")):
+                        hh[key].append(np.full(len(nodes), ins.value(pname)))
+
+        def tile_nodes(parts):
+            local = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+            return (local[None, :] + off).ravel()
+
+        def tile_vals(parts):
+            local = np.concatenate(parts) if parts else np.zeros(0)
+            return np.tile(local, n)
+
+        self.pas = (tile_nodes(pas_node), tile_vals(pas_g), tile_vals(pas_e))
+        self.hh_node = tile_nodes(hh["node"])
+        self.hh_par = tuple(tile_vals(hh[k]) for k in ("gna", "gk", "gl", "ena", "ek", "el"))
+        nh = self.hh_node.shape[0]
+        self.hh_m, self.hh_h, self.hh_n = np.zeros(nh), np.zeros(nh), np.zeros(nh)
+        self.q10 = 3.0 ** ((spec.celsius - 6.3) / 10.0)
+        hh_init(self.v, self.hh_node, self.hh_m, self.hh_h, self.hh_n, self.q10)
+        ic = spec.iclamps
+        self.ic_node = tile_nodes([np.array([lay.node_at(c.section, c.x) for c in ic], np.int64)])
+        self.ic = tuple(np.tile(np.array([getattr(c, f) for c in ic], dtype=np.float64), n)
+                        for f in ("delay_ms", "dur_ms", "amp_nA"))
+        sy = spec.synapses
+        self.syn_node = tile_nodes([np.array([lay.node_at(s.section, s.x) for s in sy], np.int64)])
+        facs = []
+        for s in sy:
+            # NEURON's Exp2Syn: normalise so a weight w gives a peak conductance w
+            tp = s.tau1_ms * s.tau2_ms / (s.tau2_ms - s.tau1_ms) * math.log(s.tau2_ms / s.tau1_ms)
+            facs.append(1.0 / (-math.exp(-tp / s.tau1_ms) + math.exp(-tp / s.tau2_ms)))
+        self.syn_e = np.tile(np.array([s.e_mV for s in sy], dtype=np.float64), n)
+        self.syn_fac = np.tile(np.array(facs, dtype=np.float64), n)
+        self.syn_d1 = np.tile(np.exp(-self.dt / np.array([s.tau1_ms for s in sy], dtype=np.float64)), n)
+        self.syn_d2 = np.tile(np.exp(-self.dt / np.array([s.tau2_ms for s in sy], dtype=np.float64)), n)
+        self.syn_a = np.zeros(self.syn_node.shape[0])
+        self.syn_b = np.zeros(self.syn_node.shape[0])
+        self.soma_node = lay.node_at(spec.soma, 0.5) + off[:, 0]
+        self._scratch = tuple(np.zeros(n * N) for _ in range(4))
+        self.imem: np.ndarray | None = None
+        self.stim: np.ndarray | None = None
+        self.n_spikes = 0
+
+    def advance(self, t0: int, t1: int, inputs) -> WindowResult:
+        steps = (t1 - t0) // self.dt_ticks
+        n = self.n_cells
+        syn_in = inputs.get("syn")
+        if syn_in is not None and len(syn_in):
+            if syn_in.ids.min() < 0 or syn_in.ids.max() >= self.syn_node.shape[0]:
+                raise ModelError(f"cell_population: 'syn' spike channel out of range 0..{self.syn_node.shape[0] - 1}")
+            st = (syn_in.ticks - t0) // self.dt_ticks
+            order = np.argsort(st, kind="stable")
+            ev_step = st[order].astype(np.int64)
+            ev_syn = syn_in.ids[order].astype(np.int64)
+            w = syn_in.weights if syn_in.weights is not None else np.ones(len(syn_in))
+            ev_w = np.asarray(w, dtype=np.float64)[order]
+        else:
+            ev_step = ev_syn = np.zeros(0, np.int64)
+            ev_w = np.zeros(0)
+        rec = np.empty((steps, n))
+        cap = n * (steps // 2 + 1)
+        spk_cell, spk_frac, spk_step = np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64)
+        want = self.spec.record_currents
+        NN = self.v.shape[0]
+        imem = np.empty((steps, NN)) if want else np.empty((0, 0))
+        stim = np.empty((steps, NN)) if want else np.empty((0, 0))
+        k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, self.v, self.parent, self.g_ax, self.d0, self.cdt,
+                         *self.pas, self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
+                         self.ic_node, *self.ic,
+                         self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
+                         ev_step, ev_syn, ev_w, self.soma_node, rec,
+                         self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step,
+                         want, imem, stim, *self._scratch)
+        self.n_spikes += k
+        if want:
+            self.imem, self.stim = imem, stim
+        # the crossing time within its step, to the tick; kept inside the step (and the window)
+        off = np.minimum(np.rint(spk_frac[:k] * self.dt_ticks).astype(np.int64), self.dt_ticks - 1)
+        ticks = t0 + spk_step[:k] * self.dt_ticks + off
+        order = np.lexsort((spk_cell[:k], ticks))
+        return WindowResult(outputs={"spikes": Spikes(ticks[order], spk_cell[:k][order]),
+                                     "v_soma": Samples(t0, self.dt_ticks, rec)})
+
+    # --- what the probes call -------------------------------------------------------------
+    def segment_geometry(self) -> dict[str, np.ndarray]:
+        """Every segment of every cell after placement, cell-major (cell c's segments are rows
+        [c S, (c+1) S)): start_um, end_um (n S, 3), diam_um (n S,), area_um2 (n S,), cell (n S,)."""
+        lay, spec = self.layout, self.spec
+        n = self.n_cells
+        pos = np.zeros((n, 3)) if spec.positions_um is None else np.array(spec.positions_um, dtype=np.float64)
+        rot = np.zeros((n, 3)) if spec.rotations_deg is None else np.array(spec.rotations_deg, dtype=np.float64)
+        starts, ends = [], []
+        for c in range(n):
+            R = rotation_matrix(rot[c])
+            starts.append(lay.seg_start_um @ R.T + pos[c])
+            ends.append(lay.seg_end_um @ R.T + pos[c])
+        S = lay.seg_node.shape[0]
+        return {"start_um": np.concatenate(starts), "end_um": np.concatenate(ends),
+                "diam_um": np.tile(lay.seg_diam_um, n), "area_um2": np.tile(lay.area_um2[lay.seg_node], n),
+                "cell": np.repeat(np.arange(n), S)}
+
+    def segment_nodes(self) -> np.ndarray:
+        """(n S,) node index of each segment in the flat node arrays."""
+        return (self.layout.seg_node[None, :] + (np.arange(self.n_cells) * self.nodes_per_cell)[:, None]).ravel()
+
+    def transmembrane_currents(self) -> np.ndarray:
+        """(n_steps, n S) nA of the last window, per segment, outward positive: capacitive +
+        ionic + synaptic, over each step (the zero-area nodes carry none). Needs
+        ``record_currents=True``. With no electrode current, each cell's row sums to zero."""
+        if self.imem is None:
+            raise ModelError("cell_population: transmembrane currents need record_currents=True "
+                             "and at least one advanced window")
+        return self.imem[:, self.segment_nodes()]
+
+    def electrode_currents(self) -> np.ndarray:
+        """(n_steps, n S) nA injected by current clamps in the last window (record_currents=True)."""
+        if self.stim is None:
+            raise ModelError("cell_population: electrode currents need record_currents=True")
+        return self.stim[:, self.segment_nodes()]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"v": self.v.copy(), "hh_m": self.hh_m.copy(), "hh_h": self.hh_h.copy(),
+                "hh_n": self.hh_n.copy(), "syn_a": self.syn_a.copy(), "syn_b": self.syn_b.copy()}
+
+    def close(self) -> None:
+        pass
