@@ -1,0 +1,73 @@
+"""Cell kernels: the Hines tree solve against a dense solve, hh rates at their singular points."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from polyscale.coordinator.time import TICKS_PER_MS
+from polyscale.solvers.cell import CellPopulation, Insert, Morphology, cylinder
+from polyscale.solvers.cell._kernels import hh_rates
+
+
+def _tree():
+    # a trunk with two branches at its end and one from its middle, each with a sub-branch
+    return Morphology(sections=(
+        cylinder("soma", 20, 20, kind="soma", nseg=3),
+        cylinder("t", 200, 3, parent="soma", nseg=7),
+        cylinder("a", 100, 1.5, parent="t", nseg=5, direction=(1, 0, 1)),
+        cylinder("b", 150, 1.0, parent="t", nseg=4, direction=(-1, 0, 1)),
+        cylinder("m", 80, 0.8, parent="t", parent_x=0.3, nseg=3, direction=(0, 1, 0)),
+        cylinder("aa", 60, 0.7, parent="a", nseg=2),
+        cylinder("s0", 30, 1.2, parent="soma", parent_x=0.0, nseg=2, direction=(0, 0, -1)),
+    ))
+
+
+def test_one_step_equals_the_dense_backward_euler_solve():
+    """Passive membrane only, so one step is exactly (C/dt + Gm + A) v' = C/dt v + Gm e, with A
+    the axial conductance (graph Laplacian) matrix; solved densely by numpy."""
+    e = -70.0
+    spec = CellPopulation(morphology=_tree(), n=2, mechanisms=(Insert(mechanism="pas", params={"e_mV": e}),),
+                          v_init_mV=e, dt_ms=0.025)
+    s = spec.build(None)
+    rng = np.random.default_rng(3)
+    v0 = e + rng.normal(0, 10, s.v.shape)
+    s.v[:] = v0
+    s.advance(0, int(0.025 * TICKS_PER_MS), {})
+    N = v0.shape[0]
+    A = np.zeros((N, N))
+    for i, p in enumerate(s.parent):
+        if p >= 0:
+            g = s.g_ax[i]
+            A[i, i] += g; A[p, p] += g; A[i, p] -= g; A[p, i] -= g
+    gm = np.zeros(N)
+    np.add.at(gm, s.pas[0], s.pas[1])
+    M = np.diag(s.cdt + gm) + A
+    want = np.linalg.solve(M, s.cdt * v0 + gm * e)
+    np.testing.assert_allclose(s.v, want, rtol=0, atol=1e-9)
+
+
+def test_layout_is_hines_ordered_and_connects_as_neuron():
+    lay = CellPopulation(morphology=_tree()).layout()
+    assert ((lay.parent < np.arange(lay.n_nodes)) | (lay.parent == -1)).all()
+    assert (lay.parent == -1).sum() == 1
+    # 'm' hangs off the centre of t's segment containing x = 0.3 (segment 2 of 7)
+    m0 = lay.first_node[4]
+    assert lay.parent[m0] == lay.first_node[1] + 2
+    # 's0' attaches at soma(0): the root's zero-area 0-end node
+    assert lay.parent[lay.first_node[6]] == 0 and lay.area_um2[0] == 0.0
+
+
+@pytest.mark.parametrize("v", [-40.0, -55.0])
+def test_hh_rates_are_continuous_at_the_removable_singularities(v):
+    """alpha_m at -40 mV and alpha_n at -55 mV are 0/0; NEURON's vtrap takes the limit."""
+    at = np.array(hh_rates(v, 1.0))
+    near = np.array(hh_rates(v + 1e-4, 1.0))
+    assert np.isfinite(at).all()
+    np.testing.assert_allclose(at, near, rtol=1e-4)
+
+
+def test_hh_q10_scales_the_time_constants():
+    a = hh_rates(-60.0, 1.0)
+    b = hh_rates(-60.0, 3.0)
+    np.testing.assert_allclose(b[1::2], np.array(a[1::2]) / 3.0, rtol=1e-14)
+    np.testing.assert_allclose(b[0::2], a[0::2], rtol=1e-14)
