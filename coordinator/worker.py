@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from .errors import PolyscaleError, SolverError, TransportError
+from .errors import PolyscaleError, TransportError
 from .model import Model
 from .plan import make_plan
 from .routing import Inbox

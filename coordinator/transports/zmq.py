@@ -34,7 +34,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import zmq
 
 from ..errors import ProtocolError, SolverError, TransportError
@@ -166,7 +165,6 @@ class ZmqTransport:
         self.plan: Plan | None = None
         self._last_beat = 0.0
         self._left_at = time.monotonic()
-        self._t_now = 0
 
     # -- start -------------------------------------------------------------------------------
     def start(self, plan: Plan) -> None:
@@ -400,7 +398,6 @@ class ZmqTransport:
 
     # -- windows -----------------------------------------------------------------------------
     def advance(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
-        self._t_now = t0
         # silence counts only while we listen: heartbeats that queued up while the scheduler
         # was writing the last window are not read yet, so that time is credited to everyone
         away = time.monotonic() - self._left_at
