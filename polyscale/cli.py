@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_from_args(args)
         if args.command == "keys":
             from .coordinator.worker import generate_keys
-            folder = generate_keys(args.folder)
+            try:
+                folder = generate_keys(args.folder)
+            except PolyscaleError as exc:
+                print(f"polyscale: error: {exc}", file=err)
+                return 2
             print(f"wrote CurveZMQ keys to {folder}: keep coordinator.key_secret on the coordinator's "
                   f"host; copy coordinator.key, worker.key and worker.key_secret to the worker hosts")
             return 0

@@ -349,6 +349,7 @@ def test_two_hosts_with_curve_keys_and_unauthenticated_peers_refused(tmp_path):
     without keys and one with a key the coordinator does not know are both refused."""
     keys, stranger = tmp_path / "keys", tmp_path / "stranger"
     assert cli_main(["keys", str(keys)]) == 0 and (keys / "authorized" / "worker.key").exists()
+    assert cli_main(["keys", str(keys)]) == 2  # never overwrites keys
     generate_keys(stranger)
     # the stranger knows the coordinator's public key but holds a worker key it never authorized
     (stranger / "coordinator.key").write_bytes((keys / "coordinator.key").read_bytes())
