@@ -30,7 +30,7 @@ def test_one_step_equals_the_dense_backward_euler_solve():
                           v_init_mV=e, dt_ms=0.025)
     s = spec.build(None)
     rng = np.random.default_rng(3)
-    v0 = e + rng.normal(0, 10, s.v.shape)
+    v0 = e + rng.normal(0, 10, s.v.shape)          # (nodes, cells)
     s.v[:] = v0
     s.advance(0, int(0.025 * TICKS_PER_MS), {})
     N = v0.shape[0]
@@ -39,10 +39,8 @@ def test_one_step_equals_the_dense_backward_euler_solve():
         if p >= 0:
             g = s.g_ax[i]
             A[i, i] += g; A[p, p] += g; A[i, p] -= g; A[p, i] -= g
-    gm = np.zeros(N)
-    np.add.at(gm, s.pas[0], s.pas[1])
-    M = np.diag(s.cdt + gm) + A
-    want = np.linalg.solve(M, s.cdt * v0 + gm * e)
+    M = np.diag(s.cdt + s.pas_g) + A
+    want = np.linalg.solve(M, s.cdt[:, None] * v0 + (s.pas_g * e)[:, None])
     np.testing.assert_allclose(s.v, want, rtol=0, atol=1e-9)
 
 

@@ -2,9 +2,9 @@
 
 Units: v mV, t ms, capacitance nF, conductance uS, current nA (uS * mV = nA, nF * mV/ms = nA).
 
-Nodes of all cells lie in one flat array in Hines order: ``parent[i] < i`` for every non-root
-node, ``parent[i] == -1`` for each cell's root. The tree solve therefore runs over the whole
-population in two sweeps without fill-in, whatever the cells' shapes.
+The cells of a population share one morphology; its nodes are in Hines order (``parent[i] <
+i``, the root is node 0), and state arrays are (node, cell), so the two sweeps of the tree solve
+run without fill-in over all cells at once, the inner loop over cells being independent work.
 
 One step (NEURON's fixed step with secondorder=0): membrane currents i(v) and their
 conductances g = di/dv are taken at v(t) with gating states of t; the linearised implicit
@@ -52,127 +52,143 @@ def hh_rates(v, q10):
 
 @njit
 def hh_init(v, node, m, h, n, q10):
-    """Gates at their steady state for the nodes' voltages (NEURON's INITIAL block)."""
+    """Gates (K, n) at their steady state for the voltages v (N, n) (NEURON's INITIAL block)."""
     for k in range(node.shape[0]):
-        minf, _, hinf, _, ninf, _ = hh_rates(v[node[k]], q10)
-        m[k] = minf
-        h[k] = hinf
-        n[k] = ninf
+        for c in range(v.shape[1]):
+            minf, _, hinf, _, ninf, _ = hh_rates(v[node[k], c], q10)
+            m[k, c] = minf
+            h[k, c] = hinf
+            n[k, c] = ninf
 
 
 @njit
-def cell_advance(n_steps, dt, t0_ms, v, parent, g_ax, d0, cdt,
-                 pas_node, pas_g, pas_e,
+def cell_advance(n_steps, dt, t0_ms, v, parent, g_ax, d0, cdt, pas_g, pas_e,
                  hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
                  ic_node, ic_del, ic_dur, ic_amp,
                  syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
-                 ev_step, ev_syn, ev_w,
-                 rec_node, rec_out,
-                 thr_node, thr, spk_cell, spk_frac, spk_step,
-                 want_imem, imem, stim_out,
-                 rhs, d, im, gm):
-    """Advance every cell by ``n_steps`` steps of ``dt`` ms, in place.
+                 ev_step, ev_syn, ev_cell, ev_w,
+                 soma, thr, spk_cell, spk_frac, spk_step, rec_out,
+                 want_imem, imem, stim_out, rhs, d, gm):
+    """Advance n cells of one morphology by ``n_steps`` steps of ``dt`` ms, in place.
 
-    v (N,) mV; parent (N,) int64 (-1 at roots); g_ax (N,) uS to the parent; d0 (N,) C/dt +
-    axial conductances (uS); cdt (N,) C/dt (uS).
-    pas_*: node, g (uS), e (mV). hh_*: node, gnabar/gkbar/gl (uS), ena/ek/el (mV), gates m/h/n,
-    q10 the temperature factor. ic_*: node, delay/duration (ms), amplitude (nA).
-    syn_*: node, e (mV), peak factor, decay per step exp(-dt/tau1), exp(-dt/tau2), states A, B
-    (uS). ev_*: input spikes sorted by step: step within this window, synapse, weight (uS).
-    rec_node (R,): nodes whose voltage is written into rec_out (n_steps, R) before each step.
-    thr_node (C,): threshold site per cell; upward crossings of thr (mV) are written to
-    spk_cell / spk_frac (fraction of the step where v crossed) / spk_step; returns their count.
-    want_imem: write transmembrane currents (n_steps, N) nA into imem (outward positive:
-    capacitive + ionic + synaptic; electrode current excluded) and electrode current per node
-    into stim_out (n_steps, N) nA. rhs, d, im, gm (N,): scratch.
+    Arrays are (N, n): node-major, cell-minor, so that every loop over cells is independent
+    work (the sweeps of the tree solve run across all cells at once) and vectorises.
+
+    v (N, n) mV. Per node (N,): parent (-1 at the root, node 0), g_ax uS to the parent, d0 =
+    C/dt + axial conductances (uS), cdt = C/dt (uS), pas_g (uS, 0 where pas is absent), pas_e mV.
+    hh_*: node (K,), gnabar/gkbar/gl (K,) uS, ena/ek/el (K,) mV, gates m/h/n (K, n), q10.
+    ic_*: node, delay/duration (ms), amplitude (nA), one entry per clamp (same in every cell).
+    syn_*: node (S,), e mV, peak factor, decay per step exp(-dt/tau1), exp(-dt/tau2); states
+    A, B (S, n) uS. ev_*: input spikes sorted by step: step, synapse, cell, weight (uS).
+    soma: recording and threshold node; rec_out (n_steps, n) gets v there before each step;
+    upward crossings of thr (mV) go to spk_cell / spk_frac (fraction of the step) / spk_step,
+    and the count is returned.
+    want_imem: write transmembrane currents (n_steps, N, n) nA into imem (outward positive:
+    capacitive + ionic + synaptic) and clamp currents (n_steps, N, n) into stim_out.
+    rhs, d, gm (N, n): scratch.
     """
-    N = v.shape[0]
+    N, n = v.shape
     n_spk = 0
     ev = 0
     n_ev = ev_step.shape[0]
     for step in range(n_steps):
         t_mid = t0_ms + (step + 0.5) * dt
-        for r in range(rec_node.shape[0]):
-            rec_out[step, r] = v[rec_node[r]]
+        for c in range(n):
+            rec_out[step, c] = v[soma, c]
         # spikes arriving in this step open their synapses before the currents are taken
         while ev < n_ev and ev_step[ev] == step:
             k = ev_syn[ev]
-            syn_a[k] += ev_w[ev] * syn_fac[k]
-            syn_b[k] += ev_w[ev] * syn_fac[k]
+            c = ev_cell[ev]
+            syn_a[k, c] += ev_w[ev] * syn_fac[k]
+            syn_b[k, c] += ev_w[ev] * syn_fac[k]
             ev += 1
+        # passive leak (dense: zero where absent) and the constant part of the diagonal
         for i in range(N):
-            im[i] = 0.0
-            gm[i] = 0.0
-        for k in range(pas_node.shape[0]):
-            i = pas_node[k]
-            im[i] += pas_g[k] * (v[i] - pas_e[k])
-            gm[i] += pas_g[k]
+            g = pas_g[i]
+            e = pas_e[i]
+            dd = d0[i] + g
+            for c in range(n):
+                rhs[i, c] = -g * (v[i, c] - e)
+                d[i, c] = dd
         for k in range(hh_node.shape[0]):
             i = hh_node[k]
-            m = hh_m[k]
-            gna = hh_gna[k] * m * m * m * hh_h[k]
-            n4 = hh_n[k] * hh_n[k]
-            gk = hh_gk[k] * n4 * n4
-            im[i] += gna * (v[i] - hh_ena[k]) + gk * (v[i] - hh_ek[k]) + hh_gl[k] * (v[i] - hh_el[k])
-            gm[i] += gna + gk + hh_gl[k]
+            for c in range(n):
+                m = hh_m[k, c]
+                gna = hh_gna[k] * m * m * m * hh_h[k, c]
+                n2 = hh_n[k, c] * hh_n[k, c]
+                gk = hh_gk[k] * n2 * n2
+                vi = v[i, c]
+                rhs[i, c] -= gna * (vi - hh_ena[k]) + gk * (vi - hh_ek[k]) + hh_gl[k] * (vi - hh_el[k])
+                d[i, c] += gna + gk + hh_gl[k]
         for k in range(syn_node.shape[0]):
             i = syn_node[k]
-            g = syn_b[k] - syn_a[k]
-            im[i] += g * (v[i] - syn_e[k])
-            gm[i] += g
-        for i in range(N):
-            rhs[i] = -im[i]
-            d[i] = d0[i] + gm[i]
+            for c in range(n):
+                g = syn_b[k, c] - syn_a[k, c]
+                rhs[i, c] -= g * (v[i, c] - syn_e[k])
+                d[i, c] += g
         if want_imem:
+            # membrane current and conductance, for the currents written after the solve
             for i in range(N):
-                stim_out[step, i] = 0.0
+                for c in range(n):
+                    imem[step, i, c] = -rhs[i, c]
+                    gm[i, c] = d[i, c] - d0[i]
+                    stim_out[step, i, c] = 0.0
         for k in range(ic_node.shape[0]):
             if t_mid >= ic_del[k] and t_mid < ic_del[k] + ic_dur[k]:
-                rhs[ic_node[k]] += ic_amp[k]
-                if want_imem:
-                    stim_out[step, ic_node[k]] += ic_amp[k]
+                i = ic_node[k]
+                for c in range(n):
+                    rhs[i, c] += ic_amp[k]
+                    if want_imem:
+                        stim_out[step, i, c] += ic_amp[k]
         # axial currents at v(t): the right-hand side of the system for dv
-        for i in range(N):
+        for i in range(1, N):
             p = parent[i]
-            if p >= 0:
-                cur = g_ax[i] * (v[p] - v[i])
-                rhs[i] += cur
-                rhs[p] -= cur
+            g = g_ax[i]
+            for c in range(n):
+                cur = g * (v[p, c] - v[i, c])
+                rhs[i, c] += cur
+                rhs[p, c] -= cur
         # Hines: eliminate leaves first (children have higher indices than their parents) ...
-        for i in range(N - 1, -1, -1):
+        for i in range(N - 1, 0, -1):
             p = parent[i]
-            if p >= 0:
-                f = g_ax[i] / d[i]
-                d[p] -= f * g_ax[i]
-                rhs[p] += f * rhs[i]
-        # ... then substitute from the roots down; rhs becomes dv
-        for i in range(N):
+            g = g_ax[i]
+            for c in range(n):
+                f = g / d[i, c]
+                d[p, c] -= f * g
+                rhs[p, c] += f * rhs[i, c]
+        # ... then substitute from the root down; rhs becomes dv
+        for c in range(n):
+            rhs[0, c] = rhs[0, c] / d[0, c]
+        for i in range(1, N):
             p = parent[i]
-            if p >= 0:
-                rhs[i] = (rhs[i] + g_ax[i] * rhs[p]) / d[i]
-            else:
-                rhs[i] = rhs[i] / d[i]
+            g = g_ax[i]
+            for c in range(n):
+                rhs[i, c] = (rhs[i, c] + g * rhs[p, c]) / d[i, c]
         if want_imem:
             for i in range(N):
-                imem[step, i] = cdt[i] * rhs[i] + im[i] + gm[i] * rhs[i]
-        for c in range(thr_node.shape[0]):
-            i = thr_node[c]
-            vo = v[i]
-            vn = vo + rhs[i]
+                for c in range(n):
+                    imem[step, i, c] += (cdt[i] + gm[i, c]) * rhs[i, c]
+        for c in range(n):
+            vo = v[soma, c]
+            vn = vo + rhs[soma, c]
             if vo < thr and vn >= thr:
                 spk_cell[n_spk] = c
                 spk_frac[n_spk] = (thr - vo) / (vn - vo)
                 spk_step[n_spk] = step
                 n_spk += 1
         for i in range(N):
-            v[i] += rhs[i]
+            for c in range(n):
+                v[i, c] += rhs[i, c]
         # gating states over dt with the new v (cnexp: exact for v held over the step)
         for k in range(hh_node.shape[0]):
-            minf, mtau, hinf, htau, ninf, ntau = hh_rates(v[hh_node[k]], q10)
-            hh_m[k] += (1.0 - math.exp(-dt / mtau)) * (minf - hh_m[k])
-            hh_h[k] += (1.0 - math.exp(-dt / htau)) * (hinf - hh_h[k])
-            hh_n[k] += (1.0 - math.exp(-dt / ntau)) * (ninf - hh_n[k])
+            i = hh_node[k]
+            for c in range(n):
+                minf, mtau, hinf, htau, ninf, ntau = hh_rates(v[i, c], q10)
+                hh_m[k, c] += (1.0 - math.exp(-dt / mtau)) * (minf - hh_m[k, c])
+                hh_h[k, c] += (1.0 - math.exp(-dt / htau)) * (hinf - hh_h[k, c])
+                hh_n[k, c] += (1.0 - math.exp(-dt / ntau)) * (ninf - hh_n[k, c])
         for k in range(syn_node.shape[0]):
-            syn_a[k] *= syn_d1[k]
-            syn_b[k] *= syn_d2[k]
+            for c in range(n):
+                syn_a[k, c] *= syn_d1[k]
+                syn_b[k, c] *= syn_d2[k]
     return n_spk

@@ -275,7 +275,7 @@ def _matches(sec: Section, where: str) -> bool:
 
 
 class CellSolver:
-    """The live population: all cells' nodes in one flat array, cell c at nodes [c N, (c+1) N)."""
+    """The live population: state arrays are (node, cell), nodes of the shared layout."""
 
     def __init__(self, spec: CellPopulation):
         self.spec = spec
@@ -284,20 +284,17 @@ class CellSolver:
         lay = self.layout = spec.layout()
         n, N = spec.n, lay.n_nodes
         self.n_cells, self.nodes_per_cell = n, N
-        off = (np.arange(n, dtype=np.int64) * N)[:, None]
-        par = np.tile(lay.parent, (n, 1))
-        self.parent = np.where(par >= 0, par + off, -1).ravel()
-        self.g_ax = np.tile(lay.g_ax, n)
-        self.cdt = np.tile(lay.cap_nF / self.dt, n)
+        self.parent = lay.parent.copy()
+        self.g_ax = lay.g_ax.copy()
+        self.cdt = lay.cap_nF / self.dt
         d0 = self.cdt.copy()
-        nz = self.parent >= 0
-        d0[nz] += self.g_ax[nz]
-        np.add.at(d0, self.parent[nz], self.g_ax[nz])
+        d0[1:] += self.g_ax[1:]
+        np.add.at(d0, self.parent[1:], self.g_ax[1:])
         self.d0 = d0
-        self.v = np.full(n * N, spec.v_init_mV)
+        self.v = np.full((N, n), spec.v_init_mV)
         morph = lay.morphology
         # density mechanisms: per-node conductances in uS (S/cm2 * um2 * 1e-2)
-        pas_node, pas_g, pas_e = [], [], []
+        self.pas_g, self.pas_e = np.zeros(N), np.zeros(N)
         hh = {k: [] for k in ("node", "gna", "gk", "gl", "ena", "ek", "el")}
         for ins in spec.mechanisms:
             for k, sec in enumerate(morph.sections):
@@ -306,8 +303,10 @@ class CellSolver:
                 nodes = lay.nodes_of(k)
                 a = lay.area_um2[nodes] * 1e-2
                 if ins.mechanism == "pas":
-                    pas_node.append(nodes); pas_g.append(ins.value("g_S_cm2") * a)
-                    pas_e.append(np.full(len(nodes), ins.value("e_mV")))
+                    # a later placement on the same section replaces an earlier one (NEURON's
+                    # insert is idempotent; the parameters last set win)
+                    self.pas_g[nodes] = ins.value("g_S_cm2") * a
+                    self.pas_e[nodes] = ins.value("e_mV")
                 elif ins.mechanism == "hh":
                     hh["node"].append(nodes)
                     for key, pname in (("gna", "gnabar_S_cm2"), ("gk", "gkbar_S_cm2"), ("gl", "gl_S_cm2")):
@@ -315,40 +314,36 @@ class CellSolver:
                     for key, pname in (("ena", "ena_mV"), ("ek", "ek_mV"), ("el", "el_mV")):
                         hh[key].append(np.full(len(nodes), ins.value(pname)))
 
-        def tile_nodes(parts):
-            local = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-            return (local[None, :] + off).ravel()
+        def cat(parts, dtype=np.float64):
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
-        def tile_vals(parts):
-            local = np.concatenate(parts) if parts else np.zeros(0)
-            return np.tile(local, n)
-
-        self.pas = (tile_nodes(pas_node), tile_vals(pas_g), tile_vals(pas_e))
-        self.hh_node = tile_nodes(hh["node"])
-        self.hh_par = tuple(tile_vals(hh[k]) for k in ("gna", "gk", "gl", "ena", "ek", "el"))
+        self.hh_node = cat(hh["node"], np.int64)
+        if len(np.unique(self.hh_node)) != len(self.hh_node):
+            raise ModelError("cell_population: 'hh' is inserted twice on some section")
+        self.hh_par = tuple(cat(hh[k]) for k in ("gna", "gk", "gl", "ena", "ek", "el"))
         nh = self.hh_node.shape[0]
-        self.hh_m, self.hh_h, self.hh_n = np.zeros(nh), np.zeros(nh), np.zeros(nh)
+        self.hh_m, self.hh_h, self.hh_n = np.zeros((nh, n)), np.zeros((nh, n)), np.zeros((nh, n))
         self.q10 = 3.0 ** ((spec.celsius - 6.3) / 10.0)
         hh_init(self.v, self.hh_node, self.hh_m, self.hh_h, self.hh_n, self.q10)
         ic = spec.iclamps
-        self.ic_node = tile_nodes([np.array([lay.node_at(c.section, c.x) for c in ic], np.int64)])
-        self.ic = tuple(np.tile(np.array([getattr(c, f) for c in ic], dtype=np.float64), n)
+        self.ic_node = np.array([lay.node_at(c.section, c.x) for c in ic], dtype=np.int64)
+        self.ic = tuple(np.array([getattr(c, f) for c in ic], dtype=np.float64)
                         for f in ("delay_ms", "dur_ms", "amp_nA"))
         sy = spec.synapses
-        self.syn_node = tile_nodes([np.array([lay.node_at(s.section, s.x) for s in sy], np.int64)])
+        self.syn_node = np.array([lay.node_at(s.section, s.x) for s in sy], dtype=np.int64)
         facs = []
         for s in sy:
             # NEURON's Exp2Syn: normalise so a weight w gives a peak conductance w
             tp = s.tau1_ms * s.tau2_ms / (s.tau2_ms - s.tau1_ms) * math.log(s.tau2_ms / s.tau1_ms)
             facs.append(1.0 / (-math.exp(-tp / s.tau1_ms) + math.exp(-tp / s.tau2_ms)))
-        self.syn_e = np.tile(np.array([s.e_mV for s in sy], dtype=np.float64), n)
-        self.syn_fac = np.tile(np.array(facs, dtype=np.float64), n)
-        self.syn_d1 = np.tile(np.exp(-self.dt / np.array([s.tau1_ms for s in sy], dtype=np.float64)), n)
-        self.syn_d2 = np.tile(np.exp(-self.dt / np.array([s.tau2_ms for s in sy], dtype=np.float64)), n)
-        self.syn_a = np.zeros(self.syn_node.shape[0])
-        self.syn_b = np.zeros(self.syn_node.shape[0])
-        self.soma_node = lay.node_at(spec.soma, 0.5) + off[:, 0]
-        self._scratch = tuple(np.zeros(n * N) for _ in range(4))
+        self.syn_e = np.array([s.e_mV for s in sy], dtype=np.float64)
+        self.syn_fac = np.array(facs, dtype=np.float64)
+        self.syn_d1 = np.exp(-self.dt / np.array([s.tau1_ms for s in sy], dtype=np.float64))
+        self.syn_d2 = np.exp(-self.dt / np.array([s.tau2_ms for s in sy], dtype=np.float64))
+        self.syn_a = np.zeros((len(sy), n))
+        self.syn_b = np.zeros((len(sy), n))
+        self.soma_node = lay.node_at(spec.soma, 0.5)
+        self._scratch = tuple(np.zeros((N, n)) for _ in range(3))
         self.imem: np.ndarray | None = None
         self.stim: np.ndarray | None = None
         self.n_spikes = 0
@@ -358,30 +353,32 @@ class CellSolver:
         n = self.n_cells
         syn_in = inputs.get("syn")
         if syn_in is not None and len(syn_in):
-            if syn_in.ids.min() < 0 or syn_in.ids.max() >= self.syn_node.shape[0]:
-                raise ModelError(f"cell_population: 'syn' spike channel out of range 0..{self.syn_node.shape[0] - 1}")
+            n_syn = self.syn_node.shape[0]
+            if syn_in.ids.min() < 0 or syn_in.ids.max() >= n_syn * n:
+                raise ModelError(f"cell_population: 'syn' spike channel out of range 0..{n_syn * n - 1}")
             st = (syn_in.ticks - t0) // self.dt_ticks
             order = np.argsort(st, kind="stable")
             ev_step = st[order].astype(np.int64)
-            ev_syn = syn_in.ids[order].astype(np.int64)
+            ids = syn_in.ids[order].astype(np.int64)
+            ev_cell, ev_syn = ids // n_syn, ids % n_syn
             w = syn_in.weights if syn_in.weights is not None else np.ones(len(syn_in))
             ev_w = np.asarray(w, dtype=np.float64)[order]
         else:
-            ev_step = ev_syn = np.zeros(0, np.int64)
+            ev_step = ev_syn = ev_cell = np.zeros(0, np.int64)
             ev_w = np.zeros(0)
         rec = np.empty((steps, n))
         cap = n * (steps // 2 + 1)
         spk_cell, spk_frac, spk_step = np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64)
         want = self.spec.record_currents
-        NN = self.v.shape[0]
-        imem = np.empty((steps, NN)) if want else np.empty((0, 0))
-        stim = np.empty((steps, NN)) if want else np.empty((0, 0))
+        shape = (steps,) + self.v.shape if want else (0, 0, 0)
+        imem, stim = np.empty(shape), np.empty(shape)
         k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, self.v, self.parent, self.g_ax, self.d0, self.cdt,
-                         *self.pas, self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
+                         self.pas_g, self.pas_e,
+                         self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
                          self.ic_node, *self.ic,
                          self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
-                         ev_step, ev_syn, ev_w, self.soma_node, rec,
-                         self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step,
+                         ev_step, ev_syn, ev_cell, ev_w,
+                         self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec,
                          want, imem, stim, *self._scratch)
         self.n_spikes += k
         if want:
@@ -395,7 +392,7 @@ class CellSolver:
 
     # --- what the probes call -------------------------------------------------------------
     def segment_geometry(self) -> dict[str, np.ndarray]:
-        """Every segment of every cell after placement, cell-major (cell c's segments are rows
+        """Every segment of every cell after placement, cell-major (cell c's S segments are rows
         [c S, (c+1) S)): start_um, end_um (n S, 3), diam_um (n S,), area_um2 (n S,), cell (n S,)."""
         lay, spec = self.layout, self.spec
         n = self.n_cells
@@ -411,24 +408,26 @@ class CellSolver:
                 "diam_um": np.tile(lay.seg_diam_um, n), "area_um2": np.tile(lay.area_um2[lay.seg_node], n),
                 "cell": np.repeat(np.arange(n), S)}
 
-    def segment_nodes(self) -> np.ndarray:
-        """(n S,) node index of each segment in the flat node arrays."""
-        return (self.layout.seg_node[None, :] + (np.arange(self.n_cells) * self.nodes_per_cell)[:, None]).ravel()
+    def _per_segment(self, a: np.ndarray) -> np.ndarray:
+        # (steps, N, n) -> (steps, n S), cell-major like segment_geometry
+        seg = a[:, self.layout.seg_node, :]
+        return np.ascontiguousarray(seg.transpose(0, 2, 1)).reshape(a.shape[0], -1)
 
     def transmembrane_currents(self) -> np.ndarray:
-        """(n_steps, n S) nA of the last window, per segment, outward positive: capacitive +
-        ionic + synaptic, over each step (the zero-area nodes carry none). Needs
-        ``record_currents=True``. With no electrode current, each cell's row sums to zero."""
+        """(n_steps, n S) nA of the last window, per segment (rows of segment_geometry), outward
+        positive: capacitive + ionic + synaptic over each step (NEURON's i_membrane). Needs
+        ``record_currents=True``. With no electrode current, each cell's columns sum to zero."""
         if self.imem is None:
             raise ModelError("cell_population: transmembrane currents need record_currents=True "
                              "and at least one advanced window")
-        return self.imem[:, self.segment_nodes()]
+        return self._per_segment(self.imem)
 
     def electrode_currents(self) -> np.ndarray:
         """(n_steps, n S) nA injected by current clamps in the last window (record_currents=True)."""
         if self.stim is None:
-            raise ModelError("cell_population: electrode currents need record_currents=True")
-        return self.stim[:, self.segment_nodes()]
+            raise ModelError("cell_population: electrode currents need record_currents=True "
+                             "and at least one advanced window")
+        return self._per_segment(self.stim)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"v": self.v.copy(), "hh_m": self.hh_m.copy(), "hh_h": self.hh_h.copy(),
