@@ -9,10 +9,13 @@ their :class:`Inbox` es, so deliveries (and the run file) are the same bits as `
 
 Per window the coordinator sends each worker ``advance`` with the outputs of the last window that
 feed its solvers, and waits for every ``result``: recorded outputs and probe parts (for the run
-file) and the outputs that feed couplings. Window outputs are routed *through the coordinator*:
-it has to receive every worker's result anyway (barrier, recordings, probes), so forwarding the
-coupled outputs in the next ``advance`` costs no extra message per window, whereas a direct
-worker-to-worker route would add one message per coupled pair plus a second barrier.
+file) and the outputs that feed couplings (only the channels some coupling reads). Window
+outputs are routed *through the coordinator*: it has to receive every worker's result anyway
+(barrier, recordings, probes), so forwarding the coupled outputs in the next ``advance`` costs
+no extra message per window, whereas a direct worker-to-worker route adds one message per
+coupled pair. benchmarks/transport.py (part 5) measures both in raw pyzmq: through the
+coordinator is faster for small windows (1 KiB per step), direct is faster once a window
+carries about a megabyte per coupling, where the extra copy through the coordinator dominates.
 
 Liveness: workers send heartbeats from a thread; the coordinator sends them back while it waits.
 A worker whose process ends (any signal), that sends nothing for ``timeout_s``, or that reports
