@@ -6,7 +6,8 @@ masses) solvers join as modules of their own.
 from .cell import CellPopulation
 from .linear import LinearSystem
 from .mass import RegionNetwork
+from .point import PointNetwork
 from .relay import SpikeRelay
 from .stimulus import SpikeTrain
 
-__all__ = ["CellPopulation", "LinearSystem", "RegionNetwork", "SpikeRelay", "SpikeTrain"]
+__all__ = ["CellPopulation", "LinearSystem", "PointNetwork", "RegionNetwork", "SpikeRelay", "SpikeTrain"]

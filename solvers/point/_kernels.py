@@ -1,0 +1,239 @@
+"""Numba kernels of the point-neuron network: one window of steps over flat arrays.
+
+Neurons of all populations live in one index space [0, n); population p owns [lo_p, hi_p).
+Synaptic input is summed into a ring buffer ``ring`` (D, n_slots) over delay steps: row
+``(step) % D`` holds what arrives during that step. Slot i is neuron i's (excitatory, or only)
+input; neurons with separate inhibitory currents have a second slot ``inh_slot[i] >= n``.
+
+Random numbers come from a per-solver splitmix64 stream (state: one uint64), so that the
+sequence depends only on the seed and the order of draws, never on a global generator shared
+with other solvers in the same process.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import njit
+
+# model kinds (the ``kind`` column of a population)
+DELTA = 0
+EXP = 1
+
+# columns of the per-population parameter table ``par`` (n_pops, N_PAR); voltages are relative
+# to E_L, as NEST's iaf_psc_* integrate them
+P_DECAY_V = 0      # exp(-h / tau_m)
+P_CURRENT = 1      # tau_m / C_m * (1 - exp(-h / tau_m))   (mV per pA)
+P_THETA = 2        # V_th - E_L (mV)
+P_RESET = 3        # V_reset - E_L (mV)
+P_IE = 4           # I_e (pA)
+P_REF = 5          # refractory steps
+P_DECAY_EX = 6     # exp(-h / tau_syn_ex)
+P_DECAY_IN = 7     # exp(-h / tau_syn_in)
+P_SYN_EX = 8       # propagator from i_syn_ex to V over one step (mV per pA)
+P_SYN_IN = 9       # the same for i_syn_in
+P_LAM = 10         # mean Poisson drive events per step (rate_hz * h / 1000)
+P_PW = 11          # weight of each Poisson drive event (mV for delta, pA for exp)
+P_RATE2LAM = 12    # h / 1000: Hz of rate_in to events per step
+N_PAR = 13
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0
+
+
+@njit
+def uniform(st):
+    """One uniform draw in [0, 1) from the splitmix64 state ``st`` (1,) uint64, advanced in place."""
+    z = st[0] + _GOLDEN
+    st[0] = z
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    z = z ^ (z >> _S31)
+    return float(z >> _S11) * _INV53
+
+
+@njit
+def poisson_table(lam, cdf):
+    """Fill ``cdf`` with the Poisson(lam) CDF from k0 upwards; return (k0, m) with m entries used.
+
+    k0 is 15 standard deviations below the mean (0 for small lam): the mass below is < 1e-40.
+    The table stops where 1 - CDF < 1e-16 or where ``cdf`` is full."""
+    if lam <= 0.0:
+        cdf[0] = 1.0
+        return 0, 1
+    k0 = int(max(0.0, math.floor(lam - 15.0 * math.sqrt(lam) - 5.0)))
+    logp = -lam + k0 * math.log(lam) - math.lgamma(k0 + 1.0)
+    p = math.exp(logp)
+    c = p
+    cdf[0] = c
+    m = 1
+    k = k0
+    while m < cdf.shape[0] and 1.0 - c > 1e-16:
+        k += 1
+        p *= lam / k
+        c += p
+        cdf[m] = c
+        m += 1
+    return k0, m
+
+
+@njit
+def table_size(lam):
+    """Length of a CDF table that covers Poisson(lam) to 1e-16 (see poisson_table)."""
+    return int(40.0 * math.sqrt(lam) + 60.0)
+
+
+@njit
+def poisson_draw(cdf, k0, m, st):
+    """One Poisson count by inversion of the table from poisson_table."""
+    u = uniform(st)
+    if m <= 48:
+        j = 0
+        while j < m - 1 and u > cdf[j]:
+            j += 1
+    else:
+        j = np.searchsorted(cdf[:m], u)
+        if j > m - 1:
+            j = m - 1
+    return k0 + j
+
+
+@njit
+def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id):
+    """Advance every neuron by ``n_steps`` steps; return the number of spikes written.
+
+    pops : (lo (n_pops + 1,) int64, kind (n_pops,) int64, par (n_pops, N_PAR) float64)
+    state : (v (n,) mV rel. E_L, i_ex (n,) pA, i_in (n,) pA, refr (n,) int64 steps left,
+             ring (D, n_slots) float64, pend (n,) int64 neurons that crossed threshold in
+             the last step, pend_n (1,) int64 how many)
+    conn : CSR by source (indptr (n + 1,) int64, slot (nnz,) int32 target slot,
+           weight (nnz,) float32, delay (nnz,) unsigned int steps >= 1), inh_slot (n,) int64
+    ext : (rate_in (n_steps, n_pops) Hz, current_in (n_steps, n_pops) pA,
+           ext_step (m,) int64 sorted, ext_slot (m,) int64, ext_w (m,) float64)
+    rng : (1,) uint64 splitmix64 state
+    spk_step, spk_id : outputs, step within the window and neuron index of each spike
+
+    Step k first emits the spikes of the neurons that reached threshold at t_k (the end of the
+    previous step; they were reset and made refractory there, as NEST does) and delivers them
+    into the ring (delay d steps: the update of step k + d - 1, as NEST); then integrates every
+    neuron from t_k to t_k+1 with the input in the ring row of step k and checks threshold.
+    Spikes are emitted one step late so that their time t_k lies inside the window.
+    """
+    lo, kind, par = pops
+    v, i_ex, i_in, refr, ring, pend, pend_n = state
+    indptr, slot, weight, delay, inh_slot = conn
+    rate_in, cur_in, ext_step, ext_slot, ext_w = ext
+    n_pops = kind.shape[0]
+    depth = ring.shape[0]
+    n_ext = ext_step.shape[0]
+    # Poisson CDF tables of the base rates, rebuilt for steps where rate_in changes the rate
+    size = 64
+    for p in range(n_pops):
+        size = max(size, table_size(par[p, P_LAM]))
+    base = np.empty((n_pops, size))
+    base_k0 = np.zeros(n_pops, np.int64)
+    base_m = np.zeros(n_pops, np.int64)
+    for p in range(n_pops):
+        base_k0[p], base_m[p] = poisson_table(par[p, P_LAM], base[p])
+    nspk = 0
+    e = 0
+    for s in range(n_steps):
+        row = (step0 + s) % depth
+        # phase 1: emit the spikes of neurons that crossed threshold in the previous step
+        # (spike time t_k, the end of that step, as NEST) and deliver them into the ring
+        for j in range(pend_n[0]):
+            i = pend[j]
+            spk_step[nspk] = s
+            spk_id[nspk] = i
+            nspk += 1
+            for k in range(indptr[i], indptr[i + 1]):
+                ring[(row + np.int64(delay[k]) - 1) % depth, slot[k]] += weight[k]
+        pend_n[0] = 0
+        # spikes from other solvers arriving during this step
+        while e < n_ext and ext_step[e] == s:
+            ring[row, ext_slot[e]] += ext_w[e]
+            e += 1
+        # phase 2: integrate from t_k to t_k+1
+        for p in range(n_pops):
+            lam = par[p, P_LAM]
+            cdf = base[p]
+            k0 = base_k0[p]
+            m = base_m[p]
+            if rate_in[s, p] != 0.0:
+                lam = max(0.0, lam + rate_in[s, p] * par[p, P_RATE2LAM])
+                cdf = np.empty(table_size(lam))
+                k0, m = poisson_table(lam, cdf)
+            pw = par[p, P_PW]
+            drive = lam > 0.0 and pw != 0.0
+            theta = par[p, P_THETA]
+            reset = par[p, P_RESET]
+            nref = np.int64(par[p, P_REF])
+            pv = par[p, P_DECAY_V]
+            pc = par[p, P_CURRENT]
+            dc = par[p, P_IE] + cur_in[s, p]
+            if kind[p] == DELTA:
+                for i in range(lo[p], lo[p + 1]):
+                    if refr[i] == 0:
+                        x = ring[row, i]
+                        if drive:
+                            x += pw * poisson_draw(cdf, k0, m, rng)
+                        v[i] = pc * dc + pv * v[i] + x
+                    else:
+                        # input arriving while refractory is discarded (NEST's default)
+                        refr[i] -= 1
+                    ring[row, i] = 0.0
+                    if v[i] >= theta:
+                        v[i] = reset
+                        refr[i] = nref
+                        pend[pend_n[0]] = i
+                        pend_n[0] += 1
+            else:
+                de = par[p, P_DECAY_EX]
+                di = par[p, P_DECAY_IN]
+                se = par[p, P_SYN_EX]
+                si = par[p, P_SYN_IN]
+                for i in range(lo[p], lo[p + 1]):
+                    j = inh_slot[i]
+                    xe = ring[row, i]
+                    xi = ring[row, j]
+                    ring[row, i] = 0.0
+                    ring[row, j] = 0.0
+                    if drive:
+                        c = pw * poisson_draw(cdf, k0, m, rng)
+                        if pw >= 0.0:
+                            xe += c
+                        else:
+                            xi += c
+                    if refr[i] == 0:
+                        v[i] = pv * v[i] + se * i_ex[i] + si * i_in[i] + pc * dc
+                    else:
+                        refr[i] -= 1
+                    i_ex[i] = i_ex[i] * de + xe
+                    i_in[i] = i_in[i] * di + xi
+                    if v[i] >= theta:
+                        v[i] = reset
+                        refr[i] = nref
+                        pend[pend_n[0]] = i
+                        pend_n[0] += 1
+    return nspk
+
+
+@njit
+def csr_fill(src, slot, weight, delay, indptr, out_slot, out_weight, out_delay, fill):
+    """Scatter synapses (src, slot, weight, delay) into CSR rows by source, keeping their order.
+
+    fill (n,) int64 is the next free position of each row, starting at indptr[:-1]."""
+    for k in range(src.shape[0]):
+        i = src[k]
+        j = fill[i]
+        out_slot[j] = slot[k]
+        out_weight[j] = weight[k]
+        out_delay[j] = delay[k]
+        fill[i] = j + 1

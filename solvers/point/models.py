@@ -1,0 +1,143 @@
+"""Neuron models of the point-neuron network: nested specs whose ``type`` picks the model.
+
+Both are NEST's, integrated exactly as NEST does (Rotter & Diesmann 1999): the membrane and
+synaptic currents are linear between spikes, so one step of h ms is a fixed linear map
+(propagators below); spikes fall on the step grid; the refractory period is a whole number of
+steps (t_ref / h rounded). Units are NEST's: mV, ms, pF, pA.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...coordinator.errors import ModelError
+from ...coordinator.specs import Spec
+from ...coordinator.validation import fail, require_number
+from . import _kernels as K
+
+
+class NeuronModel(Spec):
+    """Base of the neuron models: a nested spec whose ``type`` picks the model on the wire."""
+
+    __slots__ = ()
+    kind: ClassVar[int] = -1
+    #: units of a synaptic weight onto this model
+    weight_units: ClassVar[str] = ""
+    _kinds: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        if cls.type:
+            NeuronModel._kinds[cls.type] = cls
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        if cls is NeuronModel:
+            if not isinstance(data, Mapping) or data.get("type") not in NeuronModel._kinds:
+                got = data.get("type") if isinstance(data, Mapping) else data
+                raise ModelError(f"neuron model: 'type' must be one of "
+                                 f"{', '.join(map(repr, sorted(NeuronModel._kinds)))} (got {got!r})")
+            return NeuronModel._kinds[data["type"]].from_dict(data)
+        return super(NeuronModel, cls).from_dict(data)
+
+    def _check_common(self) -> None:
+        require_number(self, "tau_m_ms", "c_m_pF", positive=True)
+        require_number(self, "t_ref_ms", nonnegative=True)
+        require_number(self, "e_l_mV", "v_th_mV", "v_reset_mV", "i_e_pA")
+        require_number(self, "v_init_mV", allow_none=True)
+        if self.v_reset_mV >= self.v_th_mV:
+            raise fail(self, f"'v_reset_mV' must be below 'v_th_mV' (got {self.v_reset_mV} >= {self.v_th_mV})")
+
+    def v0(self) -> float:
+        """Initial membrane potential (mV)."""
+        return self.e_l_mV if self.v_init_mV is None else self.v_init_mV
+
+    def kernel_params(self, dt_ms: float) -> np.ndarray:
+        """(N_PAR,) row of the kernel's parameter table for a step of dt_ms (drive columns 0)."""
+        h = dt_ms
+        p = np.zeros(K.N_PAR)
+        p[K.P_DECAY_V] = math.exp(-h / self.tau_m_ms)
+        p[K.P_CURRENT] = -self.tau_m_ms / self.c_m_pF * math.expm1(-h / self.tau_m_ms)
+        p[K.P_THETA] = self.v_th_mV - self.e_l_mV
+        p[K.P_RESET] = self.v_reset_mV - self.e_l_mV
+        p[K.P_IE] = self.i_e_pA
+        p[K.P_REF] = round(self.t_ref_ms / h)
+        p[K.P_RATE2LAM] = h * 1e-3
+        return p
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IafPscDelta(NeuronModel):
+    """Leaky integrate-and-fire, delta synapses (NEST's ``iaf_psc_delta``; NEST's defaults).
+
+    C dV/dt = -(C / tau_m)(V - E_L) + I_e + I(t); a spike of weight w (mV) makes V jump by w.
+    Input arriving while refractory is discarded. Weights are in mV.
+    """
+
+    type: ClassVar[str] = "iaf_psc_delta"
+    kind: ClassVar[int] = K.DELTA
+    weight_units: ClassVar[str] = "mV"
+
+    tau_m_ms: float = 10.0
+    c_m_pF: float = 250.0
+    e_l_mV: float = -70.0
+    v_th_mV: float = -55.0
+    v_reset_mV: float = -70.0
+    t_ref_ms: float = 2.0
+    i_e_pA: float = 0.0
+    v_init_mV: float | None = None
+
+    def __post_init__(self) -> None:
+        self._check_common()
+
+
+def _syn_propagator(tau_s: float, tau_m: float, c_m: float, h: float) -> float:
+    """Effect on V (mV) after h of a unit (1 pA) exponential current decaying with tau_s, V
+    starting at 0: the exact solution, with its limit where tau_s == tau_m (NEST's
+    propagator_32 without its numerical guard)."""
+    if abs(tau_m - tau_s) < 1e-12 * tau_m:
+        return h / c_m * math.exp(-h / tau_m)
+    return (tau_s * tau_m / (c_m * (tau_m - tau_s))
+            * (math.exp(-h / tau_m) - math.exp(-h / tau_s)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IafPscExp(NeuronModel):
+    """Leaky integrate-and-fire, exponential current synapses (NEST's ``iaf_psc_exp``).
+
+    C dV/dt = -(C / tau_m)(V - E_L) + I_ex + I_in + I_e + I(t); tau_syn dI_x/dt = -I_x; a spike
+    of weight w (pA) makes I_ex jump by w if w >= 0, else I_in. The currents keep evolving while
+    refractory (only V is clamped). Weights are in pA.
+    """
+
+    type: ClassVar[str] = "iaf_psc_exp"
+    kind: ClassVar[int] = K.EXP
+    weight_units: ClassVar[str] = "pA"
+
+    tau_m_ms: float = 10.0
+    c_m_pF: float = 250.0
+    e_l_mV: float = -70.0
+    v_th_mV: float = -55.0
+    v_reset_mV: float = -70.0
+    t_ref_ms: float = 2.0
+    i_e_pA: float = 0.0
+    tau_syn_ex_ms: float = 2.0
+    tau_syn_in_ms: float = 2.0
+    v_init_mV: float | None = None
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        require_number(self, "tau_syn_ex_ms", "tau_syn_in_ms", positive=True)
+
+    def kernel_params(self, dt_ms: float) -> np.ndarray:
+        p = NeuronModel.kernel_params(self, dt_ms)
+        h = dt_ms
+        p[K.P_DECAY_EX] = math.exp(-h / self.tau_syn_ex_ms)
+        p[K.P_DECAY_IN] = math.exp(-h / self.tau_syn_in_ms)
+        p[K.P_SYN_EX] = _syn_propagator(self.tau_syn_ex_ms, self.tau_m_ms, self.c_m_pF, h)
+        p[K.P_SYN_IN] = _syn_propagator(self.tau_syn_in_ms, self.tau_m_ms, self.c_m_pF, h)
+        return p

@@ -1,0 +1,358 @@
+"""Level II: a network of point neurons, NEST-style, advanced by one numba kernel per window.
+
+Populations of one neuron model each (models.py), projections between them drawn by a
+connection rule (connectivity.py), Poisson drives and DC currents. The connectome is stored
+by source as CSR: per synapse an int32 target slot, a float32 weight and an unsigned integer
+delay in steps (uint8 while delays fit, else uint16): 9 bytes per synapse (+ 8 per neuron).
+Spikes are delivered through a ring buffer over delays, as NEST does.
+
+Time: a neuron whose membrane potential reaches threshold over the step ending at t_k spikes
+at t_k (NEST's spike time), is reset there and is refractory for round(t_ref / dt) steps; its
+spike is emitted in the window that starts at or contains t_k (so a crossing in the very last
+step of a run is not reported; NEST reports it at t_stop). A spike with delay d steps acts
+on V over the step ending at t_k + d * dt (NEST's delivery). A spike from another solver
+arriving at tick A acts over the step that contains A, so on V at the first grid time after A.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ...coordinator.signals import Port, Spikes, WindowResult
+from ...coordinator.specs import SolverContext, SolverSpec, Spec
+from ...coordinator.time import to_ticks
+from ...coordinator.validation import fail, is_number, require_int, require_number
+from . import _kernels as K
+from .connectivity import Distribution, FixedIndegree, Rule, draw_values
+from .models import IafPscDelta, NeuronModel
+
+_POP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Population(Spec):
+    """``size`` identical neurons of ``model``, with an optional Poisson drive.
+
+    poisson_rate_hz : rate (Hz) of an independent Poisson spike train into every neuron
+        (NEST's poisson_generator connected to each neuron); the ``<name>.rate_in`` port adds
+        to it
+    poisson_weight : weight of each drive event (mV onto delta synapses, pA onto exp synapses)
+    DC current: the model's ``i_e_pA``, plus the ``<name>.current_in`` port.
+    """
+
+    nested: ClassVar[dict] = {"model": NeuronModel}
+
+    name: str
+    size: int
+    model: NeuronModel = IafPscDelta()
+    poisson_rate_hz: float = 0.0
+    poisson_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _POP_RE.match(self.name):
+            raise fail(self, f"'name' must be a name of letters, digits, '_' and '-' starting "
+                             f"with a letter or '_' (got {self.name!r})")
+        require_int(self, "size", minimum=1)
+        if not isinstance(self.model, NeuronModel):
+            raise fail(self, f"population {self.name!r}: 'model' must be a neuron model spec "
+                             f"({', '.join(sorted(NeuronModel._kinds))}) (got {self.model!r})")
+        require_number(self, "poisson_rate_hz", nonnegative=True)
+        require_number(self, "poisson_weight")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Projection(Spec):
+    """Synapses from population ``source`` onto population ``target``.
+
+    rule : FixedIndegree, FixedOutdegree, PairwiseBernoulli, OneToOne or AllToAll
+    weight : constant or Distribution; mV onto delta-synapse models, pA onto exp-synapse models
+    delay_ms : constant (>= dt; rounded to whole steps as NEST does) or Distribution (drawn
+        delays are rounded to steps and raised to one step where shorter)
+    allow_autapses, allow_multapses : NEST's options (both True by default, as NEST's)
+    """
+
+    nested: ClassVar[dict] = {"rule": Rule, "weight": Distribution, "delay_ms": Distribution}
+
+    source: str
+    target: str
+    rule: Rule
+    weight: float | Distribution = 1.0
+    delay_ms: float | Distribution = 1.0
+    allow_autapses: bool = True
+    allow_multapses: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rule, Rule):
+            raise fail(self, f"{self.source}->{self.target}: 'rule' must be a connection rule "
+                             f"({', '.join(sorted(Rule._kinds))}) (got {self.rule!r})")
+        for name in ("weight", "delay_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, Distribution):
+                require_number(self, name)
+        if is_number(self.delay_ms) and self.delay_ms <= 0:
+            raise fail(self, f"{self.source}->{self.target}: 'delay_ms' must be > 0 (got {self.delay_ms})")
+        for name in ("allow_autapses", "allow_multapses"):
+            if not isinstance(getattr(self, name), bool):
+                raise fail(self, f"{name!r} must be True or False (got {getattr(self, name)!r})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PointNetwork(SolverSpec):
+    """Populations of point neurons connected by projections (NEST's model, exact integration).
+
+    Parameters
+    ----------
+    populations : Population specs (unique names)
+    projections : Projection specs between them
+    dt_ms : integration step (ms)
+
+    Ports (for every population P)
+    -----
+    P.spikes : out, spikes (size,): the population's spikes, channel = neuron index in P
+    P.spikes_in : in, spikes (size,): spikes from other solvers, channel i onto neuron i; the
+        delivered weight (the coupling's) is added to V in mV (delta synapses) or to the
+        synaptic current in pA (exp synapses; negative: the inhibitory current)
+    P.rate_in : in, rate (1,) Hz, every dt: added to the rate of P's Poisson drive (each event
+        of weight ``poisson_weight``), the same for every neuron
+    P.current_in : in, analog (1,) pA, every dt: a current into every neuron of P, held over
+        each step
+    """
+
+    type: ClassVar[str] = "point_network"
+    level: ClassVar[str] = "II"
+    nested: ClassVar[dict] = {"populations": Population, "projections": Projection}
+
+    populations: tuple
+    projections: tuple = ()
+    dt_ms: float = 0.1
+
+    def __post_init__(self) -> None:
+        require_number(self, "dt_ms", positive=True)
+        pops = tuple(self.populations) if isinstance(self.populations, (list, tuple)) else None
+        if not pops or not all(isinstance(p, Population) for p in pops):
+            raise fail(self, f"'populations' must be a non-empty sequence of Population specs "
+                             f"(got {self.populations!r})")
+        projs = tuple(self.projections) if isinstance(self.projections, (list, tuple)) else None
+        if projs is None or not all(isinstance(p, Projection) for p in projs):
+            raise fail(self, f"'projections' must be a sequence of Projection specs (got {self.projections!r})")
+        object.__setattr__(self, "populations", pops)
+        object.__setattr__(self, "projections", projs)
+        names = [p.name for p in pops]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise fail(self, f"population name {dup[0]!r} is used twice")
+        size = {p.name: p.size for p in pops}
+        for pr in projs:
+            for end in ("source", "target"):
+                if getattr(pr, end) not in size:
+                    raise fail(self, f"projection {pr.source}->{pr.target}: {end} {getattr(pr, end)!r} "
+                                     f"is not a population (have: {', '.join(names)})")
+            problem = pr.rule.check(size[pr.source], size[pr.target], pr.allow_autapses,
+                                    pr.allow_multapses, pr.source == pr.target)
+            if problem:
+                raise fail(self, f"projection {pr.source}->{pr.target}: {problem}")
+            if is_number(pr.delay_ms) and round(pr.delay_ms / self.dt_ms) < 1:
+                raise fail(self, f"projection {pr.source}->{pr.target}: 'delay_ms'={pr.delay_ms} is "
+                                 f"shorter than one step (dt_ms={self.dt_ms})")
+        for p in pops:
+            lam = p.poisson_rate_hz * self.dt_ms * 1e-3
+            if lam > 1e4:
+                raise fail(self, f"population {p.name!r}: 'poisson_rate_hz'={p.poisson_rate_hz} is "
+                                 f"more than 1e4 events per step; use a current instead")
+
+    @classmethod
+    def example(cls) -> "PointNetwork":
+        from .connectivity import Normal
+        from .models import IafPscExp
+        return cls(populations=(Population(name="E", size=8, poisson_rate_hz=8000.0, poisson_weight=2.0),
+                                Population(name="I", size=2, model=IafPscExp())),
+                   projections=(Projection(source="E", target="I", rule=FixedIndegree(indegree=3),
+                                           weight=Normal(mean=50.0, std=5.0), delay_ms=1.5),
+                                Projection(source="I", target="E", rule=FixedIndegree(indegree=2),
+                                           weight=-1.0, delay_ms=0.5)))
+
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def ports(self) -> dict[str, Port]:
+        dt = to_ticks(self.dt_ms, "point_network: dt_ms")
+        out: dict[str, Port] = {}
+        for p in self.populations:
+            wu = p.model.weight_units
+            out[f"{p.name}.spikes"] = Port("spikes", "out", p.size, "", None, f"spikes of {p.name}")
+            out[f"{p.name}.spikes_in"] = Port("spikes", "in", p.size, "", None,
+                                              f"spikes onto {p.name}, weight in {wu}, one-to-one")
+            out[f"{p.name}.rate_in"] = Port("rate", "in", 1, "Hz", dt,
+                                            f"added to the Poisson drive rate of {p.name}")
+            out[f"{p.name}.current_in"] = Port("analog", "in", 1, "pA", dt,
+                                               f"current into every neuron of {p.name}")
+        return out
+
+    def build(self, ctx: SolverContext) -> "PointNetworkSolver":
+        return PointNetworkSolver(self, ctx.rng)
+
+
+class PointNetworkSolver:
+    """The live network: flat state arrays, CSR connectome, ring buffer (see module docstring).
+
+    Attributes (read-only for callers)
+    ----------
+    v : (n,) membrane potentials relative to each population's E_L (mV)
+    indptr, slot, weight, delay : the CSR connectome by source
+    """
+
+    def __init__(self, spec: PointNetwork, rng: np.random.Generator):
+        self.spec = spec
+        self.dt_ticks = to_ticks(spec.dt_ms, "point_network: dt_ms")
+        pops = spec.populations
+        self.names = [p.name for p in pops]
+        self.lo = np.zeros(len(pops) + 1, np.int64)
+        self.lo[1:] = np.cumsum([p.size for p in pops])
+        n = int(self.lo[-1])
+        self.n = n
+        self.kind = np.array([p.model.kind for p in pops], np.int64)
+        par = np.stack([p.model.kernel_params(spec.dt_ms) for p in pops])
+        for i, p in enumerate(pops):
+            par[i, K.P_LAM] = p.poisson_rate_hz * spec.dt_ms * 1e-3
+            par[i, K.P_PW] = p.poisson_weight
+        self.par = par
+        # the kernel's random stream first, so it does not depend on the connectome's size
+        self.rng_state = np.array([rng.integers(0, 2**63 - 1)], dtype=np.uint64)
+        self.v = np.empty(n)
+        for i, p in enumerate(pops):
+            self.v[self.lo[i]:self.lo[i + 1]] = p.model.v0() - p.model.e_l_mV
+        self.i_ex = np.zeros(n)
+        self.i_in = np.zeros(n)
+        self.refr = np.zeros(n, np.int64)
+        # neurons that crossed threshold at the end of the last step: their spikes are emitted
+        # (time stamped t1 of that window, which is t0 of the next) at the start of the next
+        self.pend = np.zeros(n, np.int64)
+        self.pend_n = np.zeros(1, np.int64)
+        # inhibitory current slots after the n excitatory ones, for models with two currents
+        self.inh_slot = np.arange(n, dtype=np.int64)
+        extra = n
+        for i, p in enumerate(pops):
+            if p.model.kind == K.EXP:
+                a, b = self.lo[i], self.lo[i + 1]
+                self.inh_slot[a:b] = np.arange(extra, extra + (b - a))
+                extra += b - a
+        self.n_slots = extra
+        self._connect(rng)
+        self.ring = np.zeros((self.depth, self.n_slots))
+        self.step = 0
+        self._spk_step = np.zeros(0, np.int64)
+        self._spk_id = np.zeros(0, np.int64)
+        self.ref_steps = par[:, K.P_REF].astype(np.int64)
+
+    # -- connectome ----------------------------------------------------------------------------
+    def _connect(self, rng: np.random.Generator) -> None:
+        spec = self.spec
+        index = {name: i for i, name in enumerate(self.names)}
+        parts = []
+        max_d = 1
+        for pr in spec.projections:
+            si, ti = index[pr.source], index[pr.target]
+            n_src, n_tgt = spec.populations[si].size, spec.populations[ti].size
+            src, tgt = pr.rule.pairs(rng, n_src, n_tgt, pr.allow_autapses, pr.allow_multapses,
+                                     pr.source == pr.target)
+            m = src.shape[0]
+            w = draw_values(pr.weight, rng, m)
+            d = np.maximum(1, np.rint(draw_values(pr.delay_ms, rng, m) / spec.dt_ms)).astype(np.int64)
+            if m:
+                max_d = max(max_d, int(d.max()))
+            src = src.astype(np.int64) + self.lo[si]
+            slot = (tgt.astype(np.int64) + self.lo[ti])
+            if spec.populations[ti].model.kind == K.EXP:
+                neg = w < 0
+                slot[neg] = self.inh_slot[slot[neg]]
+            parts.append((src, slot.astype(np.int32), w.astype(np.float32), d))
+        self.depth = max_d
+        ddt = np.uint8 if max_d <= np.iinfo(np.uint8).max else (
+            np.uint16 if max_d <= np.iinfo(np.uint16).max else np.uint32)
+        counts = np.zeros(self.n, np.int64)
+        for src, *_ in parts:
+            counts += np.bincount(src, minlength=self.n)
+        self.indptr = np.zeros(self.n + 1, np.int64)
+        np.cumsum(counts, out=self.indptr[1:])
+        nnz = int(self.indptr[-1])
+        self.slot = np.empty(nnz, np.int32)
+        self.weight = np.empty(nnz, np.float32)
+        self.delay = np.empty(nnz, ddt)
+        fill = self.indptr[:-1].copy()
+        while parts:
+            src, slot, w, d = parts.pop(0)
+            K.csr_fill(src, slot, w, d.astype(ddt), self.indptr, self.slot, self.weight, self.delay, fill)
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.indptr[-1])
+
+    def connectome_bytes(self) -> int:
+        """Bytes held by the connectome (CSR arrays)."""
+        return self.indptr.nbytes + self.slot.nbytes + self.weight.nbytes + self.delay.nbytes
+
+    # -- the Solver protocol -------------------------------------------------------------------
+    def advance(self, t0: int, t1: int, inputs) -> WindowResult:
+        dt = self.dt_ticks
+        n_steps = (t1 - t0) // dt
+        n_pops = len(self.names)
+        rate_in = np.zeros((n_steps, n_pops))
+        cur_in = np.zeros((n_steps, n_pops))
+        steps, slots, ws = [], [], []
+        for p, name in enumerate(self.names):
+            r = inputs.get(f"{name}.rate_in")
+            if r is not None:
+                rate_in[:, p] = r.data[:, 0]
+            c = inputs.get(f"{name}.current_in")
+            if c is not None:
+                cur_in[:, p] = c.data[:, 0]
+            s = inputs.get(f"{name}.spikes_in")
+            if s is not None and len(s):
+                w = np.ones(len(s)) if s.weights is None else np.asarray(s.weights, np.float64)
+                slot = np.asarray(s.ids, np.int64) + self.lo[p]
+                if self.kind[p] == K.EXP:
+                    slot = np.where(w < 0, self.inh_slot[slot], slot)
+                steps.append((np.asarray(s.ticks, np.int64) - t0) // dt)
+                slots.append(slot)
+                ws.append(w)
+        if steps:
+            st = np.concatenate(steps)
+            order = np.argsort(st, kind="stable")
+            ext = (rate_in, cur_in, st[order], np.concatenate(slots)[order], np.concatenate(ws)[order])
+        else:
+            z = np.zeros(0, np.int64)
+            ext = (rate_in, cur_in, z, z, np.zeros(0))
+        # at most one spike per neuron every (refractory steps + 1) steps, plus the pending ones
+        sizes = np.diff(self.lo)
+        cap = int(np.sum(sizes * -(-n_steps // (self.ref_steps + 1)))) + self.n
+        if self._spk_step.shape[0] < cap:
+            self._spk_step = np.empty(cap, np.int64)
+            self._spk_id = np.empty(cap, np.int64)
+        count = K.network_window(
+            n_steps, self.step, (self.lo, self.kind, self.par),
+            (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n),
+            (self.indptr, self.slot, self.weight, self.delay, self.inh_slot),
+            ext, self.rng_state, self._spk_step, self._spk_id)
+        self.step += n_steps
+        ticks = t0 + self._spk_step[:count] * dt
+        ids = self._spk_id[:count]
+        outputs = {}
+        for p, name in enumerate(self.names):
+            keep = (ids >= self.lo[p]) & (ids < self.lo[p + 1])
+            outputs[f"{name}.spikes"] = Spikes(ticks[keep], ids[keep] - self.lo[p])
+        return WindowResult(outputs=outputs)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"v_rel_mV": self.v.copy(), "i_ex_pA": self.i_ex.copy(), "i_in_pA": self.i_in.copy(),
+                "refractory_steps": self.refr.copy(), "ring": self.ring.copy(),
+                "pending_spikes": self.pend[:self.pend_n[0]].copy(),
+                "rng_state": self.rng_state.copy(), "step": np.array(self.step)}
+
+    def close(self) -> None:
+        pass

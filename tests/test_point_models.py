@@ -1,0 +1,187 @@
+"""Single neurons of the point-network solver against closed forms.
+
+A neuron is driven step by step through the live solver (``advance`` one window at a time) so
+that its membrane potential can be read after every step; spikes come from the window results.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from polyscale.coordinator.errors import ModelError
+from polyscale.coordinator.signals import Samples, Spikes
+from polyscale.coordinator.specs import SolverContext
+from polyscale.coordinator.time import TICKS_PER_MS
+from polyscale.solvers.point import IafPscDelta, IafPscExp, NeuronModel, PointNetwork, Population
+
+DT = 0.1
+DT_TICKS = int(DT * TICKS_PER_MS)
+
+
+def solver(model, size=1, **pop):
+    spec = PointNetwork(populations=(Population(name="P", size=size, model=model, **pop),), dt_ms=DT)
+    return spec.build(SolverContext("net", 1, np.random.default_rng(0)))
+
+
+def no_input(n_steps, size=1, spikes=None, current_pA=0.0, rate_hz=0.0):
+    s = Spikes.empty(with_weights=True) if spikes is None else spikes
+    return {"P.spikes_in": s,
+            "P.current_in": Samples(0, DT_TICKS, np.full((n_steps, 1), current_pA)),
+            "P.rate_in": Samples(0, DT_TICKS, np.full((n_steps, 1), rate_hz))}
+
+
+def trace(s, n_steps, inputs_at=None):
+    """V (mV, absolute) at t_1 .. t_n (after each step) and the spike times (ms) of neuron 0."""
+    e_l = s.spec.populations[0].model.e_l_mV
+    v, spikes = [], []
+    for k in range(n_steps):
+        t0 = k * DT_TICKS
+        inp = inputs_at(k) if inputs_at else no_input(1)
+        res = s.advance(t0, t0 + DT_TICKS, inp)
+        spikes += list(res.outputs["P.spikes"].ticks / TICKS_PER_MS)
+        v.append(s.v[0] + e_l)
+    return np.array(v), np.array(spikes)
+
+
+@pytest.mark.parametrize("model_cls", [IafPscDelta, IafPscExp])
+def test_subthreshold_dc_trajectory_is_exact(model_cls):
+    """V(t) = E_L + (I_e tau_m / C)(1 - exp(-t / tau_m)) from V = E_L: the propagator is exact,
+    so only rounding separates the two (1e-12 mV over 200 steps)."""
+    m = model_cls(tau_m_ms=15.0, c_m_pF=200.0, e_l_mV=-65.0, v_th_mV=0.0, i_e_pA=250.0)
+    v, spikes = trace(solver(m), 200)
+    t = DT * np.arange(1, 201)
+    expect = -65.0 + 250.0 * 15.0 / 200.0 * (1 - np.exp(-t / 15.0))
+    np.testing.assert_allclose(v, expect, rtol=0, atol=1e-12)
+    assert spikes.size == 0
+
+
+@pytest.mark.parametrize("model_cls", [IafPscDelta, IafPscExp])
+def test_current_port_adds_to_i_e(model_cls):
+    """current_in (pA, held over each step) acts exactly as the same I_e."""
+    m = model_cls(tau_m_ms=10.0, c_m_pF=100.0, e_l_mV=0.0, v_th_mV=100.0)
+    v, _ = trace(solver(m), 50, lambda k: no_input(1, current_pA=80.0))
+    t = DT * np.arange(1, 51)
+    np.testing.assert_allclose(v, 80.0 * 10.0 / 100.0 * (1 - np.exp(-t / 10.0)), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("i_e", [400.0, 600.0, 1500.0])
+@pytest.mark.parametrize("model_cls", [IafPscDelta, IafPscExp])
+def test_f_i_curve_on_the_step_grid(model_cls, i_e):
+    """Constant suprathreshold current: the free run from V_reset reaches theta after
+    T = tau_m ln((R I - V_reset) / (R I - theta)) (voltages from E_L, R = tau_m / C), so the
+    interval is t_ref + T in continuous time; on the step grid the crossing is seen at the first
+    grid time at or after it, so every ISI is t_ref + ceil(T / h) h exactly and the rate is
+    within the grid error of 1 / (t_ref + T)."""
+    tau, c, theta, reset, t_ref = 10.0, 250.0, 15.0, 5.0, 2.0
+    m = model_cls(tau_m_ms=tau, c_m_pF=c, e_l_mV=0.0, v_th_mV=theta, v_reset_mV=reset, t_ref_ms=t_ref,
+                  i_e_pA=i_e, v_init_mV=reset)
+    s = solver(m)
+    n_steps = 5000
+    res = s.advance(0, n_steps * DT_TICKS, no_input(n_steps))
+    spikes = res.outputs["P.spikes"].ticks / TICKS_PER_MS
+    ri = i_e * tau / c
+    t_free = tau * math.log((ri - reset) / (ri - theta))
+    isi_grid = t_ref + math.ceil(t_free / DT - 1e-9) * DT
+    isis = np.diff(spikes)
+    assert len(isis) > 10
+    np.testing.assert_allclose(isis, isi_grid, rtol=0, atol=1e-9)
+    # the first spike: from V_reset without refractoriness, at the first grid point after t_free
+    assert spikes[0] == pytest.approx(math.ceil(t_free / DT - 1e-9) * DT, abs=1e-9)
+    f_analytic = 1000.0 / (t_ref + t_free)
+    f_sim = 1000.0 / isis.mean()
+    assert f_sim <= f_analytic and f_sim >= 1000.0 / (t_ref + t_free + DT)
+
+
+def test_delta_psp_jump_decay_and_refractory_discard():
+    """A spike of weight w arriving in step s makes V jump by exactly w at the end of that step
+    and decay with tau_m; spikes arriving while refractory are discarded (NEST's
+    iaf_psc_delta), and V sits exactly at V_reset for t_ref."""
+    m = IafPscDelta(tau_m_ms=20.0, e_l_mV=0.0, v_th_mV=20.0, v_reset_mV=10.0, t_ref_ms=2.0, v_init_mV=0.0)
+    s = solver(m)
+    arrive = {5: 3.0, 30: 25.0, 35: 100.0}     # step -> weight (mV): a PSP, a spike, a discarded input
+
+    def inputs(k):
+        if k in arrive:
+            return no_input(1, spikes=Spikes(np.array([k * DT_TICKS + 7]), np.array([0]),
+                                             np.array([arrive[k]])))
+        return no_input(1)
+
+    v, spikes = trace(s, 80, inputs)
+    t = DT * np.arange(1, 81)
+    # steps 5..29: the PSP, jump at t_6 = 0.6 ms
+    psp = 3.0 * np.exp(-(t[5:30] - 0.6) / 20.0)
+    np.testing.assert_allclose(v[5:30], psp, rtol=0, atol=1e-12)
+    # the second input crosses theta at t_31: spike there, then V_reset for 20 steps
+    assert spikes.tolist() == [pytest.approx(3.1)]
+    np.testing.assert_allclose(v[30:50], 10.0, rtol=0, atol=0)
+    # then free decay from V_reset: the 100 mV input at step 35 left no trace
+    np.testing.assert_allclose(v[50:], 10.0 * np.exp(-(t[50:] - 5.1) / 20.0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("tau_syn", [2.0, 10.0])
+def test_exp_psp_is_the_alpha_difference_closed_form(tau_syn):
+    """A current jump of w pA at t_a decays with tau_s; V(t) - E_L = w tau_s tau_m / (C (tau_m -
+    tau_s)) (exp(-(t - t_a)/tau_m) - exp(-(t - t_a)/tau_s)), or w (t - t_a)/C exp(-(t - t_a)/tau)
+    where tau_s = tau_m. Negative weights go through the inhibitory current (tau_syn_in)."""
+    tau_m, c = 10.0, 250.0
+    for w in (500.0, -300.0):
+        m = IafPscExp(tau_m_ms=tau_m, c_m_pF=c, e_l_mV=0.0, v_th_mV=50.0, tau_syn_ex_ms=tau_syn,
+                      tau_syn_in_ms=tau_syn)
+        s = solver(m)
+
+        def inputs(k):
+            if k == 10:
+                return no_input(1, spikes=Spikes(np.array([10 * DT_TICKS]), np.array([0]), np.array([w])))
+            return no_input(1)
+
+        v, _ = trace(s, 300, inputs)
+        u = DT * np.arange(1, 301) - 1.1          # time since the jump at t_11
+        if tau_syn == tau_m:
+            expect = w * u / c * np.exp(-u / tau_m)
+        else:
+            expect = w * tau_syn * tau_m / (c * (tau_m - tau_syn)) * (np.exp(-u / tau_m) - np.exp(-u / tau_syn))
+        expect[u < 0] = 0.0
+        np.testing.assert_allclose(v, expect, rtol=0, atol=1e-12 * abs(w))
+
+
+def test_poisson_drive_counts():
+    """With tau_m so long that nothing leaks in 50 ms and no threshold in reach, V counts the
+    drive's events times the weight: over 2000 neurons the mean count is lambda = rate * T and
+    the variance equals the mean (Poisson); 4 standard errors each (seeded, so the test is
+    deterministic; the bound only says the sampler is right)."""
+    n, t_ms, rate = 2000, 50.0, 3000.0
+    m = IafPscDelta(tau_m_ms=1e12, e_l_mV=0.0, v_th_mV=1e9, v_init_mV=0.0, t_ref_ms=0.0)
+    s = solver(m, size=n, poisson_rate_hz=rate, poisson_weight=1.0)
+    steps = int(t_ms / DT)
+    s.advance(0, steps * DT_TICKS, no_input(steps, n))
+    counts = s.v.copy()
+    np.testing.assert_allclose(counts, np.rint(counts), atol=1e-6)
+    lam = rate * t_ms / 1000.0
+    assert abs(counts.mean() - lam) < 4 * math.sqrt(lam / n)
+    # variance of the sample variance of a Poisson: (lam + 2 lam^2 (n/(n-1))) / n ~ 2 lam^2 / n
+    assert abs(counts.var(ddof=1) - lam) < 4 * math.sqrt((lam + 2 * lam**2) / n)
+
+
+def test_rate_port_adds_to_the_poisson_rate():
+    """rate_in (Hz) adds to poisson_rate_hz: 1000 Hz base + 2000 Hz in, the same statistics as 3000 Hz."""
+    n, t_ms = 2000, 50.0
+    m = IafPscDelta(tau_m_ms=1e12, e_l_mV=0.0, v_th_mV=1e9, v_init_mV=0.0, t_ref_ms=0.0)
+    s = solver(m, size=n, poisson_rate_hz=1000.0, poisson_weight=0.5)
+    steps = int(t_ms / DT)
+    s.advance(0, steps * DT_TICKS, no_input(steps, n, rate_hz=2000.0))
+    counts = s.v / 0.5
+    lam = 3000.0 * t_ms / 1000.0
+    assert abs(counts.mean() - lam) < 4 * math.sqrt(lam / n)
+
+
+def test_model_round_trip_and_errors():
+    for m in (IafPscDelta(), IafPscExp(tau_syn_ex_ms=5.0)):
+        assert NeuronModel.from_dict(m.to_dict()) == m
+    with pytest.raises(ModelError, match=r"'type' must be one of 'iaf_psc_delta', 'iaf_psc_exp' \(got 'hh'\)"):
+        NeuronModel.from_dict({"type": "hh"})
+    with pytest.raises(ModelError, match=r"iaf_psc_delta: 'tau_m_ms' must be a finite number > 0 \(got -1\)"):
+        IafPscDelta(tau_m_ms=-1)
+    with pytest.raises(ModelError, match=r"'v_reset_mV' must be below 'v_th_mV'"):
+        IafPscExp(v_reset_mV=-50.0, v_th_mV=-55.0)
