@@ -160,7 +160,7 @@ def test_a_killed_or_frozen_worker_stops_the_run_naming_solver_pid_host_and_time
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Faulty(ps.SolverSpec):
-    """One analog output; raises or sleeps in the window that starts at ``at_ms``."""
+    """One analog output; raises, sleeps or holds the GIL in the window that starts at ``at_ms``."""
 
     type: ClassVar[str] = "test_zmq_faulty"
     level: ClassVar[str] = "test"
@@ -185,6 +185,10 @@ class _Faulty:
         if t0 >= self.spec.at_ms * 1e6:
             if self.spec.fault == "raise":
                 raise FloatingPointError("overflow in channel kinetics")
+            if self.spec.fault == "gil":
+                if t0 == self.spec.at_ms * 1e6:  # once, ~1 s: one C call holding the GIL
+                    sum(range(40_000_000))
+                return {"v": ps.Samples(t0, self.dt_ticks, np.zeros(((t1 - t0) // self.dt_ticks, 1)))}
             time.sleep(60)  # 'hang': the process lives and its heartbeat goes on
         return {"v": ps.Samples(t0, self.dt_ticks, np.zeros(((t1 - t0) // self.dt_ticks, 1)))}
 
@@ -578,3 +582,12 @@ def test_a_worker_written_from_the_protocol_document_joins_and_is_checked(bad):
     # a sum of at most 40 terms, so 1e-12
     want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)
     assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_worker_busy_holding_the_gil_is_not_taken_for_hung():
+    """A solver holding the GIL in one call silences its worker's heartbeat for longer than
+    timeout_s (0.2 s here); the worker uses CPU meanwhile, so it is busy, not hung."""
+    tr = ZmqTransport(timeout_s=0.2, heartbeat_s=0.05)
+    run = ps.run(faulty_model("gil"), transport=tr)
+    assert run.status == "complete"
+    assert tr.compute_s["bad"] > 0.25  # the GIL really was held longer than timeout_s in one window

@@ -65,6 +65,8 @@ class _Worker:
     gone: str | None = None                  # why the process ended, once it has
     reaped: bool = False                     # a local process collected (waitpid / Popen.wait)
     failed: bool = False                     # took for dead or hung: no stop, killed at close
+    cpu: int = -1                            # CPU clock ticks used, when last looked at (/proc)
+    cpu_seen: float = 0.0                    # when that count last went up
     last_seen: float = 0.0
     pending: dict[int, Signal] = field(default_factory=dict)  # link index -> next window's input
 
@@ -122,7 +124,9 @@ class ZmqTransport:
     place : solver -> host label, added to (and overriding) the model's placement.
     heartbeat_s : heartbeat period (s), both ways.
     timeout_s : a worker silent for this long (no heartbeat, no result) is taken for hung (s).
-        A solver holding the GIL for longer in one call looks hung; raise it for such solvers.
+        A solver holding the GIL for longer in one call silences the heartbeat: a local worker
+        that is using CPU meanwhile counts as busy (Linux); a remote one looks hung, so raise
+        ``timeout_s`` for such solvers.
     window_timeout_s : if set, a worker that has not answered a window after this long is taken
         for hung even if its heartbeat goes on (a solver stuck in a loop or a sleep) (s).
     coordinator_timeout_s : workers exit when the coordinator is silent this long (s).
@@ -382,8 +386,28 @@ class ZmqTransport:
                               else f"exited with status {status}")
                     raise self._failure(w, w.gone, t0)
             if (t0 is not None and w.ready and w.gone is None
-                    and time.monotonic() - w.last_seen > self.timeout_s):
+                    and time.monotonic() - w.last_seen > self.timeout_s and not self._busy(w)):
                 raise self._failure(w, f"stopped answering (nothing for {self.timeout_s:g} s)", t0)
+
+    def _busy(self, w: _Worker) -> bool:
+        """Whether a silent local worker is computing rather than hung: a solver holding the GIL
+        (a numba kernel without nogil, a long C call) keeps the heartbeat thread from running,
+        but the process then uses CPU. A stopped process (SIGSTOP), or one that has used no CPU
+        for ``timeout_s``, is not busy. Linux only (/proc); elsewhere silence is enough."""
+        if w.host != LOCAL or w.pid is None:
+            return False
+        try:
+            with open(f"/proc/{w.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            state, cpu = fields[0], int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+        except (OSError, IndexError, ValueError):
+            return False
+        if state in ("T", "t", "Z", "X"):
+            return False
+        now = time.monotonic()
+        if cpu != w.cpu:
+            w.cpu, w.cpu_seen = cpu, now
+        return now - w.cpu_seen < self.timeout_s
 
     def _failure(self, w: _Worker, what: str, t0: int | None) -> SolverError:
         w.failed = True
