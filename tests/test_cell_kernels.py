@@ -30,8 +30,8 @@ def test_one_step_equals_the_dense_backward_euler_solve():
                           v_init_mV=e, dt_ms=0.025)
     s = spec.build(None)
     rng = np.random.default_rng(3)
-    v0 = e + rng.normal(0, 10, s.v.shape)          # (nodes, cells)
-    s.v[:] = v0
+    v0 = e + rng.normal(0, 10, s.v.shape[1:])      # (nodes, cells): 2 cells, one block
+    s.v[0] = v0
     s.advance(0, int(0.025 * TICKS_PER_MS), {})
     N = v0.shape[0]
     A = np.zeros((N, N))
@@ -41,7 +41,7 @@ def test_one_step_equals_the_dense_backward_euler_solve():
             A[i, i] += g; A[p, p] += g; A[i, p] -= g; A[p, i] -= g
     M = np.diag(s.cdt + s.pas_g) + A
     want = np.linalg.solve(M, s.cdt[:, None] * v0 + (s.pas_g * e)[:, None])
-    np.testing.assert_allclose(s.v, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(s.voltages(), want, rtol=0, atol=1e-9)
 
 
 def test_layout_is_hines_ordered_and_connects_as_neuron():

@@ -55,7 +55,7 @@ def test_dendrite_voltage_matches_neuron(reference):
     out = []
     for w in range(10):      # ten windows of 10 ms: window splits must not matter
         s.advance(w * 400 * 25_000, (w + 1) * 400 * 25_000, {})
-        out.append(s.v[node, 0])
+        out.append(s.voltages()[node, 0])
     v_ref = np.load(ref / "ballstick_iclamp_notable_v_dend.npy")
     np.testing.assert_allclose(out, v_ref[400::400], atol=1e-6)
 
@@ -78,7 +78,7 @@ def test_sealed_finite_cable_steady_state_is_cosh():
     r_a = 4 * ra / (math.pi * (d * 1e-4) ** 2) * 1e-4 * 1e-6  # MOhm per um
     x = (np.arange(nseg) + 0.5) / nseg * L
     want = amp * r_a * lam * np.cosh((L - x) / lam) / math.sinh(L / lam)   # nA * MOhm = mV
-    got = s.v[s.layout.seg_node, 0] - e
+    got = s.voltages()[s.layout.seg_node, 0] - e
     rel_rms = np.sqrt(np.mean((got - want) ** 2)) / np.sqrt(np.mean(want ** 2))
     assert rel_rms < 1e-3, rel_rms
 
@@ -107,10 +107,11 @@ def test_branched_tree_equals_its_equivalent_cylinder():
     r_a = 4 * ra / (math.pi * (d0 * 1e-4) ** 2) * 1e-10
     X = (np.arange(201) + 0.5) / 201 * L0 / l0
     want = amp * r_a * l0 * np.cosh(Ltot - X) / math.sinh(Ltot)
-    got = s.v[s.layout.nodes_of(0), 0] - e
+    got = s.voltages()[s.layout.nodes_of(0), 0] - e
     assert np.sqrt(np.mean((got - want) ** 2)) / np.sqrt(np.mean(want ** 2)) < 1e-3
     # and the two daughters carry the same profile
-    np.testing.assert_allclose(s.v[s.layout.nodes_of(1)], s.v[s.layout.nodes_of(2)], rtol=0, atol=1e-12)
+    v = s.voltages()
+    np.testing.assert_allclose(v[s.layout.nodes_of(1)], v[s.layout.nodes_of(2)], rtol=0, atol=1e-12)
 
 
 def _driven_population(**kw):
@@ -156,7 +157,7 @@ def test_exp2syn_conductance_peaks_at_the_weight():
     g = []
     for k in range(1, 200):
         s.advance(int(k * 0.1 * TICKS_PER_MS), int((k + 1) * 0.1 * TICKS_PER_MS), {})
-        g.append(s.syn_b[0, 0] - s.syn_a[0, 0])
+        g.append(s.synaptic_conductances()[0, 0])
     assert max(g) == pytest.approx(0.01, rel=1e-3)
     tp = 0.5 * 2.0 / 1.5 * math.log(4.0)
     assert (np.argmax(g) + 2) * 0.1 == pytest.approx(tp, abs=0.1)

@@ -22,28 +22,37 @@ from .._jit import njit
 
 
 @njit
-def _vtrap(x, y):
-    # x / (exp(x/y) - 1), with its limit y (1 - x/y/2) near x = 0 (NEURON's hh.mod)
+def _vtrap(x, y, ex):
+    # x / (exp(x/y) - 1) given ex = exp(x/y), with its limit y (1 - x/y/2) near x = 0 (hh.mod)
     if abs(x / y) < 1e-6:
         return y * (1.0 - x / y / 2.0)
-    return x / (math.exp(x / y) - 1.0)
+    return x / (ex - 1.0)
+
+
+# exp(-(v + 40)/10) = E^8 e^2.5, exp(-(v + 35)/10) = E^8 e^3, exp(-(v + 55)/10) = E^8 e^1 and
+# exp(-(v + 65)/20) = E^4 with E = exp(-(v + 65)/80): one exp instead of five (rounding ~1e-15)
+_E25, _E3, _E1 = math.exp(2.5), math.exp(3.0), math.exp(1.0)
 
 
 @njit
 def hh_rates(v, q10):
     """(minf, mtau, hinf, htau, ninf, ntau) of NEURON's hh.mod at v (mV); tau in ms."""
-    a = 0.1 * _vtrap(-(v + 40.0), 10.0)
+    e80 = math.exp(-(v + 65.0) / 80.0)
+    e20 = e80 * e80
+    e20 = e20 * e20
+    e10 = e20 * e20
+    a = 0.1 * _vtrap(-(v + 40.0), 10.0, e10 * _E25)
     b = 4.0 * math.exp(-(v + 65.0) / 18.0)
     s = a + b
     mtau = 1.0 / (q10 * s)
     minf = a / s
-    a = 0.07 * math.exp(-(v + 65.0) / 20.0)
-    b = 1.0 / (math.exp(-(v + 35.0) / 10.0) + 1.0)
+    a = 0.07 * e20
+    b = 1.0 / (e10 * _E3 + 1.0)
     s = a + b
     htau = 1.0 / (q10 * s)
     hinf = a / s
-    a = 0.01 * _vtrap(-(v + 55.0), 10.0)
-    b = 0.125 * math.exp(-(v + 65.0) / 80.0)
+    a = 0.01 * _vtrap(-(v + 55.0), 10.0, e10 * _E1)
+    b = 0.125 * e80
     s = a + b
     ntau = 1.0 / (q10 * s)
     ninf = a / s
@@ -52,27 +61,58 @@ def hh_rates(v, q10):
 
 @njit
 def hh_init(v, node, m, h, n, q10):
-    """Gates (K, n) at their steady state for the voltages v (N, n) (NEURON's INITIAL block)."""
-    for k in range(node.shape[0]):
-        for c in range(v.shape[1]):
-            minf, _, hinf, _, ninf, _ = hh_rates(v[node[k], c], q10)
-            m[k, c] = minf
-            h[k, c] = hinf
-            n[k, c] = ninf
+    """Gates (blocks, K, B) at steady state for v (blocks, N, B) (NEURON's INITIAL block)."""
+    for blk in range(v.shape[0]):
+        for k in range(node.shape[0]):
+            for c in range(v.shape[2]):
+                minf, _, hinf, _, ninf, _ = hh_rates(v[blk, node[k], c], q10)
+                m[blk, k, c] = minf
+                h[blk, k, c] = hinf
+                n[blk, k, c] = ninf
 
 
 @njit
-def cell_advance(n_steps, dt, t0_ms, v, parent, g_ax, d0, cdt, pas_g, pas_e,
+def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
                  hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
                  ic_node, ic_del, ic_dur, ic_amp,
                  syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
-                 ev_step, ev_syn, ev_cell, ev_w,
+                 ev_start, ev_step, ev_syn, ev_cell, ev_w,
                  soma, thr, spk_cell, spk_frac, spk_step, rec_out,
                  want_imem, imem, stim_out, rhs, d, gm):
-    """Advance n cells of one morphology by ``n_steps`` steps of ``dt`` ms, in place.
+    """Advance ``n_cells`` cells of one morphology by ``n_steps`` steps of ``dt`` ms, in place.
 
-    Arrays are (N, n): node-major, cell-minor, so that every loop over cells is independent
-    work (the sweeps of the tree solve run across all cells at once) and vectorises.
+    Cells are in blocks of B: state arrays are (blocks, N, B) (cell = block * B + column; the
+    last block may be padded with cells whose results are dropped). Each block runs all its
+    steps before the next, so its state stays in cache; within a block the loops over cells are
+    independent work (the sweeps of the tree solve run across the block's cells at once).
+    Events of block b are ev_*[ev_start[b]:ev_start[b + 1]], sorted by step; ev_cell is the
+    column within the block. Returns the number of spikes written.
+    """
+    B = v.shape[2]
+    n_spk = 0
+    for blk in range(v.shape[0]):
+        n_spk = _block_advance(
+            n_steps, dt, t0_ms, blk * B, n_cells, v[blk], parent, g_ax, d0, cdt, pas_g, pas_e,
+            hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m[blk], hh_h[blk], hh_n[blk], q10,
+            ic_node, ic_del, ic_dur, ic_amp,
+            syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
+            ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
+            soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
+            want_imem, imem, stim_out, rhs, d, gm)
+    return n_spk
+
+
+@njit
+def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
+                   hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
+                   ic_node, ic_del, ic_dur, ic_amp,
+                   syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
+                   ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
+                   soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
+                   want_imem, imem, stim_out, rhs, d, gm):
+    """One block of cells (columns c0 .. c0 + B of the population) over all steps.
+
+    Arrays are (N, B): node-major, cell-minor.
 
     v (N, n) mV. Per node (N,): parent (-1 at the root, node 0), g_ax uS to the parent, d0 =
     C/dt + axial conductances (uS), cdt = C/dt (uS), pas_g (uS, 0 where pas is absent), pas_e mV.
@@ -88,15 +128,13 @@ def cell_advance(n_steps, dt, t0_ms, v, parent, g_ax, d0, cdt, pas_g, pas_e,
     rhs, d, gm (N, n): scratch.
     """
     N, n = v.shape
-    n_spk = 0
-    ev = 0
-    n_ev = ev_step.shape[0]
+    n_real = min(n, n_cells - c0)      # columns past it are padding
     for step in range(n_steps):
         t_mid = t0_ms + (step + 0.5) * dt
-        for c in range(n):
-            rec_out[step, c] = v[soma, c]
+        for c in range(n_real):
+            rec_out[step, c0 + c] = v[soma, c]
         # spikes arriving in this step open their synapses before the currents are taken
-        while ev < n_ev and ev_step[ev] == step:
+        while ev < ev_end and ev_step[ev] == step:
             k = ev_syn[ev]
             c = ev_cell[ev]
             syn_a[k, c] += ev_w[ev] * syn_fac[k]
@@ -129,33 +167,33 @@ def cell_advance(n_steps, dt, t0_ms, v, parent, g_ax, d0, cdt, pas_g, pas_e,
         if want_imem:
             # membrane current and conductance, for the currents written after the solve
             for i in range(N):
-                for c in range(n):
-                    imem[step, i, c] = -rhs[i, c]
+                for c in range(n_real):
+                    imem[step, i, c0 + c] = -rhs[i, c]
                     gm[i, c] = d[i, c] - d0[i]
-                    stim_out[step, i, c] = 0.0
+                    stim_out[step, i, c0 + c] = 0.0
         for k in range(ic_node.shape[0]):
             if t_mid >= ic_del[k] and t_mid < ic_del[k] + ic_dur[k]:
                 i = ic_node[k]
                 for c in range(n):
                     rhs[i, c] += ic_amp[k]
-                    if want_imem:
-                        stim_out[step, i, c] += ic_amp[k]
-        # axial currents at v(t): the right-hand side of the system for dv
-        for i in range(1, N):
-            p = parent[i]
-            g = g_ax[i]
-            for c in range(n):
-                cur = g * (v[p, c] - v[i, c])
-                rhs[i, c] += cur
-                rhs[p, c] -= cur
-        # Hines: eliminate leaves first (children have higher indices than their parents) ...
+                if want_imem:
+                    for c in range(n_real):
+                        stim_out[step, i, c0 + c] += ic_amp[k]
+        # One sweep from the leaves up (children have higher indices than their parents): add
+        # the axial current between i and its parent at v(t) to both right-hand sides, then
+        # eliminate i (its own sum is complete: its children came before it). d[i] keeps 1/d.
         for i in range(N - 1, 0, -1):
             p = parent[i]
             g = g_ax[i]
             for c in range(n):
-                f = g / d[i, c]
+                cur = g * (v[p, c] - v[i, c])
+                ri = rhs[i, c] + cur
+                inv = 1.0 / d[i, c]
+                d[i, c] = inv
+                f = g * inv
+                rhs[i, c] = ri
                 d[p, c] -= f * g
-                rhs[p, c] += f * rhs[i, c]
+                rhs[p, c] += f * ri - cur
         # ... then substitute from the root down; rhs becomes dv
         for c in range(n):
             rhs[0, c] = rhs[0, c] / d[0, c]
@@ -163,16 +201,16 @@ def cell_advance(n_steps, dt, t0_ms, v, parent, g_ax, d0, cdt, pas_g, pas_e,
             p = parent[i]
             g = g_ax[i]
             for c in range(n):
-                rhs[i, c] = (rhs[i, c] + g * rhs[p, c]) / d[i, c]
+                rhs[i, c] = (rhs[i, c] + g * rhs[p, c]) * d[i, c]
         if want_imem:
             for i in range(N):
-                for c in range(n):
-                    imem[step, i, c] += (cdt[i] + gm[i, c]) * rhs[i, c]
-        for c in range(n):
+                for c in range(n_real):
+                    imem[step, i, c0 + c] += (cdt[i] + gm[i, c]) * rhs[i, c]
+        for c in range(n_real):
             vo = v[soma, c]
             vn = vo + rhs[soma, c]
             if vo < thr and vn >= thr:
-                spk_cell[n_spk] = c
+                spk_cell[n_spk] = c0 + c
                 spk_frac[n_spk] = (thr - vo) / (vn - vo)
                 spk_step[n_spk] = step
                 n_spk += 1

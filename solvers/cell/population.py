@@ -270,6 +270,10 @@ def ball_and_stick_population(*, n: int = 1, dend_nseg: int = 101, iclamps=(), s
         iclamps=tuple(iclamps), synapses=tuple(synapses), dt_ms=dt_ms, record_currents=record_currents)
 
 
+#: cells per block: the largest whose working set (a few (N, B) arrays of ~50 nodes) fits in L1/L2
+BLOCK = 64
+
+
 def _matches(sec: Section, where: str) -> bool:
     return where == "all" or where == sec.name or where == sec.kind
 
@@ -291,7 +295,11 @@ class CellSolver:
         d0[1:] += self.g_ax[1:]
         np.add.at(d0, self.parent[1:], self.g_ax[1:])
         self.d0 = d0
-        self.v = np.full((N, n), spec.v_init_mV)
+        # cells in blocks of at most BLOCK (state (blocks, N, B)): a block's state stays in cache
+        self.n_blocks = -(-n // BLOCK)
+        self.block = -(-n // self.n_blocks)
+        nb, B = self.n_blocks, self.block
+        self.v = np.full((nb, N, B), spec.v_init_mV)
         morph = lay.morphology
         # density mechanisms: per-node conductances in uS (S/cm2 * um2 * 1e-2)
         self.pas_g, self.pas_e = np.zeros(N), np.zeros(N)
@@ -322,7 +330,7 @@ class CellSolver:
             raise ModelError("cell_population: 'hh' is inserted twice on some section")
         self.hh_par = tuple(cat(hh[k]) for k in ("gna", "gk", "gl", "ena", "ek", "el"))
         nh = self.hh_node.shape[0]
-        self.hh_m, self.hh_h, self.hh_n = np.zeros((nh, n)), np.zeros((nh, n)), np.zeros((nh, n))
+        self.hh_m, self.hh_h, self.hh_n = (np.zeros((nb, nh, B)) for _ in range(3))
         self.q10 = 3.0 ** ((spec.celsius - 6.3) / 10.0)
         hh_init(self.v, self.hh_node, self.hh_m, self.hh_h, self.hh_n, self.q10)
         ic = spec.iclamps
@@ -340,10 +348,10 @@ class CellSolver:
         self.syn_fac = np.array(facs, dtype=np.float64)
         self.syn_d1 = np.exp(-self.dt / np.array([s.tau1_ms for s in sy], dtype=np.float64))
         self.syn_d2 = np.exp(-self.dt / np.array([s.tau2_ms for s in sy], dtype=np.float64))
-        self.syn_a = np.zeros((len(sy), n))
-        self.syn_b = np.zeros((len(sy), n))
+        self.syn_a = np.zeros((nb, len(sy), B))
+        self.syn_b = np.zeros((nb, len(sy), B))
         self.soma_node = lay.node_at(spec.soma, 0.5)
-        self._scratch = tuple(np.zeros((N, n)) for _ in range(3))
+        self._scratch = tuple(np.zeros((N, B)) for _ in range(3))
         self.imem: np.ndarray | None = None
         self.stim: np.ndarray | None = None
         self.n_spikes = 0
@@ -360,24 +368,31 @@ class CellSolver:
             order = np.argsort(st, kind="stable")
             ev_step = st[order].astype(np.int64)
             ids = syn_in.ids[order].astype(np.int64)
-            ev_cell, ev_syn = ids // n_syn, ids % n_syn
+            cell, ev_syn = ids // n_syn, ids % n_syn
             w = syn_in.weights if syn_in.weights is not None else np.ones(len(syn_in))
             ev_w = np.asarray(w, dtype=np.float64)[order]
+            # group by block (stable: steps stay sorted within a block)
+            blk = cell // self.block
+            by = np.argsort(blk, kind="stable")
+            ev_step, ev_syn, ev_w, blk = ev_step[by], ev_syn[by], ev_w[by], blk[by]
+            ev_cell = cell[by] - blk * self.block
+            ev_start = np.searchsorted(blk, np.arange(self.n_blocks + 1)).astype(np.int64)
         else:
             ev_step = ev_syn = ev_cell = np.zeros(0, np.int64)
             ev_w = np.zeros(0)
+            ev_start = np.zeros(self.n_blocks + 1, np.int64)
         rec = np.empty((steps, n))
         cap = n * (steps // 2 + 1)
         spk_cell, spk_frac, spk_step = np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64)
         want = self.spec.record_currents
-        shape = (steps,) + self.v.shape if want else (0, 0, 0)
+        shape = (steps, self.nodes_per_cell, n) if want else (0, 0, 0)
         imem, stim = np.empty(shape), np.empty(shape)
-        k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, self.v, self.parent, self.g_ax, self.d0, self.cdt,
+        k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, n, self.v, self.parent, self.g_ax, self.d0, self.cdt,
                          self.pas_g, self.pas_e,
                          self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
                          self.ic_node, *self.ic,
                          self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
-                         ev_step, ev_syn, ev_cell, ev_w,
+                         ev_start, ev_step, ev_syn, ev_cell, ev_w,
                          self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec,
                          want, imem, stim, *self._scratch)
         self.n_spikes += k
@@ -429,9 +444,22 @@ class CellSolver:
                              "and at least one advanced window")
         return self._per_segment(self.stim)
 
+    def _cells(self, a: np.ndarray) -> np.ndarray:
+        # (blocks, X, B) -> (X, n): drop the padding
+        return np.concatenate(list(a), axis=1)[:, :self.n_cells] if a.shape[0] else a[0]
+
+    def voltages(self) -> np.ndarray:
+        """(N, n) mV: every node of every cell (nodes of ``layout``), a copy."""
+        return self._cells(self.v)
+
+    def synaptic_conductances(self) -> np.ndarray:
+        """(n_synapses, n) uS of each synapse of each cell, a copy."""
+        return self._cells(self.syn_b) - self._cells(self.syn_a)
+
     def state(self) -> dict[str, np.ndarray]:
-        return {"v": self.v.copy(), "hh_m": self.hh_m.copy(), "hh_h": self.hh_h.copy(),
-                "hh_n": self.hh_n.copy(), "syn_a": self.syn_a.copy(), "syn_b": self.syn_b.copy()}
+        return {"v": self.voltages(), "hh_m": self._cells(self.hh_m), "hh_h": self._cells(self.hh_h),
+                "hh_n": self._cells(self.hh_n), "syn_a": self._cells(self.syn_a),
+                "syn_b": self._cells(self.syn_b)}
 
     def close(self) -> None:
         pass
