@@ -86,10 +86,11 @@ def test_same_run_file_bit_for_bit_as_inproc(tmp_path):
 
 def test_spawned_workers_give_the_same_results():
     """launch='spawn' starts `python -m polyscale worker` processes: a fresh interpreter per solver."""
-    m = long_model(5.0)
+    m = ramp_model()
     ref = ps.run(m)
     tr = ZmqTransport(launch="spawn")
     got = ps.run(m, transport=tr)
+    assert len(tr.workers) == 2
     assert all(w.proc is not None and w.proc.returncode == 0 for w in tr.workers.values())
     for s in ("src", "dst"):
         assert np.array_equal(ref.signal(s, "x").data, got.signal(s, "x").data)
