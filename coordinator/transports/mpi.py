@@ -119,6 +119,9 @@ class MpiTransport:
     the window exchange on this rank (s).
     """
 
+    #: what the run file's ``transport`` attribute says when an MpiTransport object is passed in
+    name = "mpi"
+
     def __init__(self, comm: Any = None) -> None:
         MPI = _mpi()
         self.MPI = MPI
