@@ -163,7 +163,6 @@ def serve(connect: str, *, host: str | None = None, keys: str | os.PathLike | No
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.identity = wid.encode()
-    monitor = None
     if curve is not None:
         curve.as_client(sock)
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -177,6 +176,7 @@ def serve(connect: str, *, host: str | None = None, keys: str | os.PathLike | No
         msg = _wait_assign(sock, monitor, connect, curve is not None, join_timeout_s)
         if msg.type == "error":
             raise TransportError(f"the coordinator at {connect} refused this worker: {msg.meta.get('message')}")
+        sock.disable_monitor()
         monitor.close(0)
         monitor = None
         session = _Session(msg, sock)
@@ -249,10 +249,16 @@ class _Session:
     def __init__(self, msg: wire.Message, sock: zmq.Socket):
         self.sock = sock
         meta = msg.meta
-        self.names: list[str] = list(meta["solvers"])
-        self.heartbeat_s = float(meta["heartbeat_s"])
-        self.coordinator_timeout_s = float(meta["coordinator_timeout_s"])
-        self.max_bytes = int(meta["max_message_bytes"])
+        try:
+            self.names: list[str] = [str(n) for n in meta["solvers"]]
+            self.heartbeat_s = float(meta["heartbeat_s"])
+            self.coordinator_timeout_s = float(meta["coordinator_timeout_s"])
+            self.max_bytes = int(meta["max_message_bytes"])
+            if not isinstance(meta["model"], dict):
+                raise TypeError("model must be a map")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise wire.ProtocolError(f"assign: meta must hold solvers, heartbeat_s, coordinator_timeout_s, "
+                                     f"max_message_bytes and model ({type(exc).__name__}: {exc})") from None
         self.runners: dict[str, SolverRunner] = {}
         self.inboxes: dict[str, Inbox] = {}
         self.failed = False
