@@ -12,6 +12,7 @@ window; only a hard kill of the writing process loses the windows of the last ``
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -32,6 +33,9 @@ from .time import TICKS_PER_MS, grid_count, grid_start, to_ms
 FORMAT = "polyscale-run"
 FORMAT_VERSION = 1
 _SPIKE_CHUNK = 1 << 16
+# in-memory run files need names unique among the open ones: id(writer) is not (a writer can be
+# freed while the Run it returned keeps its file open, and the next writer reuses the id)
+_MEMORY_FILES = itertools.count()
 
 
 def versions() -> dict[str, str]:
@@ -77,7 +81,8 @@ class RunWriter:
         self.path = None if path is None else check_writable(path, force)
         try:
             if self.path is None:
-                self.f = h5py.File(f"polyscale-run-{id(self)}.h5", "w", driver="core", backing_store=False)
+                self.f = h5py.File(f"polyscale-run-{os.getpid()}-{next(_MEMORY_FILES)}.h5", "w",
+                                   driver="core", backing_store=False)
             else:
                 self.f = h5py.File(self.path, "w")
         except OSError as exc:
