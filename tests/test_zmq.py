@@ -119,6 +119,20 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
 def _kill_at(tr, solver, sig, at_ms):
     state = {}
 
@@ -467,8 +481,7 @@ def test_ctrl_c_to_the_process_group_stops_a_zmq_run_with_130_and_a_valid_file(t
             time.sleep(0.05)
         time.sleep(2.0)  # workers started, windows written out (the writer flushes every second)
         assert proc.poll() is None, proc.communicate()
-        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                                   text=True).stdout.split()]
+        workers = _children(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
