@@ -15,8 +15,9 @@ called as a subprocess:
     python3 -m venv /tmp/neuron-venv && /tmp/neuron-venv/bin/pip install neuron
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/cable.py --neuron-python /tmp/neuron-venv/bin/python
 
-Printed per row: us per cell per simulated ms and ns per segment-step, and the ratio
-polyscale / NEURON (time; below 1 is faster).
+Printed per row: wall and CPU seconds, us per cell per simulated ms and ns per segment-step
+(from CPU time, which a shared machine disturbs less than wall time), and the ratio polyscale /
+NEURON (CPU time; below 1 is faster).
 """
 from __future__ import annotations
 
@@ -55,10 +56,10 @@ h.celsius = 6.3
 h.dt = dt; h.steps_per_ms = 1 / dt; h.secondorder = 0
 h.cvode_active(0)
 h.finitialize(-65)
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 h.continuerun(t_ms)
-wall = time.perf_counter() - t0
-print(json.dumps({"wall_s": wall, "v_end": cells[0][0](0.5).v}))
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "v_end": cells[0][0](0.5).v}))
 """
 
 
@@ -89,11 +90,12 @@ def run_polyscale(n: int) -> dict:
     warm.advance(0, TICKS_PER_MS, {})            # compiles (or loads) the kernel
     s = make()
     w = TICKS_PER_MS
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for k in range(int(T_MS)):
         r = s.advance(k * w, (k + 1) * w, {})
-    wall = time.perf_counter() - t0
-    return {"wall_s": wall, "v_end": float(r.outputs["v_soma"].data[-1, 0]), "n_spikes": s.n_spikes}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"wall_s": wall, "cpu_s": cpu, "v_end": float(r.outputs["v_soma"].data[-1, 0]),
+            "n_spikes": s.n_spikes}
 
 
 def main() -> None:
@@ -103,28 +105,29 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for n in (int(c) for c in args.cells.split(",")):
-        ps_r = run_polyscale(n)
-        row = {"cells": n, "polyscale": ps_r["wall_s"], "spikes": ps_r["n_spikes"]}
+        row = {"cells": n, "polyscale": run_polyscale(n)}
         if args.neuron_python:
-            row["neuron"] = run_neuron(args.neuron_python, n, 1)["wall_s"]
-            row["neuron_notable"] = run_neuron(args.neuron_python, n, 0)["wall_s"]
+            row["neuron"] = run_neuron(args.neuron_python, n, 1)
+            row["neuron_notable"] = run_neuron(args.neuron_python, n, 0)
         rows.append(row)
 
     def per(wall, n):
         return wall / (n * T_MS) * 1e6, wall / (n * SEGMENTS * T_MS / DT) * 1e9
 
     print(f"ball-and-stick, {SEGMENTS} segments/cell, dt {DT} ms, {T_MS:g} ms, one thread")
-    print(f"{'cells':>6} {'who':>16} {'wall s':>8} {'us/cell/ms':>11} {'ns/seg-step':>12} {'ratio':>6}")
+    print("per-cell figures from CPU time (time.process_time; the machine may be shared), wall for reference")
+    print(f"{'cells':>6} {'who':>16} {'wall s':>8} {'cpu s':>8} {'us/cell/ms':>11} {'ns/seg-step':>12} {'ratio':>6}")
     for row in rows:
         n = row["cells"]
         for who in ("polyscale", "neuron", "neuron_notable"):
             if who not in row:
                 continue
-            us, ns = per(row[who], n)
-            ratio = "" if who == "polyscale" else f"{row['polyscale'] / row[who]:.2f}"
+            r = row[who]
+            us, ns = per(r["cpu_s"], n)
+            ratio = "" if who == "polyscale" else f"{row['polyscale']['cpu_s'] / r['cpu_s']:.2f}"
             label = {"neuron": "NEURON (tables)", "neuron_notable": "NEURON (exact)"}.get(who, who)
-            print(f"{n:>6} {label:>16} {row[who]:>8.3f} {us:>11.2f} {ns:>12.2f} {ratio:>6}")
-    print("ratio = polyscale time / NEURON time")
+            print(f"{n:>6} {label:>16} {r['wall_s']:>8.3f} {r['cpu_s']:>8.3f} {us:>11.2f} {ns:>12.2f} {ratio:>6}")
+    print("ratio = polyscale CPU time / NEURON CPU time")
 
 
 if __name__ == "__main__":
