@@ -438,16 +438,19 @@ def test_a_worker_for_a_host_with_nothing_placed_is_told_so():
     assert "refused this worker: no solver is placed on host 'nowhere' (placed: there)" in got["nowhere"].stderr
 
 
+CLI_MODEL = textwrap.dedent("""
+    import polyscale as ps
+    model = ps.Model(t_stop_ms=5.0)
+    model.solver("src", ps.solvers.LinearSystem(a=[[0.0]], c=[1.0], dt_ms=0.1))
+    model.solver("dst", ps.solvers.LinearSystem(a=[[0.0]], dt_ms=0.1))
+    model.couple("src.x", "dst.u", delay_ms=1.0)
+    model.record("dst.x")
+""")
+
+
 def test_cli_runs_a_model_on_zmq(tmp_path):
     cfg = tmp_path / "model.py"
-    cfg.write_text(textwrap.dedent("""
-        import polyscale as ps
-        model = ps.Model(t_stop_ms=5.0)
-        model.solver("src", ps.solvers.LinearSystem(a=[[0.0]], c=[1.0], dt_ms=0.1))
-        model.solver("dst", ps.solvers.LinearSystem(a=[[0.0]], dt_ms=0.1))
-        model.couple("src.x", "dst.u", delay_ms=1.0)
-        model.record("dst.x")
-    """))
+    cfg.write_text(CLI_MODEL)
     out = subprocess.run(PY + ["run", str(cfg), "-o", str(tmp_path / "r.h5"), "--transport", "zmq"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -458,6 +461,38 @@ def test_cli_runs_a_model_on_zmq(tmp_path):
         n = np.arange(50)
         want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)
         assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+
+
+def test_cli_places_a_solver_on_a_worker_started_by_hand_with_keys(tmp_path):
+    """`polyscale run --transport zmq --bind ... --keys ... --place dst=hostB` and `polyscale worker
+    --host hostB --keys ...` started by hand: the run completes with the closed-form result."""
+    cfg = tmp_path / "model.py"
+    cfg.write_text(CLI_MODEL)
+    keys = tmp_path / "keys"
+    generate_keys(keys)
+    port = _free_port("127.0.0.2")
+    out = tmp_path / "r.h5"
+    run = subprocess.Popen(PY + ["run", str(cfg), "-o", str(out), "--transport", "zmq", "--bind",
+                                 f"tcp://127.0.0.2:{port}", "--keys", str(keys), "--place", "dst=hostB"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(PY + ["worker", "--connect", f"tcp://127.0.0.2:{port}", "--host", "hostB",
+                                    "--keys", str(keys), "--join-timeout", "30"], stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = run.communicate(timeout=60)
+        _, werr = worker.communicate(timeout=30)
+    finally:
+        for p in (run, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    assert run.returncode == 0 and worker.returncode == 0, (err, werr)
+    with ps.load(out) as r:
+        assert r.status == "complete" and r.attrs["transport"] == "zmq"
+        n = np.arange(50)
+        want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)  # as in test_cli_runs_a_model_on_zmq
+        assert np.allclose(r.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "x.h5"), "--bind", "tcp://127.0.0.1:0"]) == 2
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "x.h5"), "--transport", "zmq", "--place", "dst"]) == 2
 
 
 def test_ctrl_c_to_the_process_group_stops_a_zmq_run_with_130_and_a_valid_file(tmp_path):
