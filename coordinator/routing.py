@@ -189,17 +189,35 @@ class Inbox:
         self.ports: Mapping[str, Port] = {n: p for n, p in plan.solvers[solver].ports.items()
                                           if p.direction == "in"}
         self.links = {lk.index: Link(plan, lk) for lk in plan.links_into(solver)}
+        self._spike_ports = [n for n, p in self.ports.items() if p.kind == "spikes"]
+        self._sampled_ports = [(n, p.period_ticks, p.size) for n, p in self.ports.items() if p.sampled]
+        fan_in = {n: sum(1 for lk in self.links.values() if lk.plan.target.port == n) for n in self.ports}
+        # a sampled port fed by one link that covers all its channels one to one takes that
+        # link's window as it is, with no accumulator
+        self._direct = {}
+        for link in self.links.values():
+            lk = link.plan
+            port = self.ports[lk.target.port]
+            if (port.sampled and fan_in[lk.target.port] == 1 and link.dst_is_all
+                    and lk.stages[-1].size == port.size):
+                self._direct[lk.index] = lk.target.port
 
     def push(self, link_index: int, sig: Signal) -> None:
         self.links[link_index].push(sig)
 
     def collect(self, t0: int, t1: int) -> dict[str, Signal]:
         """Inputs for every in-port over [t0, t1)."""
-        spikes: dict[str, list[Spikes]] = {n: [] for n, p in self.ports.items() if p.kind == "spikes"}
-        sampled: dict[str, np.ndarray] = {
-            n: np.zeros(((t1 - t0) // p.period_ticks, p.size))
-            for n, p in self.ports.items() if p.sampled}
+        out: dict[str, Signal] = {}
+        spikes: dict[str, list[Spikes]] = {n: [] for n in self._spike_ports}
+        sampled: dict[str, np.ndarray] = {}
         for link in self.links.values():
+            direct = self._direct.get(link.plan.index)
+            if direct is not None:
+                period = self.ports[direct].period_ticks
+                sig = _hold_onto(link.collect(t0, t1), t0, t1, period)
+                w = link.plan.weight
+                out[direct] = Samples(t0, period, sig.data * w if w != 1.0 else sig.data)
+                continue
             lk = link.plan
             sig = link.collect(t0, t1)
             dst = link.dst_channels
@@ -218,7 +236,9 @@ class Inbox:
             else:
                 port = self.ports[lk.target.port]
                 sig = _hold_onto(sig, t0, t1, port.period_ticks)
-                acc = sampled[lk.target.port]
+                acc = sampled.get(lk.target.port)
+                if acc is None:
+                    acc = sampled[lk.target.port] = np.zeros(((t1 - t0) // port.period_ticks, port.size))
                 data = sig.data * lk.weight if lk.weight != 1.0 else sig.data
                 n, m = data.shape[1], len(dst)
                 if n == m and link.dst_is_all:
@@ -231,7 +251,6 @@ class Inbox:
                     np.add.at(acc, (slice(None), dst), np.broadcast_to(data, (data.shape[0], m)))
                 else:
                     acc[:, dst[0]] += data.sum(axis=1)
-        out: dict[str, Signal] = {}
         for name, parts in spikes.items():
             if not parts:
                 out[name] = Spikes.empty(with_weights=True)
@@ -242,8 +261,10 @@ class Inbox:
                 order = np.argsort(ticks, kind="stable")
                 out[name] = Spikes(ticks[order], np.concatenate([p.ids for p in parts])[order],
                                    np.concatenate([p.weights for p in parts])[order])
-        for name, acc in sampled.items():
-            out[name] = Samples(t0, self.ports[name].period_ticks, acc)
+        for name, period, size in self._sampled_ports:
+            if name not in out:
+                acc = sampled.get(name)
+                out[name] = Samples(t0, period, np.zeros(((t1 - t0) // period, size)) if acc is None else acc)
         return out
 
     def state(self) -> dict[str, np.ndarray]:
