@@ -125,11 +125,12 @@ def _spikes_in(ticks_ms, ids, weights):
                                          np.asarray(ids, np.int64), np.asarray(weights, float))
 
 
-def test_transmembrane_currents_sum_to_zero_per_cell():
+@pytest.mark.parametrize("method", ["backward_euler", "crank_nicolson"])
+def test_transmembrane_currents_sum_to_zero_per_cell(method):
     """Capacitive + ionic + synaptic currents, computed from their own definitions, sum over a
     cell to zero at every step when no electrode injects current: the axial currents cancel.
     The bound is rounding: 1e-9 of the largest segment current."""
-    spec = _driven_population()
+    spec = _driven_population().replace(method=method)
     s = spec.build(None)
     spikes = _spikes_in([1.0, 1.0, 3.0, 4.0], [0, 2, 3, 5], [0.05, 0.05, 0.08, 0.02])
     s.advance(0, int(20 * TICKS_PER_MS), {"syn": spikes})
@@ -220,3 +221,28 @@ def test_bad_mechanisms_name_the_parameter():
         Insert(mechanism="kdr")
     with pytest.raises(ModelError, match="'tau1_ms' must be smaller"):
         Exp2Syn(section="soma", tau1_ms=3.0, tau2_ms=2.0)
+
+
+@pytest.mark.parametrize("method, order", [("backward_euler", 1), ("crank_nicolson", 2)])
+def test_time_stepping_converges_at_its_order(method, order):
+    """An isopotential passive compartment under a current step: V - E = I/G (1 - exp(-t/tau)).
+    Halving dt divides the error by 2 (backward Euler) or 4 (Crank-Nicolson, NEURON's
+    secondorder=2); within 15% of those ratios (the asymptotic regime at dt = tau/10)."""
+    g, e, amp = 1e-3, -65.0, 0.05
+    morph = Morphology(sections=(cylinder("soma", 20.0, 20.0, kind="soma"),))
+    err = []
+    for dt in (0.1, 0.05, 0.025):
+        spec = CellPopulation(morphology=morph, method=method, dt_ms=dt, v_init_mV=e,
+                              mechanisms=(Insert(mechanism="pas", params={"g_S_cm2": g, "e_mV": e}),),
+                              iclamps=(IClamp(section="soma", delay_ms=1.0, dur_ms=100.0, amp_nA=amp),))
+        s = spec.build(None)
+        s.advance(0, int(3 * TICKS_PER_MS), {})
+        area = math.pi * 20.0 * 20.0
+        G = g * area * 1e-2                     # uS
+        tau = 1.0 / g * 1e-3                    # ms: cm / g = 1 uF/cm2 / (1 mS/cm2)
+        want = amp / G * (1 - math.exp(-2.0 / tau))
+        err.append(abs(s.voltages()[1, 0] - e - want))
+    r1, r2 = err[0] / err[1], err[1] / err[2]
+    assert r1 == pytest.approx(2 ** order, rel=0.15) and r2 == pytest.approx(2 ** order, rel=0.15)
+    if order == 2:
+        assert err[2] < 1e-3 * amp / G

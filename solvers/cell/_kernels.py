@@ -78,7 +78,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
                  syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
                  soma, thr, spk_cell, spk_frac, spk_step, rec_out,
-                 want_imem, imem, stim_out, rhs, d, gm):
+                 want_imem, imem, stim_out, rhs, d, gm, vfac):
     """Advance ``n_cells`` cells of one morphology by ``n_steps`` steps of ``dt`` ms, in place.
 
     Cells are in blocks of B: state arrays are (blocks, N, B) (cell = block * B + column; the
@@ -87,6 +87,10 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
     independent work (the sweeps of the tree solve run across the block's cells at once).
     Events of block b are ev_*[ev_start[b]:ev_start[b + 1]], sorted by step; ev_cell is the
     column within the block. Returns the number of spikes written.
+
+    vfac 1: backward Euler (cdt = C/dt, d0 built with it). vfac 2: Crank-Nicolson as NEURON's
+    secondorder=2: the same linearised solve with cdt = 2C/dt gives dv over half a step, and
+    v advances by 2 dv.
     """
     B = v.shape[2]
     n_spk = 0
@@ -98,7 +102,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
             syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
             soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
-            want_imem, imem, stim_out, rhs, d, gm)
+            want_imem, imem, stim_out, rhs, d, gm, vfac)
     return n_spk
 
 
@@ -109,7 +113,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                    syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                    ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
                    soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
-                   want_imem, imem, stim_out, rhs, d, gm):
+                   want_imem, imem, stim_out, rhs, d, gm, vfac):
     """One block of cells (columns c0 .. c0 + B of the population) over all steps.
 
     Arrays are (N, B): node-major, cell-minor.
@@ -208,15 +212,20 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                     imem[step, i, c0 + c] += (cdt[i] + gm[i, c]) * rhs[i, c]
         for c in range(n_real):
             vo = v[soma, c]
-            vn = vo + rhs[soma, c]
+            vn = vo + vfac * rhs[soma, c]
             if vo < thr and vn >= thr:
                 spk_cell[n_spk] = c0 + c
                 spk_frac[n_spk] = (thr - vo) / (vn - vo)
                 spk_step[n_spk] = step
                 n_spk += 1
-        for i in range(N):
-            for c in range(n):
-                v[i, c] += rhs[i, c]
+        if vfac == 1.0:
+            for i in range(N):
+                for c in range(n):
+                    v[i, c] += rhs[i, c]
+        else:
+            for i in range(N):
+                for c in range(n):
+                    v[i, c] += vfac * rhs[i, c]
         # gating states over dt with the new v (cnexp: exact for v held over the step)
         for k in range(hh_node.shape[0]):
             i = hh_node[k]

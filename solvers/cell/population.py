@@ -19,7 +19,8 @@ from ...coordinator.errors import ModelError
 from ...coordinator.signals import Port, Samples, Spikes, WindowResult
 from ...coordinator.specs import SolverContext, SolverSpec
 from ...coordinator.time import TICKS_PER_MS, to_ticks
-from ...coordinator.validation import as_tuple, fail, require_int, require_number, require_str
+from ...coordinator.validation import (as_tuple, fail, require_choice, require_int, require_number,
+                                      require_str)
 from ._kernels import cell_advance, hh_init
 from .mechanisms import Exp2Syn, IClamp, Insert
 from .morphology import Morphology, Section, ball_and_stick
@@ -163,6 +164,8 @@ class CellPopulation(SolverSpec):
     soma : section whose centre (x = 0.5) is the recording and spike-detection site
     threshold_mV : upward crossing there is a spike
     record_currents : keep each window's transmembrane currents for the probes (costs memory)
+    method : 'backward_euler' (NEURON's secondorder=0) or 'crank_nicolson' (secondorder=2:
+        second order in dt for v; the output v_soma is then v at whole steps, as NEURON's)
 
     Ports
     -----
@@ -192,6 +195,7 @@ class CellPopulation(SolverSpec):
     soma: str = "soma"
     threshold_mV: float = 0.0
     record_currents: bool = False
+    method: str = "backward_euler"
     dt_ms: float = 0.025
 
     def __post_init__(self) -> None:
@@ -221,6 +225,7 @@ class CellPopulation(SolverSpec):
                 arr = np.array(as_tuple(self, fname, float))
                 if arr.shape != (self.n, 3) or not np.isfinite(arr).all():
                     raise fail(self, f"{fname!r} must be {self.n} rows of 3 finite numbers (got shape {arr.shape})")
+        require_choice(self, "method", METHODS)
         if not isinstance(self.record_currents, bool):
             raise fail(self, f"'record_currents' must be True or False (got {self.record_currents!r})")
         to_ticks(self.dt_ms, "cell_population: dt_ms")
@@ -270,6 +275,8 @@ def ball_and_stick_population(*, n: int = 1, dend_nseg: int = 101, iclamps=(), s
         iclamps=tuple(iclamps), synapses=tuple(synapses), dt_ms=dt_ms, record_currents=record_currents)
 
 
+METHODS = ("backward_euler", "crank_nicolson")
+
 #: cells per block: the largest whose working set (a few (N, B) arrays of ~50 nodes) fits in L1/L2
 BLOCK = 64
 
@@ -290,7 +297,9 @@ class CellSolver:
         self.n_cells, self.nodes_per_cell = n, N
         self.parent = lay.parent.copy()
         self.g_ax = lay.g_ax.copy()
-        self.cdt = lay.cap_nF / self.dt
+        # Crank-Nicolson: a backward-Euler half step (2C/dt) then v extrapolated by 2 dv
+        self.vfac = 2.0 if spec.method == "crank_nicolson" else 1.0
+        self.cdt = self.vfac * lay.cap_nF / self.dt
         d0 = self.cdt.copy()
         d0[1:] += self.g_ax[1:]
         np.add.at(d0, self.parent[1:], self.g_ax[1:])
@@ -394,7 +403,7 @@ class CellSolver:
                          self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
                          ev_start, ev_step, ev_syn, ev_cell, ev_w,
                          self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec,
-                         want, imem, stim, *self._scratch)
+                         want, imem, stim, *self._scratch, self.vfac)
         self.n_spikes += k
         if want:
             self.imem, self.stim = imem, stim
