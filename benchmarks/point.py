@@ -1,0 +1,173 @@
+"""Level II speed and memory: polyscale's PointNetwork against NEST on Brunel's network.
+
+The model is examples/brunel.py (NEST's brunel_delta_nest with V_reset 10 mV, as in
+../shared/reference/point): fixed in-degree 10 %, J 0.1 mV, g 5, eta 2, D 1.5 ms, dt 0.1 ms,
+all spikes recorded, one Poisson generator per neuron. Each side runs in its own subprocess,
+one thread (OMP_NUM_THREADS=1, NUMBA_NUM_THREADS=1, NEST local_num_threads 1), one after the
+other for each scale, and reports:
+
+* build: polyscale: building the solver (connectome drawn, CSR filled); NEST: Create + Connect.
+* sim: polyscale: a full ``ps.run`` of the model (plan, windows, recording into an in-memory run
+  file) minus the build time measured just before; NEST: ``Simulate`` (its Prepare included).
+  Wall and CPU seconds (CPU matters on a loaded machine).
+* rtf: simulation wall seconds per simulated second.
+* peak: peak resident memory of the process (MB); B/syn: (peak - resident memory after imports)
+  / synapses; polyscale's CSR alone is also given (csr B/syn).
+
+polyscale's kernels are compiled (or loaded from numba's cache) by a tiny warm-up run first,
+as a user would have them after a first run. NEST runs in its own virtual environment:
+
+    python3 -m venv /tmp/nest-venv && /tmp/nest-venv/bin/pip install nest-simulator
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/point.py --nest-python /tmp/nest-venv/bin/python
+
+Without --nest-python only the polyscale rows are run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
+
+RSS = '''
+import resource
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+'''
+
+NEST_SCRIPT = RSS + '''
+import json, sys, time
+import nest
+scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+nest.set_verbosity("M_ERROR")
+nest.ResetKernel()
+nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": 1, "rng_seed": seed, "print_time": False})
+rss0 = rss_mb()
+NE, NI = int(round(10000 * scale)), int(round(2500 * scale))
+CE, CI = int(0.1 * NE), int(0.1 * NI)
+J, g, eta, D, tau_m, theta = 0.1, 5.0, 2.0, 1.5, 20.0, 20.0
+p_rate = 1000.0 * eta * theta / (J * CE * tau_m) * CE
+params = {"C_m": 1.0, "tau_m": tau_m, "t_ref": 2.0, "E_L": 0.0, "V_reset": 10.0, "V_m": 0.0, "V_th": theta}
+t0, c0 = time.perf_counter(), time.process_time()
+ex = nest.Create("iaf_psc_delta", NE, params=params)
+inh = nest.Create("iaf_psc_delta", NI, params=params)
+noise = nest.Create("poisson_generator", params={"rate": p_rate})
+rec_e, rec_i = nest.Create("spike_recorder"), nest.Create("spike_recorder")
+nest.CopyModel("static_synapse", "excitatory", {"weight": J, "delay": D})
+nest.CopyModel("static_synapse", "inhibitory", {"weight": -g * J, "delay": D})
+nest.Connect(noise, ex, syn_spec="excitatory")
+nest.Connect(noise, inh, syn_spec="excitatory")
+nest.Connect(ex, rec_e, syn_spec="excitatory")
+nest.Connect(inh, rec_i, syn_spec="excitatory")
+nest.Connect(ex, ex + inh, {"rule": "fixed_indegree", "indegree": CE}, "excitatory")
+nest.Connect(inh, ex + inh, {"rule": "fixed_indegree", "indegree": CI}, "inhibitory")
+build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+t0, c0 = time.perf_counter(), time.process_time()
+nest.Simulate(t_ms)
+sim_s, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
+n_syn = (CE + CI) * (NE + NI)          # the recurrent synapses (fixed in-degree)
+print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": sim_s, "sim_cpu_s": sim_cpu,
+                  "peak_mb": peak_mb(), "rss0_mb": rss0, "n_synapses": n_syn,
+                  "rate_e_hz": rec_e.n_events / NE / (t_ms / 1000.0),
+                  "rate_i_hz": rec_i.n_events / NI / (t_ms / 1000.0), "version": nest.__version__}))
+'''
+
+POLYSCALE_SCRIPT = RSS + '''
+import json, sys, time
+sys.path.insert(0, sys.argv[4])
+import polyscale as ps
+from polyscale.coordinator.seeding import rng_for
+from polyscale.coordinator.specs import SolverContext
+from brunel import build
+scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+ps.run(build(scale=0.01, t_stop_ms=5.0))              # compile or load the kernels
+rss0 = rss_mb()
+model = build(scale=scale, t_stop_ms=t_ms, seed=seed)
+spec = model.solvers["net"]
+t0, c0 = time.perf_counter(), time.process_time()
+solver = spec.build(SolverContext("net", seed, rng_for(seed, "solver", "net")))
+build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+n_syn, csr = solver.n_synapses, solver.connectome_bytes()
+del solver
+t0, c0 = time.perf_counter(), time.process_time()
+run = ps.run(model)
+total_s, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+ne, ni = (spec.population(p).size for p in "EI")
+print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s - build_s,
+                  "sim_cpu_s": total_cpu - build_cpu, "peak_mb": peak_mb(), "rss0_mb": rss0,
+                  "n_synapses": n_syn, "csr_bytes": csr,
+                  "rate_e_hz": len(run.spikes("net", "E").times) / ne / (t_ms / 1000.0),
+                  "rate_i_hz": len(run.spikes("net", "I").times) / ni / (t_ms / 1000.0),
+                  "version": ps.__version__ if hasattr(ps, "__version__") else ""}))
+'''
+
+
+def run_side(python: str, script: str, scale: float, t_ms: float, seed: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(script)
+        path = f.name
+    try:
+        env = {**os.environ, **ONE_THREAD}
+        out = subprocess.run([python, path, str(scale), str(t_ms), str(seed), str(HERE.parent / "examples")],
+                             capture_output=True, text=True, env=env, check=False)
+    finally:
+        os.unlink(path)
+    if out.returncode != 0:
+        raise RuntimeError(f"{python} failed at scale {scale}:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def row(name: str, scale: float, t_ms: float, r: dict) -> str:
+    rtf = r["sim_s"] / (t_ms / 1000.0)
+    bps = (r["peak_mb"] - r["rss0_mb"]) * 2**20 / r["n_synapses"]
+    csr = f"{r['csr_bytes'] / r['n_synapses']:.1f}" if "csr_bytes" in r else "-"
+    return (f"{name:<10} {scale:>5g} {r['n_synapses'] / 1e6:>8.2f} {r['build_s']:>8.2f} {r['sim_s']:>8.2f} "
+            f"{r['sim_cpu_s']:>8.2f} {rtf:>7.2f} {r['peak_mb']:>8.0f} {bps:>6.1f} {csr:>6} "
+            f"{r['rate_e_hz']:>6.2f} {r['rate_i_hz']:>6.2f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    ap.add_argument("--t-ms", type=float, default=1000.0, help="simulated time (ms)")
+    ap.add_argument("--seed", type=int, default=12345)
+    ap.add_argument("--nest-python", help="python of a venv with nest-simulator installed")
+    ap.add_argument("--json", help="write the raw results here")
+    args = ap.parse_args(argv)
+    head = (f"{'simulator':<10} {'scale':>5} {'Msyn':>8} {'build s':>8} {'sim s':>8} {'sim cpu':>8} "
+            f"{'rtf':>7} {'peak MB':>8} {'B/syn':>6} {'csr':>6} {'E Hz':>6} {'I Hz':>6}")
+    print(f"Brunel delta network, {args.t_ms:g} ms, dt 0.1 ms, one thread per process")
+    print(head)
+    results = []
+    for scale in args.scales:
+        ps_r = run_side(sys.executable, POLYSCALE_SCRIPT, scale, args.t_ms, args.seed)
+        print(row("polyscale", scale, args.t_ms, ps_r), flush=True)
+        entry = {"scale": scale, "polyscale": ps_r}
+        if args.nest_python:
+            nest_r = run_side(args.nest_python, NEST_SCRIPT, scale, args.t_ms, args.seed)
+            print(row(f"NEST {nest_r['version']}", scale, args.t_ms, nest_r), flush=True)
+            entry["nest"] = nest_r
+            print(f"{'ratio':<10} {scale:>5g} polyscale/NEST: build {ps_r['build_s'] / nest_r['build_s']:.3f}, "
+                  f"sim {ps_r['sim_s'] / nest_r['sim_s']:.3f} (cpu {ps_r['sim_cpu_s'] / nest_r['sim_cpu_s']:.3f}), "
+                  f"peak memory {ps_r['peak_mb'] / nest_r['peak_mb']:.3f}", flush=True)
+        results.append(entry)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"t_ms": args.t_ms, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
