@@ -142,3 +142,23 @@ def test_errors_name_the_field():
         Population(name="E", size=3, poisson_rate_hz=-5)
     with pytest.raises(ModelError, match=r"'size' must be an integer >= 1 \(got 0\)"):
         Population(name="E", size=0)
+
+
+def test_mixed_delays_from_one_source():
+    """A's synapses onto B (1.7 ms) and onto C (0.4 ms) sit in one CSR row with different delays
+    (the per-synapse delivery path): A spikes at 2.1 ms, B at 3.8 ms, C at 2.5 ms."""
+    net = PointNetwork(populations=tuple(Population(name=p, size=3, model=RELAY) for p in "ABC"),
+                       projections=(Projection(source="A", target="B", rule=OneToOne(), weight=15.0, delay_ms=1.7),
+                                    Projection(source="A", target="C", rule=OneToOne(), weight=15.0, delay_ms=0.4)),
+                       dt_ms=0.1)
+    m = ps.Model(seed=5, t_stop_ms=10.0)
+    m.solver("stim", SpikeTrain(times_ms=(0.03,), ids=(1,), size=3))
+    m.solver("net", net)
+    m.couple("stim.spikes", "net.A.spikes_in", delay_ms=2.0, weight=15.0)
+    for p in "ABC":
+        m.record(f"net.{p}.spikes")
+    run = ps.run(m)
+    for p, t in (("A", 2.1), ("B", 3.8), ("C", 2.5)):
+        sp = run.spikes("net", p)
+        np.testing.assert_allclose(sp.times, [t], atol=1e-9)
+        assert sp.ids.tolist() == [1]

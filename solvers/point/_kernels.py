@@ -125,7 +125,8 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
              ring (D, n_slots) float64, pend (n,) int64 neurons that crossed threshold in
              the last step, pend_n (1,) int64 how many)
     conn : CSR by source (indptr (n + 1,) int64, slot (nnz,) int32 target slot,
-           weight (nnz,) float32, delay (nnz,) unsigned int steps >= 1), inh_slot (n,) int64
+           weight (nnz,) float32, delay (nnz,) unsigned int steps >= 1, row_delay (n,) int64
+           the delay of every synapse of a row where they are all equal, else 0), inh_slot (n,) int64
     ext : (rate_in (n_steps, n_pops) Hz, current_in (n_steps, n_pops) pA,
            ext_step (m,) int64 sorted, ext_slot (m,) int64, ext_w (m,) float64)
     rng : (1,) uint64 splitmix64 state
@@ -139,7 +140,7 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
     """
     lo, kind, par = pops
     v, i_ex, i_in, refr, ring, pend, pend_n = state
-    indptr, slot, weight, delay, inh_slot = conn
+    indptr, slot, weight, delay, row_delay, inh_slot = conn
     rate_in, cur_in, ext_step, ext_slot, ext_w = ext
     n_pops = kind.shape[0]
     depth = ring.shape[0]
@@ -166,12 +167,22 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
             spk_step[nspk] = s
             spk_id[nspk] = i
             nspk += 1
-            for k in range(indptr[i], indptr[i + 1]):
-                # row + d - 1 < 2 depth: a compare instead of an integer division per synapse
-                r = row + np.int64(delay[k]) - 1
+            d = row_delay[i]
+            if d > 0:
+                # every synapse of this neuron has delay d: one ring row for all
+                r = row + d - 1
                 if r >= depth:
                     r -= depth
-                ring[r, slot[k]] += weight[k]
+                target = ring[r]
+                for k in range(indptr[i], indptr[i + 1]):
+                    target[slot[k]] += weight[k]
+            else:
+                for k in range(indptr[i], indptr[i + 1]):
+                    # row + d - 1 < 2 depth: a compare instead of an integer division per synapse
+                    r = row + np.int64(delay[k]) - 1
+                    if r >= depth:
+                        r -= depth
+                    ring[r, slot[k]] += weight[k]
         pend_n[0] = 0
         # spikes from other solvers arriving during this step
         while e < n_ext and ext_step[e] == s:
@@ -258,3 +269,16 @@ def csr_fill(src, slot, weight, delay, indptr, out_slot, out_weight, out_delay, 
         out_delay[j] = delay[k]
         fill[i] = j + 1
 
+
+
+@njit
+def uniform_row_delays(indptr, delay, out):
+    """out[i] = the delay (steps) shared by all synapses of row i, or 0 if they differ or the row is empty."""
+    for i in range(indptr.shape[0] - 1):
+        a, b = indptr[i], indptr[i + 1]
+        d = np.int64(delay[a]) if b > a else np.int64(0)
+        for k in range(a + 1, b):
+            if np.int64(delay[k]) != d:
+                d = 0
+                break
+        out[i] = d

@@ -311,6 +311,8 @@ class PointNetworkSolver:
         while parts:
             src, slot, w, d = parts.pop(0)
             K.csr_fill(src, slot, w, d.astype(ddt, copy=False), self.indptr, self.slot, self.weight, self.delay, fill)
+        self.row_delay = np.zeros(self.n, np.int64)
+        K.uniform_row_delays(self.indptr, self.delay, self.row_delay)
 
     @property
     def n_synapses(self) -> int:
@@ -360,7 +362,7 @@ class PointNetworkSolver:
         count = K.network_window(
             n_steps, self.step, (self.lo, self.kind, self.par),
             (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n),
-            (self.indptr, self.slot, self.weight, self.delay, self.inh_slot),
+            (self.indptr, self.slot, self.weight, self.delay, self.row_delay, self.inh_slot),
             ext, self.rng_state, self._spk_step, self._spk_id)
         self.step += n_steps
         ticks = t0 + self._spk_step[:count] * dt
