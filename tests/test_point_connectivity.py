@@ -8,7 +8,7 @@ import pytest
 
 from polyscale.coordinator.errors import ModelError
 from polyscale.coordinator.specs import SolverContext
-from polyscale.solvers.point import (AllToAll, FixedIndegree, FixedOutdegree, IafPscDelta, IafPscExp, Normal,
+from polyscale.solvers.point import (AllToAll, Explicit, FixedIndegree, FixedOutdegree, IafPscDelta, IafPscExp, Normal,
                                      OneToOne, PairwiseBernoulli, PointNetwork, Population, Projection, Rule,
                                      Uniform)
 
@@ -68,6 +68,19 @@ def test_one_to_one_and_all_to_all():
     assert s.n_synapses == 20 * 19 and not np.any(src == tgt)
 
 
+def test_explicit_pairs():
+    s = build([Projection(source="A", target="B", rule=Explicit(sources=(3, 0, 3), targets=(1, 2, 39)))])
+    src, tgt, _, _ = edges(s)
+    assert sorted(zip(src.tolist(), tgt.tolist())) == [(0, 52), (3, 51), (3, 89)]
+    with pytest.raises(ModelError, match=r"explicit: target index 40 is outside \[0, 40\)"):
+        build([Projection(source="A", target="B", rule=Explicit(sources=(0,), targets=(40,)))])
+    with pytest.raises(ModelError, match=r"lists a pair twice, but allow_multapses is False"):
+        build([Projection(source="A", target="B", rule=Explicit(sources=(1, 1), targets=(2, 2)),
+                          allow_multapses=False)])
+    with pytest.raises(ModelError, match=r"'sources' has 2 entries but 'targets' has 1"):
+        Explicit(sources=(1, 2), targets=(0,))
+
+
 def test_distributions_weights_and_delays():
     """Normal weights: sample mean and std within 4 standard errors; uniform delays rounded to
     steps of 0.1 ms cover [1, 3] ms; float32 weights are the drawn values rounded to float32."""
@@ -102,7 +115,8 @@ def test_csr_is_compact_and_the_same_for_the_same_seed():
 
 
 def test_round_trip_and_errors():
-    for r in (FixedIndegree(indegree=3), PairwiseBernoulli(p=0.1), OneToOne(), AllToAll(), FixedOutdegree(outdegree=2)):
+    for r in (FixedIndegree(indegree=3), PairwiseBernoulli(p=0.1), OneToOne(), AllToAll(), FixedOutdegree(outdegree=2),
+              Explicit(sources=(0, 1), targets=(1, 1))):
         assert Rule.from_dict(r.to_dict()) == r
     pop = (Population(name="A", size=5),)
     with pytest.raises(ModelError, match=r"'indegree'=9 exceeds the 4 possible sources without multapses"):

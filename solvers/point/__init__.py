@@ -1,9 +1,9 @@
 """Level II: point-neuron networks (NEST's models, exact integration, numba kernels)."""
-from .connectivity import (AllToAll, Distribution, FixedIndegree, FixedOutdegree, Normal, OneToOne,
+from .connectivity import (AllToAll, Distribution, Explicit, FixedIndegree, FixedOutdegree, Normal, OneToOne,
                            PairwiseBernoulli, Rule, Uniform)
 from .models import IafPscDelta, IafPscExp, NeuronModel
 from .network import PointNetwork, Population, Projection
 
-__all__ = ["AllToAll", "Distribution", "FixedIndegree", "FixedOutdegree", "IafPscDelta", "IafPscExp",
+__all__ = ["AllToAll", "Distribution", "Explicit", "FixedIndegree", "FixedOutdegree", "IafPscDelta", "IafPscExp",
            "NeuronModel", "Normal", "OneToOne", "PairwiseBernoulli", "PointNetwork", "Population",
            "Projection", "Rule", "Uniform"]

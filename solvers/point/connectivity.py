@@ -1,7 +1,7 @@
 """Connection rules and parameter distributions of projections, and how synapses are drawn.
 
 Rules follow NEST's ``Connect`` (fixed in-degree, fixed out-degree, pairwise Bernoulli,
-one-to-one, all-to-all) with its ``allow_autapses`` / ``allow_multapses`` options; weights and
+one-to-one, all-to-all, explicit pairs) with its ``allow_autapses`` / ``allow_multapses`` options; weights and
 delays are constants or drawn per synapse from a distribution. Every draw uses the solver's
 seeded Generator, projection after projection in model order, so the same seed gives the same
 connectome on any host.
@@ -16,7 +16,7 @@ import numpy as np
 
 from ...coordinator.errors import ModelError
 from ...coordinator.specs import Spec
-from ...coordinator.validation import fail, require_int, require_number
+from ...coordinator.validation import as_tuple, fail, require_int, require_number
 
 
 class _Variant(Spec):
@@ -250,6 +250,39 @@ class AllToAll(Rule):
             keep = src != tgt
             src, tgt = src[keep], tgt[keep]
         return src, tgt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Explicit(Rule):
+    """The given pairs: ``sources[k]`` onto ``targets[k]`` (indices within the two populations)."""
+
+    type: ClassVar[str] = "explicit"
+    sources: tuple
+    targets: tuple
+
+    def __post_init__(self) -> None:
+        for name in ("sources", "targets"):
+            values = as_tuple(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in values):
+                raise fail(self, f"{name!r} must hold neuron indices >= 0 (got {values!r})")
+            object.__setattr__(self, name, tuple(int(v) for v in values))
+        if len(self.sources) != len(self.targets):
+            raise fail(self, f"'sources' has {len(self.sources)} entries but 'targets' has {len(self.targets)}")
+
+    def check(self, n_src, n_tgt, autapses, multapses, same):
+        if self.sources and max(self.sources) >= n_src:
+            return f"explicit: source index {max(self.sources)} is outside [0, {n_src})"
+        if self.targets and max(self.targets) >= n_tgt:
+            return f"explicit: target index {max(self.targets)} is outside [0, {n_tgt})"
+        pairs = list(zip(self.sources, self.targets))
+        if same and not autapses and any(s == t for s, t in pairs):
+            return "explicit: lists an autapse, but allow_autapses is False"
+        if not multapses and len(set(pairs)) != len(pairs):
+            return "explicit: lists a pair twice, but allow_multapses is False"
+        return None
+
+    def pairs(self, rng, n_src, n_tgt, autapses, multapses, same):
+        return np.array(self.sources, np.int32), np.array(self.targets, np.int32)
 
 
 def draw_values(value, rng, n: int) -> np.ndarray:
