@@ -185,3 +185,17 @@ def test_model_round_trip_and_errors():
         IafPscDelta(tau_m_ms=-1)
     with pytest.raises(ModelError, match=r"'v_reset_mV' must be below 'v_th_mV'"):
         IafPscExp(v_reset_mV=-50.0, v_th_mV=-55.0)
+
+
+def test_initial_potentials_per_population_and_per_neuron():
+    """Population.v_init_mV overrides the model's; a Distribution draws one value per neuron."""
+    from polyscale.solvers.point import Uniform
+    m = IafPscDelta(e_l_mV=-70.0, v_init_mV=-60.0)
+    assert solver(m, size=3).v.tolist() == [10.0] * 3                 # relative to E_L
+    assert solver(m, size=3, v_init_mV=-65.0).v.tolist() == [5.0] * 3
+    v = solver(m, size=4000, v_init_mV=Uniform(low=-70.0, high=-55.0)).v + -70.0
+    assert v.min() >= -70.0 and v.max() < -55.0
+    # mean of U(-70, -55) is -62.5, standard error 15 / sqrt(12 * 4000) = 0.068 mV: 4 of them
+    assert abs(v.mean() + 62.5) < 4 * 15 / math.sqrt(12 * 4000)
+    spec = PointNetwork(populations=(Population(name="P", size=2, v_init_mV=Uniform(low=0.0, high=1.0)),))
+    assert PointNetwork.from_dict(spec.to_dict()) == spec

@@ -41,16 +41,19 @@ class Population(Spec):
         (NEST's poisson_generator connected to each neuron); the ``<name>.rate_in`` port adds
         to it
     poisson_weight : weight of each drive event (mV onto delta synapses, pA onto exp synapses)
+    v_init_mV : initial membrane potential (mV) of every neuron, or a Distribution to draw one
+        per neuron (from the solver's generator); None: the model's ``v_init_mV``
     DC current: the model's ``i_e_pA``, plus the ``<name>.current_in`` port.
     """
 
-    nested: ClassVar[dict] = {"model": NeuronModel}
+    nested: ClassVar[dict] = {"model": NeuronModel, "v_init_mV": Distribution}
 
     name: str
     size: int
     model: NeuronModel = IafPscDelta()
     poisson_rate_hz: float = 0.0
     poisson_weight: float = 0.0
+    v_init_mV: float | Distribution | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _POP_RE.match(self.name):
@@ -62,6 +65,8 @@ class Population(Spec):
                              f"({', '.join(sorted(NeuronModel._kinds))}) (got {self.model!r})")
         require_number(self, "poisson_rate_hz", nonnegative=True)
         require_number(self, "poisson_weight")
+        if not isinstance(self.v_init_mV, Distribution):
+            require_number(self, "v_init_mV", allow_none=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,7 +240,11 @@ class PointNetworkSolver:
         self.rng_state = np.array([rng.integers(0, 2**63 - 1)], dtype=np.uint64)
         self.v = np.empty(n)
         for i, p in enumerate(pops):
-            self.v[self.lo[i]:self.lo[i + 1]] = p.model.v0() - p.model.e_l_mV
+            if isinstance(p.v_init_mV, Distribution):
+                v0 = draw_values(p.v_init_mV, rng, p.size)
+            else:
+                v0 = p.model.v0() if p.v_init_mV is None else p.v_init_mV
+            self.v[self.lo[i]:self.lo[i + 1]] = v0 - p.model.e_l_mV
         self.i_ex = np.zeros(n)
         self.i_in = np.zeros(n)
         self.refr = np.zeros(n, np.int64)
