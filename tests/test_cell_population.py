@@ -11,7 +11,7 @@ import pytest
 import polyscale as ps
 from polyscale.coordinator.errors import ModelError
 from polyscale.coordinator.time import TICKS_PER_MS
-from polyscale.solvers.cell import (CellPopulation, Exp2Syn, IClamp, Insert, Morphology,
+from polyscale.solvers.cell import (AlphaSynapse, CellPopulation, Exp2Syn, IClamp, Insert, Morphology,
                                     ball_and_stick_population, cylinder)
 
 
@@ -274,3 +274,31 @@ def test_sealed_finite_cable_transient_is_rall(method, dt_ms):
         want = amp * r_a * lam * series
         got = s.voltages()[s.layout.seg_node, 0] - e
         assert np.sqrt(np.mean((got - want) ** 2)) / np.sqrt(np.mean(want ** 2)) < 1e-3, t
+
+
+def test_transmembrane_currents_and_geometry_match_neurons(reference):
+    """The synapse-driven ball-and-stick of ../shared/reference/probes (three AlphaSynapses on
+    dend(0.8)): NEURON's i_membrane_ per segment (fast_imem; its sample k is the current over
+    step k - 1) and the segments' end points, diameters and areas. NEURON ran with its 1 mV hh
+    rate tables and we evaluate rates exactly, which moves the soma trace by ~0.07 mV RMS (the
+    issue's bound is 0.5 mV) and the currents by ~0.4% relative RMS (bound here: 2%)."""
+    ref = np.load(reference / "probes" / "lfp_ballstick_inputs.npz")
+    alpha = tuple(AlphaSynapse(section="dend", x=0.8, onset_ms=t, tau_ms=2.0, gmax_uS=0.05, e_mV=0.0)
+                  for t in (10.0, 40.0, 70.0))
+    s = ball_and_stick_population(record_currents=True).replace(alpha_synapses=alpha).build(None)
+    cur, v = [], []
+    for w in range(10):
+        r = s.advance(w * 10 * TICKS_PER_MS, (w + 1) * 10 * TICKS_PER_MS, {})
+        cur.append(s.transmembrane_currents())
+        v.append(r.outputs["v_soma"].data[:, 0])
+    cur, v = np.concatenate(cur).T, np.concatenate(v)
+    want = ref["imem_nA"][:, 1:]
+    assert s.n_spikes == 3
+    assert np.sqrt(np.mean((v - ref["v_soma_mV"][:4000]) ** 2)) < 0.5
+    assert np.sqrt(np.mean((cur - want) ** 2)) / np.sqrt(np.mean(want ** 2)) < 0.02
+    geo = s.segment_geometry()
+    for k, axis in enumerate("xyz"):
+        np.testing.assert_allclose(geo["start_um"][:, k], ref[f"seg_{axis}_um"][:, 0], atol=1e-9)
+        np.testing.assert_allclose(geo["end_um"][:, k], ref[f"seg_{axis}_um"][:, 1], atol=1e-9)
+    np.testing.assert_allclose(geo["diam_um"], ref["seg_d_um"], rtol=1e-12)
+    np.testing.assert_allclose(geo["area_um2"], ref["seg_area_um2"], rtol=1e-12)

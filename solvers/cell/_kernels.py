@@ -74,7 +74,7 @@ def hh_init(v, node, m, h, n, q10):
 @njit
 def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
                  hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
-                 ic_node, ic_del, ic_dur, ic_amp,
+                 ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
                  syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
                  soma, thr, spk_cell, spk_frac, spk_step, rec_out,
@@ -98,7 +98,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
         n_spk = _block_advance(
             n_steps, dt, t0_ms, blk * B, n_cells, v[blk], parent, g_ax, d0, cdt, pas_g, pas_e,
             hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m[blk], hh_h[blk], hh_n[blk], q10,
-            ic_node, ic_del, ic_dur, ic_amp,
+            ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
             syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
             soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
@@ -109,7 +109,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
 @njit
 def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
                    hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
-                   ic_node, ic_del, ic_dur, ic_amp,
+                   ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
                    syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                    ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
                    soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
@@ -122,6 +122,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     C/dt + axial conductances (uS), cdt = C/dt (uS), pas_g (uS, 0 where pas is absent), pas_e mV.
     hh_*: node (K,), gnabar/gkbar/gl (K,) uS, ena/ek/el (K,) mV, gates m/h/n (K, n), q10.
     ic_*: node, delay/duration (ms), amplitude (nA), one entry per clamp (same in every cell).
+    al_*: alpha synapses: node, onset (ms), tau (ms), gmax (uS), e (mV), same in every cell.
     syn_*: node (S,), e mV, peak factor, decay per step exp(-dt/tau1), exp(-dt/tau2); states
     A, B (S, n) uS. ev_*: input spikes sorted by step: step, synapse, cell, weight (uS).
     soma: recording and threshold node; rec_out (n_steps, n) gets v there before each step;
@@ -168,6 +169,15 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 g = syn_b[k, c] - syn_a[k, c]
                 rhs[i, c] -= g * (v[i, c] - syn_e[k])
                 d[i, c] += g
+        # timed alpha conductances, at the step's midpoint as NEURON's BREAKPOINT sees them
+        for k in range(al_node.shape[0]):
+            u = (t_mid - al_onset[k]) / al_tau[k]
+            if u > 0.0 and u < 10.0:
+                g = al_gmax[k] * u * math.exp(1.0 - u)
+                i = al_node[k]
+                for c in range(n):
+                    rhs[i, c] -= g * (v[i, c] - al_e[k])
+                    d[i, c] += g
         if want_imem:
             # membrane current and conductance, for the currents written after the solve
             for i in range(N):

@@ -97,3 +97,24 @@ class Exp2Syn(Spec):
             raise fail(self, f"'tau1_ms' must be smaller than 'tau2_ms' (got {self.tau1_ms} >= {self.tau2_ms})")
 
     kind: ClassVar[str] = "exp2syn"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlphaSynapse(Spec):
+    """A conductance g(t) = gmax_uS u exp(1 - u), u = (t - onset_ms) / tau_ms, for 0 < u < 10,
+    at ``section(x)`` with reversal ``e_mV`` (NEURON's AlphaSynapse: a timed input, no port)."""
+
+    section: str
+    x: float = 0.5
+    onset_ms: float = 0.0
+    tau_ms: float = 0.1
+    gmax_uS: float = 0.0
+    e_mV: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_str(self, "section")
+        require_number(self, "x", "e_mV", "onset_ms")
+        require_number(self, "tau_ms", positive=True)
+        require_number(self, "gmax_uS", nonnegative=True)
+        if not 0.0 <= self.x <= 1.0:
+            raise fail(self, f"'x' must be in [0, 1] (got {self.x})")

@@ -22,7 +22,7 @@ from ...coordinator.time import TICKS_PER_MS, to_ticks
 from ...coordinator.validation import (as_tuple, fail, require_choice, require_int, require_number,
                                       require_str)
 from ._kernels import cell_advance, hh_init
-from .mechanisms import Exp2Syn, IClamp, Insert
+from .mechanisms import AlphaSynapse, Exp2Syn, IClamp, Insert
 from .morphology import Morphology, Section, ball_and_stick
 
 
@@ -157,7 +157,8 @@ class CellPopulation(SolverSpec):
     n : number of cells
     positions_um : (n, 3) where each cell's local origin goes in tissue; default all at 0
     rotations_deg : (n, 3) rotations (rx, ry, rz) about x, y, z, applied before translation
-    mechanisms : Insert placements; iclamps, synapses : point processes placed in every cell
+    mechanisms : Insert placements; iclamps, synapses (Exp2Syn, fed by the ``syn`` port),
+        alpha_synapses (timed AlphaSynapse) : point processes placed in every cell
     ra_ohm_cm, cm_uF_cm2 : axial resistivity, specific capacitance
     celsius : temperature (C) for Q10 scaling of rates; v_init_mV : initial voltage
     d_lambda : if set, nseg of every section by NEURON's d_lambda rule at 100 Hz
@@ -178,7 +179,7 @@ class CellPopulation(SolverSpec):
     type: ClassVar[str] = "cell_population"
     level: ClassVar[str] = "I"
     nested: ClassVar = {"morphology": Morphology, "mechanisms": Insert, "iclamps": IClamp,
-                        "synapses": Exp2Syn}
+                        "synapses": Exp2Syn, "alpha_synapses": AlphaSynapse}
 
     morphology: Morphology
     n: int = 1
@@ -187,6 +188,7 @@ class CellPopulation(SolverSpec):
     mechanisms: tuple = ()
     iclamps: tuple = ()
     synapses: tuple = ()
+    alpha_synapses: tuple = ()
     ra_ohm_cm: float = 100.0
     cm_uF_cm2: float = 1.0
     celsius: float = 6.3
@@ -210,7 +212,8 @@ class CellPopulation(SolverSpec):
         kinds = {s.kind for s in self.morphology.sections}
         if self.soma not in names:
             raise fail(self, f"'soma' must name a section (got {self.soma!r}; has: {', '.join(sorted(names))})")
-        for fname, cls in (("mechanisms", Insert), ("iclamps", IClamp), ("synapses", Exp2Syn)):
+        for fname, cls in (("mechanisms", Insert), ("iclamps", IClamp), ("synapses", Exp2Syn),
+                           ("alpha_synapses", AlphaSynapse)):
             items = as_tuple(self, fname)
             for i, it in enumerate(items):
                 if not isinstance(it, cls):
@@ -346,6 +349,10 @@ class CellSolver:
         self.ic_node = np.array([lay.node_at(c.section, c.x) for c in ic], dtype=np.int64)
         self.ic = tuple(np.array([getattr(c, f) for c in ic], dtype=np.float64)
                         for f in ("delay_ms", "dur_ms", "amp_nA"))
+        al = spec.alpha_synapses
+        self.al_node = np.array([lay.node_at(a.section, a.x) for a in al], dtype=np.int64)
+        self.al = tuple(np.array([getattr(a, f) for a in al], dtype=np.float64)
+                        for f in ("onset_ms", "tau_ms", "gmax_uS", "e_mV"))
         sy = spec.synapses
         self.syn_node = np.array([lay.node_at(s.section, s.x) for s in sy], dtype=np.int64)
         facs = []
@@ -399,7 +406,7 @@ class CellSolver:
         k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, n, self.v, self.parent, self.g_ax, self.d0, self.cdt,
                          self.pas_g, self.pas_e,
                          self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
-                         self.ic_node, *self.ic,
+                         self.ic_node, *self.ic, self.al_node, *self.al,
                          self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
                          ev_start, ev_step, ev_syn, ev_cell, ev_w,
                          self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec,
