@@ -28,8 +28,6 @@ import subprocess
 import tempfile
 import time
 
-import numpy as np
-
 DT, T_MS, NSEG_DEND = 0.025, 100.0, 49
 SEGMENTS = 1 + NSEG_DEND
 

@@ -97,3 +97,17 @@ def test_bad_sections_are_refused_with_the_field():
 def test_morphology_round_trips_through_plain_data():
     m = ball_and_stick(dend_nseg=7)
     assert Morphology.from_dict(m.to_dict()) == m
+
+
+def test_an_swc_cell_discretised_by_the_lambda_rule(tmp_path):
+    from polyscale.solvers.cell import CellPopulation, Insert
+    f = tmp_path / "cell.swc"
+    f.write_text(SWC)
+    spec = CellPopulation(morphology=read_swc(f), d_lambda=0.1, mechanisms=(Insert(mechanism="pas"),))
+    m = spec.discretised()
+    for sec in m.sections:
+        assert sec.nseg == lambda_nseg(sec, 0.1, spec.ra_ohm_cm, spec.cm_uF_cm2) and sec.nseg % 2 == 1
+    lay = spec.layout()
+    # every section's segments tile it: their areas add up to its lateral surface
+    for k, sec in enumerate(m.sections):
+        np.testing.assert_allclose(lay.area_um2[lay.nodes_of(k)].sum(), sec.piece(0.0, 1.0)[0], rtol=1e-12)

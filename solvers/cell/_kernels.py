@@ -3,20 +3,20 @@
 Units: v mV, t ms, capacitance nF, conductance uS, current nA (uS * mV = nA, nF * mV/ms = nA).
 
 The cells of a population share one morphology; its nodes are in Hines order (``parent[i] <
-i``, the root is node 0), and state arrays are (node, cell), so the two sweeps of the tree solve
-run without fill-in over all cells at once, the inner loop over cells being independent work.
+i``, the root is node 0), and state arrays are (block, node, cell in block), so the two sweeps
+of the tree solve run without fill-in over a block's cells at once, the inner loop over cells
+being independent work, and a block runs all its steps while its state is in cache.
 
 One step (NEURON's fixed step with secondorder=0): membrane currents i(v) and their
 conductances g = di/dv are taken at v(t) with gating states of t; the linearised implicit
 system (C/dt + g + axial) dv = I_stim - i(v) - axial v is solved; v += dv; then the gating
 states advance over dt with the new v (exponential Euler, NEURON's cnexp), and synaptic
 conductances decay. The clamp current is evaluated at the step's midpoint, as NEURON does.
+Crank-Nicolson (secondorder=2) is the same solve with 2C/dt, after which v moves by 2 dv.
 """
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 from .._jit import njit
 

@@ -10,7 +10,7 @@ inside its parent (0 < parent_x < 1) connects to the parent's segment centre, as
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
