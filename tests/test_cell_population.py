@@ -302,3 +302,46 @@ def test_transmembrane_currents_and_geometry_match_neurons(reference):
         np.testing.assert_allclose(geo["end_um"][:, k], ref[f"seg_{axis}_um"][:, 1], atol=1e-9)
     np.testing.assert_allclose(geo["diam_um"], ref["seg_d_um"], rtol=1e-12)
     np.testing.assert_allclose(geo["area_um2"], ref["seg_area_um2"], rtol=1e-12)
+
+
+def _samples(data, dt_ms=0.025):
+    return ps.coordinator.signals.Samples(0, int(round(dt_ms * TICKS_PER_MS)), np.asarray(data, float))
+
+
+def test_current_from_the_i_inj_port_charges_the_soma_as_a_clamp_would():
+    """An isopotential passive compartment, current from the port: V - E = I/G (1 - exp(-t/tau))
+    (Crank-Nicolson at dt 0.005 ms: 1e-4 relative); the electrode current is accounted as one."""
+    g, e, amp = 1e-3, -65.0, 0.05
+    spec = CellPopulation(morphology=Morphology(sections=(cylinder("soma", 20.0, 20.0, kind="soma"),)), n=2,
+                          mechanisms=(Insert(mechanism="pas", params={"g_S_cm2": g, "e_mV": e}),),
+                          method="crank_nicolson", dt_ms=0.005, v_init_mV=e, record_currents=True)
+    s = spec.build(None)
+    steps = 400
+    cur = np.zeros((steps, 2))
+    cur[:, 0] = amp                                    # cell 0 only
+    s.advance(0, steps * 5000, {"i_inj": _samples(cur, 0.005)})
+    G = g * math.pi * 400.0 * 1e-2
+    want = amp / G * (1 - math.exp(-2.0 / 1.0))        # t = 2 ms, tau = 1 ms
+    v = s.voltages()[1]
+    assert v[0] - e == pytest.approx(want, rel=1e-4) and v[1] == e
+    np.testing.assert_allclose(s.transmembrane_currents().reshape(steps, 2, -1).sum(axis=2), cur, atol=1e-12)
+
+
+def test_poisson_rate_input_draws_the_expected_events_and_any_window_split_is_the_same():
+    """rate_Hz on each synapse channel for T: the event count is Poisson with mean rate T (within
+    4 standard errors); the draws are step-major, so one 200 ms window and twenty 10 ms windows
+    give the same voltages bit for bit; a cell with no input rests."""
+    spec = _driven_population().replace(rate_weight_uS=0.002)
+    rate = np.zeros((8000, 6))
+    rate[:, :4] = 40.0                                  # cells 0 and 1, both synapses; cell 2 none
+    a = spec.build(None)
+    a.advance(0, 200 * TICKS_PER_MS, {"rate": _samples(rate)})
+    b = spec.build(None)
+    for w in range(20):
+        b.advance(w * 10 * TICKS_PER_MS, (w + 1) * 10 * TICKS_PER_MS,
+                  {"rate": ps.coordinator.signals.Samples(w * 10 * TICKS_PER_MS, 25_000, rate[w * 400:(w + 1) * 400])})
+    mean = 4 * 40.0 * 0.2
+    assert abs(a.n_rate_events - mean) < 4 * math.sqrt(mean)
+    assert a.n_rate_events == b.n_rate_events
+    np.testing.assert_array_equal(a.voltages(), b.voltages())
+    assert a.synaptic_conductances()[:, 2].max() == 0.0

@@ -77,7 +77,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
                  ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
                  syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
-                 soma, thr, spk_cell, spk_frac, spk_step, rec_out,
+                 soma, thr, spk_cell, spk_frac, spk_step, rec_out, inj,
                  want_imem, imem, stim_out, rhs, d, gm, vfac):
     """Advance ``n_cells`` cells of one morphology by ``n_steps`` steps of ``dt`` ms, in place.
 
@@ -101,7 +101,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
             ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
             syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
-            soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
+            soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
             want_imem, imem, stim_out, rhs, d, gm, vfac)
     return n_spk
 
@@ -112,7 +112,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                    ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
                    syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                    ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
-                   soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out,
+                   soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
                    want_imem, imem, stim_out, rhs, d, gm, vfac):
     """One block of cells (columns c0 .. c0 + B of the population) over all steps.
 
@@ -127,7 +127,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     A, B (S, n) uS. ev_*: input spikes sorted by step: step, synapse, cell, weight (uS).
     soma: recording and threshold node; rec_out (n_steps, n) gets v there before each step;
     upward crossings of thr (mV) go to spk_cell / spk_frac (fraction of the step) / spk_step,
-    and the count is returned.
+    and the count is returned. inj (n_steps, n_cells) nA injected at the soma, or (0, 0).
     want_imem: write transmembrane currents (n_steps, N, n) nA into imem (outward positive:
     capacitive + ionic + synaptic) and clamp currents (n_steps, N, n) into stim_out.
     rhs, d, gm (N, n): scratch.
@@ -193,6 +193,12 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 if want_imem:
                     for c in range(n_real):
                         stim_out[step, i, c0 + c] += ic_amp[k]
+        if inj.shape[0]:
+            # current injected at the soma from the i_inj port, held over the step
+            for c in range(n_real):
+                rhs[soma, c] += inj[step, c0 + c]
+                if want_imem:
+                    stim_out[step, soma, c0 + c] += inj[step, c0 + c]
         # One sweep from the leaves up (children have higher indices than their parents): add
         # the axial current between i and its parent at v(t) to both right-hand sides, then
         # eliminate i (its own sum is complete: its children came before it). d[i] keeps 1/d.

@@ -165,6 +165,7 @@ class CellPopulation(SolverSpec):
     soma : section whose centre (x = 0.5) is the recording and spike-detection site
     threshold_mV : upward crossing there is a spike
     record_currents : keep each window's transmembrane currents for the probes (costs memory)
+    rate_weight_uS : peak conductance of each Poisson event drawn from the ``rate`` port
     method : 'backward_euler' (NEURON's secondorder=0) or 'crank_nicolson' (secondorder=2:
         second order in dt for v; the output v_soma is then v at whole steps, as NEURON's)
 
@@ -174,6 +175,9 @@ class CellPopulation(SolverSpec):
     v_soma : out, analog (n,) mV, every dt; sample k is v at t0 + k dt
     syn : in, spikes (n * len(synapses),); channel c * len(synapses) + j is synapse j of cell c,
         the spike's weight its peak conductance (uS)
+    rate : in, rate (n * len(synapses),) Hz, every dt: Poisson input onto the same synapses,
+        each event of weight ``rate_weight_uS`` (drawn from the solver's seeded stream)
+    i_inj : in, analog (n,) nA, every dt: current injected at soma(0.5), held over each step
     """
 
     type: ClassVar[str] = "cell_population"
@@ -197,6 +201,7 @@ class CellPopulation(SolverSpec):
     soma: str = "soma"
     threshold_mV: float = 0.0
     record_currents: bool = False
+    rate_weight_uS: float = 0.001
     method: str = "backward_euler"
     dt_ms: float = 0.025
 
@@ -206,6 +211,7 @@ class CellPopulation(SolverSpec):
         require_int(self, "n", minimum=1)
         require_number(self, "ra_ohm_cm", "cm_uF_cm2", "dt_ms", positive=True)
         require_number(self, "celsius", "v_init_mV", "threshold_mV")
+        require_number(self, "rate_weight_uS", nonnegative=True)
         require_number(self, "d_lambda", positive=True, allow_none=True)
         require_str(self, "soma")
         names = {s.name for s in self.morphology.sections}
@@ -249,6 +255,9 @@ class CellPopulation(SolverSpec):
         if self.synapses:
             out["syn"] = Port("spikes", "in", self.n * self.n_syn, "uS",
                               None, "spikes onto synapses; channel = cell * n_syn + synapse; weight uS")
+            out["rate"] = Port("rate", "in", self.n * self.n_syn, "Hz", p,
+                               "Poisson input onto synapses; channel = cell * n_syn + synapse")
+        out["i_inj"] = Port("analog", "in", self.n, "nA", p, f"current injected at {self.soma}(0.5)")
         return out
 
     def discretised(self) -> Morphology:
@@ -261,8 +270,9 @@ class CellPopulation(SolverSpec):
     def layout(self) -> CellLayout:
         return layout_cell(self.discretised(), self.ra_ohm_cm, self.cm_uF_cm2)
 
-    def build(self, ctx: SolverContext) -> "CellSolver":
-        return CellSolver(self)
+    def build(self, ctx: SolverContext | None) -> "CellSolver":
+        """The live solver; ``ctx.rng`` draws the Poisson input (a fixed seed 0 without ctx)."""
+        return CellSolver(self, ctx.rng if ctx is not None else np.random.default_rng(0))
 
 
 def ball_and_stick_population(*, n: int = 1, dend_nseg: int = 101, iclamps=(), synapses=(),
@@ -291,8 +301,9 @@ def _matches(sec: Section, where: str) -> bool:
 class CellSolver:
     """The live population: state arrays are (node, cell), nodes of the shared layout."""
 
-    def __init__(self, spec: CellPopulation):
+    def __init__(self, spec: CellPopulation, rng: np.random.Generator):
         self.spec = spec
+        self.rng = rng
         self.dt_ticks = to_ticks(spec.dt_ms, "cell_population: dt_ms")
         self.dt = self.dt_ticks / TICKS_PER_MS
         lay = self.layout = spec.layout()
@@ -371,21 +382,37 @@ class CellSolver:
         self.imem: np.ndarray | None = None
         self.stim: np.ndarray | None = None
         self.n_spikes = 0
+        self.n_rate_events = 0
 
     def advance(self, t0: int, t1: int, inputs) -> WindowResult:
         steps = (t1 - t0) // self.dt_ticks
         n = self.n_cells
+        n_syn = self.syn_node.shape[0]
         syn_in = inputs.get("syn")
+        st = ids = w = np.zeros(0)
         if syn_in is not None and len(syn_in):
-            n_syn = self.syn_node.shape[0]
             if syn_in.ids.min() < 0 or syn_in.ids.max() >= n_syn * n:
                 raise ModelError(f"cell_population: 'syn' spike channel out of range 0..{n_syn * n - 1}")
             st = (syn_in.ticks - t0) // self.dt_ticks
-            order = np.argsort(st, kind="stable")
-            ev_step = st[order].astype(np.int64)
-            ids = syn_in.ids[order].astype(np.int64)
-            cell, ev_syn = ids // n_syn, ids % n_syn
+            ids = syn_in.ids
             w = syn_in.weights if syn_in.weights is not None else np.ones(len(syn_in))
+        rate = inputs.get("rate")
+        if rate is not None and n_syn and rate.data.any():
+            if (rate.data < 0).any() or not np.isfinite(rate.data).all():
+                raise ModelError("cell_population: 'rate' input must be finite and >= 0 Hz")
+            # step-major draws: any split of the run into windows consumes the same stream
+            counts = self.rng.poisson(rate.data * (self.dt * 1e-3))
+            ps, pc = np.nonzero(counts)
+            self.n_rate_events += int(counts.sum())
+            st = np.concatenate([st, ps])
+            ids = np.concatenate([ids, pc])
+            w = np.concatenate([w, counts[ps, pc] * self.spec.rate_weight_uS])
+        if len(st):
+            st = st.astype(np.int64)
+            order = np.argsort(st, kind="stable")
+            ev_step = st[order]
+            ids = ids[order].astype(np.int64)
+            cell, ev_syn = ids // n_syn, ids % n_syn
             ev_w = np.asarray(w, dtype=np.float64)[order]
             # group by block (stable: steps stay sorted within a block)
             blk = cell // self.block
@@ -402,6 +429,9 @@ class CellSolver:
         spk_cell, spk_frac, spk_step = np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64)
         want = self.spec.record_currents
         shape = (steps, self.nodes_per_cell, n) if want else (0, 0, 0)
+        i_inj = inputs.get("i_inj")
+        inj = (np.ascontiguousarray(i_inj.data, dtype=np.float64)
+               if i_inj is not None and i_inj.data.any() else np.zeros((0, 0)))
         imem, stim = np.empty(shape), np.empty(shape)
         k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, n, self.v, self.parent, self.g_ax, self.d0, self.cdt,
                          self.pas_g, self.pas_e,
@@ -409,7 +439,7 @@ class CellSolver:
                          self.ic_node, *self.ic, self.al_node, *self.al,
                          self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
                          ev_start, ev_step, ev_syn, ev_cell, ev_w,
-                         self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec,
+                         self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec, inj,
                          want, imem, stim, *self._scratch, self.vfac)
         self.n_spikes += k
         if want:
