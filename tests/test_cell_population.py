@@ -164,7 +164,7 @@ def test_exp2syn_conductance_peaks_at_the_weight():
     assert (np.argmax(g) + 2) * 0.1 == pytest.approx(tp, abs=0.1)
 
 
-def test_spikes_from_a_port_make_the_cell_fire_in_a_coupled_run():
+def test_spikes_from_a_port_make_the_cell_fire_in_a_coupled_run(transport):
     m = ps.Model(t_stop_ms=30.0)
     m.solver("drive", ps.solvers.SpikeTrain(times_ms=[5.0, 5.1, 5.2, 5.3], ids=[0, 1, 0, 1], size=2, dt_ms=0.025))
     m.solver("cells", _driven_population())
@@ -172,7 +172,7 @@ def test_spikes_from_a_port_make_the_cell_fire_in_a_coupled_run():
     m.couple("drive.spikes[1]", "cells.syn[4]", delay_ms=1.0, weight=0.1)   # cell 2, excitatory
     m.record("cells.spikes")
     m.record("cells.v_soma")
-    run = ps.run(m)
+    run = ps.run(m, transport=transport)
     sp = run.spikes("cells", "spikes")
     assert sorted(set(sp.ids.tolist())) == [0, 2]
     assert (sp.times > 6.0).all() and (sp.times < 12.0).all()
