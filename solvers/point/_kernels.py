@@ -36,7 +36,8 @@ P_SYN_IN = 9       # the same for i_syn_in
 P_LAM = 10         # mean Poisson drive events per step (rate_hz * h / 1000)
 P_PW = 11          # weight of each Poisson drive event (mV for delta, pA for exp)
 P_RATE2LAM = 12    # h / 1000: Hz of rate_in to events per step
-N_PAR = 13
+P_NOISE = 13       # standard deviation (pA) of a Gaussian current redrawn every step, per neuron
+N_PAR = 14
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -57,6 +58,15 @@ def uniform(st):
     z = (z ^ (z >> _S27)) * _M2
     z = z ^ (z >> _S31)
     return float(z >> _S11) * _INV53
+
+
+@njit
+def normal(st):
+    """One standard normal draw (Box-Muller, one of the pair; the other is not kept so that
+    the stream has no state besides ``st``)."""
+    u1 = 1.0 - uniform(st)          # in (0, 1]: log is finite
+    u2 = uniform(st)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
 @njit
@@ -209,12 +219,15 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
             pv = par[p, P_DECAY_V]
             pc = par[p, P_CURRENT]
             dc = par[p, P_IE] + cur_in[s, p]
+            noise = par[p, P_NOISE]
             if kind[p] == DELTA:
                 for i in range(lo[p], lo[p + 1]):
                     if refr[i] == 0:
                         x = ring[row, i]
                         if drive:
                             x += pw * poisson_draw(cdf, k0, m, guide, rng)
+                        if noise > 0.0:
+                            x += pc * noise * normal(rng)
                         v[i] = pc * dc + pv * v[i] + x
                     else:
                         # input arriving while refractory is discarded (NEST's default)
@@ -244,6 +257,8 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                             xi += c
                     if refr[i] == 0:
                         v[i] = pv * v[i] + se * i_ex[i] + si * i_in[i] + pc * dc
+                        if noise > 0.0:
+                            v[i] += pc * noise * normal(rng)
                     else:
                         refr[i] -= 1
                     i_ex[i] = i_ex[i] * de + xe

@@ -41,6 +41,9 @@ class Population(Spec):
         (NEST's poisson_generator connected to each neuron); the ``<name>.rate_in`` port adds
         to it
     poisson_weight : weight of each drive event (mV onto delta synapses, pA onto exp synapses)
+    noise_std_pA : standard deviation (pA) of a Gaussian white current into every neuron,
+        independent between neurons, redrawn every step and held over it (NEST's
+        noise_generator with dt = resolution and mean 0; the mean is the model's ``i_e_pA``)
     v_init_mV : initial membrane potential (mV) of every neuron, or a Distribution to draw one
         per neuron (from the solver's generator); None: the model's ``v_init_mV``
     DC current: the model's ``i_e_pA``, plus the ``<name>.current_in`` port.
@@ -53,6 +56,7 @@ class Population(Spec):
     model: NeuronModel = IafPscDelta()
     poisson_rate_hz: float = 0.0
     poisson_weight: float = 0.0
+    noise_std_pA: float = 0.0
     v_init_mV: float | Distribution | None = None
 
     def __post_init__(self) -> None:
@@ -65,6 +69,7 @@ class Population(Spec):
                              f"({', '.join(sorted(NeuronModel._kinds))}) (got {self.model!r})")
         require_number(self, "poisson_rate_hz", nonnegative=True)
         require_number(self, "poisson_weight")
+        require_number(self, "noise_std_pA", nonnegative=True)
         if not isinstance(self.v_init_mV, Distribution):
             require_number(self, "v_init_mV", allow_none=True)
 
@@ -235,6 +240,7 @@ class PointNetworkSolver:
         for i, p in enumerate(pops):
             par[i, K.P_LAM] = p.poisson_rate_hz * spec.dt_ms * 1e-3
             par[i, K.P_PW] = p.poisson_weight
+            par[i, K.P_NOISE] = p.noise_std_pA
         self.par = par
         # the kernel's random stream first, so it does not depend on the connectome's size
         self.rng_state = np.array([rng.integers(0, 2**63 - 1)], dtype=np.uint64)
