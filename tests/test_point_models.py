@@ -14,7 +14,7 @@ from polyscale.coordinator.errors import ModelError
 from polyscale.coordinator.signals import Samples, Spikes
 from polyscale.coordinator.specs import SolverContext
 from polyscale.coordinator.time import TICKS_PER_MS
-from polyscale.solvers.point import IafPscDelta, IafPscExp, NeuronModel, PointNetwork, Population
+from polyscale.solvers.point import IafPscDelta, IafPscExp, Izhikevich, NeuronModel, PointNetwork, Population
 
 DT = 0.1
 DT_TICKS = int(DT * TICKS_PER_MS)
@@ -177,9 +177,9 @@ def test_rate_port_adds_to_the_poisson_rate():
 
 
 def test_model_round_trip_and_errors():
-    for m in (IafPscDelta(), IafPscExp(tau_syn_ex_ms=5.0)):
+    for m in (IafPscDelta(), IafPscExp(tau_syn_ex_ms=5.0), Izhikevich(d=2.0)):
         assert NeuronModel.from_dict(m.to_dict()) == m
-    with pytest.raises(ModelError, match=r"'type' must be one of 'iaf_psc_delta', 'iaf_psc_exp' \(got 'hh'\)"):
+    with pytest.raises(ModelError, match=r"'type' must be one of 'iaf_psc_delta', 'iaf_psc_exp', 'izhikevich' \(got 'hh'\)"):
         NeuronModel.from_dict({"type": "hh"})
     with pytest.raises(ModelError, match=r"iaf_psc_delta: 'tau_m_ms' must be a finite number > 0 \(got -1\)"):
         IafPscDelta(tau_m_ms=-1)
@@ -216,3 +216,53 @@ def test_noise_current_variance(model_cls):
     var = b**2 * sigma**2 * (1 - a ** (2 * n_steps)) / (1 - a**2)
     assert abs(s.v.mean()) < 4 * math.sqrt(var / n)
     assert abs(s.v.var(ddof=1) - var) < 4 * var * math.sqrt(2 / (n - 1))
+
+
+def test_izhikevich_rests_at_the_stable_fixed_point():
+    """I = 0, regular spiking (a 0.02, b 0.2): with u = b v the v-nullcline gives
+    0.04 v^2 + 4.8 v + 140 = 0, v = -70 (stable) or -50 mV; from NEST's initial state
+    (-65 mV, u = b v) the neuron settles at v = -70, u = -14 without spiking (1e-9 after 2 s:
+    the slowest eigenvalue decays as exp(-t / 50 ms) or faster)."""
+    s = solver(Izhikevich(), size=1)
+    res = s.advance(0, 20000 * DT_TICKS, no_input(20000))
+    assert len(res.outputs["P.spikes"]) == 0
+    assert s.v[0] == pytest.approx(-70.0, abs=1e-9) and s.i_in[0] == pytest.approx(-14.0, abs=1e-9)
+
+
+def nest_izhikevich(a, b, c, d, v_th, i_e, v, u, h, n_steps, kicks):
+    """NEST's izhikevich::update (consistent_integration) written out in scalar Python, with
+    spike inputs ``kicks`` (step -> mV): V (n_steps,) after each step and the spike steps."""
+    vs, spikes = [], []
+    for k in range(n_steps):
+        v_old, u_old = v, u
+        v = v + h * (0.04 * v_old * v_old + 5.0 * v_old + 140.0 - u_old + i_e) + kicks.get(k, 0.0)
+        u = u + h * a * (b * v_old - u_old)
+        if v >= v_th:
+            v, u = c, u + d
+            spikes.append(k + 1)          # spike time: the end of the step
+        vs.append(v)
+    return np.array(vs), spikes
+
+
+@pytest.mark.parametrize("params", [dict(a=0.02, b=0.2, c_mV=-65.0, d=8.0),     # regular spiking
+                                    dict(a=0.02, b=0.2, c_mV=-50.0, d=2.0),     # chattering
+                                    dict(a=0.1, b=0.2, c_mV=-65.0, d=2.0)])     # fast spiking
+def test_izhikevich_is_nests_scheme(params):
+    """Against NEST's update written out independently (scalar Python): the same spike times
+    and V to 1e-9 mV over 300 ms of tonic drive (I_e = 10) with two input spikes."""
+    m = Izhikevich(i_e_pA=10.0, **params)
+    kicks = {500: 4.0, 1700: -6.0}
+
+    def inputs(k):
+        if k in kicks:
+            return no_input(1, spikes=Spikes(np.array([k * DT_TICKS]), np.array([0]), np.array([kicks[k]])))
+        return no_input(1)
+
+    v, spikes = trace(solver(m), 3000, inputs)
+    ref_v, ref_steps = nest_izhikevich(params["a"], params["b"], params["c_mV"], params["d"], 30.0, 10.0,
+                                       -65.0, params["b"] * -65.0, DT, 3000, kicks)
+    np.testing.assert_allclose(v, ref_v, rtol=0, atol=1e-9)
+    assert len(ref_steps) > 5
+    # a spike at the end of the last step is emitted in the next window, which never comes
+    np.testing.assert_allclose(spikes, DT * np.array([k for k in ref_steps if k < 3000]), atol=1e-9)
+    assert Izhikevich.from_dict(m.to_dict()) == m

@@ -1,9 +1,9 @@
 """Level II: point-neuron networks (NEST's models, exact integration, numba kernels)."""
 from .connectivity import (AllToAll, Distribution, Explicit, FixedIndegree, FixedOutdegree, Normal, OneToOne,
                            PairwiseBernoulli, Rule, Uniform)
-from .models import IafPscDelta, IafPscExp, NeuronModel
+from .models import IafPscDelta, IafPscExp, Izhikevich, NeuronModel
 from .network import PointNetwork, Population, Projection
 
-__all__ = ["AllToAll", "Distribution", "Explicit", "FixedIndegree", "FixedOutdegree", "IafPscDelta", "IafPscExp",
-           "NeuronModel", "Normal", "OneToOne", "PairwiseBernoulli", "PointNetwork", "Population",
-           "Projection", "Rule", "Uniform"]
+__all__ = ["AllToAll", "Distribution", "Explicit", "FixedIndegree", "FixedOutdegree", "IafPscDelta",
+           "IafPscExp", "Izhikevich", "NeuronModel", "Normal", "OneToOne", "PairwiseBernoulli",
+           "PointNetwork", "Population", "Projection", "Rule", "Uniform"]

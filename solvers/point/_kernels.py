@@ -20,6 +20,7 @@ from .._jit import njit
 # model kinds (the ``kind`` column of a population)
 DELTA = 0
 EXP = 1
+IZHIKEVICH = 2
 
 # columns of the per-population parameter table ``par`` (n_pops, N_PAR); voltages are relative
 # to E_L, as NEST's iaf_psc_* integrate them
@@ -37,7 +38,10 @@ P_LAM = 10         # mean Poisson drive events per step (rate_hz * h / 1000)
 P_PW = 11          # weight of each Poisson drive event (mV for delta, pA for exp)
 P_RATE2LAM = 12    # h / 1000: Hz of rate_in to events per step
 P_NOISE = 13       # standard deviation (pA) of a Gaussian current redrawn every step, per neuron
-N_PAR = 14
+P_IZH_A = 14       # Izhikevich a (1/ms)
+P_IZH_B = 15       # Izhikevich b
+P_IZH_D = 16       # Izhikevich d (added to u at a spike)
+N_PAR = 17
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -131,7 +135,8 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
     """Advance every neuron by ``n_steps`` steps; return the number of spikes written.
 
     pops : (lo (n_pops + 1,) int64, kind (n_pops,) int64, par (n_pops, N_PAR) float64)
-    state : (v (n,) mV rel. E_L, i_ex (n,) pA, i_in (n,) pA, refr (n,) int64 steps left,
+    state : (v (n,) mV rel. E_L, i_ex (n,) pA, i_in (n,) pA (for Izhikevich neurons: the
+             recovery variable u), refr (n,) int64 steps left,
              ring (D, n_slots) float64, pend (n,) int64 neurons that crossed threshold in
              the last step, pend_n (1,) int64 how many)
     conn : CSR by source (indptr (n + 1,) int64, slot (nnz,) int32 target slot,
@@ -236,6 +241,30 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                     if v[i] >= theta:
                         v[i] = reset
                         refr[i] = nref
+                        pend[pend_n[0]] = i
+                        pend_n[0] += 1
+            elif kind[p] == IZHIKEVICH:
+                # NEST's izhikevich with consistent_integration: one forward Euler step of
+                # v' = 0.04 v^2 + 5 v + 140 - u + I, u' = a (b v - u) from the old values;
+                # spike inputs add to v; at v >= V_th: v = c, u += d (no refractoriness)
+                a = par[p, P_IZH_A]
+                b = par[p, P_IZH_B]
+                dd = par[p, P_IZH_D]
+                for i in range(lo[p], lo[p + 1]):
+                    x = ring[row, i]
+                    ring[row, i] = 0.0
+                    if drive:
+                        x += pw * poisson_draw(cdf, k0, m, guide, rng)
+                    cur = dc
+                    if noise > 0.0:
+                        cur += noise * normal(rng)
+                    vo = v[i]
+                    uo = i_in[i]
+                    v[i] = vo + pc * (0.04 * vo * vo + 5.0 * vo + 140.0 - uo + cur) + x
+                    i_in[i] = uo + pc * a * (b * vo - uo)
+                    if v[i] >= theta:
+                        v[i] = reset
+                        i_in[i] += dd
                         pend[pend_n[0]] = i
                         pend_n[0] += 1
             else:

@@ -1,9 +1,10 @@
 """Neuron models of the point-neuron network: nested specs whose ``type`` picks the model.
 
-Both are NEST's, integrated exactly as NEST does (Rotter & Diesmann 1999): the membrane and
-synaptic currents are linear between spikes, so one step of h ms is a fixed linear map
-(propagators below); spikes fall on the step grid; the refractory period is a whole number of
-steps (t_ref / h rounded). Units are NEST's: mV, ms, pF, pA.
+All are NEST's. The LIF models are integrated exactly as NEST does (Rotter & Diesmann 1999):
+the membrane and synaptic currents are linear between spikes, so one step of h ms is a fixed
+linear map (propagators below); spikes fall on the step grid; the refractory period is a whole
+number of steps (t_ref / h rounded). Izhikevich's model is nonlinear and takes NEST's forward
+Euler step. Units are NEST's: mV, ms, pF, pA.
 """
 from __future__ import annotations
 
@@ -140,4 +141,57 @@ class IafPscExp(NeuronModel):
         p[K.P_DECAY_IN] = math.exp(-h / self.tau_syn_in_ms)
         p[K.P_SYN_EX] = _syn_propagator(self.tau_syn_ex_ms, self.tau_m_ms, self.c_m_pF, h)
         p[K.P_SYN_IN] = _syn_propagator(self.tau_syn_in_ms, self.tau_m_ms, self.c_m_pF, h)
+        return p
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Izhikevich(NeuronModel):
+    """Izhikevich (2003) neuron as NEST's ``izhikevich`` (consistent_integration, its defaults).
+
+    dv/dt = 0.04 v^2 + 5 v + 140 - u + I_e + I(t), du/dt = a (b v - u) (v in mV, t in ms), one
+    forward Euler step per dt from the values at the start of the step (NEST's scheme: exact
+    integration does not apply, so results depend on dt as NEST's do). At v >= v_th_mV: v = c,
+    u += d; no refractory period. Spike weights (mV) add to v. I is in NEST's units (pA, used
+    as is in the equation).
+    """
+
+    type: ClassVar[str] = "izhikevich"
+    kind: ClassVar[int] = K.IZHIKEVICH
+    weight_units: ClassVar[str] = "mV"
+    #: the equation's voltages are absolute (no resting potential parameter)
+    e_l_mV: ClassVar[float] = 0.0
+
+    a: float = 0.02
+    b: float = 0.2
+    c_mV: float = -65.0
+    d: float = 8.0
+    v_th_mV: float = 30.0
+    i_e_pA: float = 0.0
+    v_init_mV: float | None = -65.0
+    u_init: float | None = None
+
+    def __post_init__(self) -> None:
+        require_number(self, "a", "b", "c_mV", "d", "v_th_mV", "i_e_pA")
+        require_number(self, "v_init_mV", "u_init", allow_none=True)
+        if self.c_mV >= self.v_th_mV:
+            raise fail(self, f"'c_mV' (the reset) must be below 'v_th_mV' (got {self.c_mV} >= {self.v_th_mV})")
+
+    def v0(self) -> float:
+        return -65.0 if self.v_init_mV is None else self.v_init_mV
+
+    def u0(self, v0):
+        """Initial recovery variable: ``u_init``, or b * v0 (NEST's default U_m = b V_m)."""
+        return self.b * v0 if self.u_init is None else self.u_init
+
+    def kernel_params(self, dt_ms: float) -> np.ndarray:
+        p = np.zeros(K.N_PAR)
+        p[K.P_DECAY_V] = 1.0
+        p[K.P_CURRENT] = dt_ms           # Euler: v gains dt * I per step
+        p[K.P_THETA] = self.v_th_mV
+        p[K.P_RESET] = self.c_mV
+        p[K.P_IE] = self.i_e_pA
+        p[K.P_RATE2LAM] = dt_ms * 1e-3
+        p[K.P_IZH_A] = self.a
+        p[K.P_IZH_B] = self.b
+        p[K.P_IZH_D] = self.d
         return p

@@ -253,6 +253,10 @@ class PointNetworkSolver:
             self.v[self.lo[i]:self.lo[i + 1]] = v0 - p.model.e_l_mV
         self.i_ex = np.zeros(n)
         self.i_in = np.zeros(n)
+        for i, p in enumerate(pops):
+            if p.model.kind == K.IZHIKEVICH:    # i_in holds the recovery variable u
+                a, b = self.lo[i], self.lo[i + 1]
+                self.i_in[a:b] = p.model.u0(self.v[a:b])
         self.refr = np.zeros(n, np.int64)
         # neurons that crossed threshold at the end of the last step: their spikes are emitted
         # (time stamped t1 of that window, which is t0 of the next) at the start of the next
