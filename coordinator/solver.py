@@ -172,3 +172,15 @@ class SolverRunner:
         close = getattr(self.solver, "close", None)
         if close is not None:
             close()
+
+
+def close_all(runners) -> None:
+    """Close every runner, all of them even when some raise; then raise the first error."""
+    errors = []
+    for runner in runners:
+        try:
+            runner.close()
+        except Exception as exc:  # close the others all the same
+            errors.append(exc)
+    if errors:
+        raise errors[0]

@@ -107,6 +107,42 @@ class Spec:
         return dataclasses.replace(self, **changes)
 
 
+class SpecFamily(Spec):
+    """Base of a family of nested specs whose ``type`` picks the member on the wire (neuron
+    models, node models, coupling functions).
+
+    The family's base class subclasses this, defines ``_kinds: ClassVar[dict] = {}`` and names
+    itself in ``family``; every subclass with a ``type`` joins the family. ``Base.from_dict``
+    then builds the member that the data's ``type`` names, and rejects an unknown one listing
+    the known.
+    """
+
+    __slots__ = ()
+    family: ClassVar[str] = "spec"
+
+    @classmethod
+    def _root(cls) -> type:
+        return next(k for k in cls.__mro__ if "_kinds" in k.__dict__)
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        # dataclass(slots=True) makes the class anew: the last registration is the final class
+        if cls.type and "_kinds" not in cls.__dict__:
+            cls._root()._kinds[cls.type] = cls
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        root = cls._root()
+        if cls is root:
+            kinds = root._kinds
+            if not isinstance(data, Mapping) or data.get("type") not in kinds:
+                got = data.get("type") if isinstance(data, Mapping) else data
+                raise ModelError(f"{root.family}: 'type' must be one of "
+                                 f"{', '.join(map(repr, sorted(kinds)))} (got {got!r})")
+            return kinds[data["type"]].from_dict(data)
+        return super().from_dict(data)
+
+
 def _decode_nested(sub: type, value: Any) -> Any:
     if isinstance(value, Mapping) and ("type" in value or not _is_dict_of_specs(value)):
         return sub.from_dict(value)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from ..plan import Plan
 from ..routing import Inbox
 from ..signals import WindowResult
-from ..solver import SolverRunner, build_solver
+from ..solver import SolverRunner, build_solver, close_all
 
 
 class InProcTransport:
@@ -44,11 +44,4 @@ class InProcTransport:
 
     def close(self) -> None:
         runners, self.runners = self.runners, {}
-        errors = []
-        for runner in runners.values():
-            try:
-                runner.close()
-            except Exception as exc:  # close the others all the same
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        close_all(runners.values())

@@ -61,7 +61,7 @@ from ..errors import PolyscaleError, SolverError, TransportError
 from ..plan import Plan
 from ..routing import Inbox
 from ..signals import Samples, Spikes, WindowResult
-from ..solver import SolverRunner, build_solver
+from ..solver import SolverRunner, build_solver, close_all
 from ..time import to_ms
 
 _OK, _FAILED, _STOP = 0, 1, 2
@@ -505,17 +505,12 @@ class MpiTransport:
             signal.signal(signal.SIGINT, self._old_sigint)
             self._old_sigint = None
         runners, self.runners = self.runners, {}
-        errors = []
-        for runner in runners.values():
-            try:
-                runner.close()
-            except Exception as exc:  # close the others all the same
-                errors.append(exc)
-        for c in self.subcomms:
-            c.Free()
-        self.subcomms = []
-        if errors:
-            raise errors[0]
+        try:
+            close_all(runners.values())
+        finally:
+            for c in self.subcomms:
+                c.Free()
+            self.subcomms = []
 
 
 @contextlib.contextmanager

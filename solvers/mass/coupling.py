@@ -6,42 +6,28 @@ pre values); TVB's Difference and Kuramoto (which need the target's state) are n
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from ...coordinator.errors import ModelError
-from ...coordinator.specs import Spec
+from ...coordinator.specs import SpecFamily
 from ...coordinator.validation import require_number
 from ._kernels import COUPLING_IDS
 
 
-class CouplingFunction(Spec):
+class CouplingFunction(SpecFamily):
     """Base of the coupling functions; ``type`` picks one on the wire."""
 
     __slots__ = ()
     params: ClassVar[tuple[str, ...]] = ()
+    family: ClassVar[str] = 'coupling function'
     _kinds: ClassVar[dict[str, type]] = {}
 
-    def __init_subclass__(cls, **kw) -> None:
-        super().__init_subclass__(**kw)
-        if cls.type:
-            CouplingFunction._kinds[cls.type] = cls
 
     def __post_init__(self) -> None:
         require_number(self, *self.params)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]):
-        if cls is CouplingFunction:
-            if not isinstance(data, Mapping) or data.get("type") not in CouplingFunction._kinds:
-                got = data.get("type") if isinstance(data, Mapping) else data
-                raise ModelError(f"coupling function: 'type' must be one of "
-                                 f"{', '.join(map(repr, sorted(CouplingFunction._kinds)))} (got {got!r})")
-            return CouplingFunction._kinds[data["type"]].from_dict(data)
-        return super(CouplingFunction, cls).from_dict(data)
 
     @property
     def coupling_id(self) -> int:

@@ -15,19 +15,18 @@ Generic2dOscillator V, W                V                       dV, times gamma 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from ...coordinator.errors import ModelError
-from ...coordinator.specs import Spec
+from ...coordinator.specs import SpecFamily
 from ...coordinator.validation import require_number
 from ._kernels import MODEL_IDS
 
 
-class NodeModel(Spec):
+class NodeModel(SpecFamily):
     """Base of the node models: a nested spec whose ``type`` picks the model on the wire."""
 
     __slots__ = ()
@@ -41,25 +40,13 @@ class NodeModel(Spec):
     input_units: ClassVar[str] = ""
     #: order of the parameters in the flat array handed to the kernel
     params: ClassVar[tuple[str, ...]] = ()
+    family: ClassVar[str] = 'node model'
     _kinds: ClassVar[dict[str, type]] = {}
 
-    def __init_subclass__(cls, **kw) -> None:
-        super().__init_subclass__(**kw)
-        if cls.type:
-            NodeModel._kinds[cls.type] = cls
 
     def __post_init__(self) -> None:
         require_number(self, *self.params)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]):
-        if cls is NodeModel:
-            if not isinstance(data, Mapping) or data.get("type") not in NodeModel._kinds:
-                got = data.get("type") if isinstance(data, Mapping) else data
-                raise ModelError(f"node model: 'type' must be one of "
-                                 f"{', '.join(map(repr, sorted(NodeModel._kinds)))} (got {got!r})")
-            return NodeModel._kinds[data["type"]].from_dict(data)
-        return super(NodeModel, cls).from_dict(data)
 
     @property
     def n_sv(self) -> int:

@@ -9,41 +9,27 @@ Euler step. Units are NEST's: mV, ms, pF, pA.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from ...coordinator.errors import ModelError
-from ...coordinator.specs import Spec
+from ...coordinator.specs import SpecFamily
 from ...coordinator.validation import fail, require_number
 from . import _kernels as K
 
 
-class NeuronModel(Spec):
+class NeuronModel(SpecFamily):
     """Base of the neuron models: a nested spec whose ``type`` picks the model on the wire."""
 
     __slots__ = ()
     kind: ClassVar[int] = -1
     #: units of a synaptic weight onto this model
     weight_units: ClassVar[str] = ""
+    family: ClassVar[str] = 'neuron model'
     _kinds: ClassVar[dict[str, type]] = {}
 
-    def __init_subclass__(cls, **kw) -> None:
-        super().__init_subclass__(**kw)
-        if cls.type:
-            NeuronModel._kinds[cls.type] = cls
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]):
-        if cls is NeuronModel:
-            if not isinstance(data, Mapping) or data.get("type") not in NeuronModel._kinds:
-                got = data.get("type") if isinstance(data, Mapping) else data
-                raise ModelError(f"neuron model: 'type' must be one of "
-                                 f"{', '.join(map(repr, sorted(NeuronModel._kinds)))} (got {got!r})")
-            return NeuronModel._kinds[data["type"]].from_dict(data)
-        return super(NeuronModel, cls).from_dict(data)
 
     def _check_common(self) -> None:
         require_number(self, "tau_m_ms", "c_m_pF", positive=True)
