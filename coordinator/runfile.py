@@ -11,11 +11,14 @@ window; only a hard kill of the writing process loses the windows of the last ``
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import json
 import os
 import platform
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +39,22 @@ _SPIKE_CHUNK = 1 << 16
 # in-memory run files need names unique among the open ones: id(writer) is not (a writer can be
 # freed while the Run it returned keeps its file open, and the next writer reuses the id)
 _MEMORY_FILES = itertools.count()
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold back SIGINT during the block and raise KeyboardInterrupt after it, if one came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+    if got:
+        raise KeyboardInterrupt
 
 
 def versions() -> dict[str, str]:
@@ -72,11 +91,10 @@ class RunWriter:
         self.plan = plan
         self.flush_s = flush_s
         self.flush_bytes = flush_bytes
-        self._pending: dict[int, list[np.ndarray]] = {}   # id(dataset) -> arrays to append
-        self._datasets: dict[int, h5py.Dataset] = {}
+        # complete windows not yet written: (t1, [(dataset, values), ...]); a window joins with
+        # one list.append, so a Ctrl-C arriving anywhere leaves it either whole or absent
+        self._pending: list[tuple[int, list[tuple[h5py.Dataset, np.ndarray]]]] = []
         self._pending_bytes = 0
-        self._pending_windows = 0
-        self._t_pending = 0
         self._last_flush = time.monotonic()
         self.path = None if path is None else check_writable(path, force)
         try:
@@ -185,35 +203,32 @@ class RunWriter:
             data, tds = self._probes[pp.name]
             times = np.arange(grid_start(t0, pp.info.period_ticks), t1, pp.info.period_ticks)
             staged += [(data, out), (tds, times / TICKS_PER_MS)]
-        for ds, values in staged:
-            if len(values):
-                key = id(ds)
-                if key not in self._pending:
-                    self._pending[key] = []
-                    self._datasets[key] = ds
-                self._pending[key].append(values)
-                self._pending_bytes += values.nbytes
-        self._pending_windows += 1
-        self._t_pending = t1
+        self._pending.append((t1, [(ds, v) for ds, v in staged if len(v)]))
+        self._pending_bytes += sum(v.nbytes for _, v in staged)
         if (self._pending_bytes >= self.flush_bytes
                 or time.monotonic() - self._last_flush >= self.flush_s):
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered window to the file and flush it."""
-        for key, chunks in self._pending.items():
-            ds = self._datasets[key]
-            values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-            old = ds.shape[0]
-            ds.resize(old + len(values), axis=0)
-            ds[old:] = values
-        self._pending.clear()
-        self._pending_bytes = 0
-        self.n_windows += self._pending_windows
-        self._pending_windows = 0
-        self.f.attrs["t_done_ms"] = to_ms(self._t_pending)
-        self.f.attrs["n_windows"] = self.n_windows
-        self.f.flush()
+        """Write every buffered window to the file and flush it (Ctrl-C waits until it is done,
+        so the file never holds part of a window)."""
+        with _sigint_deferred():
+            windows, self._pending = self._pending, []
+            self._pending_bytes = 0
+            if windows:
+                by_ds: dict[int, tuple[h5py.Dataset, list[np.ndarray]]] = {}
+                for _, staged in windows:
+                    for ds, values in staged:
+                        by_ds.setdefault(id(ds), (ds, []))[1].append(values)
+                for ds, chunks in by_ds.values():
+                    values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+                    old = ds.shape[0]
+                    ds.resize(old + len(values), axis=0)
+                    ds[old:] = values
+                self.n_windows += len(windows)
+                self.f.attrs["t_done_ms"] = to_ms(windows[-1][0])
+                self.f.attrs["n_windows"] = self.n_windows
+            self.f.flush()
         self._last_flush = time.monotonic()
 
     def finish(self, status: str, **attrs: Any) -> None:

@@ -100,6 +100,18 @@ def _place(text: str) -> tuple[str, str]:
     return name, host
 
 
+def _mpi_world_size() -> int:
+    """Ranks of the MPI job this process belongs to, from the launcher's environment (MPICH/Hydra,
+    Open MPI, Slurm), without importing MPI; 1 outside a job."""
+    import os
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        try:
+            return int(os.environ[var])
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = sys.stderr
@@ -127,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"host; copy coordinator.key, worker.key and worker.key_secret to the worker hosts")
             return 0
         # run
+        ranks = _mpi_world_size()
+        if ranks > 1 and args.transport != "mpi":
+            raise ModelError(f"this process is one of {ranks} MPI ranks (started by mpiexec or srun), "
+                             f"but --transport is {args.transport!r}: every rank would run the whole "
+                             f"model and write the same file; add --transport mpi")
         model = _model(args)
         out = args.out or (Path(args.config).stem + ".h5")
         bar = None if args.quiet or not err.isatty() else _ProgressBar(err)

@@ -419,3 +419,14 @@ def test_progress_bar_on_a_terminal_and_none_in_logs(tmp_path: Path):
     logged = subprocess.run([sys.executable, "-m", "polyscale", "run", str(cfg), "--out", str(tmp_path / "b.h5")],
                             capture_output=True, text=True, timeout=60)
     assert logged.returncode == 0 and logged.stderr == ""
+
+
+def test_run_under_an_mpi_launcher_without_the_mpi_transport_is_refused(tmp_path: Path, capsys, monkeypatch):
+    """mpiexec -n 4 polyscale run ... without --transport mpi would run the model 4 times over."""
+    monkeypatch.setenv("PMI_SIZE", "4")
+    cfg = tmp_path / "m.py"
+    cfg.write_text(LONG.replace("t_stop_ms=1e5", "t_stop_ms=1.0"))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"one of 4 MPI ranks .* but --transport is 'inproc'.*add --transport mpi", err), err
+    assert not (tmp_path / "x.h5").exists()

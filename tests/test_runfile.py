@@ -503,3 +503,43 @@ def test_summary_rate_counts_only_the_recorded_channels(run_file: Path):
         text = run.summary()
     # one spike on one recorded channel in 2 ms: 500 Hz (not 1 / (4 x 2 ms) = 125 Hz)
     assert re.search(r"^  kick/spikes: 1 spikes from 1 channels \(500 Hz per channel\)$", text, re.M)
+
+
+def test_ctrl_c_while_windows_are_written_out_leaves_only_whole_windows(run_file: Path, monkeypatch):
+    """A SIGINT that lands while the writer appends its buffer is held until every dataset has
+    the window: the file never holds part of one (seen with a real Ctrl-C under mpiexec)."""
+    import os
+    import signal
+
+    from polyscale.coordinator.runfile import RunWriter
+    from polyscale.coordinator.transports.inproc import InProcTransport
+
+    m = ps.Model(seed=1, t_stop_ms=1.0, window_ms=0.1)
+    m.solver("a", ps.solvers.LinearSystem(a=[[0.0]], c=[1.0]))
+    m.solver("b", ps.solvers.LinearSystem(a=[[0.0]], c=[2.0]))
+    m.record("a.x")
+    m.record("b.x")
+    plan = m.check()
+    writer = RunWriter(run_file, plan, flush_s=1e9)
+    tr = InProcTransport()
+    tr.start(plan)
+    for t0, t1 in list(plan.windows())[:4]:
+        writer.append(t0, t1, tr.advance(t0, t1))
+    resize = h5py.Dataset.resize
+    calls = []
+
+    def resize_then_interrupt(self, *args, **kw):
+        calls.append(self.name)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C after the first dataset grew
+        return resize(self, *args, **kw)
+
+    monkeypatch.setattr(h5py.Dataset, "resize", resize_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        writer.flush()
+    monkeypatch.setattr(h5py.Dataset, "resize", resize)
+    assert len(calls) == 4                                 # data and time of both signals
+    writer.finish("failed: interrupted")
+    with ps.load(run_file) as run:
+        assert run.attrs["n_windows"] == 4
+        assert run.signal("a", "x").data.shape == run.signal("b", "x").data.shape == (4, 1)
