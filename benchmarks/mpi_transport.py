@@ -1,7 +1,6 @@
 """The mpi transport against raw mpi4py loops: per-window cost and spike routing throughput.
 
-Written separately from benchmarks/transport.py (the ZeroMQ transport's, being written at the
-same time); the two can be merged into one table later. Run it outside mpiexec: it starts one
+benchmarks/transport.py runs it as its part 6, so one run prints both transports' tables. Run it outside mpiexec: it starts one
 ``mpiexec -n K`` job per row (MPICH from the ``mpi`` extra, or Open MPI) running this file in
 worker mode, and prints the table.
 

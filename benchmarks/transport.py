@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import zmq
@@ -263,6 +265,16 @@ def main() -> None:
             hub = ring_step_us(k, size, False, steps // q)
             direct = ring_step_us(k, size, True, steps // q)
             print(f"   {k:>7} {size:>8} {hub:>20.1f} {direct:>8.1f}")
+
+    print("\n6. the mpi transport against raw mpi4py loops (benchmarks/mpi_transport.py, same run)")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        print("   skipped: mpi4py is not installed (pip install -e '.[mpi]')")
+        return
+    mpi_args = ["--steps", str(20000 // q), "--windows", str(5000 // q), "--spikes", "100000"]
+    subprocess.run([sys.executable, str(Path(__file__).with_name("mpi_transport.py")), *mpi_args],
+                   check=True)
 
 
 if __name__ == "__main__":
