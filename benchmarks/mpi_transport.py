@@ -1,8 +1,8 @@
 """The mpi transport against raw mpi4py loops: per-window cost and spike routing throughput.
 
 benchmarks/transport.py runs it as its part 6, so one run prints both transports' tables.
-Run it outside mpiexec: it starts one ``mpiexec -n K`` job per row (MPICH from the ``mpi`` extra, or Open MPI) running this file in
-worker mode, and prints the table.
+Run it outside mpiexec: it starts one ``mpiexec -n K`` job per row (MPICH from the ``mpi``
+extra, or Open MPI) running this file in worker mode, and prints the table.
 
 Rows:
 
