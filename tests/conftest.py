@@ -40,3 +40,26 @@ def reference() -> Path:
 @pytest.fixture(scope="session")
 def examples_dir() -> Path:
     return REPO / "examples"
+
+
+def interrupt_when_running(cmd, out: Path, *, env=None, settle_s: float = 3.0):
+    """Start ``cmd`` (a `polyscale run` writing ``out``), send it SIGINT once the run file exists
+    and ``settle_s`` more seconds have passed (compile, windows written out), and return
+    (returncode, stderr). Bounded: never waits more than ~90 s."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)   # the file appears once imports are done and the model is planned
+        time.sleep(settle_s)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    return proc.returncode, err
+

@@ -16,6 +16,8 @@ import pytest
 import polyscale as ps
 from polyscale.cli import main
 
+from conftest import interrupt_when_running
+
 CONFIG = """\
 import polyscale as ps
 
@@ -364,25 +366,12 @@ model.record("a.x")
 def test_sigint_stops_a_real_run_with_130_and_a_valid_file(tmp_path: Path):
     """SIGINT (Ctrl-C) to a running `polyscale run`: exit 130, status 'failed: interrupted',
     and every written window complete (samples = windows x samples per window)."""
-    import signal
-    import time
-
     out = tmp_path / "long.h5"
     cfg = tmp_path / "long.py"
     cfg.write_text(LONG)
-    proc = subprocess.Popen([sys.executable, "-m", "polyscale", "run", str(cfg), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)   # the file appears once imports are done and the model is planned
-        time.sleep(3.0)        # compile, then windows written out (the writer flushes every second)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
+    returncode, err = interrupt_when_running(
+        [sys.executable, "-m", "polyscale", "run", str(cfg), "--out", str(out)], out)
+    assert returncode == 130, err
     assert "interrupted; the run file keeps every complete window" in err
     with ps.load(out) as run:
         assert run.status.startswith("failed: interrupted (KeyboardInterrupt)")

@@ -25,6 +25,8 @@ import polyscale as ps
 from polyscale.coordinator.plan import make_plan
 from polyscale.coordinator.time import to_ticks
 
+from conftest import interrupt_when_running
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -357,26 +359,14 @@ model.record("b.x")
 def test_sigint_to_mpiexec_stops_every_rank_with_130_and_a_valid_file(tmp_path):
     """Ctrl-C reaches every rank; rank 0 alone stops the run through the exchange, so no rank is
     left waiting in a collective, and the file holds whole windows (both solvers, same length)."""
-    import signal
-    import time
     cmd, env = launcher(2)
     cfg = tmp_path / "long.py"
     cfg.write_text(LONG)
     out = tmp_path / "long.h5"
-    proc = subprocess.Popen([*cmd, sys.executable, "-m", "polyscale", "run", str(cfg), "-o", str(out),
-                             "--transport", "mpi", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(2.5)        # windows written out (the writer flushes every second)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
+    returncode, err = interrupt_when_running(
+        [*cmd, sys.executable, "-m", "polyscale", "run", str(cfg), "-o", str(out), "--transport", "mpi", "-q"],
+        out, env=env, settle_s=2.5)
+    assert returncode == 130, err
     assert "interrupted; the run file keeps every complete window" in err
     with ps.load(out) as run:
         assert run.status.startswith("failed: interrupted (KeyboardInterrupt)")
