@@ -58,7 +58,23 @@ class NeuronModel(SpecFamily):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IafPscDelta(NeuronModel):
+class _Lif(NeuronModel):
+    """The parameters both LIF models share (NEST's names and defaults; mV, ms, pF, pA)."""
+
+    tau_m_ms: float = 10.0
+    c_m_pF: float = 250.0
+    e_l_mV: float = -70.0
+    v_th_mV: float = -55.0
+    v_reset_mV: float = -70.0
+    t_ref_ms: float = 2.0
+    i_e_pA: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._check_common()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IafPscDelta(_Lif):
     """Leaky integrate-and-fire, delta synapses (NEST's ``iaf_psc_delta``; NEST's defaults).
 
     C dV/dt = -(C / tau_m)(V - E_L) + I_e + I(t); a spike of weight w (mV) makes V jump by w.
@@ -69,17 +85,7 @@ class IafPscDelta(NeuronModel):
     kind: ClassVar[int] = K.DELTA
     weight_units: ClassVar[str] = "mV"
 
-    tau_m_ms: float = 10.0
-    c_m_pF: float = 250.0
-    e_l_mV: float = -70.0
-    v_th_mV: float = -55.0
-    v_reset_mV: float = -70.0
-    t_ref_ms: float = 2.0
-    i_e_pA: float = 0.0
     v_init_mV: float | None = None
-
-    def __post_init__(self) -> None:
-        self._check_common()
 
 
 def _syn_propagator(tau_s: float, tau_m: float, c_m: float, h: float) -> float:
@@ -93,7 +99,7 @@ def _syn_propagator(tau_s: float, tau_m: float, c_m: float, h: float) -> float:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IafPscExp(NeuronModel):
+class IafPscExp(_Lif):
     """Leaky integrate-and-fire, exponential current synapses (NEST's ``iaf_psc_exp``).
 
     C dV/dt = -(C / tau_m)(V - E_L) + I_ex + I_in + I_e + I(t); tau_syn dI_x/dt = -I_x; a spike
@@ -105,13 +111,6 @@ class IafPscExp(NeuronModel):
     kind: ClassVar[int] = K.EXP
     weight_units: ClassVar[str] = "pA"
 
-    tau_m_ms: float = 10.0
-    c_m_pF: float = 250.0
-    e_l_mV: float = -70.0
-    v_th_mV: float = -55.0
-    v_reset_mV: float = -70.0
-    t_ref_ms: float = 2.0
-    i_e_pA: float = 0.0
     tau_syn_ex_ms: float = 2.0
     tau_syn_in_ms: float = 2.0
     v_init_mV: float | None = None
