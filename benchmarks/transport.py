@@ -52,9 +52,8 @@ def _raw_worker(endpoint: str) -> None:
     ctx.term()
 
 
-def raw_step_us(k: int, steps: int) -> float:
-    """Wall time per step (us): the ROUTER sends 1 KiB to each of ``k`` workers and waits for
-    1 KiB back from each."""
+def _router_with_workers(k: int, worker, *args):
+    """A ROUTER bound on loopback and ``k`` forked processes running ``worker(endpoint, *args)``."""
     ctx = zmq.Context()
     r = ctx.socket(zmq.ROUTER)
     r.linger = 0
@@ -65,10 +64,17 @@ def raw_step_us(k: int, steps: int) -> float:
         pid = os.fork()
         if pid == 0:
             try:
-                _raw_worker(endpoint)
+                worker(endpoint, *args)
             finally:
                 os._exit(0)
         pids.append(pid)
+    return ctx, r, pids
+
+
+def raw_step_us(k: int, steps: int) -> float:
+    """Wall time per step (us): the ROUTER sends 1 KiB to each of ``k`` workers and waits for
+    1 KiB back from each."""
+    ctx, r, pids = _router_with_workers(k, _raw_worker)
     ids = [r.recv_multipart()[0] for _ in range(k)]
     payload = b"c" * 1024
     for _ in range(100):  # warm up
@@ -126,20 +132,7 @@ def _ring_worker(endpoint: str, direct: bool, size: int) -> None:
 
 def ring_step_us(k: int, size: int, direct: bool, steps: int) -> float:
     """Wall time per step (us) of ``k`` workers in a ring passing ``size`` bytes on each step."""
-    ctx = zmq.Context()
-    r = ctx.socket(zmq.ROUTER)
-    r.linger = 0
-    r.bind("tcp://127.0.0.1:*")
-    endpoint = r.getsockopt_string(zmq.LAST_ENDPOINT)
-    pids = []
-    for _ in range(k):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _ring_worker(endpoint, direct, size)
-            finally:
-                os._exit(0)
-        pids.append(pid)
+    ctx, r, pids = _router_with_workers(k, _ring_worker, direct, size)
     hello = [r.recv_multipart() for _ in range(k)]
     ids = [h[0] for h in hello]
     for i in range(k):
