@@ -1,4 +1,5 @@
 """Connectome spec and loader: formats, delays (TVB's rounding), bad input."""
+import re
 import zipfile
 
 import msgpack
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 import polyscale as ps
-from polyscale.solvers.mass import Connectome, RegionNetwork, load_connectome
+from polyscale.solvers.mass import Connectome, RegionNetwork, load_connectome, spherical_connectome
 
 
 def arrays(n=5, seed=0):
@@ -18,7 +19,8 @@ def arrays(n=5, seed=0):
 
 def test_tvb_zip_folder_npz_and_npy_give_the_same_connectome(tmp_path):
     w, t, labels = arrays()
-    want = Connectome(weights=w, tract_lengths_mm=t, speed_mm_per_ms=4.0, labels=labels)
+    centres = np.tile([0.0, 1.0, 2.0], (len(labels), 1))
+    want = Connectome(weights=w, tract_lengths_mm=t, speed_mm_per_ms=4.0, labels=labels, centres_mm=centres)
     # TVB's zip layout: whitespace text, centres.txt with the label first
     folder = tmp_path / "tvb"
     folder.mkdir()
@@ -28,12 +30,14 @@ def test_tvb_zip_folder_npz_and_npy_give_the_same_connectome(tmp_path):
     with zipfile.ZipFile(tmp_path / "conn.zip", "w") as z:
         for f in folder.iterdir():
             z.write(f, f.name)
-    np.savez(tmp_path / "conn.npz", weights=w, tract_lengths_mm=t, labels=np.array(labels))
+    np.savez(tmp_path / "conn.npz", weights=w, tract_lengths_mm=t, labels=np.array(labels), centres_mm=centres)
     np.save(tmp_path / "c_weights.npy", w)
     np.save(tmp_path / "c_tract_lengths_mm.npy", t)
     (tmp_path / "c_region_labels.txt").write_text("\n".join(labels))
-    for path in (folder, tmp_path / "conn.zip", tmp_path / "conn.npz", tmp_path / "c_weights.npy"):
+    for path in (folder, tmp_path / "conn.zip", tmp_path / "conn.npz"):
         assert load_connectome(path, speed_mm_per_ms=4.0) == want, path
+    # a bare weights .npy has no centres
+    assert load_connectome(tmp_path / "c_weights.npy", speed_mm_per_ms=4.0) == want.replace(centres_mm=None)
 
 
 def test_csv_text_matrices_are_read(tmp_path):
@@ -115,3 +119,32 @@ def test_large_matrices_travel_packed_exactly_and_small_ones_as_tuples():
     assert small.weights == ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
     with pytest.raises(ps.ModelError, match=r"'weights' is a string but not a packed matrix"):
         Connectome(weights="f8le-b64:3:AAAA")
+
+
+def test_spherical_connectome_follows_the_exponential_distance_rule():
+    c = spherical_connectome(40, radius_mm=70.0, lambda_mm=20.0, min_weight=0.05)
+    x, w, d = c.centre_array(), c.weight_matrix(), c.length_matrix()
+    # every centre on the sphere, region 0 nearest the top
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 70.0, rtol=1e-12)
+    assert np.argmax(x[:, 2]) == 0
+    np.testing.assert_allclose(d, np.linalg.norm(x[:, None] - x[None], axis=-1), rtol=1e-12)
+    kept = w > 0
+    np.testing.assert_allclose(w[kept], np.exp(-d[kept] / 20.0), rtol=1e-12)
+    assert (np.exp(-d[~kept & ~np.eye(40, dtype=bool)] / 20.0) < 0.05).all()
+    np.testing.assert_array_equal(w, w.T)
+    assert Connectome.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(n_regions=1), "'n_regions' must be an integer >= 2"),
+    (dict(lambda_mm=0.0), "'lambda_mm' must be a finite number > 0"),
+    (dict(min_weight=1.0), "'min_weight' must be in [0, 1)"),
+])
+def test_spherical_connectome_rejects_bad_parameters(kw, message):
+    with pytest.raises(ps.ModelError, match=re.escape(message)):
+        spherical_connectome(**kw)
+
+
+def test_centres_must_be_one_row_per_region():
+    with pytest.raises(ps.ModelError, match=re.escape("'centres_mm' must be 2 rows of 3 finite numbers")):
+        Connectome(weights=[[0, 1.0], [1.0, 0]], centres_mm=[[0, 0, 1.0]])

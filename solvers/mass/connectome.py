@@ -85,12 +85,15 @@ class Connectome(Spec):
     tract_lengths_mm : (n, n) tract lengths (mm) or None (no delays); as weights
     speed_mm_per_ms : conduction speed (mm/ms = m/s)
     labels : n region names, or None
+    centres_mm : (n, 3) region centres (mm) in the head's coordinate system, or None; what
+        region dipoles for EEG/MEG are placed at
     """
 
     weights: tuple | str
     tract_lengths_mm: tuple | str | None = None
     speed_mm_per_ms: float = 3.0
     labels: tuple | None = None
+    centres_mm: tuple | None = None
 
     def __post_init__(self) -> None:
         require_number(self, "speed_mm_per_ms", positive=True)
@@ -104,6 +107,10 @@ class Connectome(Spec):
             labels = as_tuple(self, "labels", str)
             if len(labels) != n:
                 raise fail(self, f"'labels' must name all {n} regions (got {len(labels)})")
+        if self.centres_mm is not None:
+            c = np.array(as_tuple(self, "centres_mm", float))
+            if c.shape != (n, 3) or not np.isfinite(c).all():
+                raise fail(self, f"'centres_mm' must be {n} rows of 3 finite numbers (got shape {c.shape})")
 
     @classmethod
     def example(cls) -> "Connectome":
@@ -123,6 +130,10 @@ class Connectome(Spec):
     def length_matrix(self) -> np.ndarray | None:
         """(n, n) float64 tract lengths (mm), or None."""
         return None if self.tract_lengths_mm is None else _array(self.tract_lengths_mm)
+
+    def centre_array(self) -> np.ndarray | None:
+        """(n, 3) float64 region centres (mm), or None."""
+        return None if self.centres_mm is None else np.array(self.centres_mm, dtype=np.float64)
 
     def delay_steps(self, dt_ms: float) -> np.ndarray:
         """(n, n) int64 delays in steps of dt_ms: rint(length / speed / dt), half to even, as TVB."""
@@ -153,11 +164,13 @@ def load_connectome(path: str | os.PathLike, *, speed_mm_per_ms: float = 3.0) ->
         files = _read_folder(p)
         w = _text_matrix(files, "weights", p)
         t = _text_matrix(files, "tract_lengths", p) if _has(files, "tract_lengths") else None
-        labels = None
+        labels = centres = None
         if _has(files, "centres"):
             rows = [ln.split() for ln in _get(files, "centres").splitlines() if ln.strip()]
             labels = tuple(r[0] for r in rows)
-        return _make(w, t, labels, speed_mm_per_ms, p)
+            if all(len(r) == 4 for r in rows):
+                centres = np.array([[float(v) for v in r[1:]] for r in rows])
+        return _make(w, t, labels, speed_mm_per_ms, p, centres)
     if p.suffix == ".npz":
         with np.load(p, allow_pickle=False) as z:
             if "weights" not in z:
@@ -165,7 +178,8 @@ def load_connectome(path: str | os.PathLike, *, speed_mm_per_ms: float = 3.0) ->
             w = z["weights"]
             t = z["tract_lengths_mm"] if "tract_lengths_mm" in z else None
             labels = tuple(str(s) for s in z["labels"]) if "labels" in z else None
-        return _make(w, t, labels, speed_mm_per_ms, p)
+            centres = z["centres_mm"] if "centres_mm" in z else None
+        return _make(w, t, labels, speed_mm_per_ms, p, centres)
     if p.suffix == ".npy" and "weights" in p.name:
         w = np.load(p, allow_pickle=False)
         t = None
@@ -185,13 +199,16 @@ def load_connectome(path: str | os.PathLike, *, speed_mm_per_ms: float = 3.0) ->
                      "(weights.txt, tract_lengths.txt), a .npz, or a *weights*.npy")
 
 
-def _make(w, t, labels, speed, p) -> Connectome:
+def _make(w, t, labels, speed, p, centres=None) -> Connectome:
     w = np.asarray(w, dtype=np.float64)
     if labels is not None and len(labels) != w.shape[0]:
         labels = None  # a labels file that does not match is ignored rather than guessed at
+    if centres is not None and np.shape(centres) != (w.shape[0], 3):
+        centres = None
     try:
         return Connectome(weights=w, tract_lengths_mm=None if t is None else np.asarray(t, float),
-                          speed_mm_per_ms=speed, labels=labels)
+                          speed_mm_per_ms=speed, labels=labels,
+                          centres_mm=None if centres is None else np.asarray(centres, float))
     except ModelError as exc:
         raise ModelError(f"connectome from {str(p)!r}: {exc}") from None
 
@@ -217,3 +234,34 @@ def _text_matrix(files: dict[str, str], stem: str, p: Path) -> np.ndarray:
     text = _get(files, stem)
     delim = "," if "," in text.splitlines()[0] else None
     return np.loadtxt(io.StringIO(text), delimiter=delim, ndmin=2)
+
+
+def spherical_connectome(n_regions: int = 76, *, radius_mm: float = 70.0, lambda_mm: float = 20.0,
+                         min_weight: float = 0.05, speed_mm_per_ms: float = 3.0) -> Connectome:
+    """A synthetic, licence-free stand-in for a connectome: ``n_regions`` regions spread evenly
+    (Fibonacci lattice) on a sphere of ``radius_mm``, region 0 nearest the top (0, 0, r).
+
+    Weights follow the exponential distance rule (Ercsey-Ravasz et al. 2013, Neuron 80:184):
+    ``w_ij = exp(-d_ij / lambda_mm)`` for the straight-line distance d_ij (mm), set to 0 below
+    ``min_weight`` and on the diagonal; symmetric, maximum 1. Tract lengths are the straight-line
+    distances. It has the spatial statistics of a cortical network and none of its anatomy: use
+    a measured connectome (``load_connectome``) for anything region-specific.
+    """
+    if not isinstance(n_regions, int) or n_regions < 2:
+        raise ModelError(f"spherical_connectome: 'n_regions' must be an integer >= 2 (got {n_regions!r})")
+    for name, v in (("radius_mm", radius_mm), ("lambda_mm", lambda_mm), ("speed_mm_per_ms", speed_mm_per_ms)):
+        if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+            raise ModelError(f"spherical_connectome: {name!r} must be a finite number > 0 (got {v!r})")
+    if not (isinstance(min_weight, (int, float)) and 0 <= min_weight < 1):
+        raise ModelError(f"spherical_connectome: 'min_weight' must be in [0, 1) (got {min_weight!r})")
+    k = np.arange(n_regions) + 0.5
+    z = 1.0 - 2.0 * k / n_regions                       # evenly spaced heights: equal areas
+    phi = np.pi * (1.0 + 5.0 ** 0.5) * k                 # golden-angle turns
+    rho = np.sqrt(1.0 - z * z)
+    centres = radius_mm * np.column_stack([rho * np.cos(phi), rho * np.sin(phi), z])
+    d = np.linalg.norm(centres[:, None, :] - centres[None, :, :], axis=-1)
+    w = np.exp(-d / lambda_mm)
+    np.fill_diagonal(w, 0.0)
+    w[w < min_weight] = 0.0
+    return Connectome(weights=w, tract_lengths_mm=d, speed_mm_per_ms=speed_mm_per_ms,
+                      labels=tuple(f"r{i:02d}" for i in range(n_regions)), centres_mm=centres)
