@@ -7,5 +7,8 @@ of external simulators (NEST, NEURON, TVB) too.
 """
 from .affine import Affine
 from .spikes_to_rate import SpikesToRate
+# wrappers of external simulators: submodules (ps.adapters.neuron.NeuronCells, ...), which
+# import without their simulator and name the extra to install when a spec is built
+from . import neuron, tvb  # noqa: E402
 
 __all__ = ["Affine", "SpikesToRate"]

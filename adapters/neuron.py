@@ -1,0 +1,354 @@
+"""NEURON as a polyscale solver: cells the user builds with hoc or Python, run by NEURON itself
+window by window inside the worker, with the ports of the built-in cable solver.
+
+A build callable (``builder='pkg.mod:make_cells'`` or ``'path/to/file.py:make_cells'``, called
+as ``make_cells(**params)`` in the worker) creates the cells and returns them: a list of ``n``
+objects (or dicts), each with a section named by ``soma`` (the spike source and recording
+site, at its x = 0.5) and point processes named by ``synapses`` (attributes or keys). The cells
+are placed in tissue by their own 3D points (``pt3dadd``); sections without any get NEURON's
+``define_shape()`` layout.
+
+Time: NEURON's fixed step (``cvode_active(0)``) at ``h.dt = dt_ms``; ``h.finitialize(v_init)``
+once when built, then ``h.continuerun(t1)`` per window, so a run split into windows is the run
+NEURON makes in one go. The coordinator only asks for windows that are whole numbers of dt.
+
+Ports (as solvers/cell's CellPopulation):
+
+* ``spikes`` out: NEURON's NetCon threshold detection at ``soma(0.5)``; each spike time is
+  refined by linear interpolation of v over the step it was detected in, as the built-in
+  solver does, and kept inside that step.
+* ``v_soma`` out: v at ``soma(0.5)`` (mV) at the start of every step.
+* ``syn`` in: spikes onto the synapses, channel ``cell * len(synapses) + j``, the spike's weight
+  the NetCon weight (uS for NEURON's conductance synapses). The delivered spikes already carry
+  the coupling's delay (their tick is the arrival time), so they go into NEURON's event queue
+  with ``NetCon.event(t)`` at that time, which does not add the NetCon's own delay: the total
+  delay is the coupling's. An arrival between two steps is delivered at the start of the step
+  it falls in (as the built-in solver). One source-less NetCon per (synapse, weight).
+* ``i_inj`` in: current (nA) at ``soma(0.5)`` through an IClamp, held over each step. A window
+  with nonzero current is stepped with ``h.fadvance()`` so that the amplitude can change every
+  step; windows without it run at NEURON's full speed.
+
+Transmembrane currents (``record_currents=True``): ``cvode.use_fast_imem(1)`` and the
+``i_membrane_`` (nA) of every segment, and the segments' end points from the sections' 3D points
+(as LFPykit's CellGeometry from NEURON), so the probes that read the built-in cable solver read
+this one the same way (``segment_geometry()``, ``transmembrane_currents()``).
+
+hoc is one interpreter per process: one NeuronCells solver per process at a time (a second
+raises ModelError; run models with several on the zmq or mpi transport, one per worker).
+Needs ``pip install 'polyscale[neuron]'``; this module imports without it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from ..coordinator.errors import ModelError
+from ..coordinator.signals import Port, Samples, Spikes, WindowResult
+from ..coordinator.specs import SolverContext, SolverSpec
+from ..coordinator.time import TICKS_PER_MS, to_ticks
+from ..coordinator.validation import as_tuple, fail, require_int, require_number, require_str
+from .tvb import load_target
+
+EXTRA = "neuron"
+
+#: the live NeuronCells solver of this process, if any (hoc is one interpreter per process)
+_LIVE: list = []
+
+
+def _import_neuron():
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    try:
+        from neuron import h
+    except ImportError as exc:
+        raise ModelError(f"neuron_cells needs NEURON: pip install 'polyscale[{EXTRA}]' ({exc})") from None
+    h.load_file("stdrun.hoc")
+    return h
+
+
+def _part(cell, name: str, what: str, i: int):
+    if isinstance(cell, dict):
+        obj = cell.get(name)
+    else:
+        obj = getattr(cell, name, None)
+    if obj is None:
+        raise ModelError(f"neuron_cells: cell {i} has no {what} {name!r}")
+    return obj
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NeuronCells(SolverSpec):
+    """Cells built in NEURON by a user's callable, run by NEURON (see the module docstring).
+
+    Parameters
+    ----------
+    builder : 'package.module:function' or 'path/to/file.py:function'; ``function(**params)``
+        returns the list of ``n`` cells
+    params : keyword arguments of the builder (plain data)
+    n : number of cells the builder returns (checked)
+    soma : name of each cell's section that is the spike source and recording site (x = 0.5)
+    synapses : names of each cell's point processes fed by the ``syn`` port
+    threshold_mV : upward crossing at soma(0.5) that is a spike (NetCon threshold)
+    v_init_mV : h.finitialize's voltage; celsius : h.celsius (C)
+    dt_ms : NEURON's fixed step h.dt (ms)
+    record_currents : record every segment's i_membrane_ for the probes (costs time and memory)
+
+    Ports
+    -----
+    spikes : out, spikes (n,); v_soma : out, analog (n,) mV every dt;
+    syn : in, spikes (n * len(synapses),), weight in the synapse's weight units (uS);
+    i_inj : in, analog (n,) nA every dt, at soma(0.5)
+    """
+
+    type: ClassVar[str] = "neuron_cells"
+    level: ClassVar[str] = "I"
+
+    builder: str
+    params: dict = field(default_factory=dict)
+    n: int = 1
+    soma: str = "soma"
+    synapses: tuple = ()
+    threshold_mV: float = 0.0
+    v_init_mV: float = -65.0
+    celsius: float = 6.3
+    dt_ms: float = 0.025
+    record_currents: bool = False
+
+    def __post_init__(self) -> None:
+        require_str(self, "builder", "soma")
+        if ":" not in self.builder:
+            raise fail(self, f"'builder' must be 'package.module:function' or "
+                             f"'path/to/file.py:function' (got {self.builder!r})")
+        if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
+            raise fail(self, f"'params' must be a dict with string keys (got {self.params!r})")
+        require_int(self, "n", minimum=1)
+        syn = as_tuple(self, "synapses")
+        for s in syn:
+            if not isinstance(s, str) or not s:
+                raise fail(self, f"'synapses' must hold names of point processes (got {s!r})")
+        if len(set(syn)) != len(syn):
+            raise fail(self, f"'synapses' names one twice (got {syn!r})")
+        require_number(self, "threshold_mV", "v_init_mV", "celsius")
+        require_number(self, "dt_ms", positive=True)
+        to_ticks(self.dt_ms, "neuron_cells: dt_ms")
+        if not isinstance(self.record_currents, bool):
+            raise fail(self, f"'record_currents' must be True or False (got {self.record_currents!r})")
+
+    @classmethod
+    def example(cls) -> "NeuronCells":
+        return cls(builder="my_cells:make", params={"n": 2}, n=2, synapses=("syn",))
+
+    def ports(self) -> dict[str, Port]:
+        p = to_ticks(self.dt_ms, "neuron_cells: dt_ms")
+        out = {"spikes": Port("spikes", "out", self.n, "", None,
+                              f"{self.threshold_mV:g} mV upward crossings at {self.soma}(0.5)"),
+               "v_soma": Port("analog", "out", self.n, "mV", p, f"voltage at {self.soma}(0.5) at the start of each step")}
+        if self.synapses:
+            out["syn"] = Port("spikes", "in", self.n * len(self.synapses), "uS", None,
+                              "spikes onto synapses; channel = cell * n_syn + synapse; weight uS")
+        out["i_inj"] = Port("analog", "in", self.n, "nA", p, f"current injected at {self.soma}(0.5)")
+        return out
+
+    def build(self, ctx: SolverContext | None) -> "NeuronSolver":
+        return NeuronSolver(self)
+
+
+class NeuronSolver:
+    """The live solver: NEURON's cells, stepped window by window."""
+
+    def __init__(self, spec: NeuronCells):
+        h = _import_neuron()
+        if _LIVE:
+            raise ModelError("neuron_cells: NEURON's hoc interpreter is one per process and another "
+                             "neuron_cells solver is already running in this one; run this model "
+                             "with transport='zmq' (or 'mpi') so each gets its own worker process")
+        self.spec, self.h = spec, h
+        self.dt_ticks = to_ticks(spec.dt_ms, "neuron_cells: dt_ms")
+        self.dt = self.dt_ticks / TICKS_PER_MS
+        cells = load_target(spec.builder, "neuron_cells: builder")(**spec.params)
+        if isinstance(cells, dict) or not hasattr(cells, "__len__"):
+            raise ModelError(f"neuron_cells: builder {spec.builder!r} must return a list of cells "
+                             f"(got {type(cells).__name__})")
+        cells = list(cells)
+        if len(cells) != spec.n:
+            raise ModelError(f"neuron_cells: builder {spec.builder!r} made {len(cells)} cells but "
+                             f"n is {spec.n}")
+        _LIVE.append(self)
+        self.cells = cells
+        self.soma = [_part(c, spec.soma, "section", i) for i, c in enumerate(cells)]
+        self.syn = [[_part(c, s, "synapse", i) for s in spec.synapses] for i, c in enumerate(cells)]
+        h.cvode_active(0)
+        if spec.record_currents:
+            h.cvode.use_fast_imem(1)
+        h.dt = self.dt
+        h.steps_per_ms = 1.0 / self.dt
+        h.celsius = spec.celsius
+        h.define_shape()     # 3D points for sections the builder left without any
+        self.v_rec = [h.Vector().record(s(0.5)._ref_v) for s in self.soma]
+        self.spk = []
+        self.detectors = []
+        for s in self.soma:
+            nc = h.NetCon(s(0.5)._ref_v, None, sec=s)
+            nc.threshold = spec.threshold_mV
+            vec = h.Vector()
+            nc.record(vec)
+            self.detectors.append(nc)
+            self.spk.append(vec)
+        self.n_seen = [0] * spec.n
+        self.clamps = []
+        for s in self.soma:
+            ic = h.IClamp(s(0.5))
+            ic.delay, ic.dur, ic.amp = 0.0, 1e9, 0.0
+            self.clamps.append(ic)
+        self.netcons: dict = {}
+        self.imem: np.ndarray | None = None
+        self._segments = None
+        if spec.record_currents:
+            self._segments = self._collect_segments()
+            self.i_rec = [h.Vector().record(seg._ref_i_membrane_) for seg in self._segments[0]]
+        h.finitialize(spec.v_init_mV)
+        self.step = 0
+        self.n_spikes = 0
+
+    # --- the window ---------------------------------------------------------------------
+    def advance(self, t0: int, t1: int, inputs) -> WindowResult:
+        h, dt_t = self.h, self.dt_ticks
+        steps = (t1 - t0) // dt_t
+        n0 = t0 // dt_t
+        syn_in = inputs.get("syn") if inputs else None
+        if syn_in is not None and len(syn_in):
+            self._queue(syn_in, t0)
+        i_inj = inputs.get("i_inj") if inputs else None
+        if i_inj is not None and np.asarray(i_inj.data).any():
+            amps = np.asarray(i_inj.data, dtype=np.float64)
+            for k in range(steps):
+                for ic, a in zip(self.clamps, amps[k]):
+                    ic.amp = a
+                h.fadvance()
+            for ic in self.clamps:
+                ic.amp = 0.0
+        else:
+            h.continuerun((n0 + steps) * self.dt)
+        if h.t < (n0 + steps - 0.5) * self.dt:
+            raise ModelError(f"neuron_cells: NEURON stopped at t = {h.t:g} ms before the window's end "
+                             f"({(n0 + steps) * self.dt:g} ms); is something calling stoprun?")
+        v = np.empty((steps, self.spec.n))
+        ticks, ids = [], []
+        thr = self.spec.threshold_mV
+        for c, vec in enumerate(self.v_rec):
+            a = vec.as_numpy()
+            if a.shape[0] != steps + 1:
+                raise ModelError(f"neuron_cells: expected {steps + 1} voltage samples in the window, "
+                                 f"NEURON recorded {a.shape[0]}; did the builder change h.dt?")
+            v[:, c] = a[:steps]
+            spk = self.spk[c]
+            new = spk.as_numpy()[self.n_seen[c]:]
+            self.n_seen[c] = int(spk.size())
+            for ts in new:
+                # detected at the end of step j (NEURON's fixed step); refine within the step
+                i = int(round(ts / self.dt)) - n0
+                i = min(max(i, 1), steps)
+                lo, hi = a[i - 1], a[i]
+                frac = (thr - lo) / (hi - lo) if hi != lo else 1.0
+                frac = min(max(frac, 0.0), 1.0)
+                off = min(int(np.rint(frac * dt_t)), dt_t - 1)
+                ticks.append(t0 + (i - 1) * dt_t + off)
+                ids.append(c)
+            last = a[steps]
+            vec.resize(0)
+            vec.append(last)
+        if self.spec.record_currents:
+            cur = np.empty((steps, len(self.i_rec)))
+            for j, vec in enumerate(self.i_rec):
+                a = vec.as_numpy()
+                # entry 0 is the current over the step before the window (or the initial one)
+                cur[:, j] = a[1:steps + 1]
+                last = a[steps]
+                vec.resize(0)
+                vec.append(last)
+            self.imem = cur
+        self.step = n0 + steps
+        self.n_spikes += len(ticks)
+        t_arr, i_arr = np.array(ticks, dtype=np.int64), np.array(ids, dtype=np.int64)
+        order = np.lexsort((i_arr, t_arr))
+        return WindowResult(outputs={"spikes": Spikes(t_arr[order], i_arr[order]),
+                                     "v_soma": Samples(t0, dt_t, v)})
+
+    def _queue(self, spikes: Spikes, t0: int) -> None:
+        h, n_syn = self.h, len(self.spec.synapses)
+        ids = np.asarray(spikes.ids, dtype=np.int64)
+        if ids.min() < 0 or ids.max() >= n_syn * self.spec.n:
+            raise ModelError(f"neuron_cells: 'syn' spike channel out of range 0..{n_syn * self.spec.n - 1}")
+        w = spikes.weights if spikes.weights is not None else np.ones(len(ids))
+        # on the step grid: an arrival is delivered at the start of the step it falls in
+        step = (np.asarray(spikes.ticks, dtype=np.int64) // self.dt_ticks)
+        for s, c, wt in zip(step.tolist(), ids.tolist(), np.asarray(w, dtype=np.float64).tolist()):
+            key = (c, wt)
+            nc = self.netcons.get(key)
+            if nc is None:
+                nc = h.NetCon(None, self.syn[c // n_syn][c % n_syn])
+                nc.weight[0] = wt
+                nc.delay = 0.0
+                self.netcons[key] = nc
+            nc.event(s * self.dt)
+
+    # --- what the probes call -----------------------------------------------------------
+    def _collect_segments(self):
+        """Every segment of every cell, cell-major, with its end points (um), diameter and area."""
+        h = self.h
+        segs, start, end, diam, area, cell = [], [], [], [], [], []
+        for c, soma in enumerate(self.soma):
+            root = h.SectionRef(sec=soma).root
+            for sec in h.SectionList(root.wholetree()) if hasattr(root, "wholetree") else soma.wholetree():
+                n3 = int(sec.n3d())
+                if n3 < 2:
+                    raise ModelError(f"neuron_cells: section {sec.name()} has {n3} 3D points; the "
+                                     "probes need its geometry")
+                arc = np.array([sec.arc3d(i) for i in range(n3)])
+                xyz = np.array([[sec.x3d(i), sec.y3d(i), sec.z3d(i)] for i in range(n3)])
+                # segment boundaries at equal arc lengths, as LFPykit/LFPy place them
+                b = np.linspace(0.0, arc[-1], sec.nseg + 1)
+                pts = np.column_stack([np.interp(b, arc, xyz[:, k]) for k in range(3)])
+                for j, seg in enumerate(sec):
+                    segs.append(seg)
+                    start.append(pts[j])
+                    end.append(pts[j + 1])
+                    diam.append(seg.diam)
+                    area.append(seg.area())
+                    cell.append(c)
+        geo = {"start_um": np.array(start, dtype=np.float64), "end_um": np.array(end, dtype=np.float64),
+               "diam_um": np.array(diam, dtype=np.float64), "area_um2": np.array(area, dtype=np.float64),
+               "cell": np.array(cell, dtype=np.int64)}
+        return segs, geo
+
+    def segment_geometry(self) -> dict[str, np.ndarray]:
+        """Every segment of every cell, cell-major (each cell's sections in NEURON's tree order
+        from its root, segments from 0 to 1): start_um, end_um (n_seg, 3), diam_um, area_um2
+        (n_seg,), cell (n_seg,); the shapes of the built-in CellSolver's."""
+        if self._segments is None:
+            self._segments = self._collect_segments()
+        return {k: v.copy() for k, v in self._segments[1].items()}
+
+    def transmembrane_currents(self) -> np.ndarray:
+        """(n_steps, n_seg) nA of the last window, per segment (rows of segment_geometry),
+        outward positive: NEURON's i_membrane_ over each step. Needs ``record_currents=True``."""
+        if self.imem is None:
+            raise ModelError("neuron_cells: transmembrane currents need record_currents=True "
+                             "and at least one advanced window")
+        return self.imem
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"v_soma": np.array([s(0.5).v for s in self.soma]),
+                "t_ms": np.array([self.h.t])}
+
+    def close(self) -> None:
+        """Let go of the cells and NEURON objects, so another solver can be built here."""
+        if self in _LIVE:
+            _LIVE.remove(self)
+        self.netcons.clear()
+        self.detectors, self.clamps, self.v_rec, self.spk = [], [], [], []
+        self.i_rec = []
+        self._segments = None
+        self.syn, self.soma, self.cells = [], [], []
