@@ -5,5 +5,6 @@ where the run file is written (a sum over solvers by default). The forward model
 modalities (LFP, CSD, ECoG, EEG, MEG, VSDI, calcium, BOLD) join here as modules of their own.
 """
 from .linear_readout import LinearReadout
+from .sources import RegionDipoles, SourceModel
 
-__all__ = ["LinearReadout"]
+__all__ = ["LinearReadout", "RegionDipoles", "SourceModel"]

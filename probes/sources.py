@@ -1,0 +1,318 @@
+"""Sources: how each kind of solver turns its activity into extracellular currents and dipoles.
+
+The extracellular and head probes (probes/extracellular.py, probes/head.py) know geometry and
+volume conduction; they do not know solvers. A solver type that can contribute to them
+registers a *factory* here, keyed by its spec's ``type``:
+
+- :func:`register_extracellular` for potentials at electrodes in tissue (LFP, CSD, ECoG);
+- :func:`register_dipoles` for current dipole moments (CurrentDipole, EEG, MEG).
+
+A factory runs once, in the solver's process (inside the probe's ``local()``), builds its
+matrices from the solver's geometry, and returns a ``part(t0, t1, result)`` callable that each
+window turns the solver's activity into rows at every multiple of ``period_ticks`` in
+[t0, t1) (coordinator.time.grid_start / grid_count).
+
+How a solver type makes currents may need parameters of its own (a gain per region, kernels of
+a point-neuron population): these are :class:`SourceModel` specs, given per solver in a probe's
+``sources={solver_name: model}``. Registered here: detailed cells ('cell_population', from
+transmembrane currents; no model) and neural masses ('region_network', :class:`RegionDipoles`).
+Point networks register in probes/kernels.py.
+
+This module may touch: the live solver objects handed to a probe's local() (read only).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..coordinator.errors import ModelError
+from ..coordinator.signals import WindowResult
+from ..coordinator.specs import SpecFamily
+from ..coordinator.time import grid_count, grid_start
+from ..coordinator.validation import as_tuple, fail, require_number
+
+#: factory(solver, ports, model, electrodes_um (n_el, 3), sigma_S_per_m, method,
+#:         min_distance_um, period_ticks) -> part(t0, t1, result) -> (n_samples, n_el) mV
+ExtracellularFactory = Callable[..., Callable[[int, int, WindowResult], np.ndarray]]
+#: factory(solver, ports, model, period_ticks) -> (positions_um (n_src, 3),
+#:         part(t0, t1, result) -> (n_samples, n_src, 3) nA*um)
+DipoleFactory = Callable[..., tuple]
+
+_EXTRACELLULAR: dict[str, ExtracellularFactory] = {}
+_DIPOLES: dict[str, DipoleFactory] = {}
+
+
+class SourceModel(SpecFamily):
+    """How a solver of some level turns its activity into extracellular currents/dipoles: a typed
+    nested spec given per solver in a probe's `sources={solver_name: model}`. Family members
+    register by subclassing with a `type` (e.g. 'region_dipoles' here, 'kernel_method' and
+    'current_proxy' in probes/kernels.py)."""
+
+    __slots__ = ()
+    _kinds: ClassVar[dict] = {}
+    family: ClassVar[str] = "source model"
+
+
+def register_extracellular(solver_type: str, factory: ExtracellularFactory) -> None:
+    """Let solvers of ``solver_type`` contribute to extracellular potentials (LFP, CSD, ECoG).
+
+    ``factory(solver, ports, model, electrodes_um, sigma_S_per_m, method, min_distance_um,
+    period_ticks)`` returns ``part(t0, t1, result) -> (n_samples, n_el)`` mV, one row per
+    multiple of ``period_ticks`` in [t0, t1). ``model`` is the probe's SourceModel for this
+    solver or None; ``method`` is 'point', 'line' or 'root_as_point' (a factory may reject those
+    it cannot do, with a ModelError)."""
+    _EXTRACELLULAR[str(solver_type)] = factory
+
+
+def register_dipoles(solver_type: str, factory: DipoleFactory) -> None:
+    """Let solvers of ``solver_type`` contribute current dipoles (CurrentDipole, EEG, MEG).
+
+    ``factory(solver, ports, model, period_ticks)`` returns ``(positions_um (n_src, 3),
+    part(t0, t1, result) -> (n_samples, n_src, 3) nA*um)``."""
+    _DIPOLES[str(solver_type)] = factory
+
+
+def extracellular_types() -> tuple[str, ...]:
+    """Solver types that can contribute extracellular potentials."""
+    return tuple(sorted(_EXTRACELLULAR))
+
+
+def dipole_types() -> tuple[str, ...]:
+    """Solver types that can contribute current dipoles."""
+    return tuple(sorted(_DIPOLES))
+
+
+def _solver_type(solver: Any) -> str:
+    spec = getattr(solver, "spec", None)
+    return getattr(spec, "type", None) or type(solver).__name__
+
+
+def extracellular_part(solver_name: str, solver: Any, ports: Mapping, model: SourceModel | None,
+                       electrodes_um: np.ndarray, sigma: float, method: str,
+                       min_distance_um: float | None, period_ticks: int):
+    """This solver's extracellular part: ``part(t0, t1, result) -> (n_samples, n_el)`` mV."""
+    kind = _solver_type(solver)
+    factory = _EXTRACELLULAR.get(kind)
+    if factory is None:
+        raise ModelError(f"solver {solver_name!r} ({kind}) cannot contribute to an extracellular "
+                         f"probe; the solver types that can: "
+                         f"{', '.join(map(repr, extracellular_types())) or 'none'}")
+    return factory(solver, ports, model, np.asarray(electrodes_um, dtype=np.float64), float(sigma),
+                   method, min_distance_um, int(period_ticks))
+
+
+def dipole_part(solver_name: str, solver: Any, ports: Mapping, model: SourceModel | None,
+                period_ticks: int):
+    """This solver's dipoles: ``(positions_um (n_src, 3), part(t0, t1, result) -> (n_samples,
+    n_src, 3) nA*um)``."""
+    kind = _solver_type(solver)
+    factory = _DIPOLES.get(kind)
+    if factory is None:
+        raise ModelError(f"solver {solver_name!r} ({kind}) cannot contribute current dipoles; "
+                         f"the solver types that can: "
+                         f"{', '.join(map(repr, dipole_types())) or 'none'}")
+    return factory(solver, ports, model, int(period_ticks))
+
+
+def sample_rows(t0: int, t1: int, step_ticks: int, period_ticks: int) -> slice:
+    """Rows of a per-step array of the window [t0, t1) (row k at t0 + k step_ticks) that fall on
+    the multiples of ``period_ticks``; ``period_ticks`` must be a multiple of ``step_ticks``."""
+    first = grid_start(t0, period_ticks)
+    n = grid_count(t0, t1, period_ticks)
+    start = (first - t0) // step_ticks
+    stride = period_ticks // step_ticks
+    return slice(start, start + n * stride, stride)
+
+
+def _check_period(kind: str, step_ticks: int, period_ticks: int) -> None:
+    if period_ticks % step_ticks:
+        raise ModelError(f"{kind}: the probe's sample period ({period_ticks} ticks) must be a "
+                         f"multiple of the solver's step ({step_ticks} ticks)")
+
+
+# --------------------------------------------------------------------------------------------
+# detailed cells
+# --------------------------------------------------------------------------------------------
+def _cell_currents(solver) -> Callable[[], np.ndarray]:
+    if not getattr(solver.spec, "record_currents", False):
+        raise ModelError("cell_population: extracellular and dipole probes need the cells' "
+                         "transmembrane currents: set record_currents=True on the solver spec")
+    return solver.transmembrane_currents
+
+
+def _no_model(kind: str, model) -> None:
+    if model is not None:
+        raise ModelError(f"{kind}: takes no source model (got {type(model).__name__}); its "
+                         f"currents come from the cable equation")
+
+
+def cell_extracellular(solver, ports, model, electrodes_um, sigma, method, min_distance_um,
+                       period_ticks):
+    """Extracellular potential (mV) of every segment of every cell: one (n_el, n S) matrix,
+    built once; each window multiplies it with the transmembrane currents (nA) at the samples."""
+    from .forward import extracellular_matrix
+    _no_model("cell_population", model)
+    currents = _cell_currents(solver)
+    _check_period("cell_population", solver.dt_ticks, period_ticks)
+    g = solver.segment_geometry()
+    roots = _root_segments(solver, g)
+    M = extracellular_matrix(g["start_um"], g["end_um"], g["diam_um"], electrodes_um, sigma,
+                             method=method, min_distance_um=min_distance_um, roots=roots)
+    Mt = np.ascontiguousarray(M.T)
+    dt = solver.dt_ticks
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        return currents()[sample_rows(t0, t1, dt, period_ticks)] @ Mt
+    return part
+
+
+def _root_segments(solver, g) -> np.ndarray:
+    """Indices (rows of segment_geometry) of the segments of the soma section, every cell: the
+    'root' that root_as_point treats as a point."""
+    lay = solver.layout
+    k = lay.morphology.index(solver.spec.soma)
+    local = np.nonzero(np.asarray(lay.seg_section) == k)[0].astype(np.int64)
+    S = len(g["diam_um"]) // solver.n_cells
+    return (local[None, :] + S * np.arange(solver.n_cells)[:, None]).ravel()
+
+
+def cell_dipoles(solver, ports, model, period_ticks):
+    """One current dipole moment per cell (nA*um) = sum over its segments of the transmembrane
+    current times the segment midpoint (LFPykit's CurrentDipoleMoment), placed at the cell's
+    position (its origin in tissue, ``positions_um``). With no electrode current the moment does
+    not depend on the origin."""
+    _no_model("cell_population", model)
+    currents = _cell_currents(solver)
+    _check_period("cell_population", solver.dt_ticks, period_ticks)
+    g = solver.segment_geometry()
+    n = solver.n_cells
+    mid = 0.5 * (g["start_um"] + g["end_um"])
+    S = len(g["diam_um"]) // n
+    pos = (np.zeros((n, 3)) if solver.spec.positions_um is None
+           else np.array(solver.spec.positions_um, dtype=np.float64))
+    # per cell, the moment about its own position: sum I (r - r_cell); the same as about the
+    # origin when the cell's currents sum to zero, and better conditioned far from the origin
+    rel = (mid.reshape(n, S, 3) - pos[:, None, :])          # (n, S, 3)
+    dt = solver.dt_ticks
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        i = currents()[sample_rows(t0, t1, dt, period_ticks)]  # (k, n S)
+        return np.einsum("kns,nsd->knd", i.reshape(i.shape[0], n, S), rel, optimize=True)
+    return pos, part
+
+
+# --------------------------------------------------------------------------------------------
+# neural masses
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionDipoles(SourceModel):
+    """A current dipole per region of a neural-mass network, proportional to the model's
+    EEG-like output (the ``activity`` port: the pyramidal PSP, y1 - y2 in mV for Jansen-Rit).
+
+    p_i(t) = gain_i * activity_i(t) * orientation_i   (nA*um), placed at position_i.
+
+    Parameters
+    ----------
+    gain_nA_um_per_mV : one gain for every region, or one per region (nA*um per mV of the
+        activity; for models whose activity has other units, per that unit). It lumps the
+        number of aligned pyramidal cells in the region and each one's dipole per mV of PSP
+        (e.g. 1e5 cells x 1 nA*um/mV = 1e5 nA*um/mV); it scales the EEG/MEG, not their shape.
+    positions_um : (n_regions, 3) dipole positions (um), or None: the connectome's region
+        centres (mm, times 1000)
+    orientations : (n_regions, 3) directions (normalised here), or None: radial, from
+        ``head_centre_um`` through each position
+    head_centre_um : (3,) centre of the head (um), for the default radial orientations
+
+    Assumptions: one equivalent dipole per region, its moment linear in the activity (no
+    offset: a resting activity gives a constant dipole, which EEG electrodes see as DC).
+    """
+
+    type: ClassVar[str] = "region_dipoles"
+
+    gain_nA_um_per_mV: Any = 1.0
+    positions_um: tuple | None = None
+    orientations: tuple | None = None
+    head_centre_um: tuple = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        g = self.gain_nA_um_per_mV
+        if isinstance(g, (list, tuple, np.ndarray)):
+            arr = np.array(as_tuple(self, "gain_nA_um_per_mV", float))
+            if arr.ndim != 1 or not arr.size or not np.isfinite(arr).all():
+                raise fail(self, f"'gain_nA_um_per_mV' must be a finite number or a sequence of "
+                                 f"finite numbers, one per region (got {g!r})")
+        else:
+            require_number(self, "gain_nA_um_per_mV")
+        for name in ("positions_um", "orientations"):
+            if getattr(self, name) is not None:
+                arr = np.array(as_tuple(self, name, float))
+                if arr.ndim != 2 or arr.shape[1] != 3 or not np.isfinite(arr).all():
+                    raise fail(self, f"{name!r} must be rows of 3 finite numbers, one per region "
+                                     f"(got shape {arr.shape})")
+                if name == "orientations" and (np.linalg.norm(arr, axis=1) == 0).any():
+                    raise fail(self, "'orientations' must be nonzero vectors (a row is 0, 0, 0)")
+        c = np.array(as_tuple(self, "head_centre_um", float))
+        if c.shape != (3,) or not np.isfinite(c).all():
+            raise fail(self, f"'head_centre_um' must be 3 finite numbers (got {self.head_centre_um!r})")
+
+    def arrays(self, n_regions: int, centres_mm: np.ndarray | None):
+        """(gain (n,), positions (n, 3) um, unit orientations (n, 3)) for ``n_regions`` regions;
+        ModelError when a size does not match or nothing gives the positions."""
+        gain = np.broadcast_to(np.asarray(self.gain_nA_um_per_mV, dtype=np.float64), (n_regions,)) \
+            if np.ndim(self.gain_nA_um_per_mV) == 0 else np.asarray(self.gain_nA_um_per_mV, dtype=np.float64)
+        if gain.shape != (n_regions,):
+            raise fail(self, f"'gain_nA_um_per_mV' has {gain.size} values for {n_regions} regions")
+        if self.positions_um is not None:
+            pos = np.array(self.positions_um, dtype=np.float64)
+        elif centres_mm is not None:
+            pos = 1000.0 * np.asarray(centres_mm, dtype=np.float64)
+        else:
+            raise fail(self, "'positions_um' is None and the connectome has no region centres "
+                             "(centres_mm): give the positions")
+        if pos.shape != (n_regions, 3):
+            raise fail(self, f"'positions_um' has shape {pos.shape} for {n_regions} regions")
+        if self.orientations is not None:
+            ori = np.array(self.orientations, dtype=np.float64)
+        else:
+            ori = pos - np.array(self.head_centre_um, dtype=np.float64)
+            if (np.linalg.norm(ori, axis=1) == 0).any():
+                raise fail(self, "a region sits at 'head_centre_um', so it has no radial "
+                                 "direction: give 'orientations'")
+        if ori.shape != (n_regions, 3):
+            raise fail(self, f"'orientations' has shape {ori.shape} for {n_regions} regions")
+        ori = ori / np.linalg.norm(ori, axis=1, keepdims=True)
+        return np.array(gain), pos, ori
+
+    @classmethod
+    def example(cls) -> "RegionDipoles":
+        return cls(gain_nA_um_per_mV=(1e5, 2e5), positions_um=((0.0, 0.0, 70000.0), (0.0, 60000.0, 30000.0)))
+
+
+def region_dipoles(solver, ports, model, period_ticks):
+    """Region dipoles of a RegionNetwork from its ``activity`` output (see RegionDipoles)."""
+    spec = solver.spec
+    if model is None:
+        model = RegionDipoles()
+    if not isinstance(model, RegionDipoles):
+        raise ModelError(f"region_network: the source model must be a RegionDipoles (got "
+                         f"{type(model).__name__})")
+    n = spec.n_regions
+    centres = None if spec.connectome is None else spec.connectome.centre_array()
+    gain, pos, ori = model.arrays(n, centres)
+    _check_period("region_network", solver.dt_ticks, period_ticks)
+    dt = solver.dt_ticks
+    w = gain[:, None] * ori  # (n, 3) nA*um per unit of activity
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        sig = result.outputs["activity"]
+        a = sig.data[sample_rows(t0, t1, dt, period_ticks)]  # (k, n)
+        return a[:, :, None] * w[None, :, :]
+    return pos, part
+
+
+register_extracellular("cell_population", cell_extracellular)
+register_dipoles("cell_population", cell_dipoles)
+register_dipoles("region_network", region_dipoles)
