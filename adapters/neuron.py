@@ -165,6 +165,7 @@ class NeuronSolver:
                              "neuron_cells solver is already running in this one; run this model "
                              "with transport='zmq' (or 'mpi') so each gets its own worker process")
         self.spec, self.h = spec, h
+        self.netcons, self.detectors, self.clamps, self.v_rec, self.spk, self.i_rec = {}, [], [], [], [], []
         self.dt_ticks = to_ticks(spec.dt_ms, "neuron_cells: dt_ms")
         self.dt = self.dt_ticks / TICKS_PER_MS
         cells = load_target(spec.builder, "neuron_cells: builder")(**spec.params)
@@ -176,6 +177,15 @@ class NeuronSolver:
             raise ModelError(f"neuron_cells: builder {spec.builder!r} made {len(cells)} cells but "
                              f"n is {spec.n}")
         _LIVE.append(self)
+        try:
+            self._setup(cells)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, cells: list) -> None:
+        h, spec = self.h, self.spec
+        self.netcons: dict = {}
         self.cells = cells
         self.soma = [_part(c, spec.soma, "section", i) for i, c in enumerate(cells)]
         self.syn = [[_part(c, s, "synapse", i) for s in spec.synapses] for i, c in enumerate(cells)]
@@ -202,7 +212,6 @@ class NeuronSolver:
             ic = h.IClamp(s(0.5))
             ic.delay, ic.dur, ic.amp = 0.0, 1e9, 0.0
             self.clamps.append(ic)
-        self.netcons: dict = {}
         self.imem: np.ndarray | None = None
         self._segments = None
         if spec.record_currents:
