@@ -50,20 +50,13 @@ from ..coordinator.signals import Port, Samples, Spikes, WindowResult
 from ..coordinator.specs import SolverContext, SolverSpec
 from ..coordinator.time import TICKS_PER_MS, to_ticks
 from ..coordinator.validation import as_tuple, fail, require_int, require_number, require_str
-from .tvb import load_target
+from ._external import check_target, claim_process, load_target, release_process, require_extra
 
 EXTRA = "neuron"
 
-#: the live NeuronCells solver of this process, if any (hoc is one interpreter per process)
-_LIVE: list = []
-
-
 def _import_neuron():
-    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
-    try:
-        from neuron import h
-    except ImportError as exc:
-        raise ModelError(f"neuron_cells needs NEURON: pip install 'polyscale[{EXTRA}]' ({exc})") from None
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")   # no X11 warning in workers
+    h = require_extra("neuron", EXTRA, "neuron_cells").h
     h.load_file("stdrun.hoc")
     return h
 
@@ -117,10 +110,8 @@ class NeuronCells(SolverSpec):
     record_currents: bool = False
 
     def __post_init__(self) -> None:
-        require_str(self, "builder", "soma")
-        if ":" not in self.builder:
-            raise fail(self, f"'builder' must be 'package.module:function' or "
-                             f"'path/to/file.py:function' (got {self.builder!r})")
+        check_target(self.builder, "neuron_cells: 'builder'")
+        require_str(self, "soma")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise fail(self, f"'params' must be a dict with string keys (got {self.params!r})")
         require_int(self, "n", minimum=1)
@@ -152,22 +143,35 @@ class NeuronCells(SolverSpec):
         return out
 
     def build(self, ctx: SolverContext | None) -> "NeuronSolver":
-        return NeuronSolver(self)
+        return NeuronSolver(self, None if ctx is None else ctx.name)
 
 
 class NeuronSolver:
     """The live solver: NEURON's cells, stepped window by window."""
 
-    def __init__(self, spec: NeuronCells):
+    def __init__(self, spec: NeuronCells, name: str | None = None):
         h = _import_neuron()
-        if _LIVE:
-            raise ModelError("neuron_cells: NEURON's hoc interpreter is one per process and another "
-                             "neuron_cells solver is already running in this one; run this model "
-                             "with transport='zmq' (or 'mpi') so each gets its own worker process")
+        # hoc is one interpreter per process: one solver at a time (a direct build, with no
+        # name from a model, claims under a name of its own)
+        self.name = name or f"neuron_cells@{id(self):x}"
+        claim_process("NEURON", self.name)
         self.spec, self.h = spec, h
         self.netcons, self.detectors, self.clamps, self.v_rec, self.spk, self.i_rec = {}, [], [], [], [], []
         self.dt_ticks = to_ticks(spec.dt_ms, "neuron_cells: dt_ms")
         self.dt = self.dt_ticks / TICKS_PER_MS
+        try:
+            cells = self._make_cells()
+        except BaseException:
+            release_process("NEURON", self.name)
+            raise
+        try:
+            self._setup(cells)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_cells(self) -> list:
+        spec = self.spec
         cells = load_target(spec.builder, "neuron_cells: builder")(**spec.params)
         if isinstance(cells, dict) or not hasattr(cells, "__len__"):
             raise ModelError(f"neuron_cells: builder {spec.builder!r} must return a list of cells "
@@ -176,12 +180,7 @@ class NeuronSolver:
         if len(cells) != spec.n:
             raise ModelError(f"neuron_cells: builder {spec.builder!r} made {len(cells)} cells but "
                              f"n is {spec.n}")
-        _LIVE.append(self)
-        try:
-            self._setup(cells)
-        except BaseException:
-            self.close()
-            raise
+        return cells
 
     def _setup(self, cells: list) -> None:
         h, spec = self.h, self.spec
@@ -307,10 +306,9 @@ class NeuronSolver:
     def _collect_segments(self):
         """Every segment of every cell, cell-major, with its end points (um), diameter and area."""
         h = self.h
-        segs, start, end, diam, area, cell = [], [], [], [], [], []
+        segs, start, end, diam, area, cell, roots, centre = [], [], [], [], [], [], [], []
         for c, soma in enumerate(self.soma):
-            root = h.SectionRef(sec=soma).root
-            for sec in h.SectionList(root.wholetree()) if hasattr(root, "wholetree") else soma.wholetree():
+            for sec in soma.wholetree():
                 n3 = int(sec.n3d())
                 if n3 < 2:
                     raise ModelError(f"neuron_cells: section {sec.name()} has {n3} 3D points; the "
@@ -320,6 +318,9 @@ class NeuronSolver:
                 # segment boundaries at equal arc lengths, as LFPykit/LFPy place them
                 b = np.linspace(0.0, arc[-1], sec.nseg + 1)
                 pts = np.column_stack([np.interp(b, arc, xyz[:, k]) for k in range(3)])
+                if sec == soma:
+                    roots.extend(range(len(segs), len(segs) + sec.nseg))
+                    centre.append([np.interp(0.5 * arc[-1], arc, xyz[:, k]) for k in range(3)])
                 for j, seg in enumerate(sec):
                     segs.append(seg)
                     start.append(pts[j])
@@ -330,6 +331,8 @@ class NeuronSolver:
         geo = {"start_um": np.array(start, dtype=np.float64), "end_um": np.array(end, dtype=np.float64),
                "diam_um": np.array(diam, dtype=np.float64), "area_um2": np.array(area, dtype=np.float64),
                "cell": np.array(cell, dtype=np.int64)}
+        self._roots = np.array(roots, dtype=np.int64)
+        self._centres = np.array(centre, dtype=np.float64).reshape(-1, 3)
         return segs, geo
 
     def segment_geometry(self) -> dict[str, np.ndarray]:
@@ -339,6 +342,20 @@ class NeuronSolver:
         if self._segments is None:
             self._segments = self._collect_segments()
         return {k: v.copy() for k, v in self._segments[1].items()}
+
+    def root_segments(self) -> np.ndarray:
+        """Rows of segment_geometry that belong to each cell's soma section (root_as_point)."""
+        self.segment_geometry()
+        return self._roots.copy()
+
+    def soma_centres(self) -> np.ndarray:
+        """(n, 3) um: the 3D point at the middle of each cell's soma section."""
+        self.segment_geometry()
+        return self._centres.copy()
+
+    @property
+    def n_cells(self) -> int:
+        return self.spec.n
 
     def transmembrane_currents(self) -> np.ndarray:
         """(n_steps, n_seg) nA of the last window, per segment (rows of segment_geometry),
@@ -354,10 +371,68 @@ class NeuronSolver:
 
     def close(self) -> None:
         """Let go of the cells and NEURON objects, so another solver can be built here."""
-        if self in _LIVE:
-            _LIVE.remove(self)
+        release_process("NEURON", self.name)
         self.netcons.clear()
         self.detectors, self.clamps, self.v_rec, self.spk = [], [], [], []
         self.i_rec = []
         self._segments = None
         self.syn, self.soma, self.cells = [], [], []
+
+
+# --- the probes: the same physics as the built-in cable solver's (probes/sources.py) ---------
+def _currents(solver):
+    if not solver.spec.record_currents:
+        raise ModelError("neuron_cells: extracellular and dipole probes need the cells' "
+                         "transmembrane currents: set record_currents=True on the solver spec")
+    return solver.transmembrane_currents
+
+
+def neuron_extracellular(solver, ports, model, electrodes_um, sigma, method, min_distance_um,
+                         period_ticks):
+    """Extracellular potential (mV) at the electrodes from every segment's i_membrane_ (nA):
+    one (n_el, n_seg) matrix from the segments' end points, built once, as for cell_population."""
+    from ..probes.forward import extracellular_matrix
+    from ..probes.sources import _check_period, _no_model, sample_rows
+    _no_model("neuron_cells", model)
+    currents = _currents(solver)
+    _check_period("neuron_cells", solver.dt_ticks, period_ticks)
+    g = solver.segment_geometry()
+    M = extracellular_matrix(g["start_um"], g["end_um"], g["diam_um"], electrodes_um, sigma,
+                             method=method, min_distance_um=min_distance_um,
+                             roots=solver.root_segments())
+    Mt = np.ascontiguousarray(M.T)
+    dt = solver.dt_ticks
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        return currents()[sample_rows(t0, t1, dt, period_ticks)] @ Mt
+    return part
+
+
+def neuron_dipoles(solver, ports, model, period_ticks):
+    """One current dipole moment per cell (nA*um), sum of i_membrane_ times segment midpoint
+    relative to the cell's soma centre (LFPykit's CurrentDipoleMoment), placed at that centre."""
+    from ..probes.sources import _check_period, _no_model, sample_rows
+    _no_model("neuron_cells", model)
+    currents = _currents(solver)
+    _check_period("neuron_cells", solver.dt_ticks, period_ticks)
+    g = solver.segment_geometry()
+    pos = solver.soma_centres()
+    mid = 0.5 * (g["start_um"] + g["end_um"])
+    rel = mid - pos[g["cell"]]                       # (n_seg, 3)
+    # segments are cell-major (cells may differ in segment count): sum each cell's run
+    starts = np.searchsorted(g["cell"], np.arange(solver.n_cells))
+    dt = solver.dt_ticks
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        i = currents()[sample_rows(t0, t1, dt, period_ticks)]      # (k, n_seg)
+        return np.stack([np.add.reduceat(i * rel[:, d], starts, axis=1) for d in range(3)], axis=2)
+    return pos, part
+
+
+def _register_probe_sources() -> None:
+    from ..probes import sources
+    sources.register_extracellular(NeuronCells.type, neuron_extracellular)
+    sources.register_dipoles(NeuronCells.type, neuron_dipoles)
+
+
+_register_probe_sources()

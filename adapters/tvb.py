@@ -37,59 +37,28 @@ spec says which extra to install when it is built.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from ..coordinator.errors import ModelError
 from ..coordinator.signals import Port, Samples, WindowResult
 from ..coordinator.specs import SolverContext, SolverSpec
-from ..coordinator.time import TICKS_PER_MS, fmt_ms, to_ticks
+from ..coordinator.time import to_ticks
 from ..coordinator.validation import as_tuple, fail, is_number, require_int, require_number, require_str
 from ..solvers.mass.connectome import Connectome
+from ._external import check_target, load_target, require_extra
 
 EXTRA = "tvb"
 
 
 def _import_tvb():
     """tvb.simulator's modules, or ModelError naming the extra to install."""
-    try:
-        from tvb.simulator import coupling, integrators, models, noise, simulator
-        from tvb.datatypes import connectivity
-    except ImportError as exc:
-        raise ModelError(f"tvb_simulator needs The Virtual Brain (tvb-library): "
-                         f"pip install 'polyscale[{EXTRA}]' ({exc})") from None
+    require_extra("tvb.simulator.simulator", EXTRA, "tvb_simulator")
+    from tvb.datatypes import connectivity
+    from tvb.simulator import coupling, integrators, models, noise, simulator
     return simulator, models, coupling, integrators, noise, connectivity
-
-
-def load_target(target: str, what: str) -> Any:
-    """The callable named by 'package.module:function' or 'path/to/file.py:function'."""
-    mod_name, sep, func = target.rpartition(":")
-    if not sep or not mod_name or not func.isidentifier():
-        raise ModelError(f"{what}: {target!r} must be 'package.module:function' or "
-                         f"'path/to/file.py:function'")
-    if mod_name.endswith(".py"):
-        path = Path(mod_name)
-        if not path.is_file():
-            raise ModelError(f"{what}: file {mod_name!r} of {target!r} not found")
-        name = f"_polyscale_build_{abs(hash(str(path.resolve())))}"
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(mod_name)
-    fn = getattr(module, func, None)
-    if not callable(fn):
-        raise ModelError(f"{what}: {mod_name!r} has no callable {func!r}")
-    return fn
 
 
 def _name_tuple(spec, name: str) -> tuple:
@@ -179,10 +148,7 @@ class TVBSimulator(SolverSpec):
             object.__setattr__(self, "n_regions", self.connectome.n)
             require_str(self, "model", "coupling", "integrator")
         else:
-            require_str(self, "builder")
-            if ":" not in self.builder:
-                raise fail(self, f"'builder' must be 'package.module:function' or "
-                                 f"'path/to/file.py:function' (got {self.builder!r})")
+            check_target(self.builder, "tvb_simulator: 'builder'")
             if self.connectome is not None:
                 raise fail(self, "give either 'builder' or 'connectome', not both")
             if self.n_regions is None:

@@ -48,7 +48,7 @@ def run_windows(solver, t_ms, window_ms=10.0, inputs=None):
 # ---------------------------------------------------------------- the spec, without NEURON
 
 def test_spec_checks_name_the_field_and_what_is_allowed():
-    with pytest.raises(ps.ModelError, match=r"neuron_cells: 'builder' must be 'package.module:function'"):
+    with pytest.raises(ps.ModelError, match=r"neuron_cells: 'builder': must be 'package.module:function'"):
         NeuronCells(builder="cells.make")
     with pytest.raises(ps.ModelError, match=r"'n' must be an integer >= 1 \(got 0\)"):
         NeuronCells(builder="m:f", n=0)
@@ -195,7 +195,7 @@ def test_transmembrane_currents_and_geometry_are_lfpykits_inputs(neuron_h, build
 def test_a_second_solver_in_the_same_process_is_refused(neuron_h, builder):
     a = cells(builder).build(None)
     try:
-        with pytest.raises(ps.ModelError, match=r"one per process.*transport='zmq'"):
+        with pytest.raises(ps.ModelError, match=r"global to a process.*transport=.zmq."):
             cells(builder).build(None)
     finally:
         a.close()
@@ -227,3 +227,26 @@ def test_mixed_run_on_zmq_is_the_inproc_run(neuron_h, builder):
     np.testing.assert_array_equal(a.signal("cells", "v_soma").data, b.signal("cells", "v_soma").data)
     np.testing.assert_array_equal(a.spikes("cells", "spikes").times, b.spikes("cells", "spikes").times)
     assert len(a.spikes("cells", "spikes").times) >= 1
+
+
+def test_current_dipole_for_the_probes_is_lfpykits(neuron_h, builder, reference):
+    """The dipole factory registered for 'neuron_cells' in probes/sources.py, on the same
+    synapse-driven cell: LFPykit's CurrentDipoleMoment of NEURON's currents (reference column
+    k + 1 is our step k), at the soma centre (0, 0, 0). Same currents and midpoints: 1e-9 of
+    the peak."""
+    from polyscale.probes import sources
+    ref = np.load(reference / "probes" / "lfp_ballstick_dipole.npz")["P_nA_um"][:, 1:]
+    spec = cells(builder, alpha_onsets_ms=(10.0, 40.0, 70.0)).replace(record_currents=True)
+    s = spec.build(None)
+    try:
+        pos, part = sources.dipole_part("cells", s, spec.ports(), None, DT_TICKS)
+        p = []
+        for w in range(10):
+            t0, t1 = w * 10 * TICKS_PER_MS, (w + 1) * 10 * TICKS_PER_MS
+            p.append(part(t0, t1, s.advance(t0, t1, {})))
+    finally:
+        s.close()
+    p = np.concatenate(p)
+    assert p.shape == (4000, 1, 3)
+    np.testing.assert_allclose(pos, [[0.0, 0.0, 0.0]], atol=1e-12)
+    assert np.abs(p[:, 0, :].T - ref).max() <= 1e-9 * np.abs(ref).max()
