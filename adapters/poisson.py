@@ -1,0 +1,230 @@
+"""Rates -> spike trains: inhomogeneous Poisson (independent, or correlated through shared
+sources as tvb-multiscale's single and multiple interaction processes) and gamma renewal.
+
+Both translators read a rate in Hz per incoming channel, held constant over each incoming sample
+(the rate a destination solver would see), and drive ``n_per_channel`` trains with it: output
+channel ``i * n_per_channel + j`` is train j of incoming channel i. Negative rates count as 0 Hz.
+Spike ticks lie in the window, on the 1 ns tick grid; the ids are in range.
+
+Randomness comes only from the coupling's own generator (``AdapterContext.rng``), split into
+independent streams that are always consumed in the order of the samples, so a run cut into
+windows of any length gives exactly the spikes of one long window, on every transport.
+
+References
+----------
+Kuhn A, Aertsen A, Rotter S (2003) Higher-order statistics of input ensembles and the response
+of simple model neurons. Neural Comput 15:67-101 (SIP and MIP).
+Brown EN, Barbieri R, Ventura V, Kass RE, Frank LM (2002) The time-rescaling theorem and its
+application to neural spike train data analysis. Neural Comput 14:325-346.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..coordinator.signals import Samples, SignalSpec, Spikes
+from ..coordinator.specs import AdapterContext, AdapterSpec
+from ..coordinator.validation import fail, require_choice, require_int, require_number
+from ._common import S_PER_TICK, input_period_divides_window, require_finite, require_rate, require_rng
+from ._kernels import gamma_trains
+
+
+def _sorted_spikes(ticks: np.ndarray, ids: np.ndarray) -> Spikes:
+    order = np.lexsort((ids, ticks))
+    return Spikes(ticks[order].astype(np.int64, copy=False), ids[order].astype(np.int64, copy=False))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateToPoisson(AdapterSpec):
+    """Inhomogeneous Poisson spike trains at the incoming rate (Hz), optionally correlated.
+
+    Parameters
+    ----------
+    n_per_channel : trains per incoming channel, each at that channel's rate
+    correlation : c in [0, 1], the pairwise correlation coefficient of the spike counts of two
+        trains of the same incoming channel (any bin width); trains of different channels are
+        independent
+    interaction : how the correlation is made (Kuhn, Aertsen & Rotter 2003):
+        'sip' (single interaction process): each train is its own Poisson process at (1 - c) r
+        plus one shared process at c r whose spikes go to every train of the channel, at the
+        same tick;
+        'mip' (multiple interaction process): a mother process at r / c whose every spike each
+        train keeps with probability c, independently.
+        With c = 0 both are independent Poisson trains.
+
+    Consumes a rate in Hz (a 'rate' signal, or 'analog' in 'Hz'); produces spikes, (size *
+    n_per_channel,) channels.
+    """
+
+    type: ClassVar[str] = "rate_to_poisson"
+
+    n_per_channel: int = 1
+    correlation: float = 0.0
+    interaction: str = "sip"
+
+    def __post_init__(self) -> None:
+        require_int(self, "n_per_channel", minimum=1)
+        require_number(self, "correlation")
+        if not 0.0 <= self.correlation <= 1.0:
+            raise fail(self, f"'correlation' must be in [0, 1] (got {self.correlation!r})")
+        require_choice(self, "interaction", ("sip", "mip"))
+
+    def signature(self, incoming: SignalSpec, ctx: AdapterContext) -> SignalSpec:
+        require_rate(incoming)
+        input_period_divides_window(incoming, ctx)
+        return SignalSpec("spikes", incoming.size * self.n_per_channel, "", None)
+
+    def build(self, incoming: SignalSpec, ctx: AdapterContext) -> "_RateToPoisson":
+        return _RateToPoisson(self, incoming, ctx)
+
+
+class _RateToPoisson:
+    def __init__(self, spec: RateToPoisson, incoming: SignalSpec, ctx: AdapterContext):
+        self.n = spec.n_per_channel
+        self.c = spec.correlation
+        self.mode = spec.interaction if self.c > 0 else "independent"
+        self.ctx = ctx
+        # counts, positions in the interval, MIP thinning: one stream each, so each is consumed
+        # in sample order whatever the window (the split invariance rests on this)
+        self.counts_rng, self.times_rng, self.thin_rng = require_rng(ctx, spec.type).spawn(3)
+        self.n_events = 0
+
+    def __call__(self, t0: int, t1: int, x: Samples) -> Spikes:
+        require_finite(x.data, self.ctx, "rate_to_poisson", t0, "Hz")
+        p = x.period
+        lam = np.maximum(x.data, 0.0) * (p * S_PER_TICK)          # (S, C) expected per train
+        s_n, c_n = lam.shape
+        n = self.n
+        start = x.t0 + p * np.arange(s_n, dtype=np.int64)
+        if self.mode == "mip":
+            counts = self.counts_rng.poisson(lam / self.c)          # mother spikes (S, C)
+            flat = counts.ravel()
+            total = int(flat.sum())
+            cell = np.repeat(np.arange(flat.size), flat)
+            ticks = start[cell // c_n] + (self.times_rng.random(total) * p).astype(np.int64)
+            keep = self.thin_rng.random((total, n)) < self.c      # (events, trains)
+            ev, j = np.nonzero(keep)
+            self.n_events += len(ev)
+            return _sorted_spikes(ticks[ev], (cell[ev] % c_n) * n + j)
+        if self.mode == "sip":
+            lam3 = np.empty((s_n, c_n, n + 1))
+            lam3[:, :, :n] = ((1.0 - self.c) * lam)[:, :, None]
+            lam3[:, :, n] = self.c * lam                             # the shared process
+            counts = self.counts_rng.poisson(lam3)
+        else:
+            counts = self.counts_rng.poisson(np.broadcast_to(lam[:, :, None], (s_n, c_n, n)))
+        flat = counts.ravel()
+        total = int(flat.sum())
+        cell = np.repeat(np.arange(flat.size), flat)
+        width = counts.shape[2]
+        s_i, rest = np.divmod(cell, c_n * width)
+        ch, j = np.divmod(rest, width)
+        ticks = start[s_i] + (self.times_rng.random(total) * p).astype(np.int64)
+        if self.mode == "sip":
+            shared = j == n
+            own = ~shared
+            t_sh, ch_sh = ticks[shared], ch[shared]
+            ticks = np.concatenate([ticks[own], np.repeat(t_sh, n)])
+            ids = np.concatenate([ch[own] * n + j[own],
+                                  np.repeat(ch_sh * n, n) + np.tile(np.arange(n), len(t_sh))])
+        else:
+            ids = ch * n + j
+        self.n_events += len(ticks)
+        return _sorted_spikes(ticks, ids)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"n_spikes": np.array(self.n_events)}
+
+
+#: gamma intervals drawn per train at a time; fixed, so the draws do not depend on the window
+_BLOCK = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateToGamma(AdapterSpec):
+    """Gamma renewal spike trains at the incoming rate (Hz): ISI CV = 1 / sqrt(shape).
+
+    The trains are renewal processes in operational time (time rescaled by the integrated rate):
+    intervals Gamma(shape, 1/shape) of mean 1 there, so a constant rate r gives Gamma(shape,
+    1/(shape r)) intervals in time, and a varying rate modulates them as in Brown et al. (2002).
+    Each train starts in equilibrium (its first spike after a forward-recurrence time, drawn as
+    U * Gamma(shape + 1, 1/shape)), so its rate is r from t = 0. shape = 1 is Poisson.
+
+    Parameters
+    ----------
+    shape : gamma shape k > 0 (k > 1: more regular than Poisson; k < 1: burstier)
+    n_per_channel : independent trains per incoming channel, each at that channel's rate
+
+    Consumes a rate in Hz; produces spikes, (size * n_per_channel,) channels.
+    """
+
+    type: ClassVar[str] = "rate_to_gamma"
+
+    shape: float = 2.0
+    n_per_channel: int = 1
+
+    def __post_init__(self) -> None:
+        require_number(self, "shape", positive=True)
+        require_int(self, "n_per_channel", minimum=1)
+
+    def signature(self, incoming: SignalSpec, ctx: AdapterContext) -> SignalSpec:
+        require_rate(incoming)
+        input_period_divides_window(incoming, ctx)
+        return SignalSpec("spikes", incoming.size * self.n_per_channel, "", None)
+
+    def build(self, incoming: SignalSpec, ctx: AdapterContext) -> "_RateToGamma":
+        return _RateToGamma(self, incoming, ctx)
+
+
+class _RateToGamma:
+    def __init__(self, spec: RateToGamma, incoming: SignalSpec, ctx: AdapterContext):
+        self.k = spec.shape
+        self.n = spec.n_per_channel
+        self.ctx = ctx
+        # one stream per incoming channel: its trains draw intervals in blocks of (n, _BLOCK), the
+        # same blocks in the same order whenever they are drawn
+        self.gens = require_rng(ctx, spec.type).spawn(incoming.size)
+        self.rem = np.empty((incoming.size, self.n))
+        self.buf = []
+        for g, gen in enumerate(self.gens):
+            self.rem[g] = gen.random(self.n) * gen.standard_gamma(self.k + 1.0, self.n) / self.k
+            self.buf.append(np.empty((self.n, 0)))
+        self.pos = np.zeros((incoming.size, self.n), dtype=np.int64)
+
+    def _refill(self, g: int) -> None:
+        lo = int(self.pos[g].min())
+        block = self.gens[g].standard_gamma(self.k, (self.n, _BLOCK)) / self.k
+        self.buf[g] = np.concatenate([self.buf[g][:, lo:], block], axis=1)
+        self.pos[g] -= lo
+
+    def __call__(self, t0: int, t1: int, x: Samples) -> Spikes:
+        require_finite(x.data, self.ctx, "rate_to_gamma", t0, "Hz")
+        p = x.period
+        lam = np.ascontiguousarray(np.maximum(x.data, 0.0) * (p * S_PER_TICK))
+        ticks, ids = [], []
+        for g in range(lam.shape[1]):
+            col = np.ascontiguousarray(lam[:, g])
+            # enough intervals for the expected count and then some, before the first try
+            need = float(col.sum()) + 6.0 * np.sqrt(float(col.sum())) + 4.0
+            while self.buf[g].shape[1] - self.pos[g].min() < need:
+                self._refill(g)
+            new_pos = np.empty(self.n, np.int64)
+            new_rem = np.empty(self.n)
+            while True:
+                size = self.n * (self.buf[g].shape[1] + 1)
+                out_t = np.empty(size, np.int64)
+                out_i = np.empty(size, np.int64)
+                cnt = gamma_trains(col, x.t0, p, self.buf[g], self.pos[g], self.rem[g], new_pos,
+                                   new_rem, out_t, out_i, g * self.n)
+                if cnt >= 0:
+                    break
+                self._refill(g)
+            self.pos[g], self.rem[g] = new_pos, new_rem
+            ticks.append(out_t[:cnt])
+            ids.append(out_i[:cnt])
+        return _sorted_spikes(np.concatenate(ticks), np.concatenate(ids))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"operational_time_to_next": self.rem.copy()}
