@@ -4,8 +4,9 @@ Each probe has a local part, run in the process of each solver it draws from, an
 where the run file is written (a sum over solvers by default). The forward models of the
 modalities (LFP, CSD, ECoG, EEG, MEG, VSDI, calcium, BOLD) join here as modules of their own.
 """
+from .bold import BOLD
 from .calcium import Calcium
 from .linear_readout import LinearReadout
 from .sources import RegionDipoles, SourceModel
 
-__all__ = ["Calcium", "LinearReadout", "RegionDipoles", "SourceModel"]
+__all__ = ["BOLD", "Calcium", "LinearReadout", "RegionDipoles", "SourceModel"]
