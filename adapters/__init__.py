@@ -15,7 +15,7 @@ from .spikes_to_rate import SpikesToRate
 from .transfer import TransferFunction
 # wrappers of external simulators: submodules (ps.adapters.neuron.NeuronCells, ...), which
 # import without their simulator and name the extra to install when a spec is built
-from . import neuron, tvb  # noqa: E402
+from . import nest, neuron, tvb  # noqa: E402
 
 __all__ = ["Affine", "ChannelMap", "RateToCurrent", "RateToGamma", "RateToPoisson", "SmoothedRate",
            "SpikesToCurrent", "SpikesToRate", "TransferFunction"]

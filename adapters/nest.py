@@ -1,0 +1,393 @@
+"""NEST (nest-simulator) as a polyscale solver: a user's NEST network, built by the user's own
+code inside the worker process, advanced window by window, with ports like PointNetwork's.
+
+The spec is data. ``builder`` names a callable ('package.module:function' or
+'path/to/file.py:function'); in the worker, after ``nest.ResetKernel()`` and setting the
+resolution (``dt_ms``), the threads and ``rng_seed`` (from the solver's generator), it is called
+as ``function(**params)`` and returns ``{population name: NodeCollection}``. The sizes must equal
+the spec's ``populations`` (declared so that the ports are known before anything runs).
+
+Time. NEST's resolution is ``dt_ms``; polyscale's windows are whole numbers of it by
+construction. The kernel is prepared once (``nest.Prepare()``), advanced by ``nest.Run(window)``
+and cleaned up at close. NEST stamps a spike at the end of the step in which the threshold is
+crossed; a spike stamped t1 (the end of a window) is handed out with the next window, whose
+start it is (PointNetwork does the same), so every output spike lies in [t0, t1) and lies on
+NEST's grid exactly.
+
+Inputs and NEST's own latency. NEST's devices cannot act on the step that is already under way
+when a window starts, and their connections have a delay of at least one step; the coordinator
+delivers an input only in the window in which it is due. So every input reaches the NEST neurons
+a fixed ``input_latency_ms() = dt_ms + input_delay_ms`` after the polyscale time it carries:
+
+* ``P.spikes_in``: a spike due at tick A (emission + coupling delay) is emitted by a
+  ``spike_generator`` (one per neuron, one to one) at the end of the NEST step that contains A,
+  and reaches the neuron ``input_delay_ms`` later (the connection's delay; default one step):
+  at ``A + input_latency_ms()`` for A on the grid. A parrot neuron fed this way fires then.
+  Give the coupling ``delay_ms = total delay - input_latency_ms()`` to get a total delay.
+  The coupling's weight is the NEST synaptic weight (``spike_weights``: mV onto iaf_psc_delta,
+  pA onto current-based synapses).
+* ``P.rate_in``: rate (Hz), one value shared by the population, every dt: the rate of one
+  ``inhomogeneous_poisson_generator`` connected to every neuron of P (NEST draws independent
+  trains per target), events of weight ``input_weights[P]``; the sample for the step starting
+  at t sets the rate from t + dt on (NEST accepts only future rate times).
+* ``P.current_in``: current (pA), one value for the population, every dt: a
+  ``step_current_generator``'s amplitude, set at t + dt for the sample at t.
+
+The devices, and their connections, exist only for the input ports listed in ``inputs`` (a
+connection of one step's delay lowers NEST's min_delay, and so makes it exchange more often).
+
+Process-global state: NEST's kernel is one per process, so one NestNetwork per process; a
+second one in the same process (e.g. ``--transport inproc``) is a ModelError that says to run
+with ``--transport zmq`` (one process per solver).
+
+Needs ``pip install 'polyscale[nest]'``; this module imports without NEST.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..coordinator.errors import ModelError
+from ..coordinator.signals import Port, Spikes, WindowResult
+from ..coordinator.specs import SolverContext, SolverSpec
+from ..coordinator.time import TICKS_PER_MS, to_ticks
+from ..coordinator.validation import fail, require_int, require_number
+from ._external import Translation, check_target, claim_process, load_target, release_process, require_extra
+
+EXTRA = "nest"
+INPUT_KINDS = ("spikes_in", "rate_in", "current_in")
+
+#: polyscale's point-neuron parameter names (solvers/point/models.py) -> NEST's, with the factor
+#: from polyscale's unit to NEST's. NEST wants pA, pF, mV, ms, nS; polyscale's point models use
+#: the same units, so every factor is 1 and only the names differ. The rows in other units say
+#: so once, as data (nA, nF, uS to NEST's pA, pF, nS).
+NEST_NEURON = Translation(
+    "nest neuron parameters",
+    ("tau_m_ms", "tau_m", 1.0),
+    ("c_m_pF", "C_m", 1.0),
+    ("e_l_mV", "E_L", 1.0),
+    ("v_th_mV", "V_th", 1.0),
+    ("v_reset_mV", "V_reset", 1.0),
+    ("t_ref_ms", "t_ref", 1.0),
+    ("i_e_pA", "I_e", 1.0),
+    ("v_init_mV", "V_m", 1.0),
+    ("tau_syn_ex_ms", "tau_syn_ex", 1.0),
+    ("tau_syn_in_ms", "tau_syn_in", 1.0),
+    ("g_l_nS", "g_L", 1.0),
+    ("e_ex_mV", "E_ex", 1.0),
+    ("e_in_mV", "E_in", 1.0),
+)
+
+#: other units into NEST's: factor that multiplies a value in the first unit
+NEST_UNITS = Translation(
+    "nest units",
+    ("i_nA", "I_pA", 1e3),      # NEST wants pA
+    ("c_nF", "C_pF", 1e3),      # NEST wants pF
+    ("g_uS", "g_nS", 1e3),      # NEST wants nS
+    ("t_s", "t_ms", 1e3),       # NEST wants ms
+    ("v_V", "v_mV", 1e3),       # NEST wants mV
+    ("rate_Hz", "rate_Hz", 1.0),   # NEST's generators take Hz
+)
+
+#: polyscale point-model type -> NEST model name (same dynamics, exact integration)
+NEST_MODELS = {"iaf_psc_delta": "iaf_psc_delta", "iaf_psc_exp": "iaf_psc_exp",
+               "izhikevich": "izhikevich"}
+
+
+def nest_neuron(model) -> tuple[str, dict[str, float]]:
+    """(NEST model name, NEST parameters) of a polyscale LIF point-model spec (iaf_psc_delta,
+    iaf_psc_exp), through :data:`NEST_NEURON`; for build callables that make the same neurons
+    as PointNetwork. ``v_init_mV=None`` gives V_m = E_L (both simulators' default)."""
+    if model.type not in ("iaf_psc_delta", "iaf_psc_exp"):
+        raise ModelError(f"nest_neuron: model {model.type!r} has no translation here "
+                         f"(have: 'iaf_psc_delta', 'iaf_psc_exp')")
+    values = {name: getattr(model, name) for name in NEST_NEURON.ours() if hasattr(model, name)}
+    if values.get("v_init_mV") is None:
+        values["v_init_mV"] = model.e_l_mV
+    return NEST_MODELS[model.type], NEST_NEURON.to_external(values)
+
+
+def import_nest():
+    """The nest module, quiet, or ModelError naming the extra to install."""
+    os.environ.setdefault("PYNEST_QUIET", "1")
+    nest = require_extra("nest", EXTRA, "nest_network")
+    try:
+        nest.verbosity = nest.VerbosityLevel.ERROR
+    except AttributeError:    # NEST < 3.9
+        nest.set_verbosity("M_ERROR")
+    return nest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NestNetwork(SolverSpec):
+    """A NEST network built by a user's callable, under polyscale.
+
+    Parameters
+    ----------
+    builder : 'package.module:function' or 'path/to/file.py:function'; called in the worker as
+        ``function(**params)`` after the kernel is reset and set up, returns
+        ``{population: NodeCollection}``
+    params : keyword arguments of ``builder`` (plain data)
+    populations : {population: size}, the sizes ``builder`` creates (checked)
+    inputs : input ports to create, e.g. ('E.spikes_in', 'E.rate_in', 'I.current_in')
+    input_weights : {population: weight} of each ``rate_in`` Poisson event (NEST units: mV
+        onto delta synapses, pA onto current-based ones); default 1.0
+    input_delay_ms : NEST delay (ms) of the input devices' connections (default: dt_ms)
+    dt_ms : NEST's resolution (ms)
+    threads : NEST's local_num_threads
+
+    Ports (for every population P)
+    -----
+    P.spikes : out, spikes (size,), channel = position in P's NodeCollection
+    P.spikes_in, P.rate_in (1,) Hz, P.current_in (1,) pA : in, only those listed in
+        ``inputs``; see the module docstring for NEST's latency
+    """
+
+    type: ClassVar[str] = "nest_network"
+    level: ClassVar[str] = "II"
+
+    builder: str
+    populations: dict
+    params: dict = field(default_factory=dict)
+    inputs: tuple = ()
+    input_weights: dict = field(default_factory=dict)
+    input_delay_ms: float | None = None
+    dt_ms: float = 0.1
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        check_target(self.builder, "nest_network: 'builder'")
+        if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
+            raise fail(self, f"'params' must be a dict with string keys (got {self.params!r})")
+        if (not isinstance(self.populations, dict) or not self.populations
+                or not all(isinstance(k, str) and k and "." not in k for k in self.populations)):
+            raise fail(self, f"'populations' must be a non-empty dict {{name: size}} with names "
+                             f"without '.' (got {self.populations!r})")
+        for name, size in self.populations.items():
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+                raise fail(self, f"population {name!r}: size must be an integer >= 1 (got {size!r})")
+        require_number(self, "dt_ms", positive=True)
+        require_number(self, "input_delay_ms", positive=True, allow_none=True)
+        require_int(self, "threads", minimum=1)
+        inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
+        if inputs is None:
+            raise fail(self, f"'inputs' must be a sequence of port names (got {self.inputs!r})")
+        object.__setattr__(self, "inputs", inputs)
+        allowed = [f"{p}.{k}" for p in self.populations for k in INPUT_KINDS]
+        for name in inputs:
+            if name not in allowed:
+                raise fail(self, f"'inputs': {name!r} is not an input port (allowed: "
+                                 f"{', '.join(allowed)})")
+        if len(set(inputs)) != len(inputs):
+            raise fail(self, f"'inputs' lists a port twice ({inputs!r})")
+        if not isinstance(self.input_weights, dict):
+            raise fail(self, f"'input_weights' must be a dict {{population: weight}} "
+                             f"(got {self.input_weights!r})")
+        for name, w in self.input_weights.items():
+            if name not in self.populations:
+                raise fail(self, f"'input_weights': {name!r} is not a population (have: "
+                                 f"{', '.join(self.populations)})")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w):
+                raise fail(self, f"'input_weights'[{name!r}] must be a finite number (got {w!r})")
+        dt = to_ticks(self.dt_ms, "nest_network: dt_ms")
+        if self.input_delay_ms is not None:
+            d = to_ticks(self.input_delay_ms, "nest_network: input_delay_ms")
+            if d % dt:
+                raise fail(self, f"'input_delay_ms'={self.input_delay_ms} must be a whole number of "
+                                 f"dt_ms={self.dt_ms} (NEST's resolution)")
+
+    @classmethod
+    def example(cls) -> "NestNetwork":
+        return cls(builder="my_models.nest:brunel", params={"scale": 0.1},
+                   populations={"E": 1000, "I": 250}, inputs=("E.rate_in",),
+                   input_weights={"E": 0.1})
+
+    def input_latency_ms(self) -> float:
+        """NEST's own latency (ms) on every input: one step plus the devices' connection delay."""
+        return self.dt_ms + (self.dt_ms if self.input_delay_ms is None else self.input_delay_ms)
+
+    def ports(self) -> dict[str, Port]:
+        dt = to_ticks(self.dt_ms, "nest_network: dt_ms")
+        out: dict[str, Port] = {}
+        lat = f"NEST adds {self.input_latency_ms():g} ms"
+        for p, n in self.populations.items():
+            out[f"{p}.spikes"] = Port("spikes", "out", int(n), "", None, f"spikes of NEST population {p}")
+            if f"{p}.spikes_in" in self.inputs:
+                out[f"{p}.spikes_in"] = Port("spikes", "in", int(n), "", None,
+                                             f"spikes onto {p} one to one, NEST weight; {lat}")
+            if f"{p}.rate_in" in self.inputs:
+                out[f"{p}.rate_in"] = Port("rate", "in", 1, "Hz", dt,
+                                           f"Poisson rate into every neuron of {p}; {lat}")
+            if f"{p}.current_in" in self.inputs:
+                out[f"{p}.current_in"] = Port("analog", "in", 1, "pA", dt,
+                                              f"current into every neuron of {p}; {lat}")
+        return out
+
+    def build(self, ctx: SolverContext) -> "NestNetworkSolver":
+        return NestNetworkSolver(self, ctx)
+
+
+class NestNetworkSolver:
+    """The live NEST network (see the module docstring). One per process."""
+
+    # events held by the spike recorders before they are emptied (Cleanup, reset, Prepare):
+    # reading them costs their number each window, emptying them a Prepare
+    MAX_HELD_EVENTS = 20000
+
+    def __init__(self, spec: NestNetwork, ctx: SolverContext):
+        self.spec = spec
+        self.name = ctx.name
+        self.nest = nest = import_nest()
+        claim_process("NEST", ctx.name)
+        self._claimed = True
+        self._prepared = False
+        try:
+            self._setup(spec, ctx, nest)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, spec: NestNetwork, ctx: SolverContext, nest) -> None:
+        self.dt_ticks = to_ticks(spec.dt_ms, "nest_network: dt_ms")
+        seed = int(ctx.rng.integers(1, 2**31 - 1))
+        nest.ResetKernel()
+        nest.SetKernelStatus({"resolution": spec.dt_ms, "local_num_threads": spec.threads,
+                              "rng_seed": seed})
+        fn = load_target(spec.builder, f"nest_network {ctx.name!r}: 'builder'")
+        pops = fn(**spec.params)
+        status = nest.GetKernelStatus()
+        if (abs(status["resolution"] - spec.dt_ms) > 1e-12 or status["rng_seed"] != seed
+                or status["local_num_threads"] != spec.threads):
+            raise ModelError(f"nest_network {ctx.name!r}: {spec.builder!r} changed the kernel "
+                             f"(resolution {status['resolution']} ms, threads "
+                             f"{status['local_num_threads']}, or reset it); set dt_ms and threads "
+                             f"in the spec and leave ResetKernel/SetKernelStatus to polyscale")
+        if not isinstance(pops, dict):
+            raise ModelError(f"nest_network {ctx.name!r}: {spec.builder!r} must return a dict "
+                             f"{{population: NodeCollection}} (got {type(pops).__name__})")
+        if sorted(pops) != sorted(spec.populations):
+            raise ModelError(f"nest_network {ctx.name!r}: {spec.builder!r} returned populations "
+                             f"{sorted(pops)} but the spec declares {sorted(spec.populations)}")
+        for p, n in spec.populations.items():
+            if len(pops[p]) != n:
+                raise ModelError(f"nest_network {ctx.name!r}: population {p!r} has {len(pops[p])} "
+                                 f"neurons in NEST but populations[{p!r}]={n} in the spec")
+        self.pops = pops
+        d_in = spec.dt_ms if spec.input_delay_ms is None else spec.input_delay_ms
+        self.names = list(spec.populations)
+        self.recorders = {}
+        self.lut = {}
+        for p in self.names:
+            rec = nest.Create("spike_recorder")
+            nest.Connect(pops[p], rec)
+            self.recorders[p] = rec
+            gids = np.asarray(pops[p].tolist(), np.int64)
+            order = np.argsort(gids, kind="stable")
+            self.lut[p] = (gids[order], order.astype(np.int64))
+        self.spike_gens, self.rate_gens, self.current_gens = {}, {}, {}
+        for p in self.names:
+            if f"{p}.spikes_in" in spec.inputs:
+                gens = nest.Create("spike_generator", len(pops[p]), params={"allow_offgrid_times": True})
+                nest.Connect(gens, pops[p], "one_to_one", {"weight": 1.0, "delay": d_in})
+                self.spike_gens[p] = gens
+            if f"{p}.rate_in" in spec.inputs:
+                gen = nest.Create("inhomogeneous_poisson_generator")
+                nest.Connect(gen, pops[p], "all_to_all",
+                             {"weight": float(spec.input_weights.get(p, 1.0)), "delay": d_in})
+                self.rate_gens[p] = gen
+            if f"{p}.current_in" in spec.inputs:
+                gen = nest.Create("step_current_generator")
+                nest.Connect(gen, pops[p], "all_to_all", {"delay": d_in})
+                self.current_gens[p] = gen
+        self.t = 0
+        self.seen = {p: 0 for p in self.names}
+        self.pending = {p: (np.zeros(0, np.int64), np.zeros(0, np.int64)) for p in self.names}
+        nest.Prepare()
+        self._prepared = True
+
+    # -- the Solver protocol -------------------------------------------------------------------
+    def advance(self, t0: int, t1: int, inputs) -> WindowResult:
+        nest = self.nest
+        if t0 != self.t:
+            raise ModelError(f"nest_network {self.name!r}: window starts at tick {t0}, NEST is at {self.t}")
+        dt = self.dt_ticks
+        for p in self.names:
+            s = inputs.get(f"{p}.spikes_in")
+            if s is not None and len(s):
+                self._inject_spikes(p, s)
+            r = inputs.get(f"{p}.rate_in")
+            if r is not None:
+                times = (t0 + dt * np.arange(1, r.n + 1)) / TICKS_PER_MS
+                self.rate_gens[p].set(rate_times=times.tolist(),
+                                      rate_values=np.maximum(r.data[:, 0], 0.0).tolist())
+            c = inputs.get(f"{p}.current_in")
+            if c is not None:
+                times = (t0 + dt * np.arange(1, c.n + 1)) / TICKS_PER_MS
+                self.current_gens[p].set(amplitude_times=times.tolist(),
+                                         amplitude_values=c.data[:, 0].tolist())
+        nest.Run((t1 - t0) / TICKS_PER_MS)
+        self.t = t1
+        outputs = {}
+        held = 0
+        for p in self.names:
+            ev = self.recorders[p].get("events")
+            times = np.asarray(ev["times"])[self.seen[p]:]
+            senders = np.asarray(ev["senders"])[self.seen[p]:]
+            self.seen[p] += len(times)
+            held += self.seen[p]
+            ticks = np.rint(times * TICKS_PER_MS).astype(np.int64)
+            sorted_gids, pos = self.lut[p]
+            ids = pos[np.searchsorted(sorted_gids, senders.astype(np.int64))]
+            pt, pi = self.pending[p]
+            ticks = np.concatenate([pt, ticks])
+            ids = np.concatenate([pi, ids])
+            # NEST stamps (t0, t1]; a spike at t1 opens the next window
+            now = ticks < t1
+            self.pending[p] = (ticks[~now], ids[~now])
+            order = np.argsort(ticks[now], kind="stable")
+            outputs[f"{p}.spikes"] = Spikes(ticks[now][order], ids[now][order])
+        if held > self.MAX_HELD_EVENTS:
+            nest.Cleanup()
+            for p in self.names:
+                self.recorders[p].n_events = 0
+                self.seen[p] = 0
+            nest.Prepare()
+        return WindowResult(outputs=outputs)
+
+    def _inject_spikes(self, p: str, s: Spikes) -> None:
+        """Spike generator j fires at the end of the NEST step that contains each arrival tick."""
+        dt = self.dt_ticks
+        ids = np.asarray(s.ids, np.int64)
+        fire = (np.asarray(s.ticks, np.int64) // dt + 1) * dt
+        w = np.ones(len(ids)) if s.weights is None else np.asarray(s.weights, np.float64)
+        order = np.lexsort((fire, ids))
+        ids, fire, w = ids[order], fire[order], w[order]
+        cut = np.flatnonzero(np.diff(ids)) + 1
+        starts = np.concatenate([[0], cut])
+        stops = np.concatenate([cut, [len(ids)]])
+        gens = self.spike_gens[p]
+        targets = ids[starts]
+        values = []
+        for a, b in zip(starts, stops):
+            # the same step twice: one event of the summed weight (NEST needs increasing times)
+            f, inv = np.unique(fire[a:b], return_inverse=True)
+            ww = np.bincount(inv, weights=w[a:b])
+            values.append({"spike_times": (f / TICKS_PER_MS).tolist(), "spike_weights": ww.tolist()})
+        gens[targets.tolist()].set(values)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"t_ticks": np.array(self.t)}
+
+    def close(self) -> None:
+        if self._prepared:
+            self._prepared = False
+            try:
+                self.nest.Cleanup()
+            except Exception:   # noqa: BLE001 (the kernel may already be torn down at exit)
+                pass
+        if self._claimed:
+            self._claimed = False
+            release_process("NEST", self.name)
