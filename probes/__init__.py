@@ -6,7 +6,8 @@ modalities (LFP, CSD, ECoG, EEG, MEG, VSDI, calcium, BOLD) join here as modules 
 """
 from .bold import BOLD
 from .calcium import Calcium
+from .kernels import CurrentProxy, KernelCell, KernelMethod, KernelSynapse
 from .linear_readout import LinearReadout
 from .sources import RegionDipoles, SourceModel
 
-__all__ = ["BOLD", "Calcium", "LinearReadout", "RegionDipoles", "SourceModel"]
+__all__ = ["BOLD", "Calcium", "CurrentProxy", "KernelCell", "KernelMethod", "KernelSynapse", "LinearReadout", "RegionDipoles", "SourceModel"]

@@ -140,9 +140,9 @@ def line_source_matrix(start_um: np.ndarray, end_um: np.ndarray, electrodes_um: 
     """(n_el, S) mV/nA: potential of a current spread evenly along each segment (line source,
     Holt & Koch 1999, the form LFPykit's LineSourcePotential uses), infinite homogeneous
     medium of conductivity sigma. The distance from a segment's axis is at least
-    min_distance_um. phi = I / (4 pi sigma ds) (asinh(l / rho) - asinh(h / rho)), h and l the
-    electrode's coordinate along the axis from the segment's end and start; I nA, sigma S/m,
-    lengths um give mV."""
+    min_distance_um (a number, or (1, S) per segment). phi = I / (4 pi sigma ds) (asinh(l /
+    rho) - asinh(h / rho)), h and l the electrode's coordinate along the axis from the
+    segment's end and start; I nA, sigma S/m, lengths um give mV."""
     a, b, e = start_um[None, :, :], end_um[None, :, :], electrodes_um[:, None, :]
     ds = np.linalg.norm(end_um - start_um, axis=1)[None, :]
     u = (b - a) / ds[..., None]
@@ -166,6 +166,6 @@ def line_source_matrix(start_um: np.ndarray, end_um: np.ndarray, electrodes_um: 
 def point_source_matrix(mid_um: np.ndarray, electrodes_um: np.ndarray, sigma_S_per_m: float,
                         min_distance_um: float) -> np.ndarray:
     """(n_el, S) mV/nA: each segment's current at its midpoint, phi = I / (4 pi sigma r), r at
-    least min_distance_um (infinite homogeneous medium)."""
+    least min_distance_um (a number, or (1, S) per segment; infinite homogeneous medium)."""
     r = np.linalg.norm(electrodes_um[:, None, :] - mid_um[None, :, :], axis=2)
     return 1.0 / (4.0 * math.pi * sigma_S_per_m * np.maximum(r, min_distance_um))
