@@ -78,7 +78,7 @@ def build(backend: str = "polyscale", scale: float = 0.1, t_stop_ms: float = 100
           couple: bool = True, record: bool = True, window_ms: float = 1.0) -> ps.Model:
     spec = brunel_spec(scale)
     # one window for both backends (NEST's shorter coupling delay would pick another)
-    model = ps.Model(seed=seed, t_stop_ms=t_stop_ms, window_ms=window_ms if couple else None)
+    model = ps.Model(seed=seed, t_stop_ms=t_stop_ms, window_ms=window_ms)
     if backend == "polyscale":
         model.solver("net", spec)
         into_net = delay_ms

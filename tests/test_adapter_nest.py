@@ -1,0 +1,278 @@
+"""ps.adapters.nest.NestNetwork: a NEST network under polyscale (NEST 3.10 from the [nest] extra).
+
+Independent references: NEST's own parameter names (nest.GetDefaults), the physical unit
+factors, NEST's published Brunel statistics (../shared/reference/point/nest_s0.1_t1.json) and
+polyscale's PointNetwork on the same spec, exact spike times from the coupling delay plus the
+documented NEST latency, and the Poisson count of a known rate.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import polyscale as ps
+from polyscale.adapters import Affine
+from polyscale.adapters import nest as pnest
+from polyscale.adapters._external import extra_available
+from polyscale.coordinator.errors import ModelError
+from polyscale.coordinator.time import TICKS_PER_MS
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples"))
+import brunel_nest  # noqa: E402
+
+needs_nest = pytest.mark.skipif(not extra_available("nest"),
+                                reason="NEST is not installed: pip install 'polyscale[nest]'")
+HERE = str(Path(__file__).resolve())
+
+
+# -- builders run inside the solver (this file is loaded by path in the worker) ---------------------
+
+def parrots(n: int = 3):
+    import nest
+    return {"P": nest.Create("parrot_neuron", n)}
+
+
+def threshold_neurons(n: int = 2):
+    """iaf_psc_delta without leak that matters: a spike of weight > 15 mV fires it, smaller ones
+    do not (a 20 ms membrane time constant over one step changes V by 0.5%)."""
+    import nest
+    return {"N": nest.Create("iaf_psc_delta", n, params={"E_L": 0.0, "V_m": 0.0, "V_th": 15.0,
+                                                          "V_reset": 0.0, "C_m": 1.0, "tau_m": 20.0,
+                                                          "t_ref": 2.0})}
+
+
+def wrong_size():
+    import nest
+    return {"P": nest.Create("parrot_neuron", 2)}
+
+
+def reset_kernel():
+    import nest
+    nest.ResetKernel()
+    return {"P": nest.Create("parrot_neuron", 3)}
+
+
+# -- the spec: plain data, validated without NEST ------------------------------------------------
+
+def test_spec_round_trips_and_imports_without_building():
+    spec = pnest.NestNetwork.example()
+    assert pnest.NestNetwork.from_dict(spec.to_dict()) == spec
+    assert ps.adapters.nest.NestNetwork is pnest.NestNetwork
+
+
+@pytest.mark.parametrize("changes,match", [
+    pytest.param({"builder": "no colon"}, r"'builder'.*must be 'package.module:function'", id="builder"),
+    pytest.param({"populations": {}}, r"'populations' must be a non-empty dict", id="no-pops"),
+    pytest.param({"populations": {"E": 0}}, r"population 'E': size must be an integer >= 1 \(got 0\)", id="size"),
+    pytest.param({"inputs": ("E.foo",)}, r"'inputs': 'E.foo' is not an input port \(allowed: E.spikes_in", id="input"),
+    pytest.param({"input_delay_ms": 0.15}, r"'input_delay_ms'=0.15 must be a whole number of dt_ms=0.1", id="delay"),
+    pytest.param({"input_weights": {"X": 1.0}}, r"'input_weights': 'X' is not a population", id="weights"),
+    pytest.param({"threads": 0}, r"'threads'", id="threads"),
+])
+def test_bad_spec_is_rejected(changes, match):
+    kw = dict(builder="m:f", populations={"E": 3}, inputs=("E.rate_in",))
+    kw.update(changes)
+    with pytest.raises(ModelError, match=match):
+        pnest.NestNetwork(**kw)
+
+
+def test_ports_follow_inputs_and_state_nest_latency():
+    spec = pnest.NestNetwork(builder="m:f", populations={"E": 4, "I": 1}, inputs=("E.spikes_in", "I.current_in"),
+                             input_delay_ms=0.5)
+    ports = spec.ports()
+    assert sorted(ports) == ["E.spikes", "E.spikes_in", "I.current_in", "I.spikes"]
+    assert ports["E.spikes_in"].size == 4 and ports["I.current_in"].units == "pA"
+    assert spec.input_latency_ms() == pytest.approx(0.6)     # one step + the devices' delay
+
+
+def test_missing_nest_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nest", None)     # makes `import nest` raise ImportError
+    with pytest.raises(ModelError, match=r"pip install 'polyscale\[nest\]'"):
+        pnest.import_nest()
+
+
+# -- the translation table ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("table", [pnest.NEST_NEURON, pnest.NEST_UNITS], ids=lambda t: t.name)
+def test_every_translation_entry_round_trips(table):
+    for row in table:
+        value = 3.7
+        there = table.to_external({row.ours: value})
+        assert list(there) == [row.theirs]
+        assert table.from_external(there) == {row.ours: pytest.approx(value, rel=1e-15)}
+
+
+def test_unit_factors_are_the_physical_ones():
+    # 1 nA = 1000 pA, 1 nF = 1000 pF, 1 uS = 1000 nS, 1 s = 1000 ms, 1 V = 1000 mV
+    u = pnest.NEST_UNITS
+    assert u.to_external({"i_nA": 0.25}) == {"I_pA": 250.0}
+    assert u.to_external({"c_nF": 0.25}) == {"C_pF": 250.0}
+    assert u.to_external({"g_uS": 0.004}) == {"g_nS": 4.0}
+    with pytest.raises(ModelError, match=r"unknown parameter 'x_mA'"):
+        u.to_external({"x_mA": 1.0})
+
+
+@needs_nest
+def test_translated_names_are_nest_parameters():
+    """Every NEST-side name is a parameter of a NEST model that polyscale's point models map to."""
+    nest = pnest.import_nest()
+    known = set()
+    for model in ("iaf_psc_delta", "iaf_psc_exp", "iaf_cond_exp"):
+        known |= set(nest.GetDefaults(model))
+    assert set(pnest.NEST_NEURON.theirs()) <= known
+    from polyscale.solvers.point import IafPscExp
+    name, params = pnest.nest_neuron(IafPscExp(c_m_pF=200.0, tau_syn_ex_ms=0.5))
+    defaults = nest.GetDefaults(name)
+    assert set(params) <= set(defaults) and params["C_m"] == 200.0 and params["tau_syn_ex"] == 0.5
+
+
+# -- running NEST ------------------------------------------------------------------------------------
+
+def _stats(run, pop, t_ms):
+    sp = run.spikes("net", pop)
+    n = sp.n_channels
+    order = np.lexsort((sp.times, sp.ids))
+    t, ids = sp.times[order], sp.ids[order]
+    bounds = np.searchsorted(ids, np.arange(n + 1))
+    cvs = [np.std(d) / np.mean(d) for d in (np.diff(t[bounds[i]:bounds[i + 1]]) for i in range(n))
+           if len(d) >= 2]
+    return len(sp.times) / n / (t_ms / 1000.0), float(np.mean(cvs))
+
+
+@needs_nest
+def test_brunel_on_nest_matches_point_network_and_nest_reference(reference):
+    """The same Brunel spec (scale 0.1, fixed in-degree, one thread) on PointNetwork and on
+    NestNetwork, 400 ms. Tolerances: the issue's 10% on rates between the two backends; against
+    NEST's reference 1 s run, 5% and 0.03 on CV, as tests/test_point_brunel.py argues (400 ms
+    hold ~34,000 spikes per population, the onset transient lowers the mean by 1-2%)."""
+    ref = json.loads((reference / "point" / "nest_s0.1_t1.json").read_text())["stats"]
+    runs = {b: ps.run(brunel_nest.build(backend=b, t_stop_ms=400.0, couple=False))
+            for b in ("polyscale", "nest")}
+    for pop in ("E", "I"):
+        r_nest, cv_nest = _stats(runs["nest"], pop, 400.0)
+        r_ps, cv_ps = _stats(runs["polyscale"], pop, 400.0)
+        assert r_nest == pytest.approx(r_ps, rel=0.10), pop
+        assert abs(cv_nest - cv_ps) < 0.03, pop
+        assert r_nest == pytest.approx(ref[pop]["rate_hz"], rel=0.05), pop
+        assert abs(cv_nest - ref[pop]["cv_isi_mean"]) < 0.03, pop
+
+
+@needs_nest
+def test_spikes_reach_a_parrot_at_coupling_delay_plus_nest_latency():
+    """src --(D = 2.0 ms)--> parrots; NEST adds input_latency_ms() = 0.2 ms (one step for the
+    generator, one for its connection). Times on and off NEST's 0.1 ms grid; an off-grid
+    arrival is taken at the end of the step that contains it (as PointNetwork does)."""
+    model = ps.Model(seed=3, t_stop_ms=12.0)
+    times = (0.0, 0.3, 1.0, 1.05, 4.37, 7.9)
+    ids = (0, 1, 2, 0, 1, 2)
+    model.solver("src", ps.solvers.SpikeTrain(times_ms=times, ids=ids, size=3, dt_ms=0.01))
+    spec = pnest.NestNetwork(builder=f"{HERE}:parrots", params={"n": 3}, populations={"P": 3},
+                             inputs=("P.spikes_in",))
+    model.solver("net", spec)
+    model.couple("src.spikes", "net.P.spikes_in", delay_ms=2.0)
+    model.record("net.P.spikes")
+    run = ps.run(model)
+    sp = run.spikes("net", "P")
+    got = sorted(zip(np.round(sp.times, 6), sp.ids))
+    lat = spec.input_latency_ms()
+    # arrival A = t + 2.0; fired at the end of the step holding A, then the device's one-step delay
+    want = sorted((round((np.floor(round((t + 2.0) / 0.1, 6)) + 1) * 0.1 + lat - 0.1, 6), i)
+                  for t, i in zip(times, ids))
+    assert got == want
+    assert want[0][0] == pytest.approx(2.0 + lat)      # an on-grid spike: exactly D + latency
+
+
+@needs_nest
+def test_spike_weights_are_nest_weights():
+    """Weight 20 mV crosses a 15 mV threshold, 10 mV does not; two 10 mV spikes due in the same
+    step are one event of 20 mV and do."""
+    model = ps.Model(seed=1, t_stop_ms=10.0)
+    model.solver("a", ps.solvers.SpikeTrain(times_ms=(1.0,), ids=(0,), size=2))
+    model.solver("b", ps.solvers.SpikeTrain(times_ms=(1.0, 5.0, 5.02), ids=(1, 1, 1), size=2, dt_ms=0.01))
+    model.solver("net", pnest.NestNetwork(builder=f"{HERE}:threshold_neurons", populations={"N": 2},
+                                          inputs=("N.spikes_in",)))
+    model.couple("a.spikes", "net.N.spikes_in", delay_ms=1.0, weight=20.0)
+    model.couple("b.spikes", "net.N.spikes_in", delay_ms=1.0, weight=10.0)
+    model.record("net.N.spikes")
+    sp = ps.run(model).spikes("net", "N")
+    assert list(sp.ids) == [0, 1]
+    assert sp.times[0] == pytest.approx(2.2) and sp.times[1] == pytest.approx(6.2)
+
+
+@needs_nest
+def test_rate_in_drives_poisson_events_at_that_rate():
+    """A constant 2000 Hz into 20 parrots for 200 ms: 8,000 events expected; Poisson, so the
+    count is within 4 standard deviations (sqrt(8000) ~ 89) of it."""
+    rate_hz, n, t_ms = 2000.0, 20, 200.0
+    model = ps.Model(seed=11, t_stop_ms=t_ms)
+    model.solver("src", ps.solvers.LinearSystem(a=((0.0,),), x0=(1.0,)))
+    model.solver("net", pnest.NestNetwork(builder=f"{HERE}:parrots", params={"n": n}, populations={"P": n},
+                                          inputs=("P.rate_in",)))
+    model.couple("src.x", "net.P.rate_in", delay_ms=1.0, weight=rate_hz,
+                 via=[Affine(units="Hz", produces="rate")])
+    model.record("net.P.spikes")
+    sp = ps.run(model).spikes("net", "P")
+    # the rate starts at the coupling delay plus NEST's latency (zero before: values before t=0)
+    expected = rate_hz * n * (t_ms - 1.2) / 1000.0
+    assert abs(len(sp.times) - expected) < 4 * np.sqrt(expected)
+    assert sp.times.min() > 1.2 - 1e-9
+
+
+@needs_nest
+def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatch):
+    """NEST run in windows of 1 ms and 3 ms (multiples of its min_delay, 1 ms here), and with
+    its spike recorders emptied after every window (Cleanup, reset, Prepare): the same spikes,
+    bitwise. (Windows that split NEST's min_delay slices change the order in which NEST's
+    Poisson generators draw, so the spikes then differ, though not their statistics.)"""
+    def spikes(window_ms):
+        run = ps.run(brunel_nest.build(backend="nest", scale=0.05, t_stop_ms=60.0, couple=False,
+                                       window_ms=window_ms))
+        return run.spikes("net", "E")
+    a, b = spikes(1.0), spikes(3.0)
+    monkeypatch.setattr(pnest.NestNetworkSolver, "MAX_HELD_EVENTS", 0)
+    c = spikes(1.0)
+    assert len(a.times) > 100
+    for other in (b, c):
+        assert np.array_equal(a.times, other.times) and np.array_equal(a.ids, other.ids)
+
+
+@needs_nest
+def test_builder_that_disagrees_with_the_spec_is_rejected():
+    model = ps.Model(seed=1, t_stop_ms=1.0)
+    model.solver("net", pnest.NestNetwork(builder=f"{HERE}:wrong_size", populations={"P": 3}))
+    with pytest.raises(ps.PolyscaleError, match=r"population 'P' has 2 neurons in NEST but populations\['P'\]=3"):
+        ps.run(model)
+    model = ps.Model(seed=1, t_stop_ms=1.0)
+    model.solver("net", pnest.NestNetwork(builder=f"{HERE}:reset_kernel", populations={"P": 3}, dt_ms=0.05))
+    with pytest.raises(ps.PolyscaleError, match=r"changed the kernel"):
+        ps.run(model)
+
+
+@needs_nest
+def test_two_nest_networks_in_one_process_say_use_zmq():
+    model = ps.Model(seed=1, t_stop_ms=1.0)
+    for name in ("a", "b"):
+        model.solver(name, pnest.NestNetwork(builder=f"{HERE}:parrots", populations={"P": 3}))
+    with pytest.raises(ps.PolyscaleError, match=r"--transport zmq"):
+        ps.run(model)
+
+
+@needs_nest
+def test_nest_and_mass_on_zmq_write_the_inproc_run_file(tmp_path):
+    """examples/brunel_nest.py on NEST, coupled both ways to a polyscale neural-mass brain:
+    the run file's spikes and signals are equal on inproc and zmq (same seed: NEST's rng_seed
+    comes from the solver's generator)."""
+    runs = {t: ps.run(brunel_nest.build(backend="nest", scale=0.05, t_stop_ms=60.0),
+                      out=tmp_path / f"{t}.h5", transport=t) for t in ("inproc", "zmq")}
+    a, b = runs["inproc"], runs["zmq"]
+    for pop in ("E", "I"):
+        sa, sb = a.spikes("net", pop), b.spikes("net", pop)
+        assert len(sa.times) > 50
+        assert np.array_equal(sa.times, sb.times) and np.array_equal(sa.ids, sb.ids)
+    ra, rb = a.signal("brain", "rate").data, b.signal("brain", "rate").data
+    assert np.array_equal(ra, rb) and np.ptp(ra[:, 0]) > 0
