@@ -6,8 +6,10 @@ modalities (LFP, CSD, ECoG, EEG, MEG, VSDI, calcium, BOLD) join here as modules 
 """
 from .bold import BOLD
 from .calcium import Calcium
+from .extracellular import CSD, ECoG, LFP
+from .head import EEG, MEG, CurrentDipole, FourSphere, HeadModel, InfiniteMedium
 from .kernels import CurrentProxy, KernelCell, KernelMethod, KernelSynapse
 from .linear_readout import LinearReadout
 from .sources import RegionDipoles, SourceModel
 
-__all__ = ["BOLD", "Calcium", "CurrentProxy", "KernelCell", "KernelMethod", "KernelSynapse", "LinearReadout", "RegionDipoles", "SourceModel"]
+__all__ = ["BOLD", "CSD", "Calcium", "CurrentDipole", "ECoG", "EEG", "FourSphere", "HeadModel", "InfiniteMedium", "LFP", "MEG", "CurrentProxy", "KernelCell", "KernelMethod", "KernelSynapse", "LinearReadout", "RegionDipoles", "SourceModel"]

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import weakref
+
 import numpy as np
 
 from ..coordinator.errors import ModelError
@@ -133,14 +135,81 @@ def _check_period(kind: str, step_ticks: int, period_ticks: int) -> None:
                          f"multiple of the solver's step ({step_ticks} ticks)")
 
 
+class StepEndSampler:
+    """Samples, at every multiple of ``period_ticks``, of a linear map ``f`` of per-step
+    quantities, taking at tick t the step that *ends* at t.
+
+    Backward Euler computes a step's currents at the step's end, and NEURON reports
+    i_membrane_ at time t for the step ending at t; so the sample at t is f(row of the step
+    [t - dt, t)), and at t = 0 (no step yet) zero. The step ending at a window's end is carried
+    to the next window. Also memoises the window, so probes sharing a sampler compute it once.
+
+    f : rows (m, ...) -> (m, *shape); shape : the shape of one sample.
+    """
+
+    def __init__(self, step_ticks: int, period_ticks: int, f, shape: tuple):
+        self.dt, self.period, self.f = step_ticks, period_ticks, f
+        self.carry = np.zeros(shape)
+        self.memo: tuple | None = None
+
+    def __call__(self, t0: int, t1: int, rows: np.ndarray) -> np.ndarray:
+        if self.memo is not None and self.memo[0] == (t0, t1):
+            return self.memo[1]
+        n = grid_count(t0, t1, self.period)
+        out = np.empty((n,) + self.carry.shape)
+        if n:
+            stride = self.period // self.dt
+            j = (grid_start(t0, self.period) - t0) // self.dt - 1   # step ending at the first sample
+            k = 0
+            if j < 0:
+                out[0] = self.carry
+                j, k = j + stride, 1
+            if k < n:
+                out[k:] = self.f(rows[j:j + (n - k - 1) * stride + 1:stride])
+        if t1 % self.period == 0:
+            self.carry = self.f(rows[-1:])[0]
+        self.memo = ((t0, t1), out)
+        return out
+
+
 # --------------------------------------------------------------------------------------------
 # detailed cells
 # --------------------------------------------------------------------------------------------
-def _cell_currents(solver) -> Callable[[], np.ndarray]:
+#: per live cell solver, its last window's per-segment currents: every probe on the solver
+#: (LFP, CSD, EEG, MEG...) shares one copy out of the solver's node-major buffer
+_CURRENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+#: per live cell solver and sample period, the one dipole sampler its probes share
+_DIPOLE_SAMPLERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def cell_currents(solver) -> Callable[[int, int], np.ndarray]:
+    """``get(t0, t1) -> (n_steps, n S)`` nA, the transmembrane currents of the window [t0, t1)
+    (cached per solver and window); ModelError unless the spec has record_currents=True."""
     if not getattr(solver.spec, "record_currents", False):
         raise ModelError("cell_population: extracellular and dipole probes need the cells' "
                          "transmembrane currents: set record_currents=True on the solver spec")
-    return solver.transmembrane_currents
+
+    def get(t0: int, t1: int) -> np.ndarray:
+        hit = _CURRENTS.get(solver)
+        if hit is not None and hit[0] == (t0, t1):
+            return hit[1]
+        i = solver.transmembrane_currents()
+        _CURRENTS[solver] = ((t0, t1), i)
+        return i
+    return get
+
+
+def cell_matrix_part(solver, M: np.ndarray, period_ticks: int):
+    """``part(t0, t1, result) -> (n_samples, n_out)``: M (n_out, n S) times the transmembrane
+    currents of the step ending at each sample (StepEndSampler)."""
+    currents = cell_currents(solver)
+    _check_period("cell_population", solver.dt_ticks, period_ticks)
+    Mt = np.ascontiguousarray(M.T)
+    sampler = StepEndSampler(solver.dt_ticks, period_ticks, lambda rows: rows @ Mt, (M.shape[0],))
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        return sampler(t0, t1, currents(t0, t1))
+    return part
 
 
 def _no_model(kind: str, model) -> None:
@@ -152,21 +221,16 @@ def _no_model(kind: str, model) -> None:
 def cell_extracellular(solver, ports, model, electrodes_um, sigma, method, min_distance_um,
                        period_ticks):
     """Extracellular potential (mV) of every segment of every cell: one (n_el, n S) matrix,
-    built once; each window multiplies it with the transmembrane currents (nA) at the samples."""
+    built once; each window multiplies it with the transmembrane currents (nA) at the samples.
+    The sample at tick t holds the currents of the step ending at t (NEURON's i_membrane_)."""
     from .forward import extracellular_matrix
     _no_model("cell_population", model)
-    currents = _cell_currents(solver)
-    _check_period("cell_population", solver.dt_ticks, period_ticks)
+    cell_currents(solver)
     g = solver.segment_geometry()
     roots = _root_segments(solver, g)
     M = extracellular_matrix(g["start_um"], g["end_um"], g["diam_um"], electrodes_um, sigma,
                              method=method, min_distance_um=min_distance_um, roots=roots)
-    Mt = np.ascontiguousarray(M.T)
-    dt = solver.dt_ticks
-
-    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-        return currents()[sample_rows(t0, t1, dt, period_ticks)] @ Mt
-    return part
+    return cell_matrix_part(solver, M, period_ticks)
 
 
 def _root_segments(solver, g) -> np.ndarray:
@@ -183,24 +247,29 @@ def cell_dipoles(solver, ports, model, period_ticks):
     """One current dipole moment per cell (nA*um) = sum over its segments of the transmembrane
     current times the segment midpoint (LFPykit's CurrentDipoleMoment), placed at the cell's
     position (its origin in tissue, ``positions_um``). With no electrode current the moment does
-    not depend on the origin."""
+    not depend on the origin. Samples as cell_extracellular (the step ending at each sample)."""
     _no_model("cell_population", model)
-    currents = _cell_currents(solver)
+    currents = cell_currents(solver)
     _check_period("cell_population", solver.dt_ticks, period_ticks)
-    g = solver.segment_geometry()
     n = solver.n_cells
-    mid = 0.5 * (g["start_um"] + g["end_um"])
-    S = len(g["diam_um"]) // n
     pos = (np.zeros((n, 3)) if solver.spec.positions_um is None
            else np.array(solver.spec.positions_um, dtype=np.float64))
-    # per cell, the moment about its own position: sum I (r - r_cell); the same as about the
-    # origin when the cell's currents sum to zero, and better conditioned far from the origin
-    rel = (mid.reshape(n, S, 3) - pos[:, None, :])          # (n, S, 3)
-    dt = solver.dt_ticks
+    samplers = _DIPOLE_SAMPLERS.setdefault(solver, {})
+    sampler = samplers.get(period_ticks)
+    if sampler is None:
+        g = solver.segment_geometry()
+        mid = 0.5 * (g["start_um"] + g["end_um"])
+        S = len(g["diam_um"]) // n
+        # per cell, the moment about its own position, sum I (r - r_cell): the same as about the
+        # origin when the cell's currents sum to zero, and better conditioned far from it
+        rel = mid.reshape(n, S, 3) - pos[:, None, :]          # (n, S, 3)
+
+        def f(rows: np.ndarray) -> np.ndarray:
+            return np.einsum("kns,nsd->knd", rows.reshape(rows.shape[0], n, S), rel, optimize=True)
+        sampler = samplers[period_ticks] = StepEndSampler(solver.dt_ticks, period_ticks, f, (n, 3))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-        i = currents()[sample_rows(t0, t1, dt, period_ticks)]  # (k, n S)
-        return np.einsum("kns,nsd->knd", i.reshape(i.shape[0], n, S), rel, optimize=True)
+        return sampler(t0, t1, currents(t0, t1))
     return pos, part
 
 
