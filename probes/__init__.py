@@ -11,5 +11,6 @@ from .head import EEG, MEG, CurrentDipole, FourSphere, HeadModel, InfiniteMedium
 from .kernels import CurrentProxy, KernelCell, KernelMethod, KernelSynapse
 from .linear_readout import LinearReadout
 from .sources import RegionDipoles, SourceModel
+from .vsdi import VSDI, VsdiSource
 
-__all__ = ["BOLD", "CSD", "Calcium", "CurrentDipole", "ECoG", "EEG", "FourSphere", "HeadModel", "InfiniteMedium", "LFP", "MEG", "CurrentProxy", "KernelCell", "KernelMethod", "KernelSynapse", "LinearReadout", "RegionDipoles", "SourceModel"]
+__all__ = ["BOLD", "CSD", "Calcium", "CurrentDipole", "ECoG", "EEG", "FourSphere", "HeadModel", "InfiniteMedium", "LFP", "MEG", "CurrentProxy", "KernelCell", "KernelMethod", "KernelSynapse", "LinearReadout", "RegionDipoles", "SourceModel", "VSDI", "VsdiSource"]

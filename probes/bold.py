@@ -98,7 +98,7 @@ class BOLD(ProbeSpec):
     """
 
     type: ClassVar[str] = "bold"
-    modality: str = "bold"
+    modality: ClassVar[str] = "bold"
 
     inputs: tuple
     parameters: str = "stephan2007"

@@ -81,7 +81,7 @@ class Calcium(ProbeSpec):
     """
 
     type: ClassVar[str] = "calcium"
-    modality: str = "calcium"
+    modality: ClassVar[str] = "calcium"
 
     spikes: tuple
     indicator: str = "GCaMP6f"
