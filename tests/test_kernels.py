@@ -1,0 +1,289 @@
+"""Kernel method and current proxy (probes/kernels.py, probes/_kernel_cell.py) on point networks.
+
+References: the matrix exponential of the compartmental ODE (scipy), LFPykit's transfer
+matrices (../shared/reference/probes), a detailed simulation of the same passive cells with the
+cell solver (CellPopulation), and Mazzoni et al. (2015)'s proxy written out by hand.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+import polyscale as ps
+from polyscale.coordinator.errors import ModelError
+from polyscale.coordinator.signals import Spikes, WindowResult
+from polyscale.coordinator.specs import SolverContext
+from polyscale.probes import kernels as K
+from polyscale.probes._kernel_cell import (PassiveCell, exp2_peak_factor, line_source_matrix,
+                                           point_source_matrix)
+from polyscale.probes.sources import SourceModel, dipole_part, extracellular_part
+from polyscale.solvers.cell import CellPopulation, Exp2Syn, Insert, ball_and_stick, layout_cell
+from polyscale.solvers.point import (AllToAll, Explicit, IafPscDelta, IafPscExp, PointNetwork, Population,
+                                     Projection)
+
+MS = 1_000_000          # ticks per ms
+DT_NET = 100_000        # the networks' dt, 0.1 ms
+
+
+def _solver(net: PointNetwork):
+    return net.build(SolverContext(name="net", seed=1, rng=np.random.default_rng(1)))
+
+
+def _result(spikes: dict, t0: int, t1: int, sizes: dict) -> WindowResult:
+    """A point network's WindowResult holding the given spikes {pop: (ticks, ids)} of [t0, t1)."""
+    out = {}
+    for pop in sizes:
+        ticks, ids = spikes.get(pop, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        keep = (ticks >= t0) & (ticks < t1)
+        out[f"{pop}.spikes"] = Spikes(ticks[keep], ids[keep])
+    return WindowResult(outputs=out)
+
+
+def _feed(part, spikes: dict, sizes: dict, t_stop: int, window: int) -> np.ndarray:
+    rows = []
+    for t0 in range(0, t_stop, window):
+        t1 = min(t0 + window, t_stop)
+        rows.append(part(t0, t1, _result(spikes, t0, t1, sizes)))
+    return np.concatenate(rows)
+
+
+def _poisson(rng, n: int, rate_hz: float, t_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Spikes on the 0.1 ms grid: (ticks, ids) sorted by tick."""
+    steps = int(round(t_ms / 0.1))
+    hits = rng.random((steps, n)) < rate_hz * 1e-4
+    st, ids = np.nonzero(hits)
+    return st.astype(np.int64) * DT_NET, ids.astype(np.int64)
+
+
+# --- the passive cell ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tau_rise", [0.0, 0.5], ids=["exp", "exp2"])
+def test_passive_cell_currents_match_the_matrix_exponential(tau_rise):
+    """The closed-form modal solution against expm of the compartmental ODE augmented by the
+    synaptic current's two exponentials: both exact, so they agree to rounding (1e-9 of the peak
+    leaves room for expm's own error on a stiff 12-state system)."""
+    lay = layout_cell(ball_and_stick(dend_nseg=11), 150.0, 1.0)
+    pc = PassiveCell(lay, 1e-4 * lay.area_um2 * 1e-2)
+    S = pc.n_segments
+    share = np.zeros(S)
+    share[[3, 8]] = (0.25, 0.75)
+    tau_d = 2.0
+    t = np.linspace(0.0, 20.0, 41)
+    got = pc.membrane_currents(share, t, tau_rise, tau_d)
+    A = np.zeros((S + 2, S + 2))
+    A[:S, :S] = -(pc.lap_uS + np.diag(pc.g_uS)) / pc.cap_nF[:, None]
+    f = exp2_peak_factor(tau_rise, tau_d)
+    A[:S, S] = f * share / pc.cap_nF          # I = f (decay - rise)
+    A[:S, S + 1] = -f * share / pc.cap_nF if tau_rise else 0.0
+    A[S, S] = -1.0 / tau_d
+    A[S + 1, S + 1] = -1.0 / tau_rise if tau_rise else -1.0
+    x0 = np.zeros(S + 2)
+    x0[S:] = 1.0
+    want = np.array([-pc.lap_uS @ (scipy.linalg.expm(A * tt) @ x0)[:S] for tt in t])
+    assert np.abs(got - want).max() <= 1e-9 * np.abs(want).max()
+    # Kirchhoff: the transmembrane currents of a cell sum to zero
+    assert np.abs(got.sum(axis=1)).max() <= 1e-12 * np.abs(got).max()
+
+
+def test_uniform_current_into_a_uniform_cell_makes_no_lfp():
+    """Current spread by area over a cell of uniform membrane charges it uniformly: no axial
+    current, so no transmembrane current is left over (the closed form: u(t) the same
+    everywhere, L u = 0)."""
+    lay = layout_cell(ball_and_stick(dend_nseg=7), 150.0, 1.0)
+    pc = PassiveCell(lay, 1e-4 * lay.area_um2 * 1e-2)
+    share = pc.area_um2 / pc.area_um2.sum()
+    im = pc.membrane_currents(share, np.linspace(0, 10, 11), 0.0, 2.0)
+    assert np.abs(im).max() <= 1e-12
+
+
+def test_closed_forms_match_lfpykit(reference):
+    """The fallback line/point-source matrices against LFPykit's (1e-9: both closed forms)."""
+    d = np.load(reference / "probes" / "lfp_ballstick_inputs.npz")
+    lfp = np.load(reference / "probes" / "lfp_ballstick_lfp.npz")
+    a = np.stack([d["seg_x_um"][:, 0], d["seg_y_um"][:, 0], d["seg_z_um"][:, 0]], 1)
+    b = np.stack([d["seg_x_um"][:, 1], d["seg_y_um"][:, 1], d["seg_z_um"][:, 1]], 1)
+    el = np.stack([lfp["elec_x_um"], lfp["elec_y_um"], lfp["elec_z_um"]], 1)
+    sigma = float(lfp["sigma_S_per_m"])
+    for got, key in ((line_source_matrix(a, b, el, sigma, 0.0), "M_linesource_mV_per_nA"),
+                     (point_source_matrix(0.5 * (a + b), el, sigma, 0.0), "M_pointsource_mV_per_nA")):
+        want = lfp[key]
+        assert np.abs(got - want).max() <= 1e-9 * np.abs(want).max()
+
+
+# --- kernel method against the detailed simulation ---------------------------------------------
+
+NSEG, G_PAS, V_REST, RA = 9, 5e-4, -65.0, 100.0
+# A conductance synapse g (E - v) is a current g (E - v_rest) to first order in the depolarisation
+# dv: with g this small, dv stays ~1e-5 mV and the relative error dv / (E - v_rest) ~1e-7.
+G_SYN_uS, E_SYN = 1e-7, 0.0
+
+
+def _two_population_net(model_y=IafPscExp()) -> PointNetwork:
+    return PointNetwork(populations=(Population(name="X", size=3, model=IafPscDelta()),
+                                     Population(name="Y", size=4, model=model_y)),
+                        projections=(Projection(source="X", target="Y", rule=AllToAll(), weight=10.0,
+                                                delay_ms=1.0),), dt_ms=0.1)
+
+
+def _kernel_cell() -> K.KernelCell:
+    return K.KernelCell(morphology=ball_and_stick(dend_nseg=NSEG), d_lambda=None, g_pas_S_cm2=G_PAS,
+                        ra_ohm_cm=RA, n_positions=4, radius_um=60.0, center_um=(10.0, -5.0, 0.0))
+
+
+def _detailed(cell: K.KernelCell, x_ticks: np.ndarray, delay: int, dt_ms: float, t_stop: int, el):
+    """The 4 placed cells of ``cell`` in the cell solver, each X spike opening, after ``delay``,
+    one Exp2Syn per dendritic segment in every cell (the kernel's share: equal areas). Returns
+    the line-source LFP (rows at the steps' midpoints, Crank-Nicolson) and the summed dipole."""
+    pos, ang = cell.placement()
+    cp = CellPopulation(morphology=cell.morphology, n=len(pos), positions_um=tuple(map(tuple, pos)),
+                        rotations_deg=tuple((0.0, 0.0, math.degrees(a)) for a in ang),
+                        mechanisms=(Insert(mechanism="pas", params={"g_S_cm2": G_PAS, "e_mV": V_REST}),),
+                        synapses=tuple(Exp2Syn(section="dend", x=(j + 0.5) / NSEG, tau1_ms=0.5, tau2_ms=2.0,
+                                               e_mV=E_SYN) for j in range(NSEG)),
+                        v_init_mV=V_REST, ra_ohm_cm=RA, dt_ms=dt_ms, record_currents=True,
+                        method="crank_nicolson")
+    cs = cp.build(None)
+    n_in = len(pos) * NSEG
+    arr = np.repeat(x_ticks + delay, n_in)
+    ids = np.tile(np.arange(n_in), len(x_ticks))
+    keep = arr < t_stop
+    cs.advance(0, t_stop, {"syn": Spikes(arr[keep], ids[keep], np.full(int(keep.sum()), G_SYN_uS / NSEG))})
+    im = cs.transmembrane_currents()
+    g = cs.segment_geometry()
+    M = line_source_matrix(g["start_um"], g["end_um"], el, 0.3, 1.0)
+    return im @ M.T, im @ (0.5 * (g["start_um"] + g["end_um"]))
+
+
+def _at_grid(rows: np.ndarray, dt_ms: float) -> np.ndarray:
+    """Crank-Nicolson rows (row k at t_k + dt/2) at the 0.1 ms grid t = 0.1, 0.2, ...: the mean
+    of the rows on either side (second order, like the scheme)."""
+    step = int(round(0.1 / dt_ms))
+    return 0.5 * (rows[step - 1:-1:step] + rows[step::step])
+
+
+def test_kernel_method_equals_the_detailed_simulation_of_passive_cells():
+    """Poisson spike trains of X drive 4 passive ball-and-sticks through current-like synapses.
+    The kernel prediction is exact for the compartmental model; the cell solver differs from it
+    only by its time discretisation, first order here (it holds each synaptic conductance at its
+    value at the start of the step). So: the error halves with dt, and the Richardson
+    extrapolation 2 d(dt/2) - d(dt) of the detailed run matches the kernel prediction to the
+    second-order remainder."""
+    net = _two_population_net()
+    cell = _kernel_cell()
+    km = K.KernelMethod(cells={"Y": cell}, duration_ms=40.0,
+                        synapses=(K.KernelSynapse(source="X", target="Y", where="dend", tau_rise_ms=0.5,
+                                                  tau_decay_ms=2.0, weight_nA=G_SYN_uS * (E_SYN - V_REST)),))
+    el = np.stack([np.full(6, 30.0), np.zeros(6), np.linspace(-100.0, 600.0, 6)], 1)
+    t_stop = 40 * MS
+    x_ticks, x_ids = _poisson(np.random.default_rng(7), 3, 150.0, 30.0)
+    sizes = {"X": 3, "Y": 4}
+    solver = _solver(net)
+    lfp = _feed(extracellular_part("net", solver, net.ports(), km, el, 0.3, "line", 1.0, DT_NET),
+                {"X": (x_ticks, x_ids)}, sizes, t_stop, MS)
+    pos, dpart = dipole_part("net", solver, net.ports(), km, DT_NET)
+    dip = _feed(dpart, {"X": (x_ticks, x_ids)}, sizes, t_stop, MS)[:, 0, :]
+    assert np.allclose(pos, [cell.center_um])
+    errs, ext = [], {}
+    for dt in (0.025, 0.0125):
+        v, p = _detailed(cell, x_ticks, MS, dt, t_stop, el)
+        ext[dt] = (_at_grid(v, dt), _at_grid(p, dt))
+        n = len(ext[dt][0])
+        errs.append(np.abs(ext[dt][0] - lfp[1:n + 1]).max() / np.abs(lfp).max())
+    n = len(ext[0.025][0])
+    # measured: 1.4 % at 0.025 ms, 0.69 % at 0.0125 ms (ratio 0.49)
+    assert errs[0] < 0.03 and 0.4 < errs[1] / errs[0] < 0.6
+    rich_v = 2 * ext[0.0125][0][:n] - ext[0.025][0]
+    rich_p = 2 * ext[0.0125][1][:n] - ext[0.025][1]
+    scale_v, scale_p = np.abs(lfp).max(), np.abs(dip).max()
+    # measured: 4.5e-4 (LFP) and 1.2e-4 (dipole) of the peak, the O(dt^2) remainder
+    assert np.abs(rich_v - lfp[1:n + 1]).max() <= 1e-3 * scale_v
+    assert np.abs(rich_p - dip[1:n + 1]).max() <= 1e-3 * scale_p
+
+
+# --- state across windows, zero connections -----------------------------------------------------
+
+def _mixed_net() -> PointNetwork:
+    return PointNetwork(populations=(Population(name="E", size=6, model=IafPscExp(tau_syn_ex_ms=1.5,
+                                                                                  tau_syn_in_ms=4.0)),
+                                     Population(name="I", size=3, model=IafPscExp(tau_syn_ex_ms=1.5,
+                                                                                  tau_syn_in_ms=4.0))),
+                        projections=(Projection(source="E", target="E", rule=AllToAll(), weight=20.0,
+                                                delay_ms=1.5, allow_autapses=False),
+                                     Projection(source="E", target="I", rule=AllToAll(), weight=15.0, delay_ms=0.7),
+                                     Projection(source="I", target="E", rule=AllToAll(), weight=-60.0, delay_ms=0.4),
+                                     Projection(source="I", target="I", rule=AllToAll(), weight=-30.0, delay_ms=2.3)),
+                        dt_ms=0.1)
+
+
+@pytest.mark.parametrize("model", ["kernel", "proxy"])
+def test_windows_of_any_length_give_the_one_window_result(model):
+    """Spikes late in a window reach the next one through the kernels and delays: cutting the
+    run into windows of 1, 7 and 33 steps gives the one-window result (up to the order of the
+    floating-point sums, 1e-12 of the peak)."""
+    net = _mixed_net()
+    sizes = {"E": 6, "I": 3}
+    rng = np.random.default_rng(3)
+    spikes = {"E": _poisson(rng, 6, 80.0, 30.0), "I": _poisson(rng, 3, 150.0, 30.0)}
+    el = np.array([[0.0, 0.0, z] for z in (-200.0, 0.0, 300.0)])
+    if model == "kernel":
+        src = K.KernelMethod(cells={"E": K.KernelCell(n_positions=3, radius_um=100.0),
+                                    "I": K.KernelCell(n_positions=2, center_um=(0.0, 0.0, -100.0))},
+                             duration_ms=20.0)
+    else:
+        src = K.CurrentProxy(populations=("E",), gain=(1.0, 2.0, -0.5))
+    t_stop = 30 * MS
+    outs = {}
+    for w in (1, 7, 33, 300):
+        part = extracellular_part("net", _solver(net), net.ports(), src, el, 0.3, "line", None, DT_NET)
+        outs[w] = _feed(part, spikes, sizes, t_stop, w * DT_NET)
+        pos, dpart = dipole_part("net", _solver(net), net.ports(), src, DT_NET)
+        outs[(w, "dipole")] = _feed(dpart, spikes, sizes, t_stop, w * DT_NET)
+    for key in ((1,), (7,), (33,)):
+        w = key[0]
+        for k in (w, (w, "dipole")):
+            ref = outs[300 if k == w else (300, "dipole")]
+            assert np.abs(ref).max() > 0
+            assert np.abs(outs[k] - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_a_probe_period_coarser_than_dt_samples_the_fine_result():
+    """Rows at every 1 ms are the rows of the 0.1 ms result at those times."""
+    net = _mixed_net()
+    sizes = {"E": 6, "I": 3}
+    spikes = {"E": _poisson(np.random.default_rng(4), 6, 80.0, 20.0)}
+    el = np.array([[0.0, 0.0, 100.0]])
+    km = K.KernelMethod(cells={"E": K.KernelCell(n_positions=2)}, duration_ms=10.0)
+    fine = _feed(extracellular_part("net", _solver(net), net.ports(), km, el, 0.3, "line", None, DT_NET),
+                 spikes, sizes, 20 * MS, 7 * DT_NET)
+    coarse = _feed(extracellular_part("net", _solver(net), net.ports(), km, el, 0.3, "line", None, MS),
+                   spikes, sizes, 20 * MS, 7 * DT_NET)
+    assert coarse.shape == (20, 1)
+    assert np.abs(coarse - fine[::10]).max() <= 1e-12 * np.abs(fine).max()
+
+
+def test_a_population_without_connections_contributes_nothing():
+    """Kernels scale with the number of synapses: a kernel cell for a population nobody projects
+    onto gives exactly zero, however much the others fire."""
+    net = PointNetwork(populations=(Population(name="X", size=3, model=IafPscDelta()),
+                                    Population(name="Y", size=4, model=IafPscExp()),
+                                    Population(name="Z", size=2, model=IafPscExp())),
+                       projections=(Projection(source="X", target="Y", rule=AllToAll(), weight=10.0,
+                                               delay_ms=1.0),), dt_ms=0.1)
+    sizes = {"X": 3, "Y": 4, "Z": 2}
+    spikes = {"X": _poisson(np.random.default_rng(5), 3, 200.0, 10.0),
+              "Y": _poisson(np.random.default_rng(6), 4, 200.0, 10.0)}
+    el = np.array([[0.0, 0.0, 100.0], [0.0, 0.0, 400.0]])
+    km = K.KernelMethod(cells={"Z": K.KernelCell(n_positions=2)}, duration_ms=10.0)
+    out = _feed(extracellular_part("net", _solver(net), net.ports(), km, el, 0.3, "line", None, DT_NET),
+                spikes, sizes, 10 * MS, MS)
+    assert out.shape == (100, 2) and not out.any()
+    pos, dpart = dipole_part("net", _solver(net), net.ports(), km, DT_NET)
+    assert not _feed(dpart, spikes, sizes, 10 * MS, MS).any()
+    # the same cell on Y, which X does project onto, is not silent
+    km_y = K.KernelMethod(cells={"Y": K.KernelCell(n_positions=2)}, duration_ms=10.0)
+    out_y = _feed(extracellular_part("net", _solver(net), net.ports(), km_y, el, 0.3, "line", None, DT_NET),
+                  spikes, sizes, 10 * MS, MS)
+    assert np.abs(out_y).max() > 0
