@@ -154,6 +154,7 @@ class RunWriter:
                 g.create_dataset("channels", data=np.asarray(r.channels, dtype=np.int64))
                 self._signals[(r.solver, r.port)] = (g["data"], g["time"])
         self._probes: dict[str, tuple[h5py.Dataset, h5py.Dataset]] = {}
+        self._parts: dict[str, dict[str, h5py.Dataset]] = {}
         for pp in plan.probes:
             g = f.create_group(f"probes/{pp.name}")
             self._sampled(g, pp.info.n_channels, pp.info.units, pp.info.modality)
@@ -163,6 +164,17 @@ class RunWriter:
             if pp.info.positions is not None:
                 g.create_dataset("positions_um", data=np.asarray(pp.info.positions, dtype=np.float64))
             self._probes[pp.name] = (g["data"], g["time"])
+            if getattr(pp.spec, "keep_parts", False):
+                # each solver's share as it arrives: only where parts and output share a shape
+                if pp.info.part_shape_channels != pp.info.n_channels or pp.info.part_period != pp.info.period_ticks:
+                    raise RunFileError(f"probe {pp.name!r} ({pp.spec.type}): keep_parts needs parts shaped "
+                                       f"like the probe's output")
+                n = pp.info.n_channels
+                self._parts[pp.name] = {s: g.create_dataset(f"parts/{s}", shape=(0, n), maxshape=(None, n),
+                                                            dtype="f8", chunks=g["data"].chunks)
+                                        for s in pp.solvers}
+                for ds in self._parts[pp.name].values():
+                    ds.attrs["units"] = pp.info.units
 
     @staticmethod
     def _sampled(g: h5py.Group, n: int, units: str, kind: str) -> None:
@@ -203,6 +215,8 @@ class RunWriter:
             data, tds = self._probes[pp.name]
             times = np.arange(grid_start(t0, pp.info.period_ticks), t1, pp.info.period_ticks)
             staged += [(data, out), (tds, times / TICKS_PER_MS)]
+            for s, ds in self._parts.get(pp.name, {}).items():
+                staged.append((ds, np.asarray(parts[s], dtype=np.float64)))
         self._pending.append((t1, [(ds, v) for ds, v in staged if len(v)]))
         self._pending_bytes += sum(v.nbytes for _, v in staged)
         if (self._pending_bytes >= self.flush_bytes
@@ -276,13 +290,15 @@ class SignalRecord:
 
 @dataclass(frozen=True)
 class ProbeRecord:
-    """A probe: ``time`` (n,) ms, ``data`` (n, channels) in ``units``; ``positions_um`` or None."""
+    """A probe: ``time`` (n,) ms, ``data`` (n, channels) in ``units``; ``positions_um`` or None;
+    ``parts``: {solver: (n, channels)} each solver's share (probes with keep_parts=True) or None."""
 
     time: np.ndarray
     data: np.ndarray
     units: str
     modality: str
     positions_um: np.ndarray | None
+    parts: dict | None = None
 
 
 class Run:
@@ -352,8 +368,9 @@ class Run:
     def probe(self, name: str) -> ProbeRecord:
         g = self._group(f"probes/{name}", "probe", self.probe_names())
         pos = g["positions_um"][()] if "positions_um" in g else None
+        parts = {s: d[()] for s, d in g["parts"].items()} if "parts" in g else None
         return ProbeRecord(g["time"][()], g["data"][()], str(g.attrs["units"]),
-                           str(g.attrs["modality"]), pos)
+                           str(g.attrs["modality"]), pos, parts)
 
     def summary(self) -> str:
         """A human-readable description (what ``polyscale info`` prints)."""
