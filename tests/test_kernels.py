@@ -287,3 +287,90 @@ def test_a_population_without_connections_contributes_nothing():
     out_y = _feed(extracellular_part("net", _solver(net), net.ports(), km_y, el, 0.3, "line", None, DT_NET),
                   spikes, sizes, 10 * MS, MS)
     assert np.abs(out_y).max() > 0
+
+
+# --- the current proxy ----------------------------------------------------------------------------
+
+def test_proxy_is_mazzonis_weighted_sum_written_out():
+    """WS(t) = sum over Y's synapses of |AMPA|(t - 6 ms) - 1.65 |GABA|(t), each synapse's
+    current w exp(-(t - t_spike - delay) / tau) from its onset, summed by hand over the explicit
+    synapses; an electrode's value is its gain times WS. Synapses onto X are left out
+    (populations=('Y',)). Same sums in another order: 1e-12 of the peak."""
+    tau_ex, tau_in = 2.0, 5.0
+    ex = [(0, 0, 30.0, 1.0), (0, 1, 20.0, 2.0), (1, 2, 25.0, 1.0)]      # (X id, Y id, pA, ms)
+    inh = [(0, 0, -50.0, 0.5), (0, 2, -40.0, 0.5)]                     # (I id, Y id, pA, ms)
+    net = PointNetwork(populations=(Population(name="X", size=2, model=IafPscDelta()),
+                                    Population(name="I", size=1, model=IafPscDelta()),
+                                    Population(name="Y", size=3, model=IafPscExp(tau_syn_ex_ms=tau_ex,
+                                                                                 tau_syn_in_ms=tau_in))),
+                       projections=tuple(
+                           Projection(source=src, target="Y", rule=Explicit(sources=[e[0]], targets=[e[1]]),
+                                      weight=e[2], delay_ms=e[3]) for src, lst in (("X", ex), ("I", inh))
+                           for e in lst) + (Projection(source="X", target="X", rule=AllToAll(), weight=3.0,
+                                                       delay_ms=1.0),), dt_ms=0.1)
+    x = (np.array([2, 5, 5, 31, 80, 81]) * DT_NET, np.array([0, 0, 1, 1, 0, 1]))
+    i = (np.array([10, 40, 95]) * DT_NET, np.array([0, 0, 0]))
+    sizes = {"X": 2, "I": 1, "Y": 3}
+    gain = (1.0, -2.5)
+    px = K.CurrentProxy(populations=("Y",), gain=gain)
+    out = _feed(extracellular_part("net", _solver(net), net.ports(), px, np.zeros((2, 3)), 0.3, "line", None,
+                                   DT_NET), {"X": x, "I": i}, sizes, 25 * MS, 3 * MS)
+    t = np.arange(250) * 0.1
+
+    def current(times_ticks, ids, edges, tau, at):
+        total = np.zeros_like(at)
+        for ts, src in zip(times_ticks / MS, ids):
+            for s, _, w, d in edges:
+                if s == src:
+                    lag = at - ts - d
+                    total += np.where(lag >= -1e-9, abs(w) * np.exp(-np.maximum(lag, 0) / tau), 0.0)
+        return total
+
+    ws = current(*x, ex, tau_ex, t - 6.0) - 1.65 * current(*i, inh, tau_in, t)
+    want = ws[:, None] * np.array(gain)[None, :]
+    assert np.abs(want).max() > 0
+    assert np.abs(out - want).max() <= 1e-12 * np.abs(want).max()
+    # as a head source: one dipole along the axis, dipole_gain * WS
+    px_d = K.CurrentProxy(populations=("Y",), dipole_gain=3.0, axis=(0.0, 0.0, 2.0), position_um=(1.0, 2.0, 3.0))
+    pos, dpart = dipole_part("net", _solver(net), net.ports(), px_d, DT_NET)
+    dip = _feed(dpart, {"X": x, "I": i}, sizes, 25 * MS, 3 * MS)
+    assert np.allclose(pos, [[1.0, 2.0, 3.0]])
+    assert dip.shape == (250, 1, 3) and not dip[:, 0, :2].any()
+    assert np.abs(dip[:, 0, 2] - 3.0 * ws).max() <= 1e-12 * np.abs(3.0 * ws).max()
+
+
+def test_proxy_currents_are_the_networks_own_synaptic_currents():
+    """With no delay and alpha 0 the proxy is sum |I_ex| over Y; with gain -1 and alpha 1 and the
+    same delay 0, proxy + that = sum |I_in|. Both against the currents the point network
+    integrates (its state after the window ending at the sample time), to 1e-9 of the peak (the
+    network keeps weights in float32 and its currents in a ring buffer; the kernel multiplies
+    powers of exp(-dt/tau))."""
+    net = PointNetwork(populations=(Population(name="X", size=4, model=IafPscDelta(), poisson_rate_hz=30000.0,
+                                               poisson_weight=1.0),
+                                    Population(name="Y", size=3, model=IafPscExp(tau_syn_ex_ms=2.0,
+                                                                                 tau_syn_in_ms=5.0))),
+                       projections=(Projection(source="X", target="Y", rule=AllToAll(), weight=30.0, delay_ms=1.0),
+                                    Projection(source="X", target="Y", rule=AllToAll(), weight=-20.0,
+                                               delay_ms=0.5)), dt_ms=0.1)
+    el = np.zeros((1, 3))
+    a_net, b_net = _solver(net), _solver(net)
+    ampa = extracellular_part("net", a_net, net.ports(), K.CurrentProxy(populations=("Y",), delay_ms=0.0, alpha=0.0),
+                              el, 0.3, "line", None, DT_NET)
+    both = extracellular_part("net", b_net, net.ports(),
+                              K.CurrentProxy(populations=("Y",), delay_ms=0.0, alpha=1.0, gain=-1.0),
+                              el, 0.3, "line", None, DT_NET)
+    got_ex, got_in, net_ex, net_in = [], [], [], []
+    for k in range(150):
+        t0, t1 = k * DT_NET, (k + 1) * DT_NET
+        pa = ampa(t0, t1, a_net.advance(t0, t1, {}))[0, 0]
+        pb = both(t0, t1, b_net.advance(t0, t1, {}))[0, 0]
+        got_ex.append(pa)
+        got_in.append(pb + pa)
+        net_ex.append(a_net.i_ex[4:7].sum())
+        net_in.append(-b_net.i_in[4:7].sum())
+    # the sample at t is the state after the window ending at t
+    got_ex, got_in = np.array(got_ex[1:]), np.array(got_in[1:])
+    net_ex, net_in = np.array(net_ex[:-1]), np.array(net_in[:-1])
+    assert np.abs(net_ex).max() > 0 and np.abs(net_in).max() > 0
+    assert np.abs(got_ex - net_ex).max() <= 1e-9 * np.abs(net_ex).max()
+    assert np.abs(got_in - net_in).max() <= 1e-9 * np.abs(net_in).max()
