@@ -86,8 +86,8 @@ class _RateToPoisson:
         self.c = spec.correlation
         self.mode = spec.interaction if self.c > 0 else "independent"
         self.ctx = ctx
-        # counts, positions in the interval, MIP thinning: one stream each, so each is consumed
-        # in sample order whatever the window (the split invariance rests on this)
+        # counts, positions in the interval, trains (picks, MIP thinning): one stream each, so
+        # each is consumed in sample order whatever the window (split invariance rests on this)
         self.counts_rng, self.times_rng, self.thin_rng = require_rng(ctx, spec.type).spawn(3)
         self.n_events = 0
 
@@ -108,27 +108,27 @@ class _RateToPoisson:
             ev, j = np.nonzero(keep)
             self.n_events += len(ev)
             return _sorted_spikes(ticks[ev], (cell[ev] % c_n) * n + j)
+        # n independent Poisson trains at r are one Poisson process at n r whose every spike
+        # goes to a train picked uniformly: the cost is per spike, not per train and sample
         if self.mode == "sip":
-            lam3 = np.empty((s_n, c_n, n + 1))
-            lam3[:, :, :n] = ((1.0 - self.c) * lam)[:, :, None]
-            lam3[:, :, n] = self.c * lam                             # the shared process
-            counts = self.counts_rng.poisson(lam3)
+            own_shared = np.stack([n * (1.0 - self.c) * lam, self.c * lam], axis=2)
+            counts = self.counts_rng.poisson(own_shared)            # (S, C, 2)
         else:
-            counts = self.counts_rng.poisson(np.broadcast_to(lam[:, :, None], (s_n, c_n, n)))
+            counts = self.counts_rng.poisson(n * lam)[:, :, None]   # (S, C, 1)
         flat = counts.ravel()
         total = int(flat.sum())
         cell = np.repeat(np.arange(flat.size), flat)
         width = counts.shape[2]
         s_i, rest = np.divmod(cell, c_n * width)
-        ch, j = np.divmod(rest, width)
+        ch, shared = np.divmod(rest, width)
         ticks = start[s_i] + (self.times_rng.random(total) * p).astype(np.int64)
+        own = shared == 0
+        # a uniform double per pick (not integers(), whose 32-bit draws are buffered per call)
+        j = (self.thin_rng.random(int(own.sum())) * n).astype(np.int64)
         if self.mode == "sip":
-            shared = j == n
-            own = ~shared
-            t_sh, ch_sh = ticks[shared], ch[shared]
+            t_sh, ch_sh = ticks[~own], ch[~own]
             ticks = np.concatenate([ticks[own], np.repeat(t_sh, n)])
-            ids = np.concatenate([ch[own] * n + j[own],
-                                  np.repeat(ch_sh * n, n) + np.tile(np.arange(n), len(t_sh))])
+            ids = np.concatenate([ch[own] * n + j, np.repeat(ch_sh * n, n) + np.tile(np.arange(n), len(t_sh))])
         else:
             ids = ch * n + j
         self.n_events += len(ticks)
