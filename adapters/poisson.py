@@ -128,7 +128,8 @@ class _RateToPoisson:
         if self.mode == "sip":
             t_sh, ch_sh = ticks[~own], ch[~own]
             ticks = np.concatenate([ticks[own], np.repeat(t_sh, n)])
-            ids = np.concatenate([ch[own] * n + j, np.repeat(ch_sh * n, n) + np.tile(np.arange(n), len(t_sh))])
+            ids = np.concatenate([ch[own] * n + j,
+                                  np.repeat(ch_sh * n, n) + np.tile(np.arange(n), len(t_sh))])
         else:
             ids = ch * n + j
         self.n_events += len(ticks)

@@ -5,9 +5,10 @@
 
 The sigmoid's defaults are Jansen & Rit's (1995) potential-to-rate function S(v) = 2 e0 /
 (1 + exp(r (v0 - v))) with e0 = 2.5 /s, v0 = 6 mV, r = 0.56 /mV: r_max_Hz = 2 e0 = 5 Hz (TVB's
-JansenRit has the same function with nu_max = e0 = 0.0025 /ms and v0 = 5.52 mV). Wilson & Cowan's S(x) = 1 / (1 + exp(-a (x - theta))) is the same
-shape with r_max_Hz = 1, slope_per_mV = a, v_half_mV = theta (scale it to Hz with r_max_Hz).
-Stateless, so any window split gives the same rates.
+JansenRit has the same function with nu_max = e0 = 0.0025 /ms and v0 = 5.52 mV). Wilson &
+Cowan's S(x) = 1 / (1 + exp(-a (x - theta))) is the same shape with r_max_Hz = 1,
+slope_per_mV = a, v_half_mV = theta (scale it to Hz with r_max_Hz). Stateless, so any window
+split gives the same rates.
 """
 from __future__ import annotations
 
