@@ -235,7 +235,7 @@ class NestNetworkSolver:
 
     # events held by the spike recorders before they are emptied (Cleanup, reset, Prepare):
     # reading them costs their number each window, emptying them a Prepare
-    MAX_HELD_EVENTS = 20000
+    MAX_HELD_EVENTS = 2000
 
     def __init__(self, spec: NestNetwork, ctx: SolverContext):
         self.spec = spec

@@ -1,0 +1,146 @@
+"""NEST under polyscale: the coupling overhead of NestNetwork against the same network run alone
+in NEST, for the same simulated time.
+
+Model: examples/brunel_nest.py's Brunel network (examples/brunel.py's, NEST's
+brunel_delta_nest with V_reset 10 mV) at ``--scale`` (default 0.1: 1250 neurons), built in NEST
+by ``brunel_nest.nest_brunel`` from the PointNetwork spec, dt 0.1 ms, one thread, every spike
+recorded, the same NEST seed in every variant.
+
+* alone: ``nest.Simulate(T)`` after the build, spike recorders per population, events read once
+  at the end;
+* inproc / zmq: ``ps.run`` of a model holding only the NestNetwork (``window_ms``, default 2 ms,
+  the exchange interval of a coupled run), recording both populations' spikes (no run file);
+  on zmq NEST runs in a worker process and every window's spikes cross a socket;
+* inproc+input: as inproc, with the E population's ``rate_in`` fed every step from a polyscale
+  LinearSystem (0 Hz: the same dynamics, the cost of setting NEST's generator each window),
+  its connection delay 1.5 ms (the network's: NEST's min_delay, so its slices, unchanged).
+
+polyscale's time is the window loop, from the end of the first window to the end of the last,
+scaled to all windows (the first carries the build and NEST's Prepare). Each variant runs in a
+fresh subprocess (one NEST kernel per process), ``--repeat`` times; the table shows the
+minimum (of wall time), and the overhead relative to alone, in wall time and in the CPU time
+of the measuring process (inproc only). On a shared machine take the CPU ratio.
+
+    OMP_NUM_THREADS=1 python benchmarks/external_nest.py [--t-ms 2000] [--scale 0.1] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "examples"))
+VARIANTS = ("alone", "inproc", "zmq", "inproc+input")
+SEED = 12345
+NEST_SEED = 123457
+
+
+def run_alone(t_ms: float, scale: float) -> dict:
+    os.environ.setdefault("PYNEST_QUIET", "1")
+    import brunel_nest
+    import nest
+    nest.verbosity = nest.VerbosityLevel.ERROR
+    t0 = time.perf_counter()
+    nest.ResetKernel()
+    nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": 1, "rng_seed": NEST_SEED})
+    pops = brunel_nest.nest_brunel(brunel_nest.brunel_spec(scale).to_dict())
+    recs = []
+    for p in pops.values():
+        r = nest.Create("spike_recorder")
+        nest.Connect(p, r)
+        recs.append(r)
+    t1, c1 = time.perf_counter(), time.process_time()
+    nest.Simulate(t_ms)
+    n = sum(len(r.get("events")["times"]) for r in recs)
+    t2, c2 = time.perf_counter(), time.process_time()
+    return {"build_s": t1 - t0, "sim_s": t2 - t1, "cpu_s": c2 - c1, "spikes": n}
+
+
+def run_polyscale(t_ms: float, scale: float, transport: str, window_ms: float, rate_input: bool) -> dict:
+    import brunel_nest
+
+    import polyscale as ps
+    from polyscale.adapters import Affine
+    from polyscale.adapters.nest import NestNetwork
+    spec = brunel_nest.brunel_spec(scale)
+    m = ps.Model(seed=SEED, t_stop_ms=t_ms, window_ms=window_ms)
+    m.solver("net", NestNetwork(builder=f"{brunel_nest.__file__}:nest_brunel", params={"spec": spec.to_dict()},
+                                populations={p.name: p.size for p in spec.populations},
+                                inputs=("E.rate_in",) if rate_input else (),
+                                # the network's own delay (1.5 ms) keeps NEST's min_delay
+                                input_delay_ms=1.5))
+    if rate_input:
+        m.solver("src", ps.solvers.LinearSystem(a=((0.0,),), x0=(0.0,)))
+        m.couple("src.x", "net.E.rate_in", delay_ms=window_ms, via=[Affine(units="Hz", produces="rate")])
+    m.record("net.E.spikes")
+    m.record("net.I.spikes")
+    marks = []
+    t0 = time.perf_counter()
+    run = ps.run(m, transport=transport, progress=lambda done, stop, wall: marks.append((time.perf_counter(), time.process_time())))
+    t1 = time.perf_counter()
+    n = sum(len(run.spikes("net", p).times) for p in ("E", "I"))
+    k = max(len(marks) - 1, 1)
+    wall = (marks[-1][0] - marks[0][0]) / k * len(marks)
+    # CPU of this process only: on zmq NEST's work is in the worker, so that column is inproc's
+    cpu = (marks[-1][1] - marks[0][1]) / k * len(marks)
+    return {"total_s": t1 - t0, "sim_s": wall, "cpu_s": cpu if transport == "inproc" else None,
+            "spikes": n, "windows": len(marks)}
+
+
+def child(variant: str, args) -> None:
+    if variant == "alone":
+        out = run_alone(args.t_ms, args.scale)
+    else:
+        out = run_polyscale(args.t_ms, args.scale, "zmq" if variant == "zmq" else "inproc",
+                            args.window_ms, variant.endswith("input"))
+    print("RESULT " + json.dumps(out))
+
+
+def measure(variant: str, args) -> dict:
+    best = None
+    for _ in range(args.repeat):
+        p = subprocess.run([sys.executable, __file__, "--child", variant, "--t-ms", str(args.t_ms),
+                            "--scale", str(args.scale), "--window-ms", str(args.window_ms)],
+                           capture_output=True, text=True, check=False)
+        line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if p.returncode or line is None:
+            raise RuntimeError(f"{variant} failed:\n{p.stderr[-3000:]}")
+        r = json.loads(line[7:])
+        if best is None or r["sim_s"] < best["sim_s"]:
+            best = r
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--t-ms", type=float, default=2000.0, help="simulated time (ms)")
+    ap.add_argument("--scale", type=float, default=0.1, help="Brunel scale (1: 12,500 neurons)")
+    ap.add_argument("--window-ms", type=float, default=2.0, help="polyscale's window (ms)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args)
+        return
+    print(f"NEST, Brunel scale {args.scale:g}, dt 0.1 ms, one thread, {args.t_ms:g} ms simulated, "
+          f"window {args.window_ms:g} ms, best of {args.repeat}")
+    rows = {v: measure(v, args) for v in VARIANTS}
+    base = rows["alone"]["sim_s"]
+    cbase = rows["alone"]["cpu_s"]
+    print(f"{'variant':<18}{'wall s':>9}{'overhead':>10}{'cpu s':>9}{'overhead':>10}{'spikes':>10}")
+    for v, r in rows.items():
+        cpu = (f"{r['cpu_s']:>9.3f}{100 * (r['cpu_s'] / cbase - 1):>9.1f}%" if r.get("cpu_s") is not None
+               else f"{'-':>9}{'-':>10}")
+        print(f"{v:<18}{r['sim_s']:>9.3f}{100 * (r['sim_s'] / base - 1):>9.1f}%{cpu}{r['spikes']:>10}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"t_ms": args.t_ms, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
