@@ -14,7 +14,7 @@ weight J into the E population (``E.rate_in``), scaled by ``feedback_gain``. Bot
 have a delay of ``delay_ms``. On NEST, inputs arrive ``NestNetwork.input_latency_ms()`` (0.2 ms)
 after the coupling delay (see adapters/nest.py), so the NEST coupling is given 0.2 ms less.
 
-    polyscale run examples/brunel_nest.py -p backend="'nest'" --out b.h5 --transport zmq
+    polyscale run examples/brunel_nest.py -p backend=nest --out b.h5 --transport zmq
     polyscale run examples/brunel_nest.py --out b.h5                   # polyscale's solver
 """
 import polyscale as ps
