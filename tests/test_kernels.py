@@ -374,3 +374,51 @@ def test_proxy_currents_are_the_networks_own_synaptic_currents():
     assert np.abs(net_ex).max() > 0 and np.abs(net_in).max() > 0
     assert np.abs(got_ex - net_ex).max() <= 1e-9 * np.abs(net_ex).max()
     assert np.abs(got_in - net_in).max() <= 1e-9 * np.abs(net_in).max()
+
+
+# --- in a run ------------------------------------------------------------------------------------
+
+def test_lfp_csd_dipole_and_proxy_probes_of_a_point_network_in_a_run(transport):
+    """The probes of a run (spec sent as plain data to the solver's process on zmq/mpi) equal the
+    kernels applied to the run's own recorded spikes (1e-12 of the peak). AllToAll rules make the
+    connectome the same in the run and here."""
+    net = _mixed_net()
+    net = net.replace(populations=tuple(p.replace(poisson_rate_hz=20000.0, poisson_weight=40.0)
+                                        for p in net.populations))
+    km = K.KernelMethod(cells={"E": K.KernelCell(n_positions=3, center_um=(0.0, 0.0, -300.0)),
+                               "I": K.KernelCell(n_positions=2, center_um=(0.0, 0.0, -300.0))},
+                        synapses=(K.KernelSynapse(source="I", target="E", where="soma", tau_decay_ms=3.0),),
+                        duration_ms=15.0)
+    px = K.CurrentProxy(populations=("E",), gain=0.01)
+    el = [(0.0, 0.0, z) for z in (-500.0, -300.0, -100.0, 100.0)]
+    m = ps.Model(seed=11, t_stop_ms=20.0)
+    m.solver("net", net)
+    m.record("net.E.spikes")
+    m.record("net.I.spikes")
+    m.probe("lfp", ps.probes.LFP(of="net", electrodes_um=el, sources={"net": km}, every_ms=0.5))
+    m.probe("csd", ps.probes.CSD(of="net", contacts_um=el, sources={"net": km}, every_ms=0.5))
+    m.probe("dipole", ps.probes.CurrentDipole(of="net", sources={"net": km}, every_ms=0.5))
+    m.probe("proxy", ps.probes.LFP(of="net", electrodes_um=el[:1], sources={"net": px}, every_ms=0.1))
+    run = ps.run(m, transport=transport)
+    spikes = {}
+    for pop in ("E", "I"):
+        rec = run.spikes("net", pop)
+        spikes[pop] = (np.rint(np.asarray(rec.times) * MS).astype(np.int64), np.asarray(rec.ids, np.int64))
+    assert len(spikes["E"][0]) > 10 and len(spikes["I"][0]) > 5
+    sizes = {"E": 6, "I": 3}
+    el_arr = np.array(el)
+    lfp = _feed(extracellular_part("net", _solver(net), net.ports(), km, el_arr, 0.3, "line", None, MS // 2),
+                spikes, sizes, 20 * MS, MS)
+    got = run.probe("lfp")
+    assert got.units == "mV" and got.data.shape == (40, 4)
+    assert np.abs(got.data - lfp).max() <= 1e-12 * np.abs(lfp).max()
+    # second difference of the same potentials, -sigma (V[k-1] - 2 V[k] + V[k+1]) / h^2
+    csd = -0.3 * (lfp[:, :-2] - 2 * lfp[:, 1:-1] + lfp[:, 2:]) / 200.0 ** 2
+    assert np.abs(run.probe("csd").data - csd).max() <= 1e-9 * np.abs(csd).max()
+    _, dpart = dipole_part("net", _solver(net), net.ports(), km, MS // 2)
+    dip = _feed(dpart, spikes, sizes, 20 * MS, MS).sum(axis=1)     # the probe sums the sources
+    got_d = run.probe("dipole").data
+    assert np.abs(got_d - dip).max() <= 1e-12 * np.abs(dip).max()
+    prox = _feed(extracellular_part("net", _solver(net), net.ports(), px, el_arr[:1], 0.3, "line", None, DT_NET),
+                 spikes, sizes, 20 * MS, MS)
+    assert np.abs(run.probe("proxy").data - prox).max() <= 1e-12 * np.abs(prox).max()
