@@ -162,9 +162,10 @@ def test_gamma_isis_follow_gamma_and_cv_is_one_over_sqrt_shape(k):
     # CV per train, its error from the spread over the 20 independent trains
     cvs = [x.std(ddof=1) / x.mean() for x in per_train]
     assert abs(np.mean(cvs) - 1 / np.sqrt(k)) < 4 * block_se(cvs) + 0.02  # + bias of a ratio estimate
-    # equilibrium start: the rate is r from t = 0 (count variance of a renewal process ~ rT CV^2)
+    # equilibrium start: the rate is r from t = 0 (a train started at a spike would be off by
+    # (CV^2 - 1) / 2 spikes); the error of the mean count from the spread over the trains
     first = np.array([(t < 500 * MS).sum() for t in (ticks[ids == i] for i in range(n))])
-    assert abs(first.mean() - r * 0.5) < 4 * np.sqrt(r * 0.5 / k / n) + 0.5
+    assert abs(first.mean() - r * 0.5) < 4 * block_se(first)
 
 
 def test_gamma_time_rescaled_intervals_follow_gamma_of_mean_one():
