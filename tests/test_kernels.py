@@ -422,3 +422,72 @@ def test_lfp_csd_dipole_and_proxy_probes_of_a_point_network_in_a_run(transport):
     prox = _feed(extracellular_part("net", _solver(net), net.ports(), px, el_arr[:1], 0.3, "line", None, DT_NET),
                  spikes, sizes, 20 * MS, MS)
     assert np.abs(run.probe("proxy").data - prox).max() <= 1e-12 * np.abs(prox).max()
+
+
+# --- specs and errors ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", [
+    pytest.param(K.KernelMethod.example(), id="kernel_method"),
+    pytest.param(K.CurrentProxy(populations=("E",), gain=(1.0, -2.0), tau_ampa_ms=2.0), id="current_proxy"),
+])
+def test_source_models_round_trip_through_plain_data(spec):
+    import json
+
+    import msgpack
+    data = spec.to_dict()
+    assert SourceModel.from_dict(msgpack.unpackb(msgpack.packb(data))) == spec
+    assert SourceModel.from_dict(json.loads(json.dumps(data))) == spec
+
+
+@pytest.mark.parametrize("make, message", [
+    pytest.param(lambda: K.KernelSynapse(source="X", target="Y", z_mean_um=100.0),
+                 r"give both 'z_mean_um' and 'z_std_um' or neither \(got 100\.0, None\)", id="half-profile"),
+    pytest.param(lambda: K.KernelSynapse(source="X", target="Y", tau_rise_ms=3.0, tau_decay_ms=2.0),
+                 r"'tau_rise_ms' must be below 'tau_decay_ms' \(got 3\.0 >= 2\.0\)", id="rise-after-decay"),
+    pytest.param(lambda: K.KernelMethod(cells={}), r"'cells' must be a non-empty dict", id="no-cells"),
+    pytest.param(lambda: K.KernelCell(radius_um=-1.0), r"'radius_um' must be a finite number >= 0 \(got -1\.0\)",
+                 id="negative-radius"),
+    pytest.param(lambda: K.CurrentProxy(axis=(0, 0, 0)), r"'axis' must be a nonzero vector", id="zero-axis"),
+])
+def test_bad_specs_are_rejected_naming_the_field(make, message):
+    with pytest.raises(ModelError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("model, period, message", [
+    pytest.param(K.KernelMethod(cells={"Z": K.KernelCell()}), DT_NET,
+                 r"population 'Z' is not in the point network \(has: X, Y\)", id="unknown-population"),
+    pytest.param(K.KernelMethod(cells={"Y": K.KernelCell()},
+                                synapses=(K.KernelSynapse(source="X", target="Y", where="apic"),)), DT_NET,
+                 r"X->Y: no membrane receives these synapses \(where='apic'\)", id="no-membrane"),
+    pytest.param(K.KernelMethod(cells={"Y": K.KernelCell()}), 150_000,
+                 r"period \(0\.15 ms\) must be a multiple of the point network's dt \(0\.1 ms\)", id="period"),
+    pytest.param(K.CurrentProxy(gain=(1.0, 2.0, 3.0)), DT_NET, r"'gain' has 3 values for 2 electrodes",
+                 id="gain-size"),
+    pytest.param(None, DT_NET, r"give sources=\{solver: ps\.probes\.KernelMethod", id="no-model"),
+])
+def test_bad_sources_are_rejected_when_the_probe_is_built(model, period, message):
+    net = _two_population_net()
+    with pytest.raises(ModelError, match=message):
+        extracellular_part("net", _solver(net), net.ports(), model, np.zeros((2, 3)), 0.3, "line", None, period)
+
+
+def test_a_delta_synapse_target_needs_a_decay_time_and_keeps_the_charge():
+    """Onto iaf_psc_delta (weights in mV) the kernel keeps each event's charge C_m w in a current
+    of the given decay: the same signal as a current synapse of peak C_m w / tau (nA)."""
+    net = _two_population_net(model_y=IafPscDelta())
+    with pytest.raises(ModelError, match=r"X->Y: the target model 'iaf_psc_delta' has no synaptic time "
+                                         r"constant; give KernelSynapse\(source='X', target='Y', tau_decay_ms"):
+        extracellular_part("net", _solver(net), net.ports(), K.KernelMethod(cells={"Y": K.KernelCell()}),
+                           np.zeros((1, 3)), 0.3, "line", None, DT_NET)
+    el = np.array([[20.0, 0.0, 300.0]])
+    spikes = {"X": _poisson(np.random.default_rng(8), 3, 200.0, 10.0)}
+    sizes = {"X": 3, "Y": 4}
+    outs = []
+    for syn in (K.KernelSynapse(source="X", target="Y", tau_decay_ms=2.0),
+                K.KernelSynapse(source="X", target="Y", tau_decay_ms=2.0, weight_nA=250.0 * 10.0 * 1e-3 / 2.0)):
+        km = K.KernelMethod(cells={"Y": K.KernelCell(n_positions=2)}, synapses=(syn,), duration_ms=10.0)
+        outs.append(_feed(extracellular_part("net", _solver(net), net.ports(), km, el, 0.3, "line", None, DT_NET),
+                          spikes, sizes, 10 * MS, MS))
+    assert np.abs(outs[0]).max() > 0
+    assert np.abs(outs[0] - outs[1]).max() <= 1e-12 * np.abs(outs[1]).max()
