@@ -1,4 +1,4 @@
-"""The command line: ``polyscale run | check | info | worker | keys``.
+"""The command line: ``polyscale run | check | info | plot | worker | keys``.
 
 The only place that turns polyscale errors into exit codes: 0 done, 1 the run failed (the run
 file says so and keeps every complete window), 2 bad input (config, model, run-file path),
@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="describe a run file")
     i.add_argument("runfile", help="run file (.h5)")
+
+    pl = sub.add_parser("plot", help="draw a multimodal figure of a run file (needs the 'plot' extra)")
+    pl.add_argument("runfile", help="run file (.h5)")
+    pl.add_argument("--out", "-o", metavar="FIG.png|pdf", help="figure file (default: RUNFILE name + .png)")
+    pl.add_argument("--t0", type=float, metavar="MS", help="start of the time range (ms)")
+    pl.add_argument("--t1", type=float, metavar="MS", help="end of the time range (ms)")
 
     from .coordinator import worker
     w = sub.add_parser("worker", help="join a zmq run: run the solvers placed on this host")
@@ -124,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             with load(args.runfile) as r:
                 print(r.summary())
+            return 0
+        if args.command == "plot":
+            from .plot import plot
+            print(f"wrote {plot(args.runfile, args.out, t0_ms=args.t0, t1_ms=args.t1)}")
             return 0
         if args.command == "worker":
             from .coordinator.worker import run_from_args
