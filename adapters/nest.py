@@ -12,7 +12,11 @@ construction. The kernel is prepared once (``nest.Prepare()``), advanced by ``ne
 and cleaned up at close. NEST stamps a spike at the end of the step in which the threshold is
 crossed; a spike stamped t1 (the end of a window) is handed out with the next window, whose
 start it is (PointNetwork does the same), so every output spike lies in [t0, t1) and lies on
-NEST's grid exactly.
+NEST's grid exactly. NEST's own min_delay needs no agreement with the window: NEST runs any
+multiple of its resolution. A window that is a multiple of min_delay gives the same spikes,
+bitwise, whatever the window; one that splits NEST's min_delay slices changes the order in which
+NEST's Poisson generators draw, so the spikes differ, though not their statistics. A coupling
+into NEST needs only what every coupling needs (a delay of at least one window).
 
 Inputs and NEST's own latency. NEST's devices cannot act on the step that is already under way
 when a window starts, and their connections have a delay of at least one step; the coordinator
@@ -29,9 +33,14 @@ a fixed ``input_latency_ms() = dt_ms + input_delay_ms`` after the polyscale time
 * ``P.rate_in``: rate (Hz), one value shared by the population, every dt: the rate of one
   ``inhomogeneous_poisson_generator`` connected to every neuron of P (NEST draws independent
   trains per target), events of weight ``input_weights[P]``; the sample for the step starting
-  at t sets the rate from t + dt on (NEST accepts only future rate times).
+  at t sets the rate from t + dt on (NEST accepts only future rate times); negative rates are
+  taken as 0 Hz.
 * ``P.current_in``: current (pA), one value for the population, every dt: a
   ``step_current_generator``'s amplitude, set at t + dt for the sample at t.
+
+(Exact delivery at the coupling delay would need the coordinator to hand NEST each input at
+least ``input_latency_ms()`` before it is due, and every such delay to be at least one window
+plus that lead; polyscale's core delivers an input in the window in which it is due.)
 
 The devices, and their connections, exist only for the input ports listed in ``inputs`` (a
 connection of one step's delay lowers NEST's min_delay, and so makes it exchange more often).

@@ -223,6 +223,33 @@ def test_rate_in_drives_poisson_events_at_that_rate():
     assert sp.times.min() > 1.2 - 1e-9
 
 
+def lif_neuron(n: int = 1):
+    import nest
+    return {"N": nest.Create("iaf_psc_delta", n, params={"E_L": 0.0, "V_m": 0.0, "V_th": 15.0, "V_reset": 0.0,
+                                                          "C_m": 250.0, "tau_m": 20.0, "t_ref": 2.0})}
+
+
+@needs_nest
+def test_current_in_gives_the_closed_form_lif_interspike_interval():
+    """500 pA from t = 1 ms (coupling delay) into a LIF with R = tau_m / C_m = 0.08 mV/pA,
+    theta 15 mV, reset 0 mV, t_ref 2 ms: ISI = t_ref + tau_m ln(RI / (RI - theta)) =
+    2 + 20 ln(40 / 25) = 11.400 ms (the closed form of the LIF with constant drive). NEST
+    stamps spikes on its 0.1 ms grid, so each ISI is within 0.1 ms of it."""
+    model = ps.Model(seed=2, t_stop_ms=100.0)
+    model.solver("src", ps.solvers.LinearSystem(a=((0.0,),), x0=(1.0,)))
+    spec = pnest.NestNetwork(builder=f"{HERE}:lif_neuron", populations={"N": 1}, inputs=("N.current_in",))
+    model.solver("net", spec)
+    model.couple("src.x", "net.N.current_in", delay_ms=1.0, weight=500.0,
+                 via=[Affine(units="pA", produces="analog")])
+    model.record("net.N.spikes")
+    t = ps.run(model).spikes("net", "N").times
+    isi = 2.0 + 20.0 * np.log(40.0 / 25.0)
+    assert len(t) == 8
+    assert np.abs(np.diff(t) - isi).max() <= 0.1 + 1e-9
+    # the first spike: no refractory period, the current on from 1 ms plus NEST's latency
+    assert abs(t[0] - (1.0 + spec.input_latency_ms() + isi - 2.0)) <= 0.1 + 1e-9
+
+
 @needs_nest
 def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatch):
     """NEST run in windows of 1 ms and 3 ms (multiples of its min_delay, 1 ms here), and with
