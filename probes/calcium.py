@@ -176,7 +176,10 @@ class Calcium(ProbeSpec):
                 have = [n for n, q in ports[ep.solver].items() if q.direction == "out" and q.kind == "spikes"]
                 raise ModelError(f"solver {ep.solver!r} has no spike output port {ep.port!r} "
                                  f"(has: {', '.join(map(repr, have)) or 'none'})")
-            out.append((ep, ep.resolve(p.size, "calcium: spikes")))
+            sel = ep.resolve(p.size, "calcium: spikes")
+            if len(set(sel)) != len(sel):
+                raise ModelError(f"{ep.text!r} images a neuron twice; list each neuron once")
+            out.append((ep, sel))
         return out
 
     def describe(self, ports: Mapping[str, Mapping[str, Port]], window_ticks: int) -> "ColumnsInfo":

@@ -125,6 +125,7 @@ class VSDI(ProbeSpec):
     depth_decay_um : length of the exponential attenuation with depth (um); None: none
     blur_um : standard deviation of the lateral Gaussian point-spread (um), >= 0
     every_ms : frame period (ms); None: the window
+    keep_parts : also write each solver's share to the run file (``Run.probe(name).parts``)
 
     Channels are pixels, row-major: channel iy * nx + ix is the pixel centred at
     (cx + (ix - (nx - 1)/2) pixel_um, cy + (iy - (ny - 1)/2) pixel_um, surface_z_um).
@@ -142,6 +143,7 @@ class VSDI(ProbeSpec):
     depth_decay_um: float | None = 200.0
     blur_um: float = 50.0
     every_ms: float | None = None
+    keep_parts: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, (list, tuple)):
@@ -167,6 +169,8 @@ class VSDI(ProbeSpec):
         if len(c) != 2 or not np.isfinite(c).all():
             raise fail(self, f"'center_um' must be two finite numbers (x, y) (got {self.center_um!r})")
         require_number(self, "every_ms", positive=True, allow_none=True)
+        if not isinstance(self.keep_parts, bool):
+            raise fail(self, f"'keep_parts' must be True or False (got {self.keep_parts!r})")
         if self.every_ms is not None:
             to_ticks(self.every_ms, "vsdi: every_ms")
 

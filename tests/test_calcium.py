@@ -98,6 +98,22 @@ def test_frames_at_30_hz_and_neurons_from_two_solvers_keep_their_columns(transpo
     assert (rec.data[:13, 2] == 0).all()
 
 
+def test_any_split_into_windows_gives_the_same_trace():
+    """Windows of 0.1, 0.7 and 50 ms: the traces carried between windows decay by products of
+    exponentials instead of one, so they agree to rounding (1e-12)."""
+    times = [3.3, 3.3, 17.0, 48.9, 120.0, 121.4, 300.0]
+    outs = []
+    for w in (0.1, 0.7, 50.0):
+        m = ps.Model(t_stop_ms=700.0, window_ms=w)
+        m.solver("st", ps.solvers.SpikeTrain(times_ms=times, ids=[0, 1, 0, 1, 1, 0, 1], size=2, dt_ms=0.1))
+        m.probe("ca", ps.probes.Calcium(spikes="st.spikes", frame_rate_hz=200.0, photons_at_rest=80.0, seed=4))
+        outs.append(ps.run(m).probe("ca").data)
+    # photon noise with a fixed seed: the Poisson draws see the same means (rounded at 1e-12,
+    # far from any count boundary), so even the noisy traces agree
+    for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], rtol=0, atol=1e-12)
+
+
 def test_shot_noise_is_poisson_and_seeded():
     """A silent cell imaged with N photons per frame: dF/F has mean 0 and variance 1/N (Poisson
     counts / N); the same seed gives the same trace, another seed another."""
@@ -135,6 +151,14 @@ def test_bad_parameters_are_rejected(kw, match):
     args = {"spikes": "st.spikes"} | kw
     with pytest.raises(ps.ModelError, match=match):
         ps.probes.Calcium(**args)
+
+
+def test_a_neuron_imaged_twice_is_rejected():
+    m = ps.Model(t_stop_ms=10.0)
+    m.solver("st", ps.solvers.SpikeTrain(times_ms=[], size=3, dt_ms=0.1))
+    m.probe("ca", ps.probes.Calcium(spikes="st.spikes[1, 1]"))
+    with pytest.raises(ps.ModelError, match=r"'st\.spikes\[1, 1\]' images a neuron twice"):
+        m.check()
 
 
 def test_a_sampled_port_is_not_a_spike_source():

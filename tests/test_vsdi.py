@@ -119,7 +119,7 @@ def test_point_population_mean_potential_closed_form():
 
 def test_solvers_sum(transport):
     """A point network and a neural mass imaged together give the sum of their images alone, on
-    every transport."""
+    every transport, and keep each one's share on request."""
     def model(which):
         m = ps.Model(t_stop_ms=6.0, window_ms=1.0)
         sources = {}
@@ -129,11 +129,14 @@ def test_solvers_sum(transport):
         if "brain" in which:
             m.solver("brain", ps.solvers.RegionNetwork(initial_state=(0.0, 5.0, 1.0, 0.0, 0.0, 0.0), dt_ms=0.1))
             sources["brain"] = VsdiSource(positions_um=((40.0, 10.0, -20.0),), area_um2=1e4)
-        m.probe("vsdi", ps.probes.VSDI(sources=sources, pixels=(3, 3), blur_um=30.0))
-        return ps.run(m, transport=transport).probe("vsdi").data
+        m.probe("vsdi", ps.probes.VSDI(sources=sources, pixels=(3, 3), blur_um=30.0, keep_parts=True))
+        return ps.run(m, transport=transport).probe("vsdi")
     both, a, b = model(("net", "brain")), model(("net",)), model(("brain",))
-    np.testing.assert_allclose(both, a + b, rtol=1e-12, atol=1e-12)
-    assert np.abs(a).max() > 0 and np.abs(b).max() > 0
+    np.testing.assert_allclose(both.data, a.data + b.data, rtol=1e-12, atol=1e-12)
+    assert np.abs(a.data).max() > 0 and np.abs(b.data).max() > 0
+    # keep_parts: each solver's share, as imaged alone
+    np.testing.assert_array_equal(both.parts["net"], a.data)
+    np.testing.assert_array_equal(both.parts["brain"], b.data)
 
 
 def test_frames_faster_than_the_window_are_rejected_for_cells():
