@@ -1,0 +1,125 @@
+"""probes/sources.py: the registry of solver types that make extracellular currents and dipoles,
+the step-end sampling of per-step currents, and RegionDipoles."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from polyscale.coordinator.errors import ModelError
+from polyscale.coordinator.signals import Samples, WindowResult
+from polyscale.probes import RegionDipoles, SourceModel, sources
+from polyscale.solvers.mass.connectome import Connectome, spherical_connectome
+from polyscale.solvers.mass.network import RegionNetwork
+
+
+class _Spec:
+    def __init__(self, type_):
+        self.type = type_
+
+
+class _Solver:
+    def __init__(self, type_):
+        self.spec = _Spec(type_)
+
+
+def test_unknown_solver_types_are_refused_naming_the_types_that_can_contribute():
+    with pytest.raises(ModelError, match=r"solver 'x' \(nothing\) cannot contribute current dipoles; "
+                                         r"the solver types that can: .*'cell_population'.*'region_network'"):
+        sources.dipole_part("x", _Solver("nothing"), {}, None, 100)
+    with pytest.raises(ModelError, match=r"solver 'x' \(nothing\) cannot contribute to an extracellular "
+                                         r"probe; the solver types that can: .*'cell_population'"):
+        sources.extracellular_part("x", _Solver("nothing"), {}, None, np.zeros((1, 3)), 0.3, "line", None, 100)
+
+
+def test_a_registered_factory_receives_what_the_probe_asks_for():
+    seen = {}
+
+    def factory(solver, ports, model, electrodes_um, sigma, method, min_distance_um, period_ticks):
+        seen.update(solver=solver, electrodes=electrodes_um, sigma=sigma, method=method,
+                    min_distance=min_distance_um, period=period_ticks)
+        return lambda t0, t1, result: np.zeros((1, len(electrodes_um)))
+    sources.register_extracellular("test_only_type", factory)
+    try:
+        s = _Solver("test_only_type")
+        part = sources.extracellular_part("s", s, {}, None, [[1.0, 2.0, 3.0]], 0.25, "point", 5.0, 400)
+        assert part(0, 400, None).shape == (1, 1)
+        assert seen["solver"] is s and seen["sigma"] == 0.25 and seen["method"] == "point"
+        assert seen["min_distance"] == 5.0 and seen["period"] == 400
+        np.testing.assert_array_equal(seen["electrodes"], [[1.0, 2.0, 3.0]])
+        assert "test_only_type" in sources.extracellular_types()
+    finally:
+        sources._EXTRACELLULAR.pop("test_only_type")
+
+
+def test_step_end_sampler_takes_the_step_ending_at_each_sample_whatever_the_windows():
+    """Per-step values x_k over [k dt, (k+1) dt): the sample at t = j P is x_{j P / dt - 1}, and
+    0 at t = 0; split into windows of any length, the samples are the same."""
+    dt, period, n_steps = 25, 100, 48
+    x = np.arange(1.0, n_steps + 1)[:, None] * np.array([[1.0, -2.0]])      # (steps, 2)
+    want = np.vstack([[0.0, 0.0], x[period // dt - 1::period // dt][: n_steps * dt // period - 1]])
+    for window_steps in (1, 3, 4, 7, 48):
+        s = sources.StepEndSampler(dt, period, lambda rows: rows * 1.0, (2,))
+        got = []
+        for a in range(0, n_steps, window_steps):
+            b = min(n_steps, a + window_steps)
+            got.append(s(a * dt, b * dt, x[a:b]))
+        np.testing.assert_array_equal(np.concatenate(got), want)
+
+
+def test_sample_rows_picks_the_multiples_of_the_period():
+    assert sources.sample_rows(0, 1000, 100, 300) == slice(0, 12, 3)
+    assert sources.sample_rows(1000, 2000, 100, 300) == slice(2, 11, 3)
+
+
+def test_region_dipoles_default_to_connectome_centres_and_radial_orientations():
+    conn = spherical_connectome(5, radius_mm=70.0)
+    gain, pos, ori = RegionDipoles(gain_nA_um_per_mV=2e5, head_centre_um=(0.0, 0.0, 0.0)).arrays(5, conn.centre_array())
+    np.testing.assert_allclose(pos, 1000.0 * conn.centre_array())
+    np.testing.assert_allclose(ori, conn.centre_array() / np.linalg.norm(conn.centre_array(), axis=1, keepdims=True))
+    np.testing.assert_array_equal(gain, np.full(5, 2e5))
+    given = RegionDipoles(gain_nA_um_per_mV=(1.0, 2.0), positions_um=((0, 0, 1.0), (0, 2.0, 0)),
+                          orientations=((0, 0, 3.0), (1.0, 1.0, 0)))
+    g, p, o = given.arrays(2, None)
+    np.testing.assert_allclose(o, [[0, 0, 1], [2 ** -0.5, 2 ** -0.5, 0]])
+
+
+def test_region_dipoles_part_is_gain_times_activity_along_the_orientation():
+    conn = spherical_connectome(3, radius_mm=70.0)
+    solver = RegionNetwork(connectome=conn, dt_ms=0.1).build(None)
+    model = RegionDipoles(gain_nA_um_per_mV=(1.0, 2.0, 3.0))
+    pos, part = sources.dipole_part("brain", solver, {}, model, 200_000)
+    act = np.arange(30.0).reshape(10, 3)
+    res = WindowResult(outputs={"activity": Samples(0, 100_000, act)})
+    p = part(0, 1_000_000, res)
+    assert p.shape == (5, 3, 3)
+    ori = pos / np.linalg.norm(pos, axis=1, keepdims=True)
+    np.testing.assert_allclose(p, (act[::2] * [1.0, 2.0, 3.0])[:, :, None] * ori[None], rtol=1e-15)
+
+
+@pytest.mark.parametrize("kw, match", [
+    pytest.param(dict(gain_nA_um_per_mV=float("nan")), r"'gain_nA_um_per_mV' must be a finite number", id="gain"),
+    pytest.param(dict(positions_um=((0, 0),)), r"'positions_um' must be rows of 3", id="positions"),
+    pytest.param(dict(orientations=((0, 0, 0),)), r"'orientations' must be nonzero", id="orientation"),
+    pytest.param(dict(head_centre_um=(0, 0)), r"'head_centre_um' must be 3 finite numbers", id="centre"),
+])
+def test_bad_region_dipoles_are_named(kw, match):
+    with pytest.raises(ModelError, match=match):
+        RegionDipoles(**kw)
+
+
+def test_region_dipoles_need_positions_from_somewhere_and_one_per_region():
+    with pytest.raises(ModelError, match=r"'positions_um' is None and the connectome has no region centres"):
+        RegionDipoles().arrays(2, None)
+    with pytest.raises(ModelError, match=r"'gain_nA_um_per_mV' has 3 values for 2 regions"):
+        RegionDipoles(gain_nA_um_per_mV=(1.0, 2.0, 3.0), positions_um=((0, 0, 1.0), (0, 0, 2.0))).arrays(2, None)
+    no_centres = Connectome.example()
+    with pytest.raises(ModelError, match="no region centres"):
+        sources.dipole_part("b", RegionNetwork(connectome=no_centres.replace(centres_mm=None)).build(None),
+                            {}, None, 100_000)
+
+
+def test_source_models_round_trip_through_their_family():
+    m = RegionDipoles.example()
+    assert SourceModel.from_dict(m.to_dict()) == m
+    with pytest.raises(ModelError, match=r"source model: 'type' must be one of .*'region_dipoles'"):
+        SourceModel.from_dict({"type": "nope"})
