@@ -1,9 +1,9 @@
 """Level II: point-neuron networks (NEST's models, exact integration, numba kernels)."""
-from .connectivity import (AllToAll, Distribution, Explicit, FixedIndegree, FixedOutdegree, Normal, OneToOne,
-                           PairwiseBernoulli, Rule, Uniform)
-from .models import IafPscDelta, IafPscExp, Izhikevich, NeuronModel
+from .connectivity import (AllToAll, Distribution, Explicit, FixedIndegree, FixedOutdegree, Lorentzian, Normal,
+                           OneToOne, PairwiseBernoulli, Rule, Uniform)
+from .models import QIF, IafPscDelta, IafPscExp, Izhikevich, NeuronModel
 from .network import PointNetwork, Population, Projection
 
 __all__ = ["AllToAll", "Distribution", "Explicit", "FixedIndegree", "FixedOutdegree", "IafPscDelta",
-           "IafPscExp", "Izhikevich", "NeuronModel", "Normal", "OneToOne", "PairwiseBernoulli",
+           "IafPscExp", "Izhikevich", "Lorentzian", "NeuronModel", "Normal", "QIF", "OneToOne", "PairwiseBernoulli",
            "PointNetwork", "Population", "Projection", "Rule", "Uniform"]

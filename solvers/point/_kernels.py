@@ -21,6 +21,7 @@ from .._jit import njit
 DELTA = 0
 EXP = 1
 IZHIKEVICH = 2
+QIF = 3
 
 # columns of the per-population parameter table ``par`` (n_pops, N_PAR); voltages are relative
 # to E_L, as NEST's iaf_psc_* integrate them
@@ -41,7 +42,9 @@ P_NOISE = 13       # standard deviation (pA) of a Gaussian current redrawn every
 P_IZH_A = 14       # Izhikevich a (1/ms)
 P_IZH_B = 15       # Izhikevich b
 P_IZH_D = 16       # Izhikevich d (added to u at a spike)
-N_PAR = 17
+P_HT = 17          # QIF: h / tau (the step in units of the membrane time constant)
+P_HALF = 18        # QIF: steps from the threshold crossing to the emitted spike (half refractory)
+N_PAR = 19
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -131,10 +134,12 @@ def poisson_draw(cdf, k0, m, guide, st):
 
 
 @njit
-def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id):
+def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step, spk_id, vrec_idx, vrec):
     """Advance every neuron by ``n_steps`` steps; return the number of spikes written.
 
-    pops : (lo (n_pops + 1,) int64, kind (n_pops,) int64, par (n_pops, N_PAR) float64)
+    pops : (lo (n_pops + 1,) int64, kind (n_pops,) int64, par (n_pops, N_PAR) float64,
+            bias (n,) float64 a constant current per neuron, added to the population's DC
+            (pA; for QIF neurons their eta, dimensionless))
     state : (v (n,) mV rel. E_L, i_ex (n,) pA, i_in (n,) pA (for Izhikevich neurons: the
              recovery variable u), refr (n,) int64 steps left,
              ring (D, n_slots) float64, pend (n,) int64 neurons that crossed threshold in
@@ -142,10 +147,17 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
     conn : CSR by source (indptr (n + 1,) int64, slot (nnz,) int32 target slot,
            weight (nnz,) float32, delay (nnz,) unsigned int steps >= 1, row_delay (n,) int64
            the delay of every synapse of a row where they are all equal, else 0), inh_slot (n,) int64
+    dense : all-to-all projections held as one input per target population (pop_of (n,)
+            int64 population of each neuron, src (m,) int64 source population, col (m,) int64
+            column of ``pring`` (target population, + n_pops for inhibitory currents),
+            w (m,) float64, d (m,) int64 delay steps >= 1, own (m,) int64: -1, or the own slot
+            (0 excitatory, 1 inhibitory) from which a spiking neuron takes its weight back
+            (no autapse), pring (D, 2 n_pops) float64)
     ext : (rate_in (n_steps, n_pops) Hz, current_in (n_steps, n_pops) pA,
            ext_step (m,) int64 sorted, ext_slot (m,) int64, ext_w (m,) float64)
     rng : (1,) uint64 splitmix64 state
     spk_step, spk_id : outputs, step within the window and neuron index of each spike
+    vrec_idx (k,) int64, vrec (n_steps, k) : output, v of these neurons at the start of each step
 
     Step k first emits the spikes of the neurons that reached threshold at t_k (the end of the
     previous step; they were reset and made refractory there, as NEST does) and delivers them
@@ -153,9 +165,12 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
     neuron from t_k to t_k+1 with the input in the ring row of step k and checks threshold.
     Spikes are emitted one step late so that their time t_k lies inside the window.
     """
-    lo, kind, par = pops
+    lo, kind, par, bias = pops
     v, i_ex, i_in, refr, ring, pend, pend_n = state
     indptr, slot, weight, delay, row_delay, inh_slot = conn
+    pop_of, dn_src, dn_col, dn_w, dn_d, dn_own, pring = dense
+    n_dense = dn_src.shape[0]
+    n_vrec = vrec_idx.shape[0]
     rate_in, cur_in, ext_step, ext_slot, ext_w = ext
     n_pops = kind.shape[0]
     depth = ring.shape[0]
@@ -198,7 +213,22 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                     if r >= depth:
                         r -= depth
                     ring[r, slot[k]] += weight[k]
+            if n_dense:
+                ps = pop_of[i]
+                for q in range(n_dense):
+                    if dn_src[q] == ps:
+                        r = row + dn_d[q] - 1
+                        if r >= depth:
+                            r -= depth
+                        pring[r, dn_col[q]] += dn_w[q]
+                        # no autapse: the neuron takes its own share back
+                        if dn_own[q] == 0:
+                            ring[r, i] -= dn_w[q]
+                        elif dn_own[q] == 1:
+                            ring[r, inh_slot[i]] -= dn_w[q]
         pend_n[0] = 0
+        for j in range(n_vrec):
+            vrec[s, j] = v[vrec_idx[j]]
         # spikes from other solvers arriving during this step
         while e < n_ext and ext_step[e] == s:
             ring[row, ext_slot[e]] += ext_w[e]
@@ -225,15 +255,20 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
             pc = par[p, P_CURRENT]
             dc = par[p, P_IE] + cur_in[s, p]
             noise = par[p, P_NOISE]
+            # all-to-all input of this step, the same for every neuron of the population
+            pe = pring[row, p]
+            pi_ = pring[row, n_pops + p]
+            pring[row, p] = 0.0
+            pring[row, n_pops + p] = 0.0
             if kind[p] == DELTA:
                 for i in range(lo[p], lo[p + 1]):
                     if refr[i] == 0:
-                        x = ring[row, i]
+                        x = ring[row, i] + pe + pi_
                         if drive:
                             x += pw * poisson_draw(cdf, k0, m, guide, rng)
                         if noise > 0.0:
                             x += pc * noise * normal(rng)
-                        v[i] = pc * dc + pv * v[i] + x
+                        v[i] = pc * (dc + bias[i]) + pv * v[i] + x
                     else:
                         # input arriving while refractory is discarded (NEST's default)
                         refr[i] -= 1
@@ -251,11 +286,11 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                 b = par[p, P_IZH_B]
                 dd = par[p, P_IZH_D]
                 for i in range(lo[p], lo[p + 1]):
-                    x = ring[row, i]
+                    x = ring[row, i] + pe + pi_
                     ring[row, i] = 0.0
                     if drive:
                         x += pw * poisson_draw(cdf, k0, m, guide, rng)
-                    cur = dc
+                    cur = dc + bias[i]
                     if noise > 0.0:
                         cur += noise * normal(rng)
                     vo = v[i]
@@ -267,6 +302,9 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                         i_in[i] += dd
                         pend[pend_n[0]] = i
                         pend_n[0] += 1
+            elif kind[p] == QIF:
+                qif_population(lo[p], lo[p + 1], par[p], dc, pe + pi_, bias, v, refr, ring[row],
+                               drive, pw, noise, cdf, k0, m, guide, rng, pend, pend_n)
             else:
                 de = par[p, P_DECAY_EX]
                 di = par[p, P_DECAY_IN]
@@ -274,8 +312,8 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                 si = par[p, P_SYN_IN]
                 for i in range(lo[p], lo[p + 1]):
                     j = inh_slot[i]
-                    xe = ring[row, i]
-                    xi = ring[row, j]
+                    xe = ring[row, i] + pe
+                    xi = ring[row, j] + pi_
                     ring[row, i] = 0.0
                     ring[row, j] = 0.0
                     if drive:
@@ -285,7 +323,7 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                         else:
                             xi += c
                     if refr[i] == 0:
-                        v[i] = pv * v[i] + se * i_ex[i] + si * i_in[i] + pc * dc
+                        v[i] = pv * v[i] + se * i_ex[i] + si * i_in[i] + pc * (dc + bias[i])
                         if noise > 0.0:
                             v[i] += pc * noise * normal(rng)
                     else:
@@ -298,6 +336,71 @@ def network_window(n_steps, step0, pops, state, conn, ext, rng, spk_step, spk_id
                         pend[pend_n[0]] = i
                         pend_n[0] += 1
     return nspk
+
+
+@njit
+def qif_step(v0, c, ht):
+    """V after one step of tau dV/dt = V^2 + c (c constant), from v0, the step being ht = h / tau;
+    or +inf where V passes through infinity within the step.
+
+    Exact: for c > 0, V = sqrt(c) tan(atan(v0 / sqrt(c)) + sqrt(c) ht); otherwise the Moebius
+    form V = (v0 + c g) / (1 - v0 g) with g = tanh(sqrt(-c) ht) / sqrt(-c) (c < 0) or g = ht
+    (c = 0), which passes through infinity where 1 - v0 g <= 0."""
+    if c > 0.0:
+        sq = math.sqrt(c)
+        th = math.atan(v0 / sq) + sq * ht
+        if th >= 0.5 * math.pi:
+            return math.inf
+        return sq * math.tan(th)
+    if c < 0.0:
+        sq = math.sqrt(-c)
+        g = math.tanh(sq * ht) / sq
+    else:
+        g = ht
+    den = 1.0 - v0 * g
+    if den <= 0.0:
+        return math.inf
+    return (v0 + c * g) / den
+
+
+@njit
+def qif_population(a, b, par, dc, shared, bias, v, refr, row, drive, pw, noise, cdf, k0, m, guide,
+                   rng, pend, pend_n):
+    """One step of the QIF neurons [a, b) (Montbrio, Pazo & Roxin 2015, with their peak, reset
+    and refractory handling): exact integration of tau dV/dt = V^2 + eta_i + I over the step
+    with the current held, then the step's spike inputs added to V (``row``: this step's ring
+    row, ``shared``: the all-to-all input). At V >= V_peak (or a passage through infinity
+    within the step) V is set to V_reset and held for the refractory steps; the spike is
+    emitted P_HALF steps after the crossing (the paper's spike time, half-way through)."""
+    ht = par[P_HT]
+    theta = par[P_THETA]
+    reset = par[P_RESET]
+    nref = np.int64(par[P_REF])
+    nhalf = np.int64(par[P_HALF])
+    for i in range(a, b):
+        x = row[i] + shared
+        row[i] = 0.0
+        if drive:
+            x += pw * poisson_draw(cdf, k0, m, guide, rng)
+        if refr[i] == 0:
+            c = dc + bias[i]
+            if noise > 0.0:
+                c += noise * normal(rng)
+            vn = qif_step(v[i], c, ht) + x
+            if vn >= theta:
+                v[i] = reset
+                refr[i] = nref
+                if nhalf == 0:
+                    pend[pend_n[0]] = i
+                    pend_n[0] += 1
+            else:
+                v[i] = vn
+        else:
+            # input arriving while refractory is discarded, as for iaf_psc_delta
+            refr[i] -= 1
+            if nhalf > 0 and refr[i] == nref - nhalf:
+                pend[pend_n[0]] = i
+                pend_n[0] += 1
 
 
 @njit

@@ -102,6 +102,24 @@ class Uniform(Distribution):
         return rng.uniform(self.low, self.high, n)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lorentzian(Distribution):
+    """Lorentzian (Cauchy) of centre ``center`` and half-width at half-maximum ``half_width``;
+    e.g. the initial V of QIF neurons on the Montbrio-Pazo-Roxin manifold (centre V, half-width
+    pi tau r)."""
+
+    type: ClassVar[str] = "lorentzian"
+    center: float
+    half_width: float
+
+    def __post_init__(self) -> None:
+        require_number(self, "center")
+        require_number(self, "half_width", nonnegative=True)
+
+    def draw(self, rng, n):
+        return self.center + self.half_width * np.tan(np.pi * (rng.random(n) - 0.5))
+
+
 # -- connection rules ------------------------------------------------------------------------
 
 class Rule(_Variant):

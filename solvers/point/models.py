@@ -26,6 +26,8 @@ class NeuronModel(SpecFamily):
     kind: ClassVar[int] = -1
     #: units of a synaptic weight onto this model
     weight_units: ClassVar[str] = ""
+    #: units of the currents into this model (i_e, current_in, noise)
+    current_units: ClassVar[str] = "pA"
     family: ClassVar[str] = 'neuron model'
     _kinds: ClassVar[dict[str, type]] = {}
 
@@ -42,6 +44,11 @@ class NeuronModel(SpecFamily):
     def v0(self) -> float:
         """Initial membrane potential (mV)."""
         return self.e_l_mV if self.v_init_mV is None else self.v_init_mV
+
+    def bias(self, size: int, rng: np.random.Generator) -> np.ndarray | None:
+        """(size,) constant current per neuron added to ``i_e`` (the model's current units), or
+        None where the neurons are identical."""
+        return None
 
     def kernel_params(self, dt_ms: float) -> np.ndarray:
         """(N_PAR,) row of the kernel's parameter table for a step of dt_ms (drive columns 0)."""
@@ -179,4 +186,83 @@ class Izhikevich(NeuronModel):
         p[K.P_IZH_A] = self.a
         p[K.P_IZH_B] = self.b
         p[K.P_IZH_D] = self.d
+        return p
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QIF(NeuronModel):
+    """Quadratic integrate-and-fire neurons of Montbrió, Pazó & Roxin (2015), whose population
+    the MontbrioPazoRoxin neural mass describes exactly (in the limit of many neurons).
+
+    tau dV_j/dt = V_j^2 + eta_j + I_e + I(t) + tau sum_k w_k delta(t - t_k), V dimensionless,
+    tau in ms. The eta_j follow a Lorentzian of centre ``eta_bar`` and half-width ``delta``:
+    with ``eta_sampling='quantiles'`` the paper's deterministic choice eta_j = eta_bar +
+    delta tan(pi/2 (2j - N - 1) / (N + 1)), j = 1..N; with 'random', independent draws from the
+    solver's generator. Integrated exactly over each step with the input held (the solution
+    of V' = V^2 + c); a spike input of weight w makes V jump by w, so an all-to-all projection
+    of weight J / N gives the paper's coupling J tau r(t). At V >= v_peak, V is set to v_reset
+    and held there for ``t_ref_ms`` (default 2 tau / v_peak, the time a free neuron takes from
+    v_peak to infinity and back from minus infinity to -v_peak); the spike is emitted half-way
+    through (the paper's scheme, with v_peak = -v_reset = 100). Currents (``i_e``,
+    ``current_in``, noise) are dimensionless as V.
+    """
+
+    type: ClassVar[str] = "qif"
+    kind: ClassVar[int] = K.QIF
+    weight_units: ClassVar[str] = ""
+    current_units: ClassVar[str] = ""
+    e_l_mV: ClassVar[float] = 0.0
+
+    tau_m_ms: float = 10.0
+    eta_bar: float = -5.0
+    delta: float = 1.0
+    eta_sampling: str = "quantiles"
+    v_peak: float = 100.0
+    v_reset: float = -100.0
+    t_ref_ms: float | None = None
+    i_e: float = 0.0
+    v_init_mV: float | None = None
+
+    def __post_init__(self) -> None:
+        require_number(self, "tau_m_ms", "v_peak", positive=True)
+        require_number(self, "delta", nonnegative=True)
+        require_number(self, "eta_bar", "v_reset", "i_e")
+        require_number(self, "t_ref_ms", nonnegative=True, allow_none=True)
+        require_number(self, "v_init_mV", allow_none=True)
+        if self.eta_sampling not in ("quantiles", "random"):
+            raise fail(self, f"'eta_sampling' must be 'quantiles' or 'random' (got {self.eta_sampling!r})")
+        if self.v_reset >= self.v_peak:
+            raise fail(self, f"'v_reset' must be below 'v_peak' (got {self.v_reset} >= {self.v_peak})")
+
+    @property
+    def refractory_ms(self) -> float:
+        """The refractory time (ms): ``t_ref_ms``, or 2 tau / v_peak."""
+        return 2.0 * self.tau_m_ms / self.v_peak if self.t_ref_ms is None else self.t_ref_ms
+
+    def v0(self) -> float:
+        """Initial V (dimensionless): ``v_init_mV`` (the name the populations share), else 0."""
+        return 0.0 if self.v_init_mV is None else self.v_init_mV
+
+    def etas(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """(size,) eta_j: the Lorentzian's quantiles, or random draws (see the class docstring)."""
+        if self.eta_sampling == "quantiles":
+            j = np.arange(1, size + 1)
+            return self.eta_bar + self.delta * np.tan(0.5 * np.pi * (2 * j - size - 1) / (size + 1))
+        return self.eta_bar + self.delta * np.tan(np.pi * (rng.random(size) - 0.5))
+
+    def bias(self, size, rng):
+        return self.etas(size, rng)
+
+    def kernel_params(self, dt_ms: float) -> np.ndarray:
+        h = dt_ms
+        p = np.zeros(K.N_PAR)
+        p[K.P_CURRENT] = 1.0
+        p[K.P_THETA] = self.v_peak
+        p[K.P_RESET] = self.v_reset
+        p[K.P_IE] = self.i_e
+        nref = round(self.refractory_ms / h)
+        p[K.P_REF] = nref
+        p[K.P_HALF] = min(nref, round(0.5 * self.refractory_ms / h))
+        p[K.P_HT] = h / self.tau_m_ms
+        p[K.P_RATE2LAM] = h * 1e-3
         return p

@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...coordinator.errors import ModelError
-from ...coordinator.signals import Port, Spikes, WindowResult
+from ...coordinator.signals import Port, Samples, Spikes, WindowResult
 from ...coordinator.specs import SolverContext, SolverSpec, Spec
 from ...coordinator.time import to_ticks
 from ...coordinator.validation import fail, is_number, require_int, require_number
@@ -46,6 +46,8 @@ class Population(Spec):
         noise_generator with dt = resolution and mean 0; the mean is the model's ``i_e_pA``)
     v_init_mV : initial membrane potential (mV) of every neuron, or a Distribution to draw one
         per neuron (from the solver's generator); None: the model's ``v_init_mV``
+    record_v : give the population a ``<name>.V_m`` output port (the membrane potential of
+        every neuron at every step; off by default, as it costs a copy per step)
     DC current: the model's ``i_e_pA``, plus the ``<name>.current_in`` port.
     """
 
@@ -58,6 +60,7 @@ class Population(Spec):
     poisson_weight: float = 0.0
     noise_std_pA: float = 0.0
     v_init_mV: float | Distribution | None = None
+    record_v: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _POP_RE.match(self.name):
@@ -72,6 +75,8 @@ class Population(Spec):
         require_number(self, "noise_std_pA", nonnegative=True)
         if not isinstance(self.v_init_mV, Distribution):
             require_number(self, "v_init_mV", allow_none=True)
+        if not isinstance(self.record_v, bool):
+            raise fail(self, f"population {self.name!r}: 'record_v' must be True or False (got {self.record_v!r})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +88,11 @@ class Projection(Spec):
     delay_ms : constant (>= dt; rounded to whole steps as NEST does) or Distribution (drawn
         delays are rounded to steps and raised to one step where shorter)
     allow_autapses, allow_multapses : NEST's options (both True by default, as NEST's)
+    dense : only for AllToAll with a constant weight and delay: hold the projection as one
+        input per target population (a spike adds its weight once, O(1), and the neuron takes
+        its own share back where autapses are not allowed) instead of one CSR entry per
+        synapse. The same dynamics with no memory per synapse; its synapses are not in the
+        CSR arrays (``n_synapses`` counts them, ``connectome_bytes`` does not).
     """
 
     nested: ClassVar[dict] = {"rule": Rule, "weight": Distribution, "delay_ms": Distribution}
@@ -94,6 +104,7 @@ class Projection(Spec):
     delay_ms: float | Distribution = 1.0
     allow_autapses: bool = True
     allow_multapses: bool = True
+    dense: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.rule, Rule):
@@ -105,9 +116,14 @@ class Projection(Spec):
                 require_number(self, name)
         if is_number(self.delay_ms) and self.delay_ms <= 0:
             raise fail(self, f"{self.source}->{self.target}: 'delay_ms' must be > 0 (got {self.delay_ms})")
-        for name in ("allow_autapses", "allow_multapses"):
+        for name in ("allow_autapses", "allow_multapses", "dense"):
             if not isinstance(getattr(self, name), bool):
                 raise fail(self, f"{name!r} must be True or False (got {getattr(self, name)!r})")
+        if self.dense and (self.rule.type != "all_to_all" or not is_number(self.weight)
+                           or not is_number(self.delay_ms)):
+            raise fail(self, f"{self.source}->{self.target}: 'dense' needs rule AllToAll with a constant "
+                             f"weight and delay (got rule {self.rule.type!r}, weight {self.weight!r}, "
+                             f"delay_ms {self.delay_ms!r})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,7 +145,9 @@ class PointNetwork(SolverSpec):
     P.rate_in : in, rate (1,) Hz, every dt: added to the rate of P's Poisson drive (each event
         of weight ``poisson_weight``), the same for every neuron
     P.current_in : in, analog (1,) pA, every dt: a current into every neuron of P, held over
-        each step
+        each step (dimensionless for QIF neurons, as their V)
+    P.V_m : out, analog (size,) mV, every dt, only where the population has ``record_v``: the
+        membrane potential of every neuron at the start of each step (dimensionless for QIF)
     """
 
     type: ClassVar[str] = "point_network"
@@ -201,8 +219,11 @@ class PointNetwork(SolverSpec):
                                               f"spikes onto {p.name}, weight in {wu}, one-to-one")
             out[f"{p.name}.rate_in"] = Port("rate", "in", 1, "Hz", dt,
                                             f"added to the Poisson drive rate of {p.name}")
-            out[f"{p.name}.current_in"] = Port("analog", "in", 1, "pA", dt,
+            out[f"{p.name}.current_in"] = Port("analog", "in", 1, p.model.current_units, dt,
                                                f"current into every neuron of {p.name}")
+            if p.record_v:
+                out[f"{p.name}.V_m"] = Port("analog", "out", p.size, "mV" if p.model.current_units else "",
+                                            dt, f"membrane potential of every neuron of {p.name}")
         return out
 
     def build(self, ctx: SolverContext) -> "PointNetworkSolver":
@@ -251,6 +272,11 @@ class PointNetworkSolver:
             else:
                 v0 = p.model.v0() if p.v_init_mV is None else p.v_init_mV
             self.v[self.lo[i]:self.lo[i + 1]] = v0 - p.model.e_l_mV
+        self.bias = np.zeros(n)
+        for i, p in enumerate(pops):
+            b = p.model.bias(p.size, rng)
+            if b is not None:
+                self.bias[self.lo[i]:self.lo[i + 1]] = b
         self.i_ex = np.zeros(n)
         self.i_in = np.zeros(n)
         for i, p in enumerate(pops):
@@ -276,6 +302,9 @@ class PointNetworkSolver:
                              f"int32 indices of the connectome (at most {2**31 - 1})")
         self._connect(rng)
         self.ring = np.zeros((self.depth, self.n_slots))
+        self.pring = np.zeros((self.depth, 2 * len(pops)))
+        self.vrec_idx = np.concatenate([np.arange(self.lo[i], self.lo[i + 1]) for i, p in enumerate(pops)
+                                        if p.record_v] or [np.zeros(0, np.int64)]).astype(np.int64)
         self.step = 0
         self._spk_step = np.zeros(0, np.int64)
         self._spk_id = np.zeros(0, np.int64)
@@ -287,9 +316,19 @@ class PointNetworkSolver:
         index = {name: i for i, name in enumerate(self.names)}
         parts = []
         max_d = 1
+        dense = []
+        self.n_dense_synapses = 0
         for pr in spec.projections:
             si, ti = index[pr.source], index[pr.target]
             n_src, n_tgt = spec.populations[si].size, spec.populations[ti].size
+            if pr.dense:
+                steps = max(1, round(pr.delay_ms / spec.dt_ms))
+                max_d = max(max_d, steps)
+                inh = spec.populations[ti].model.kind == K.EXP and pr.weight < 0
+                own = -1 if (pr.allow_autapses or si != ti) else (1 if inh else 0)
+                dense.append((si, ti + (len(spec.populations) if inh else 0), float(pr.weight), steps, own))
+                self.n_dense_synapses += n_src * n_tgt - (n_src if own >= 0 else 0)
+                continue
             src, tgt = pr.rule.pairs(rng, n_src, n_tgt, pr.allow_autapses, pr.allow_multapses,
                                      pr.source == pr.target)
             src, tgt = np.asarray(src, np.int32), np.asarray(tgt, np.int32)
@@ -316,6 +355,10 @@ class PointNetworkSolver:
                 slot[neg] = self.inh_slot[slot[neg]]
             parts.append((src, slot, w, d))
         self.depth = max_d
+        cols = list(zip(*dense)) if dense else [(), (), (), (), ()]
+        self.dense = (np.repeat(np.arange(len(spec.populations), dtype=np.int64), np.diff(self.lo)),
+                      np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.float64),
+                      np.array(cols[3], np.int64), np.array(cols[4], np.int64))
         ddt = _smallest_uint(max_d)
         counts = np.zeros(self.n, np.int64)
         for src, *_ in parts:
@@ -335,7 +378,8 @@ class PointNetworkSolver:
 
     @property
     def n_synapses(self) -> int:
-        return int(self.indptr[-1])
+        """Synapses of the network: those in the CSR plus those of dense projections."""
+        return int(self.indptr[-1]) + self.n_dense_synapses
 
     def connectome_bytes(self) -> int:
         """Bytes held by the connectome (CSR arrays)."""
@@ -378,11 +422,13 @@ class PointNetworkSolver:
         if self._spk_step.shape[0] < cap:
             self._spk_step = np.empty(cap, np.int64)
             self._spk_id = np.empty(cap, np.int64)
+        vrec = np.empty((n_steps, self.vrec_idx.shape[0]))
         count = K.network_window(
-            n_steps, self.step, (self.lo, self.kind, self.par),
+            n_steps, self.step, (self.lo, self.kind, self.par, self.bias),
             (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n),
             (self.indptr, self.slot, self.weight, self.delay, self.row_delay, self.inh_slot),
-            ext, self.rng_state, self._spk_step, self._spk_id)
+            self.dense + (self.pring,), ext, self.rng_state, self._spk_step, self._spk_id,
+            self.vrec_idx, vrec)
         self.step += n_steps
         ticks = t0 + self._spk_step[:count] * dt
         ids = self._spk_id[:count]
@@ -390,11 +436,17 @@ class PointNetworkSolver:
         for p, name in enumerate(self.names):
             keep = (ids >= self.lo[p]) & (ids < self.lo[p + 1])
             outputs[f"{name}.spikes"] = Spikes(ticks[keep], ids[keep] - self.lo[p])
+        col = 0
+        for p, pop in enumerate(self.spec.populations):
+            if pop.record_v:
+                k = pop.size
+                outputs[f"{pop.name}.V_m"] = Samples(t0, dt, vrec[:, col:col + k] + pop.model.e_l_mV)
+                col += k
         return WindowResult(outputs=outputs)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"v_rel_mV": self.v.copy(), "i_ex_pA": self.i_ex.copy(), "i_in_pA": self.i_in.copy(),
-                "refractory_steps": self.refr.copy(), "ring": self.ring.copy(),
+                "refractory_steps": self.refr.copy(), "ring": self.ring.copy(), "dense_ring": self.pring.copy(),
                 "pending_spikes": self.pend[:self.pend_n[0]].copy(),
                 "rng_state": self.rng_state.copy(), "step": np.array(self.step)}
 
