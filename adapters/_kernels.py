@@ -58,42 +58,49 @@ def filter_spikes(ticks, chans, first, period, n_samples, tau_ticks, alpha, a, b
 
 
 @njit
-def gamma_trains(lam, first, period, buf, pos, rem, new_pos, new_rem, out_ticks, out_ids, id0):
-    """Spikes of renewal trains in operational time (time rescaled by the rate), one group of
-    trains that share a rate.
+def gamma_trains(lam, first, period, buf, filled, pos, rem, new_pos, new_rem, out_ticks, out_ids):
+    """Spikes of renewal trains in operational time (time rescaled by the rate): C groups of n
+    trains, the trains of a group sharing a rate.
 
-    lam : (S,) float64, expected spikes per train in each sample interval (rate * period); the
+    lam : (S, C) float64, expected spikes per train in each sample interval (rate * period); the
         rate is constant within an interval, so operational time grows linearly in it
     first, period : tick of the first interval and interval length (ticks)
-    buf : (m, L) float64, inter-spike intervals in operational time (mean 1), per train
-    pos : (m,) int64, next unused column of each train's row; rem : (m,) operational time to
-        each train's next spike, from the start of interval 0
-    new_pos, new_rem : (m,) written with the state after the S intervals
-    out_ticks, out_ids : written with the spikes (train i has id id0 + i)
+    buf : (C, n, L) float64, inter-spike intervals in operational time (mean 1), per train;
+        columns [0, filled[g]) of group g hold intervals
+    pos : (C, n) int64, next unused column of each train; rem : (C, n) operational time to each
+        train's next spike, from the start of interval 0
+    new_pos, new_rem : (C, n) written with the state after the S intervals
+    out_ticks, out_ids : written with the spikes (train i of group g has id g * n + i)
 
-    Returns the number of spikes, or -1 if some train ran out of intervals in ``buf`` (nothing
-    is then to be kept: refill and call again with the same state).
+    Returns the number of spikes, or -(g + 1) if a train of group g ran out of intervals (refill
+    that group), or -(C + 1) if ``out_ticks`` is full (make it longer); nothing is then to be
+    kept: call again with the same state.
     """
-    n_s = lam.shape[0]
-    m, width = buf.shape
+    n_s, n_g = lam.shape
+    n = buf.shape[1]
+    cap = out_ticks.shape[0]
     cnt = 0
-    for i in range(m):
-        r = rem[i]
-        p = pos[i]
-        for k in range(n_s):
-            lk = lam[k]
-            while r < lk:
-                off = np.int64(r / lk * period)
-                if off >= period:
-                    off = period - 1
-                out_ticks[cnt] = first + k * period + off
-                out_ids[cnt] = id0 + i
-                cnt += 1
-                if p >= width:
-                    return -1
-                r += buf[i, p]
-                p += 1
-            r -= lk
-        new_rem[i] = r
-        new_pos[i] = p
+    for g in range(n_g):
+        width = filled[g]
+        for i in range(n):
+            r = rem[g, i]
+            p = pos[g, i]
+            for k in range(n_s):
+                lk = lam[k, g]
+                while r < lk:
+                    if cnt == cap:
+                        return -(n_g + 1)
+                    off = np.int64(r / lk * period)
+                    if off >= period:
+                        off = period - 1
+                    out_ticks[cnt] = first + k * period + off
+                    out_ids[cnt] = g * n + i
+                    cnt += 1
+                    if p >= width:
+                        return -(g + 1)
+                    r += buf[g, i, p]
+                    p += 1
+                r -= lk
+            new_rem[g, i] = r
+            new_pos[g, i] = p
     return cnt

@@ -184,48 +184,57 @@ class _RateToGamma:
         self.k = spec.shape
         self.n = spec.n_per_channel
         self.ctx = ctx
+        c_n = incoming.size
         # one stream per incoming channel: its trains draw intervals in blocks of (n, _BLOCK), the
         # same blocks in the same order whenever they are drawn
-        self.gens = require_rng(ctx, spec.type).spawn(incoming.size)
-        self.rem = np.empty((incoming.size, self.n))
-        self.buf = []
+        self.gens = require_rng(ctx, spec.type).spawn(c_n)
+        self.rem = np.empty((c_n, self.n))
         for g, gen in enumerate(self.gens):
             self.rem[g] = gen.random(self.n) * gen.standard_gamma(self.k + 1.0, self.n) / self.k
-            self.buf.append(np.empty((self.n, 0)))
-        self.pos = np.zeros((incoming.size, self.n), dtype=np.int64)
+        self.buf = np.empty((c_n, self.n, _BLOCK))
+        self.filled = np.zeros(c_n, np.int64)
+        self.pos = np.zeros((c_n, self.n), dtype=np.int64)
 
     def _refill(self, g: int) -> None:
+        """Drop group g's intervals that every train has used, append one block."""
         lo = int(self.pos[g].min())
-        block = self.gens[g].standard_gamma(self.k, (self.n, _BLOCK)) / self.k
-        self.buf[g] = np.concatenate([self.buf[g][:, lo:], block], axis=1)
+        keep = int(self.filled[g]) - lo
+        if keep + _BLOCK > self.buf.shape[2]:
+            wider = np.empty(self.buf.shape[:2] + (keep + 2 * _BLOCK,))
+            wider[:, :, :self.buf.shape[2]] = self.buf
+            self.buf = wider
+        self.buf[g, :, :keep] = self.buf[g, :, lo:lo + keep]
+        self.buf[g, :, keep:keep + _BLOCK] = self.gens[g].standard_gamma(self.k, (self.n, _BLOCK)) / self.k
+        self.filled[g] = keep + _BLOCK
         self.pos[g] -= lo
 
     def __call__(self, t0: int, t1: int, x: Samples) -> Spikes:
         require_finite(x.data, self.ctx, "rate_to_gamma", t0, "Hz")
         p = x.period
         lam = np.ascontiguousarray(np.maximum(x.data, 0.0) * (p * S_PER_TICK))
-        ticks, ids = [], []
-        for g in range(lam.shape[1]):
-            col = np.ascontiguousarray(lam[:, g])
-            # enough intervals for the expected count and then some, before the first try
-            need = float(col.sum()) + 6.0 * np.sqrt(float(col.sum())) + 4.0
-            while self.buf[g].shape[1] - self.pos[g].min() < need:
-                self._refill(g)
-            new_pos = np.empty(self.n, np.int64)
-            new_rem = np.empty(self.n)
-            while True:
-                size = self.n * (self.buf[g].shape[1] + 1)
-                out_t = np.empty(size, np.int64)
-                out_i = np.empty(size, np.int64)
-                cnt = gamma_trains(col, x.t0, p, self.buf[g], self.pos[g], self.rem[g], new_pos,
-                                   new_rem, out_t, out_i, g * self.n)
-                if cnt >= 0:
-                    break
-                self._refill(g)
-            self.pos[g], self.rem[g] = new_pos, new_rem
-            ticks.append(out_t[:cnt])
-            ids.append(out_i[:cnt])
-        return _sorted_spikes(np.concatenate(ticks), np.concatenate(ids))
+        # enough intervals for the expected count and then some before the first try (this
+        # changes when blocks are drawn, never which)
+        total = lam.sum(axis=0)
+        need = total + 6.0 * np.sqrt(total) + 4.0
+        for g in np.nonzero(self.filled - self.pos.max(axis=1) < need)[0]:
+            while self.filled[g] - self.pos[g].max() < need[g]:
+                self._refill(int(g))
+        new_pos = np.empty_like(self.pos)
+        new_rem = np.empty_like(self.rem)
+        size = int(need.sum()) * self.n + 16
+        while True:
+            out_t = np.empty(size, np.int64)
+            out_i = np.empty(size, np.int64)
+            cnt = gamma_trains(lam, x.t0, p, self.buf, self.filled, self.pos, self.rem, new_pos,
+                               new_rem, out_t, out_i)
+            if cnt >= 0:
+                break
+            if cnt == -(len(self.gens) + 1):
+                size *= 2
+            else:
+                self._refill(-cnt - 1)
+        self.pos, self.rem = new_pos, new_rem
+        return _sorted_spikes(out_t[:cnt], out_i[:cnt])
 
     def state(self) -> dict[str, np.ndarray]:
         return {"operational_time_to_next": self.rem.copy()}
