@@ -8,6 +8,9 @@ recorded, the same NEST seed in every variant.
 
 * alone: ``nest.Simulate(T)`` after the build, spike recorders per population, events read once
   at the end;
+* alone-windowed: the same, advanced by ``nest.Run(window)`` between one Prepare and one
+  Cleanup: NEST's own cost of stopping every window, the floor of any co-simulation at that
+  window (spikes read once at the end);
 * inproc / zmq: ``ps.run`` of a model holding only the NestNetwork (``window_ms``, default 2 ms,
   the exchange interval of a coupled run), recording both populations' spikes (no run file);
   on zmq NEST runs in a worker process and every window's spikes cross a socket;
@@ -35,12 +38,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "examples"))
-VARIANTS = ("alone", "inproc", "zmq", "inproc+input")
+VARIANTS = ("alone", "alone-windowed", "inproc", "zmq", "inproc+input")
 SEED = 12345
 NEST_SEED = 123457
 
 
-def run_alone(t_ms: float, scale: float) -> dict:
+def run_alone(t_ms: float, scale: float, window_ms: float | None = None) -> dict:
     os.environ.setdefault("PYNEST_QUIET", "1")
     import brunel_nest
     import nest
@@ -55,7 +58,13 @@ def run_alone(t_ms: float, scale: float) -> dict:
         nest.Connect(p, r)
         recs.append(r)
     t1, c1 = time.perf_counter(), time.process_time()
-    nest.Simulate(t_ms)
+    if window_ms is None:
+        nest.Simulate(t_ms)
+    else:
+        nest.Prepare()
+        for _ in range(int(round(t_ms / window_ms))):
+            nest.Run(window_ms)
+        nest.Cleanup()
     n = sum(len(r.get("events")["times"]) for r in recs)
     t2, c2 = time.perf_counter(), time.process_time()
     return {"build_s": t1 - t0, "sim_s": t2 - t1, "cpu_s": c2 - c1, "spikes": n}
@@ -93,8 +102,8 @@ def run_polyscale(t_ms: float, scale: float, transport: str, window_ms: float, r
 
 
 def child(variant: str, args) -> None:
-    if variant == "alone":
-        out = run_alone(args.t_ms, args.scale)
+    if variant.startswith("alone"):
+        out = run_alone(args.t_ms, args.scale, args.window_ms if variant.endswith("windowed") else None)
     else:
         out = run_polyscale(args.t_ms, args.scale, "zmq" if variant == "zmq" else "inproc",
                             args.window_ms, variant.endswith("input"))
