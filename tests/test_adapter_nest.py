@@ -90,6 +90,25 @@ def test_ports_follow_inputs_and_state_nest_latency():
     assert spec.input_latency_ms() == pytest.approx(0.6)     # one step + the devices' delay
 
 
+def test_module_imports_and_checks_specs_without_nest():
+    """In a fresh interpreter where `import nest` fails: ps.adapters.nest imports, a spec is
+    validated and gives its ports, and building it names the extra to install."""
+    import subprocess
+    code = ("import sys; sys.modules['nest'] = None\n"
+            "import polyscale as ps\n"
+            "spec = ps.adapters.nest.NestNetwork.example()\n"
+            "assert 'E.rate_in' in spec.ports()\n"
+            "from polyscale.coordinator.specs import SolverContext\n"
+            "import numpy as np\n"
+            "try:\n"
+            "    spec.build(SolverContext('net', 1, np.random.default_rng(1)))\n"
+            "except ps.ModelError as e:\n"
+            "    print(e)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "pip install 'polyscale[nest]'" in p.stdout
+
+
 def test_missing_nest_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "nest", None)     # makes `import nest` raise ImportError
     with pytest.raises(ModelError, match=r"pip install 'polyscale\[nest\]'"):
