@@ -123,3 +123,21 @@ def test_coupled_run_integrates_the_smoothed_rate_on_every_transport(transport):
         u += np.where(lag >= -1e-9, np.exp(-np.maximum(lag, 0) / 2.0) * 1000.0 / 2.0, 0.0) / 4
     expected = 0.1 * np.concatenate([[0.0], np.cumsum(u)[:-1]])
     np.testing.assert_allclose(x, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_rate_to_poisson_then_smoothing_gives_the_rate_back():
+    """30 Hz --10 ms--> [RateToPoisson x 400, SmoothedRate tau 5 ms] --> x' = u (Hz ms). From
+    t = 10 ms the smoothed rate has mean 30 Hz * (1 - exp(-(t - 10)/tau)), so
+    x(T) = 30 Hz * (T - 10 - tau (1 - exp(-(T - 10)/tau))); the spike count's error gives a
+    standard error of sqrt(r / (N T)) * T."""
+    m = ps.Model(seed=8, t_stop_ms=2000.0)
+    m.solver("src", ps.solvers.LinearSystem(a=[[0.0]], x0=[30.0], units="Hz"))
+    m.solver("dst", ps.solvers.LinearSystem(a=[[0.0]], input_units="Hz"))
+    m.couple("src.x", "dst.u", delay_ms=10.0,
+             via=[ps.adapters.RateToPoisson(n_per_channel=400), ps.adapters.SmoothedRate(tau_ms=5.0)])
+    m.record("dst.x", every_ms=100.0)
+    x_end = ps.run(m).signal("dst", "x").data[-1, 0]      # at 1900 ms
+    t = 1900.0 - 10.0
+    expected = 30.0 * (t - 5.0 * (1 - np.exp(-t / 5.0)))
+    se = np.sqrt(30.0 / (400 * t / 1000.0)) * t
+    assert abs(x_end - expected) < 4 * se
