@@ -71,6 +71,76 @@ def _part(cell, name: str, what: str, i: int):
     return obj
 
 
+#: samples reserved per recording Vector (grown when a window needs more)
+RECORD_CAPACITY = 8192
+
+
+class _Recorder:
+    """NEURON Vectors recording variables every step, read window by window without a hoc call
+    per vector per window (each costs microseconds, which a window of a few cells does not).
+
+    Each vector's buffer is reserved once and viewed as a numpy array; NEURON appends into it, we
+    read the window's rows from the views, and only when the next window would not fit is every
+    vector cut back to its last sample (amortised: one hoc call per vector per many windows).
+    ``pos`` is the index of the newest sample (the value at the end of the last window)."""
+
+    def __init__(self, h, refs, capacity: int | None = None):
+        capacity = RECORD_CAPACITY if capacity is None else capacity
+        self.h = h
+        self.vecs = []
+        for r in refs:
+            v = h.Vector()
+            v.record(r)
+            self.vecs.append(v)
+        self.views: list = []
+        self.cap = 0
+        self.pos = 0
+        self._reserve(capacity)
+
+    def _reserve(self, cap: int) -> None:
+        views = []
+        for v in self.vecs:
+            n = int(v.size())
+            keep = v.as_numpy()[:n].copy()
+            v.buffer_size(cap)
+            v.resize(cap)
+            view = v.as_numpy()
+            v.resize(n)
+            view[:n] = keep
+            views.append(view)
+        self.views, self.cap = views, cap
+
+    def check(self) -> None:
+        """ModelError unless every vector holds pos + 1 samples in the buffer we view."""
+        for v, view in zip(self.vecs, self.views):
+            if int(v.size()) != self.pos + 1 or v.as_numpy().ctypes.data != view.ctypes.data:
+                raise ModelError("neuron_cells: a recording Vector was resized or recorded at another "
+                                 "rate than dt by something else (did the builder change h.dt or "
+                                 "the recordings?)")
+
+    def prepare(self, steps: int) -> None:
+        """Room for ``steps`` more samples."""
+        if self.pos + steps + 1 <= self.cap:
+            return
+        self.check()
+        for v, view in zip(self.vecs, self.views):
+            last = view[self.pos]
+            v.resize(1)
+            view[0] = last
+        self.pos = 0
+        if steps + 1 > self.cap:
+            self._reserve(2 * (steps + 1))
+
+    def window(self, steps: int) -> np.ndarray:
+        """(steps + 1, n_vectors): samples pos .. pos + steps (the window's start to its end)."""
+        a, b = self.pos, self.pos + steps + 1
+        out = np.empty((steps + 1, len(self.views)))
+        for j, view in enumerate(self.views):
+            out[:, j] = view[a:b]
+        self.pos += steps
+        return out
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NeuronCells(SolverSpec):
     """Cells built in NEURON by a user's callable, run by NEURON (see the module docstring).
@@ -156,7 +226,8 @@ class NeuronSolver:
         self.name = name or f"neuron_cells@{id(self):x}"
         claim_process("NEURON", self.name)
         self.spec, self.h = spec, h
-        self.netcons, self.detectors, self.clamps, self.v_rec, self.spk, self.i_rec = {}, [], [], [], [], []
+        self.netcons, self.detectors, self.clamps = {}, [], []
+        self.v_rec = self.i_rec = None
         self.dt_ticks = to_ticks(spec.dt_ms, "neuron_cells: dt_ms")
         self.dt = self.dt_ticks / TICKS_PER_MS
         try:
@@ -195,17 +266,14 @@ class NeuronSolver:
         h.steps_per_ms = 1.0 / self.dt
         h.celsius = spec.celsius
         h.define_shape()     # 3D points for sections the builder left without any
-        self.v_rec = [h.Vector().record(s(0.5)._ref_v) for s in self.soma]
-        self.spk = []
-        self.detectors = []
-        for s in self.soma:
+        self.v_rec = _Recorder(h, [s(0.5)._ref_v for s in self.soma])
+        # one pair of vectors records every cell's spikes (time, cell): two hoc calls a window
+        self.spk_t, self.spk_id = h.Vector(), h.Vector()
+        for c, s in enumerate(self.soma):
             nc = h.NetCon(s(0.5)._ref_v, None, sec=s)
             nc.threshold = spec.threshold_mV
-            vec = h.Vector()
-            nc.record(vec)
+            nc.record(self.spk_t, self.spk_id, c)
             self.detectors.append(nc)
-            self.spk.append(vec)
-        self.n_seen = [0] * spec.n
         self.clamps = []
         for s in self.soma:
             ic = h.IClamp(s(0.5))
@@ -215,7 +283,7 @@ class NeuronSolver:
         self._segments = None
         if spec.record_currents:
             self._segments = self._collect_segments()
-            self.i_rec = [h.Vector().record(seg._ref_i_membrane_) for seg in self._segments[0]]
+            self.i_rec = _Recorder(h, [seg._ref_i_membrane_ for seg in self._segments[0]])
         h.finitialize(spec.v_init_mV)
         self.step = 0
         self.n_spikes = 0
@@ -228,6 +296,9 @@ class NeuronSolver:
         syn_in = inputs.get("syn") if inputs else None
         if syn_in is not None and len(syn_in):
             self._queue(syn_in, t0)
+        self.v_rec.prepare(steps)
+        if self.spec.record_currents:
+            self.i_rec.prepare(steps)
         i_inj = inputs.get("i_inj") if inputs else None
         if i_inj is not None and np.asarray(i_inj.data).any():
             amps = np.asarray(i_inj.data, dtype=np.float64)
@@ -242,47 +313,34 @@ class NeuronSolver:
         if h.t < (n0 + steps - 0.5) * self.dt:
             raise ModelError(f"neuron_cells: NEURON stopped at t = {h.t:g} ms before the window's end "
                              f"({(n0 + steps) * self.dt:g} ms); is something calling stoprun?")
-        v = np.empty((steps, self.spec.n))
+        v = self.v_rec.window(steps)                  # v at t0 .. t1, (steps + 1, n)
         ticks, ids = [], []
         thr = self.spec.threshold_mV
-        for c, vec in enumerate(self.v_rec):
-            a = vec.as_numpy()
-            if a.shape[0] != steps + 1:
-                raise ModelError(f"neuron_cells: expected {steps + 1} voltage samples in the window, "
-                                 f"NEURON recorded {a.shape[0]}; did the builder change h.dt?")
-            v[:, c] = a[:steps]
-            spk = self.spk[c]
-            new = spk.as_numpy()[self.n_seen[c]:]
-            self.n_seen[c] = int(spk.size())
-            for ts in new:
+        n_spk = int(self.spk_t.size())
+        if n_spk:
+            times = self.spk_t.as_numpy().copy()
+            cells = self.spk_id.as_numpy().astype(np.int64)
+            self.spk_t.resize(0)
+            self.spk_id.resize(0)
+            for ts, c in zip(times.tolist(), cells.tolist()):
                 # detected at the end of step j (NEURON's fixed step); refine within the step
                 i = int(round(ts / self.dt)) - n0
                 i = min(max(i, 1), steps)
-                lo, hi = a[i - 1], a[i]
+                lo, hi = v[i - 1, c], v[i, c]
                 frac = (thr - lo) / (hi - lo) if hi != lo else 1.0
                 frac = min(max(frac, 0.0), 1.0)
                 off = min(int(np.rint(frac * dt_t)), dt_t - 1)
                 ticks.append(t0 + (i - 1) * dt_t + off)
                 ids.append(c)
-            last = a[steps]
-            vec.resize(0)
-            vec.append(last)
         if self.spec.record_currents:
-            cur = np.empty((steps, len(self.i_rec)))
-            for j, vec in enumerate(self.i_rec):
-                a = vec.as_numpy()
-                # entry 0 is the current over the step before the window (or the initial one)
-                cur[:, j] = a[1:steps + 1]
-                last = a[steps]
-                vec.resize(0)
-                vec.append(last)
-            self.imem = cur
+            # sample 0 is the current over the step before the window (or the initial one)
+            self.imem = self.i_rec.window(steps)[1:]
         self.step = n0 + steps
         self.n_spikes += len(ticks)
         t_arr, i_arr = np.array(ticks, dtype=np.int64), np.array(ids, dtype=np.int64)
         order = np.lexsort((i_arr, t_arr))
         return WindowResult(outputs={"spikes": Spikes(t_arr[order], i_arr[order]),
-                                     "v_soma": Samples(t0, dt_t, v)})
+                                     "v_soma": Samples(t0, dt_t, v[:steps])})
 
     def _queue(self, spikes: Spikes, t0: int) -> None:
         h, n_syn = self.h, len(self.spec.synapses)
@@ -373,8 +431,8 @@ class NeuronSolver:
         """Let go of the cells and NEURON objects, so another solver can be built here."""
         release_process("NEURON", self.name)
         self.netcons.clear()
-        self.detectors, self.clamps, self.v_rec, self.spk = [], [], [], []
-        self.i_rec = []
+        self.detectors, self.clamps = [], []
+        self.v_rec = self.i_rec = None
         self._segments = None
         self.syn, self.soma, self.cells = [], [], []
 

@@ -88,6 +88,27 @@ def test_windowed_run_is_neurons_reference_run(neuron_h, builder, reference):
     np.testing.assert_allclose(t, [11.3283, 25.0082], atol=1e-4)
 
 
+def test_recordings_survive_cutting_back_and_growing_their_buffers(neuron_h, builder, reference, monkeypatch):
+    """With room for 150 samples only, the 400-step windows grow the buffers and every window
+    cuts them back: the trace and currents are still NEURON's reference ones (1e-9)."""
+    import polyscale.adapters.neuron as mod
+    monkeypatch.setattr(mod, "RECORD_CAPACITY", 150)
+    spec = cells(builder, alpha_onsets_ms=(10.0, 40.0, 70.0)).replace(record_currents=True)
+    s = spec.build(None)
+    try:
+        v, cur = [], []
+        for w in range(10):
+            r = s.advance(w * 10 * TICKS_PER_MS, (w + 1) * 10 * TICKS_PER_MS, {})
+            v.append(r.outputs["v_soma"].data[:, 0])
+            cur.append(s.transmembrane_currents())
+    finally:
+        s.close()
+    ref = np.load(reference / "probes" / "lfp_ballstick_inputs.npz")
+    want = ref["imem_nA"][:, 1:]
+    assert np.abs(np.concatenate(cur).T - want).max() <= 1e-9 * np.abs(want).max()
+    assert np.abs(np.concatenate(v) - ref["v_soma_mV"][:4000]).max() < 1e-9
+
+
 def test_swapping_the_cable_solver_for_neuron_gives_the_same_soma_trace(neuron_h, builder, reference):
     """examples/ball_and_stick.py with CellPopulation, then with NeuronCells building the same
     cell (exact hh rates, usetable_hh = 0, as the built-in evaluates them): the built-in solver
