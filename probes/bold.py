@@ -215,9 +215,12 @@ class BOLD(ProbeSpec):
                 raise ModelError(f"dt_ms={self.dt_ms:g} is not a multiple of the sample period of "
                                  f"{bad[0]}")
         else:
-            fits = [k for k in range(base, min(window_ticks, TICKS_PER_MS) + 1, base)
-                    if window_ticks % k == 0]
-            h = max(fits) if fits else base
+            # the largest multiple of the inputs' periods that divides the window, up to 1 ms
+            h = base
+            for d in range(min(window_ticks, TICKS_PER_MS) // base, 0, -1):
+                if window_ticks % (d * base) == 0:
+                    h = d * base
+                    break
         if window_ticks % h:
             raise ModelError(f"the internal step dt_ms={h / TICKS_PER_MS:g} does not divide the "
                              f"window ({fmt_ms(window_ticks)}); give a dt_ms that does")
