@@ -45,6 +45,7 @@ Stephan KE, Weiskopf N, Drysdale PM, Robinson PA, Friston KJ (2007) Comparing he
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -92,8 +93,9 @@ class BOLD(ProbeSpec):
     baseline : activity that leaves the model at rest (units of the input); one number, or one
         per input address
     tr_ms : repetition time (ms): one sample per TR from t = 0
-    dt_ms : internal step (ms) of the ODE and of the delivered drive; None: the largest divisor
-        of the window that is at most 1 ms and a multiple of the sampled inputs' periods
+    dt_ms : internal step (ms) of the ODE and of the delivered drive; None: the largest common
+        divisor of the window and the TR that is at most 1 ms and a multiple of the sampled
+        inputs' periods
     positions_um : (n_channels, 3) region/population positions for the run file, or None
     """
 
@@ -215,10 +217,12 @@ class BOLD(ProbeSpec):
                 raise ModelError(f"dt_ms={self.dt_ms:g} is not a multiple of the sample period of "
                                  f"{bad[0]}")
         else:
-            # the largest multiple of the inputs' periods that divides the window, up to 1 ms
+            # the largest multiple of the inputs' periods that divides the window and the TR,
+            # up to 1 ms
+            g = math.gcd(window_ticks, to_ticks(self.tr_ms, "bold: tr_ms"))
             h = base
-            for d in range(min(window_ticks, TICKS_PER_MS) // base, 0, -1):
-                if window_ticks % (d * base) == 0:
+            for d in range(min(g, TICKS_PER_MS) // base, 0, -1):
+                if g % (d * base) == 0:
                     h = d * base
                     break
         if window_ticks % h:

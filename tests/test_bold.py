@@ -169,13 +169,13 @@ def test_steps_and_trs_that_do_not_fit_are_rejected():
 
 @pytest.mark.parametrize("window_ms, period_ms, step_ms", [
     pytest.param(10.0, 0.1, 1.0, id="1ms-divides-the-window"),
-    pytest.param(0.3, 0.1, 0.3, id="window-below-1ms"),
+    pytest.param(0.3, 0.1, 0.1, id="window-below-1ms-tr-2s"),     # gcd(0.3, 2000) = 0.1 ms
     pytest.param(2.5, 0.5, 0.5, id="1ms-does-not-divide"),
     pytest.param(10.0, None, 1.0, id="spikes-only"),
 ])
 def test_default_internal_step_is_the_largest_fitting_one_up_to_1_ms(window_ms, period_ms, step_ms):
     """The default dt_ms: the largest multiple of the sampled inputs' periods that divides the
-    window and is at most 1 ms."""
+    window and the TR (2 s) and is at most 1 ms."""
     from polyscale.coordinator.signals import Port
     tick = 1_000_000
     port = (Port("spikes", "out", 3) if period_ms is None
