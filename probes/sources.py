@@ -35,6 +35,7 @@ from ..coordinator.signals import WindowResult
 from ..coordinator.specs import SpecFamily
 from ..coordinator.time import grid_count, grid_start
 from ..coordinator.validation import as_tuple, fail, require_number
+from ..solvers._jit import njit
 
 #: factory(solver, ports, model, electrodes_um (n_el, 3), sigma_S_per_m, method,
 #:         min_distance_um, period_ticks) -> part(t0, t1, result) -> (n_samples, n_el) mV
@@ -175,37 +176,48 @@ class StepEndSampler:
 # --------------------------------------------------------------------------------------------
 # detailed cells
 # --------------------------------------------------------------------------------------------
-#: per live cell solver, its last window's per-segment currents: every probe on the solver
-#: (LFP, CSD, EEG, MEG...) shares one copy out of the solver's node-major buffer
-_CURRENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 #: per live cell solver and sample period, the one dipole sampler its probes share
 _DIPOLE_SAMPLERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def cell_currents(solver) -> Callable[[int, int], np.ndarray]:
-    """``get(t0, t1) -> (n_steps, n S)`` nA, the transmembrane currents of the window [t0, t1)
-    (cached per solver and window); ModelError unless the spec has record_currents=True."""
+    """``get(t0, t1) -> (n_steps, N, n)`` nA: the transmembrane currents of the window [t0, t1)
+    in the solver's own node-major layout (``solver.imem``: step, node of the cell layout, cell;
+    nodes without membrane carry none), so that probes multiply it without a copy; ModelError
+    unless the spec has record_currents=True."""
     if not getattr(solver.spec, "record_currents", False):
         raise ModelError("cell_population: extracellular and dipole probes need the cells' "
                          "transmembrane currents: set record_currents=True on the solver spec")
 
     def get(t0: int, t1: int) -> np.ndarray:
-        hit = _CURRENTS.get(solver)
-        if hit is not None and hit[0] == (t0, t1):
-            return hit[1]
-        i = solver.transmembrane_currents()
-        _CURRENTS[solver] = ((t0, t1), i)
-        return i
+        if solver.imem is None:
+            solver.transmembrane_currents()      # raises the solver's own error
+        return solver.imem
     return get
+
+
+def segment_to_node(solver, M: np.ndarray) -> np.ndarray:
+    """(N n, n_out): M (n_out, n S), whose columns are segments cell-major (segment_geometry's
+    rows), rearranged to act on a step of the node-major currents reshaped to (N n,)."""
+    n, N = solver.n_cells, solver.nodes_per_cell
+    seg_node = np.asarray(solver.layout.seg_node)
+    S = seg_node.shape[0]
+    out = np.zeros((N, n, M.shape[0]))
+    out[seg_node] = M.T.reshape(n, S, M.shape[0]).transpose(1, 0, 2)
+    return out.reshape(N * n, M.shape[0])
 
 
 def cell_matrix_part(solver, M: np.ndarray, period_ticks: int):
     """``part(t0, t1, result) -> (n_samples, n_out)``: M (n_out, n S) times the transmembrane
-    currents of the step ending at each sample (StepEndSampler)."""
+    currents of the step ending at each sample (StepEndSampler), one matrix product per window
+    on the solver's node-major buffer."""
     currents = cell_currents(solver)
     _check_period("cell_population", solver.dt_ticks, period_ticks)
-    Mt = np.ascontiguousarray(M.T)
-    sampler = StepEndSampler(solver.dt_ticks, period_ticks, lambda rows: rows @ Mt, (M.shape[0],))
+    Mn = segment_to_node(solver, M)
+
+    def f(rows: np.ndarray) -> np.ndarray:          # rows (k, N, n), strided: no copy
+        return rows.reshape(rows.shape[0], -1) @ Mn
+    sampler = StepEndSampler(solver.dt_ticks, period_ticks, f, (M.shape[0],))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
         return sampler(t0, t1, currents(t0, t1))
@@ -231,6 +243,25 @@ def cell_extracellular(solver, ports, model, electrodes_um, sigma, method, min_d
     M = extracellular_matrix(g["start_um"], g["end_um"], g["diam_um"], electrodes_um, sigma,
                              method=method, min_distance_um=min_distance_um, roots=roots)
     return cell_matrix_part(solver, M, period_ticks)
+
+
+@njit
+def _node_dipoles(rows: np.ndarray, rel: np.ndarray, out: np.ndarray) -> None:
+    """out[k, d, c] = sum_j rows[k, j, c] rel[d, j, c]: each cell's dipole (nA um) from its
+    node currents rows (k, N, n) nA and node positions rel (3, N, n) um (cells innermost, so
+    the loop runs along contiguous memory)."""
+    k_n, N, n = rows.shape
+    for k in range(k_n):
+        for d in range(3):
+            for c in range(n):
+                out[k, d, c] = 0.0
+        for j in range(N):
+            # one pass over the step's currents, three accumulators
+            for c in range(n):
+                a = rows[k, j, c]
+                out[k, 0, c] += a * rel[0, j, c]
+                out[k, 1, c] += a * rel[1, j, c]
+                out[k, 2, c] += a * rel[2, j, c]
 
 
 def _root_segments(solver, g) -> np.ndarray:
@@ -262,10 +293,13 @@ def cell_dipoles(solver, ports, model, period_ticks):
         S = len(g["diam_um"]) // n
         # per cell, the moment about its own position, sum I (r - r_cell): the same as about the
         # origin when the cell's currents sum to zero, and better conditioned far from it
-        rel = mid.reshape(n, S, 3) - pos[:, None, :]          # (n, S, 3)
+        rel = np.zeros((3, solver.nodes_per_cell, n))
+        rel[:, np.asarray(solver.layout.seg_node)] = (mid.reshape(n, S, 3) - pos[:, None, :]).transpose(2, 1, 0)
 
-        def f(rows: np.ndarray) -> np.ndarray:
-            return np.einsum("kns,nsd->knd", rows.reshape(rows.shape[0], n, S), rel, optimize=True)
+        def f(rows: np.ndarray) -> np.ndarray:      # rows (k, N, n) -> (k, n, 3)
+            out = np.empty((rows.shape[0], 3, n))
+            _node_dipoles(rows, rel, out)
+            return out.transpose(0, 2, 1)
         sampler = samplers[period_ticks] = StepEndSampler(solver.dt_ticks, period_ticks, f, (n, 3))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:

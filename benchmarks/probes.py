@@ -1,0 +1,126 @@
+"""Probe cost as a fraction of solver time: 1000 detailed cells with a 32-channel laminar LFP,
+32-electrode four-sphere EEG and 32-sensor MEG (Sarvas).
+
+Cells: ball-and-stick-like (hh soma 20 x 20 um; passive dendrite 500 um, 2 um, nseg 49: 50
+segments per cell), dt 0.025 ms, backward Euler, IClamp 0.5 nA at the soma from 10 to 60 ms
+(every cell fires), in a cortical column of radius 200 um at the top of the brain sphere
+(somata 77500..78300 um from the head centre, tilted up to 20 deg). LFP: 32 contacts 50 um apart
+along the column's axis, line sources, sigma 0.3 S/m. EEG: 32 scalp electrodes (r = 90 mm) on
+the upper hemisphere, four-sphere head with the default radii and conductivities, one dipole per
+cell. MEG: 32 radial magnetometers at r = 100 mm, Sarvas. Each probe samples every ``every_ms``.
+
+Timed (process CPU time, less disturbed by a shared machine than wall time, and wall time):
+the solver's ``advance`` over ``t_ms`` in windows of ``window_ms``, with record_currents off
+(the bare solver) and on (what the probes need: the solver keeps each window's transmembrane
+currents); and the probes' local parts on each window (what runs in the solver's process; the
+global part, a sum over solvers, is nothing here with one solver). Building the matrices
+(once, before the run) is timed apart.
+
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/probes.py [--cells 1000] [--every-ms 0.025]
+
+The fraction printed is (probe parts + the extra cost of recording currents) / bare solver.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from polyscale.coordinator.time import TICKS_PER_MS, to_ticks
+from polyscale.probes import EEG, LFP, MEG
+from polyscale.solvers.cell.mechanisms import IClamp
+from polyscale.solvers.cell.population import ball_and_stick_population
+
+TOP = 78000.0
+
+
+def population(n: int, record: bool, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    r = 200.0 * np.sqrt(rng.uniform(0, 1, n))
+    phi = rng.uniform(0, 2 * np.pi, n)
+    pos = np.c_[r * np.cos(phi), r * np.sin(phi), TOP - 500.0 + rng.uniform(0, 800.0, n)]
+    rot = np.c_[rng.uniform(-20, 20, n), rng.uniform(-20, 20, n), np.zeros(n)]
+    return ball_and_stick_population(n=n, dend_nseg=49, positions_um=pos, rotations_deg=rot,
+                                     iclamps=(IClamp(section="soma", x=0.5, delay_ms=10.0, dur_ms=50.0, amp_nA=0.5),),
+                                     record_currents=record)
+
+
+def sensors(n: int, radius: float, seed: int) -> np.ndarray:
+    """n points spread evenly (Fibonacci) over the upper hemisphere of ``radius`` um."""
+    k = np.arange(n) + 0.5
+    z = 1.0 - k / n
+    phi = np.pi * (1 + 5 ** 0.5) * k
+    rho = np.sqrt(1 - z * z)
+    return radius * np.c_[rho * np.cos(phi), rho * np.sin(phi), z]
+
+
+def probes(every_ms: float):
+    lfp = LFP(of="cells", electrodes_um=[(0.0, 0.0, TOP - 700.0 + 50.0 * k) for k in range(32)], every_ms=every_ms)
+    eeg = EEG(of="cells", electrodes_um=sensors(32, 90000.0, 1), every_ms=every_ms)
+    meg = MEG(of="cells", sensors_um=sensors(32, 100000.0, 2), every_ms=every_ms)
+    return {"lfp (32 ch)": lfp, "eeg (32 el)": eeg, "meg (32 sens)": meg}
+
+
+def advance_all(solver, t_ms: float, window_ms: float, parts=None):
+    w = to_ticks(window_ms, "window")
+    n = round(t_ms / window_ms)
+    t_solver = t_probe = 0.0
+    w_solver = w_probe = 0.0
+    per = {k: 0.0 for k in (parts or {})}
+    for i in range(n):
+        c0, w0 = time.process_time(), time.perf_counter()
+        res = solver.advance(i * w, (i + 1) * w, {})
+        c1, w1 = time.process_time(), time.perf_counter()
+        t_solver += c1 - c0
+        w_solver += w1 - w0
+        for name, part in (parts or {}).items():
+            a = time.process_time()
+            part(i * w, (i + 1) * w, res)
+            per[name] += time.process_time() - a
+        t_probe += time.process_time() - c1
+        w_probe += time.perf_counter() - w1
+    return t_solver, w_solver, t_probe, w_probe, per
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=1000)
+    ap.add_argument("--t-ms", type=float, default=100.0)
+    ap.add_argument("--window-ms", type=float, default=1.0)
+    ap.add_argument("--every-ms", type=float, nargs="+", default=[0.025, 0.1, 1.0])
+    args = ap.parse_args()
+
+    n = args.cells
+    # warm-up: compile the kernels on a small population
+    warm = population(4, True).build(None)
+    advance_all(warm, 2.0, args.window_ms)
+
+    bare = population(n, False).build(None)
+    cb, wb, _, _, _ = advance_all(bare, args.t_ms, args.window_ms)
+    print(f"{n} cells x 50 segments, {args.t_ms:g} ms in {args.window_ms:g} ms windows, dt 0.025 ms")
+    print(f"bare solver (record_currents off):  CPU {cb:8.3f} s   wall {wb:8.3f} s")
+    for every in args.every_ms:
+        spec = population(n, True)
+        solver = spec.build(None)
+        ports = spec.ports()
+        t0 = time.process_time()
+        parts = {}
+        for name, p in probes(every).items():
+            info = p.describe({"cells": ports}, to_ticks(args.window_ms, "window"))
+            parts[name] = p.local("cells", solver, ports, info)
+        build = time.process_time() - t0
+        cs, ws, cp, wp, per = advance_all(solver, args.t_ms, args.window_ms, parts)
+        extra = cs - cb
+        print(f"\nprobes every {every:g} ms ({round(args.t_ms / every)} samples), matrices built in {build:.2f} s CPU")
+        print(f"{'':32s} {'CPU s':>9s} {'wall s':>9s} {'/ bare solver':>14s}")
+        print(f"{'solver, record_currents on':32s} {cs:9.3f} {ws:9.3f} {cs / cb:14.3f}")
+        for name, c in per.items():
+            print(f"{'  probe part ' + name:32s} {c:9.3f} {'':9s} {c / cb:14.3%}")
+        print(f"{'  all probe parts':32s} {cp:9.3f} {wp:9.3f} {cp / cb:14.3%}")
+        print(f"{'  recording currents (on - off)':32s} {extra:9.3f} {ws - wb:9.3f} {extra / cb:14.3%}")
+        print(f"{'probe cost / bare solver':32s} {'':9s} {'':9s} {(cp + extra) / cb:14.3%}")
+
+
+if __name__ == "__main__":
+    main()
