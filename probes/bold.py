@@ -17,9 +17,11 @@ al. 2007, eq. 12).
 Parameter sets (``parameters``):
 
 * 'friston2000': kappa 0.65 /s, gamma 0.41 /s, tau0 0.98 s, alpha 0.32, E0 0.34, V0 0.02,
-  classic coefficients (Friston et al. 2000, Table 1).
-* 'stephan2007': Friston 2000's haemodynamic constants with the revised coefficients at 1.5 T
-  (nu0 40.3 Hz, r0 25 Hz, TE 0.04 s), epsilon 1, V0 0.04 (Stephan et al. 2007).
+  classic coefficients: the estimates Friston et al. 2000 report, which DCM took as its priors
+  (Friston et al. 2003). Its unit-area impulse response peaks 2.86 s after the pulse.
+* 'stephan2007': the same haemodynamic constants with the revised coefficients at 1.5 T
+  (nu0 40.3 Hz, r0 25 Hz, TE 0.04 s), epsilon 1, V0 0.04 (Stephan et al. 2007). SPM's DCM
+  (since 2008) uses a transit time tau0 of 2 s instead: set ``tau0_s=2.0`` for that.
 * 'tvb': TVB's BalloonModel defaults (revised coefficients; tau_s 1.54 s, tau_f 1.44 s,
   tau0 0.98 s, alpha 0.32, E0 0.4, V0 0.04, TE 0.04 s, nu0 40.3 Hz, r0 25 Hz, epsilon 0.5).
 
@@ -40,6 +42,7 @@ Buxton RB, Wong EC, Frank LR (1998) Dynamics of blood flow and oxygenation chang
     activation: the balloon model. Magn Reson Med 39:855-864.
 Friston KJ, Mechelli A, Turner R, Price CJ (2000) Nonlinear responses in fMRI: the Balloon
     model, Volterra kernels, and other hemodynamics. NeuroImage 12:466-477.
+Friston KJ, Harrison L, Penny W (2003) Dynamic causal modelling. NeuroImage 19:1273-1302.
 Stephan KE, Weiskopf N, Drysdale PM, Robinson PA, Friston KJ (2007) Comparing hemodynamic models
     with DCM. NeuroImage 38:387-401.
 """
