@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ..coordinator.errors import ModelError
+from ..solvers._jit import njit
 
 #: golden angle (rad): successive cells of the disc placement turn by it (Vogel's sunflower)
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
@@ -169,3 +170,24 @@ def point_source_matrix(mid_um: np.ndarray, electrodes_um: np.ndarray, sigma_S_p
     least min_distance_um (a number, or (1, S) per segment; infinite homogeneous medium)."""
     r = np.linalg.norm(electrodes_um[:, None, :] - mid_um[None, :, :], axis=2)
     return 1.0 / (4.0 * math.pi * sigma_S_per_m * np.maximum(r, min_distance_um))
+
+
+@njit
+def convolve_rows(ext, kern, rows, out):
+    """Add to out (R, n_ch) the causal convolutions, at R fine steps, of injections with kernels.
+
+    ext (C, L - 1 + steps): per class, the last L - 1 injections before the window and the
+    window's; kern (C, L, n_ch): lag-major kernels; rows (R,) steps of the window. out[j] +=
+    sum_c sum_m ext[c, rows[j] + L - 1 - m] kern[c, m]. One fixed order of the sums, whatever
+    the window (so any cut of a run into windows gives the same bits), and no BLAS threads
+    competing with the solvers for cores; zero injections (most, in sparse spiking) are
+    skipped."""
+    C, L, n_ch = kern.shape
+    for j in range(rows.shape[0]):
+        f = rows[j] + L - 1
+        for c in range(C):
+            for m in range(L):
+                x = ext[c, f - m]
+                if x != 0.0:
+                    for k in range(n_ch):
+                        out[j, k] += x * kern[c, m, k]

@@ -63,13 +63,9 @@ from ..coordinator.time import TICKS_PER_MS, fmt_ms, grid_count, grid_start
 from ..coordinator.validation import as_tuple, fail, require_int, require_number, require_str
 from ..solvers.cell.morphology import Morphology, ball_and_stick
 from ..solvers.cell.population import lambda_nseg, layout_cell
-from ._kernel_cell import (PassiveCell, disc_placement, line_source_matrix, point_source_matrix, rotation_z,
-                           unit_current_area)
+from ._kernel_cell import (PassiveCell, convolve_rows, disc_placement, line_source_matrix, point_source_matrix,
+                           rotation_z, unit_current_area)
 from .sources import SourceModel, register_dipoles, register_extracellular
-
-#: output rows convolved at once: bounds the (rows, kernel length) scratch of long windows
-_ROWS = 256
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KernelCell(Spec):
@@ -343,7 +339,7 @@ class _SpikeFilter:
 
     State between windows: ``pending`` (C, depth) injections already scheduled beyond the window;
     ``history`` (C, L - 1) the past injections the kernels still reach. The result does not
-    depend on how the run is cut into windows (up to the order of floating-point sums)."""
+    depend on how the run is cut into windows (the sums run in one order: bit for bit)."""
 
     def __init__(self, solver, classes: list[_Class], n_ch: int, period_ticks: int, label: str):
         self.dt = int(solver.dt_ticks)
@@ -356,11 +352,9 @@ class _SpikeFilter:
         self.n_ch = n_ch
         C = len(classes)
         self.L = max([c.kernel.shape[0] for c in classes], default=1)
-        kern = np.zeros((C, self.L, n_ch))
+        self.kern = np.zeros((C, self.L, n_ch))
         for i, c in enumerate(classes):
-            kern[i, :c.kernel.shape[0]] = c.kernel
-        # reversed along lags, flattened: row j of the gathered windows dotted with it
-        self.kern = np.ascontiguousarray(kern[:, ::-1, :].reshape(C * self.L, n_ch))
+            self.kern[i, :c.kernel.shape[0]] = c.kernel
         self.depth = max([int(c.delays.max()) for c in classes], default=0)
         self.pending = np.zeros((C, self.depth))
         self.history = np.zeros((C, self.L - 1))
@@ -390,12 +384,8 @@ class _SpikeFilter:
         out = np.zeros((n_out, self.n_ch))
         if n_out:
             first = (grid_start(t0, self.period) - t0) // dt
-            rows = first + np.arange(n_out) * (self.period // dt)
-            win = np.lib.stride_tricks.sliding_window_view(ext, self.L, axis=1)   # (C, steps, L)
-            for a in range(0, n_out, _ROWS):
-                r = rows[a:a + _ROWS]
-                g = np.ascontiguousarray(win[:, r, :].transpose(1, 0, 2)).reshape(len(r), C * self.L)
-                out[a:a + _ROWS] = g @ self.kern
+            rows = first + np.arange(n_out, dtype=np.int64) * (self.period // dt)
+            convolve_rows(np.ascontiguousarray(ext), self.kern, rows, out)
         return out
 
     def state(self) -> dict[str, np.ndarray]:
