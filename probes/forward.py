@@ -389,15 +389,19 @@ def four_sphere_matrix(electrodes_um, dipole_um, radii_um=(79000.0, 80000.0, 850
     N = max_terms if q >= 1 else int(min(max_terms, math.ceil(math.log(1e-16) / math.log(q)) + 20))
     n = np.arange(1, N + 1, dtype=np.float64)
     k = _four_sphere_coefficients(n, rz, radii, sigmas)
-    coef = np.empty((el.shape[0], N))
-    k_rad = np.full(el.shape[0], N, dtype=np.int64)
-    k_tan = np.full(el.shape[0], N, dtype=np.int64)
-    for i, r in enumerate(r_el):
+    # the coefficients depend on the electrode's radius only: once per distinct radius (EEG
+    # electrodes usually share the scalp's)
+    radii_u, which = np.unique(r_el, return_inverse=True)
+    coef_u = np.empty((radii_u.shape[0], N))
+    k_rad_u = np.full(radii_u.shape[0], N, dtype=np.int64)
+    k_tan_u = np.full(radii_u.shape[0], N, dtype=np.int64)
+    for i, r in enumerate(radii_u):
         c = _four_sphere_radial_coef(n, float(r), rz, radii, k)
-        coef[i] = np.where(np.isfinite(c), c, 0.0)
+        coef_u[i] = np.where(np.isfinite(c), c, 0.0)
         if iter_factor is not None:
-            k_rad[i] = _n_terms(n * coef[i], iter_factor * (1e-6 if r <= radii[0] else 1.0))
-            k_tan[i] = _n_terms(coef[i], iter_factor)
+            k_rad_u[i] = _n_terms(n * coef_u[i], iter_factor * (1e-6 if r <= radii[0] else 1.0))
+            k_tan_u[i] = _n_terms(coef_u[i], iter_factor)
+    coef, k_rad, k_tan = coef_u[which], k_rad_u[which], k_tan_u[which]
     cos_t = np.clip(el @ zhat / r_el, -1.0, 1.0)
     n_rad, n_tan = np.empty(el.shape[0]), np.empty(el.shape[0])
     _legendre_sums(cos_t, np.ascontiguousarray(coef), k_rad, k_tan, n_rad, n_tan)
