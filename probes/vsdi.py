@@ -106,7 +106,7 @@ class VsdiSource(Spec):
     def positions(self, n: int, what: str, default: np.ndarray | None = None) -> np.ndarray:
         pos = default if self.positions_um is None else np.array(self.positions_um, dtype=np.float64)
         if pos is None:
-            raise ModelError(f"vsdi: give 'positions_um' ({n} rows, one per {what})")
+            raise ModelError(f"vsdi: give 'positions_um', one row per {what} ({n} in all)")
         if pos.shape != (n, 3):
             raise ModelError(f"vsdi: 'positions_um' has shape {pos.shape} for {n} {what}")
         return pos

@@ -167,3 +167,25 @@ def test_a_solver_without_membrane_potential_is_rejected():
 def test_bad_parameters_are_rejected(kw, match):
     with pytest.raises(ps.ModelError, match=match):
         ps.probes.VSDI(**({"sources": ["a"]} | kw))
+
+
+def test_regions_default_to_the_connectome_centres():
+    """Two regions with centres (0.1, 0, 0) and (-0.1, 0, 0) mm, no positions given: blur 0
+    puts each wholly in the pixel over its centre (x = +100 and -100 um)."""
+    m = ps.Model(t_stop_ms=2.0, window_ms=1.0)
+    conn = Connectome(weights=[[0.0, 0.0], [0.0, 0.0]], centres_mm=[[0.1, 0.0, 0.0], [-0.1, 0.0, 0.0]])
+    m.solver("brain", ps.solvers.RegionNetwork(connectome=conn, initial_state=(0.0, 4.0, 1.0, 0.0, 0.0, 0.0), dt_ms=0.1))
+    m.probe("vsdi", ps.probes.VSDI(sources={"brain": VsdiSource(area_um2=(1e4, 3e4))}, pixels=(4, 1),
+                                   pixel_um=100.0, blur_um=0.0, depth_decay_um=None))
+    rec = ps.run(m).probe("vsdi")
+    # pixel edges -200, -100, 0, 100, 200: -100 falls in pixel 1, +100 in pixel 3 (left-closed)
+    frame0 = rec.data[0]
+    np.testing.assert_allclose(frame0, [0.0, 3e4 * 3.0 / 1e4, 0.0, 1e4 * 3.0 / 1e4], rtol=1e-12)
+
+
+def test_region_without_positions_or_centres_is_rejected():
+    m = ps.Model(t_stop_ms=2.0, window_ms=1.0)
+    m.solver("brain", ps.solvers.RegionNetwork(dt_ms=0.1))
+    m.probe("vsdi", ps.probes.VSDI(sources=["brain"]))
+    with pytest.raises(ps.ModelError, match=r"vsdi: give 'positions_um', one row per region \(1 in all\)"):
+        ps.run(m)
