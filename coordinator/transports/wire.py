@@ -86,29 +86,41 @@ def encode(type: str, *, solver: str | None = None, t0: int | None = None, t1: i
            ) -> list[Any]:
     """Frames of one message: the msgpack header, then each array's buffer (not copied when the
     array is already C-contiguous and little-endian)."""
-    if type not in MESSAGE_TYPES:
+    if type not in _TYPE_SET:
         raise ProtocolError(f"type: {type!r} is not a message type (allowed: {', '.join(MESSAGE_TYPES)})")
     specs, bufs = [], []
-    for name, a in (arrays or {}).items():
-        a = np.asarray(a)
-        dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
-        if dt.str not in DTYPES:
-            raise ProtocolError(f"arrays[{name!r}].dtype: {a.dtype.str!r} cannot go on the wire "
-                                f"(allowed: {', '.join(DTYPES)})")
-        a = np.ascontiguousarray(a, dtype=dt)
-        specs.append({"name": name, "dtype": dt.str, "shape": list(a.shape)})
-        bufs.append(a.data if a.size else b"")
+    if arrays:
+        for name, a in arrays.items():
+            # the usual case (a C-contiguous little-endian ndarray) costs no conversion: it runs
+            # for every array of every window
+            if type_(a) is not np.ndarray or a.dtype.str not in _DTYPE_OF or not a.flags.c_contiguous:
+                a = _wire_array(name, a)
+            specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape)})
+            bufs.append(a.data if a.size else b"")
     header = {"v": WIRE_VERSION, "type": type, "solver": solver,
               "t0": None if t0 is None else int(t0), "t1": None if t1 is None else int(t1),
-              "arrays": specs, "meta": dict(meta or {})}
+              "arrays": specs, "meta": {} if meta is None else meta if type_(meta) is dict else dict(meta)}
     return [msgpack.packb(header, use_bin_type=True), *bufs]
+
+
+type_ = type  # ``encode`` takes an argument named ``type``
+
+
+def _wire_array(name: str, a: Any) -> np.ndarray:
+    """``a`` as a C-contiguous little-endian array of an allowed dtype, or ProtocolError."""
+    a = np.asarray(a)
+    dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+    if dt.str not in DTYPES:
+        raise ProtocolError(f"arrays[{name!r}].dtype: {a.dtype.str!r} cannot go on the wire "
+                            f"(allowed: {', '.join(DTYPES)})")
+    return np.ascontiguousarray(a, dtype=dt)
 
 
 def _check_int(h: dict, key: str) -> int | None:
     v = h[key]
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v >= 1 << 63:
+    if type(v) is not int or v < 0 or v >= 1 << 63:  # bool is not int here
         raise ProtocolError(f"header.{key}: must be an integer tick in [0, 2**63) or nil (got {v!r})")
     return v
 
@@ -123,7 +135,9 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
     if not isinstance(frames, (list, tuple)) or len(frames) == 0:
         raise ProtocolError("message: no frames (expected a non-empty list of frames)")
     bufs = [_as_buffer(f) for f in frames]
-    total = sum(b.nbytes for b in bufs)
+    total = 0
+    for b in bufs:
+        total += b.nbytes
     if total > max_bytes:
         raise ProtocolError(f"message: {total} bytes is over the limit of {max_bytes} bytes")
     try:
@@ -132,42 +146,47 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
         raise
     except Exception as exc:
         raise ProtocolError(f"header: not valid msgpack ({type(exc).__name__}: {exc})") from None
-    if not isinstance(h, dict):
+    if type(h) is not dict:
         raise ProtocolError(f"header: must be a map (got {type(h).__name__})")
     if h.keys() != _HEADER_SET:
         keys = set(h)
         missing, extra = sorted(set(_HEADER_KEYS) - keys), sorted(map(str, keys - set(_HEADER_KEYS)))
         raise ProtocolError(f"header: keys must be {', '.join(_HEADER_KEYS)} (missing: {missing}, "
                             f"unexpected: {extra})")
-    if h["v"] != WIRE_VERSION or isinstance(h["v"], bool):
-        raise ProtocolError(f"header.v: wire version {h['v']!r} is not supported (this side speaks "
+    v = h["v"]
+    if type(v) is not int or v != WIRE_VERSION:
+        raise ProtocolError(f"header.v: wire version {v!r} is not supported (this side speaks "
                             f"{WIRE_VERSION})")
-    if h["type"] not in _TYPE_SET:
-        raise ProtocolError(f"header.type: {h['type']!r} is not a message type "
+    mtype = h["type"]
+    if type(mtype) is not str or mtype not in _TYPE_SET:
+        raise ProtocolError(f"header.type: {mtype!r} is not a message type "
                             f"(allowed: {', '.join(MESSAGE_TYPES)})")
-    if h["solver"] is not None and not isinstance(h["solver"], str):
-        raise ProtocolError(f"header.solver: must be a string or nil (got {h['solver']!r})")
+    solver = h["solver"]
+    if solver is not None and type(solver) is not str:
+        raise ProtocolError(f"header.solver: must be a string or nil (got {solver!r})")
     t0, t1 = _check_int(h, "t0"), _check_int(h, "t1")
     if t0 is not None and t1 is not None and t1 < t0:
         raise ProtocolError(f"header.t1: {t1} is before t0 = {t0}")
-    if not isinstance(h["meta"], dict):
-        raise ProtocolError(f"header.meta: must be a map (got {type(h['meta']).__name__})")
+    meta = h["meta"]
+    if type(meta) is not dict:
+        raise ProtocolError(f"header.meta: must be a map (got {type(meta).__name__})")
     specs = h["arrays"]
-    if not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
+    if type(specs) is not list or len(specs) > MAX_ARRAYS:
         raise ProtocolError(f"header.arrays: must be a list of at most {MAX_ARRAYS} array descriptions")
     if len(specs) != len(bufs) - 1:
         raise ProtocolError(f"header.arrays: describes {len(specs)} arrays but the message has "
                             f"{len(bufs) - 1} buffer frames")
     arrays: dict[str, np.ndarray] = {}
-    for i, (s, buf) in enumerate(zip(specs, bufs[1:])):
-        if not isinstance(s, dict) or s.keys() != _ARRAY_SET:
+    for i, s in enumerate(specs):
+        buf = bufs[i + 1]
+        if type(s) is not dict or s.keys() != _ARRAY_SET:
             raise ProtocolError(f"header.arrays[{i}]: must be a map with exactly the keys {', '.join(_ARRAY_KEYS)}")
         name, dtype, shape = s["name"], s["dtype"], s["shape"]
-        if not isinstance(name, str) or not name:
+        if type(name) is not str or not name:
             raise ProtocolError(f"header.arrays[{i}].name: must be a non-empty string (got {name!r})")
         if name in arrays:
             raise ProtocolError(f"header.arrays[{i}].name: {name!r} appears twice")
-        dt = _DTYPE_OF.get(dtype) if isinstance(dtype, str) else None
+        dt = _DTYPE_OF.get(dtype) if type(dtype) is str else None
         if dt is None:
             raise ProtocolError(f"header.arrays[{i}].dtype: {dtype!r} is not allowed (allowed: {', '.join(DTYPES)})")
         ok = type(shape) is list and len(shape) <= MAX_NDIM
@@ -185,7 +204,7 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
             raise ProtocolError(f"header.arrays[{i}].shape: {shape} of {dtype} needs {n} bytes but frame "
                                 f"{i + 1} has {buf.nbytes}")
         arrays[name] = np.frombuffer(buf, dtype=dt).reshape(shape) if n else np.zeros(shape, dt)
-    return Message(type=h["type"], solver=h["solver"], t0=t0, t1=t1, arrays=arrays, meta=h["meta"])
+    return Message(mtype, solver, t0, t1, arrays, meta)
 
 
 # -- signals -----------------------------------------------------------------------------------
