@@ -13,6 +13,7 @@ leaves workers behind.
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -274,6 +275,17 @@ class _Session:
             self.sent = sent_channels(plan)
             self.link_source = {lk.index: (lk.source.solver, lk.source.port, lk.source_port.size)
                                 for lk in plan.links}
+            # what a window needs, looked up once: per incoming link (by its key on the wire)
+            # the inbox, link index, channels sent (None: all) and port size; per solver its
+            # runner, inbox, wire prefixes and linked ports with their channels sent
+            self._incoming = {}
+            for index, target in self.link_target.items():
+                src, port, size = self.link_source[index]
+                self._incoming[str(index)] = (self.inboxes[target].links[index].push, index,
+                                              self.sent[src, port], size)
+            self._steps = [(name, runner, self.inboxes[name].collect, f"{name}/r/", f"{name}/l/",
+                            [(p, self.sent[name, p]) for p in self.linked[name]])
+                           for name, runner in self.runners.items()]
         except Exception as exc:
             self._error(exc, None)
             return
@@ -290,13 +302,19 @@ class _Session:
             "message": text, "error": type(exc).__name__, "t_ms": getattr(exc, "t_ms", None)}))
 
     def loop(self) -> int:
-        poller = zmq.Poller()  # one for the whole run: Socket.poll builds a new one per call
-        poller.register(self.sock, zmq.POLLIN)
+        # a blocking receive (libzmq waits, the GIL is released) with a timeout, not a poll
+        # before every message; the heartbeat thread ends the process if the coordinator is gone
+        self.sock.rcvtimeo = 1000
+        recv, send = self.sock.recv_multipart, self.sock.send_multipart
+        # what was built lives as long as the run: keep it out of every garbage collection
+        gc.freeze()
         while True:
-            if not poller.poll(1000):
-                continue  # the heartbeat thread ends the process if the coordinator is gone
             try:
-                msg = wire.decode(self.sock.recv_multipart(copy=False), max_bytes=self.max_bytes)
+                frames = recv(copy=False)
+            except zmq.Again:
+                continue
+            try:
+                msg = wire.decode(frames, max_bytes=self.max_bytes)
             except Exception as exc:
                 self._error(exc, None)
                 continue
@@ -306,7 +324,7 @@ class _Session:
                 return 1 if self.failed else 0
             if msg.type == "advance" and not self.failed:
                 try:
-                    self.sock.send_multipart(self.advance(msg), copy=False)
+                    send(self.advance(msg), copy=False)
                 except Exception as exc:
                     self._error(exc, msg.t0)
 
@@ -315,36 +333,39 @@ class _Session:
         if t0 is None or t1 is None:
             raise wire.ProtocolError("advance: header.t0 and header.t1 are required")
         links = wire.signals_from_wire("l/", msg.meta.get("links", {}), msg.arrays)
+        incoming = self._incoming
         for key, sig in links.items():
-            index = int(key) if key.isdigit() else -1
-            target = self.link_target.get(index)
-            if target is None:
+            into = incoming.get(key)
+            if into is None:
                 raise wire.ProtocolError(f"advance: link {key!r} does not lead to a solver of this worker")
-            src, port, size = self.link_source[index]
-            sel = self.sent[src, port]
-            if sel is not None and isinstance(sig, Samples):
+            push, index, sel, size = into
+            if sel is not None and type(sig) is Samples:
                 if sig.data.shape[1] != len(sel):
                     raise wire.ProtocolError(f"advance: link {key}: {sig.data.shape[1]} channels, expected {len(sel)}")
                 # back to the port's width: the unsent channels are ones no coupling reads
                 full = np.zeros((sig.data.shape[0], size))
                 full[:, sel] = sig.data
                 sig = Samples(sig.t0, sig.period, full)
-            self.inboxes[target].push(index, sig)
-        meta: dict = {"results": {}, "linked": {}, "compute_s": {}}
+            push(sig)
+        results: dict = {}
+        linked: dict = {}
+        compute: dict = {}
         arrays: dict[str, np.ndarray] = {}
-        for name, runner in self.runners.items():
-            inputs = self.inboxes[name].collect(t0, t1)
-            start = time.perf_counter()
+        clock = time.perf_counter
+        for name, runner, collect, rprefix, lprefix, ports in self._steps:
+            inputs = collect(t0, t1)
+            start = clock()
             res = runner.advance(t0, t1, inputs)
-            meta["compute_s"][name] = time.perf_counter() - start
-            rmeta, rarr = wire.result_to_wire(f"{name}/r/", WindowResult(
+            compute[name] = clock() - start
+            results[name], rarr = wire.result_to_wire(rprefix, WindowResult(
                 outputs=runner.recorded(res), probe_parts=res.probe_parts))
-            lmeta, larr = wire.signals_to_wire(f"{name}/l/", {p: _select(res.outputs[p], self.sent[name, p])
-                                                             for p in self.linked[name]})
-            meta["results"][name], meta["linked"][name] = rmeta, lmeta
+            outs = res.outputs
+            linked[name], larr = wire.signals_to_wire(lprefix, {p: outs[p] if sel is None else _select(outs[p], sel)
+                                                               for p, sel in ports})
             arrays.update(rarr)
             arrays.update(larr)
-        return wire.encode("result", t0=t0, t1=t1, arrays=arrays, meta=meta)
+        return wire.encode("result", t0=t0, t1=t1, arrays=arrays,
+                           meta={"results": results, "linked": linked, "compute_s": compute})
 
     def close(self) -> None:
         for runner in self.runners.values():

@@ -68,7 +68,7 @@ class _Worker:
     cpu: int = -1                            # CPU clock ticks used, when last looked at (/proc)
     cpu_seen: float = 0.0                    # when that count last went up
     last_seen: float = 0.0
-    pending: dict[int, Signal] = field(default_factory=dict)  # link index -> next window's input
+    pending: dict[str, Signal] = field(default_factory=dict)  # link index (text) -> next window's input
 
     @property
     def solver_set(self) -> frozenset:
@@ -221,8 +221,9 @@ class ZmqTransport:
         except zmq.ZMQError as exc:
             raise TransportError(f"zmq transport: cannot bind {bind}: {exc}") from exc
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.poller = zmq.Poller()  # one poller for every wait: building one per call costs
-        self.poller.register(self.sock, zmq.POLLIN)
+        # every wait is a blocking receive with this timeout (ms): libzmq waits, no Python-level
+        # poll per message
+        self.sock.rcvtimeo = 100
         if self.on_listen is not None:
             self.on_listen(self.endpoint)
         if any(w.host != LOCAL for w in self.workers.values()):
@@ -274,7 +275,7 @@ class ZmqTransport:
                                   f": start `polyscale worker --connect {self.endpoint} --host {w.host}`")
                                   for w in missing)
                 raise TransportError(f"zmq transport: workers did not join within {self.join_timeout_s:g} s: {lines}")
-            got = self._recv(100)
+            got = self._recv()
             if got is None:
                 continue
             w, ident, msg = got
@@ -319,13 +320,15 @@ class ZmqTransport:
         self.rejected.append(why)
         log.warning("polyscale zmq: refused a message from peer %r: %s", ident[:32], why)
 
-    def _recv(self, timeout_ms: int):
-        """One decoded message (worker or None, identity, message), or None after ``timeout_ms``;
-        refuses (drops and counts) anything malformed from a peer that is not a worker."""
+    def _recv(self):
+        """One decoded message (worker or None, identity, message), or None after 100 ms
+        (the socket's receive timeout); refuses (drops and counts) anything malformed from a peer
+        that is not a worker."""
         self._beat()
-        if not self.poller.poll(timeout_ms):
+        try:
+            frames = self.sock.recv_multipart(copy=False)
+        except zmq.Again:
             return None
-        frames = self.sock.recv_multipart(copy=False)
         ident = frames[0].bytes
         w = self.by_ident.get(ident)
         if w is not None:
@@ -431,7 +434,7 @@ class ZmqTransport:
         for w in self.workers.values():
             w.last_seen += away
         for w in self.workers.values():
-            lmeta, arrays = wire.signals_to_wire("l/", {str(i): s for i, s in w.pending.items()})
+            lmeta, arrays = wire.signals_to_wire("l/", w.pending)
             w.pending = {}
             self.sock.send_multipart([w.ident, *wire.encode("advance", t0=t0, t1=t1, arrays=arrays,
                                                               meta={"links": lmeta})], copy=False)
@@ -446,7 +449,7 @@ class ZmqTransport:
             if now - checked > 0.1:
                 self._check_processes(t0)
                 checked = now
-            got = self._recv(100)
+            got = self._recv()
             if got is None:
                 self._check_processes(t0)
                 if give_up is not None and time.monotonic() > give_up:
@@ -476,49 +479,56 @@ class ZmqTransport:
         self._left_at = time.monotonic()
         return results
 
-    def _routes(self) -> dict[str, list[tuple[str, int | None, int, _Worker]]]:
-        """solver -> [(out-port, channels sent or None for the port's size, link index, worker
-        of the link's target)], computed once per run."""
+    def _routes(self) -> dict[str, tuple]:
+        """solver -> (prefix of its results, prefix of its linked outputs, [(out-port, kind, is
+        spikes, size, period, channels sent, link index as text, worker of the link's target)]),
+        computed once per run so that a window only looks things up."""
         from ..worker import sent_channels
         owner = {n: w for w in self.workers.values() for n in w.solvers}
         sent = sent_channels(self.plan)
-        routes: dict[str, list] = {n: [] for n in self.plan.solvers}
+        routes: dict[str, tuple] = {n: (f"{n}/r/", f"{n}/l/", []) for n in self.plan.solvers}
         for lk in self.plan.links:
             sel = sent[lk.source.solver, lk.source.port]
-            width = lk.source_port.size if sel is None else len(sel)
-            routes[lk.source.solver].append((lk.source.port, width, lk.index, owner[lk.target.solver]))
+            p = lk.source_port
+            width = p.size if sel is None else len(sel)
+            routes[lk.source.solver][2].append((lk.source.port, p.kind, p.kind == "spikes", p.size,
+                                                p.period_ticks, width, str(lk.index), owner[lk.target.solver]))
         return routes
 
     def _take(self, w: _Worker, msg: wire.Message, results: dict[str, WindowResult]) -> None:
         meta = msg.meta
         t0, t1 = msg.t0, msg.t1
-        for key in ("results", "linked", "compute_s"):
-            part = meta.get(key)
-            if not isinstance(part, dict) or part.keys() != w.solver_set:
+        solver_set = w.solver_set
+        res_meta, linked_meta, compute = meta.get("results"), meta.get("linked"), meta.get("compute_s")
+        for key, part in (("results", res_meta), ("linked", linked_meta), ("compute_s", compute)):
+            if type(part) is not dict or part.keys() != solver_set:
                 raise ProtocolError(f"meta.{key}: must map each of {w.solvers} (got {part!r:.80})")
+        arrays = msg.arrays
         for name in w.solvers:
-            results[name] = wire.result_from_wire(f"{name}/r/", meta["results"][name], msg.arrays)
-            linked = wire.signals_from_wire(f"{name}/l/", meta["linked"][name], msg.arrays)
-            c = meta["compute_s"][name]
-            self.compute_s[name] += float(c) if isinstance(c, (int, float)) else 0.0
-            for port, width, index, target in self.routes[name]:
+            rprefix, lprefix, routes = self.routes[name]
+            results[name] = wire.result_from_wire(rprefix, res_meta[name], arrays)
+            linked = wire.signals_from_wire(lprefix, linked_meta[name], arrays) if routes else {}
+            c = compute[name]
+            if type(c) is float or type(c) is int:
+                self.compute_s[name] += c
+            for port, kind, spikes, size, period, width, key, target in routes:
                 sig = linked.get(port)
                 if sig is None:
                     raise ProtocolError(f"meta.linked.{name}: output {port!r} is missing")
                 # what goes on to another worker is checked here, whoever wrote the worker
-                p = self.plan.solvers[name].ports[port]
-                if isinstance(sig, Spikes) != (p.kind == "spikes"):
-                    raise ProtocolError(f"linked {name}.{port}: {type(sig).__name__} for a {p.kind} port")
-                if isinstance(sig, Spikes):
+                if (type(sig) is Spikes) != spikes:
+                    raise ProtocolError(f"linked {name}.{port}: {type(sig).__name__} for a {kind} port")
+                if spikes:
                     if len(sig) and (sig.ticks.min() < t0 or sig.ticks.max() >= t1
-                                     or sig.ids.min() < 0 or sig.ids.max() >= p.size):
+                                     or sig.ids.min() < 0 or sig.ids.max() >= size):
                         raise ProtocolError(f"linked {name}.{port}: spikes outside window [{t0}, {t1}) "
-                                            f"ticks or channels [0, {p.size})")
-                elif (sig.t0, sig.period, sig.data.shape) != (t0, p.period_ticks, ((t1 - t0) // p.period_ticks, width)):
+                                            f"ticks or channels [0, {size})")
+                elif (sig.t0 != t0 or sig.period != period
+                      or sig.data.shape != ((t1 - t0) // period, width)):
                     raise ProtocolError(f"linked {name}.{port}: samples from tick {sig.t0} every {sig.period}, "
-                                        f"shape {sig.data.shape}; expected {t0}, {p.period_ticks}, "
-                                        f"{((t1 - t0) // p.period_ticks, width)}")
-                target.pending[index] = sig
+                                        f"shape {sig.data.shape}; expected {t0}, {period}, "
+                                        f"{((t1 - t0) // period, width)}")
+                target.pending[key] = sig
 
     # -- close -------------------------------------------------------------------------------
     def close(self) -> None:
