@@ -201,6 +201,11 @@ class Inbox:
             if (port.sampled and fan_in[lk.target.port] == 1 and link.dst_is_all
                     and lk.stages[-1].size == port.size):
                 self._direct[lk.index] = lk.target.port
+        # per link, resolved once: (link, target port, its period if the link feeds it directly
+        # (else None), weight)
+        self._order = [(link, link.plan.target.port,
+                        self.ports[self._direct[i]].period_ticks if i in self._direct else None,
+                        link.plan.weight) for i, link in self.links.items()]
 
     def push(self, link_index: int, sig: Signal) -> None:
         self.links[link_index].push(sig)
@@ -208,15 +213,17 @@ class Inbox:
     def collect(self, t0: int, t1: int) -> dict[str, Signal]:
         """Inputs for every in-port over [t0, t1)."""
         out: dict[str, Signal] = {}
-        spikes: dict[str, list[Spikes]] = {n: [] for n in self._spike_ports}
+        spikes: dict[str, list[Spikes]] = {n: [] for n in self._spike_ports} if self._spike_ports else {}
         sampled: dict[str, np.ndarray] = {}
-        for link in self.links.values():
-            direct = self._direct.get(link.plan.index)
-            if direct is not None:
-                period = self.ports[direct].period_ticks
-                sig = _hold_onto(link.collect(t0, t1), t0, t1, period)
-                w = link.plan.weight
-                out[direct] = Samples(t0, period, sig.data * w if w != 1.0 else sig.data)
+        for link, target, period, w in self._order:
+            if period is not None:
+                sig = link.collect(t0, t1)
+                if sig.period != period:
+                    sig = _hold_onto(sig, t0, t1, period)
+                elif w == 1.0 and sig.t0 == t0:
+                    out[target] = sig
+                    continue
+                out[target] = Samples(t0, period, sig.data * w if w != 1.0 else sig.data)
                 continue
             lk = link.plan
             sig = link.collect(t0, t1)
@@ -261,6 +268,8 @@ class Inbox:
                 order = np.argsort(ticks, kind="stable")
                 out[name] = Spikes(ticks[order], np.concatenate([p.ids for p in parts])[order],
                                    np.concatenate([p.weights for p in parts])[order])
+        if len(out) == len(self.ports):
+            return out
         for name, period, size in self._sampled_ports:
             if name not in out:
                 acc = sampled.get(name)

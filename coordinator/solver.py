@@ -75,6 +75,18 @@ class SolverRunner:
         self.out_ports = {n: p for n, p in self.ports.items() if p.direction == "out"}
         self.in_ports = {n: p for n, p in self.ports.items() if p.direction == "in"}
         self.recordings = plan.recordings_of(name)
+        # what each window checks and selects, resolved once: (port, is spikes, size, period)
+        self._checks = [(n, p.kind == "spikes", p.size, p.period_ticks) for n, p in self.out_ports.items()]
+        self._recs = []   # (port, is spikes, None for every channel or the channel lookup, every_ticks)
+        for r in self.recordings:
+            sel = None
+            if not r.all_channels:
+                if r.kind == "spikes":
+                    sel = np.full(self.ports[r.port].size, -1, dtype=np.int64)
+                    sel[list(r.channels)] = np.arange(len(r.channels))
+                else:
+                    sel = np.asarray(r.channels, dtype=np.int64)
+            self._recs.append((r.port, r.kind == "spikes", sel, r.every_ticks))
         self.probes = []
         for pp in plan.probes_of(name):
             try:
@@ -101,8 +113,14 @@ class SolverRunner:
             raise
         except Exception as exc:
             raise self._fail(t0, "raised", exc) from exc
-        result = out if isinstance(out, WindowResult) else WindowResult(outputs=dict(out))
+        result = out if type(out) is WindowResult or isinstance(out, WindowResult) else WindowResult(outputs=dict(out))
         self._check(t0, t1, result)
+        if self.probes:
+            self._probe_parts(t0, t1, result)
+        self.t = t1
+        return result
+
+    def _probe_parts(self, t0: int, t1: int, result: WindowResult) -> None:
         for pp, local in self.probes:
             try:
                 part = np.asarray(local(t0, t1, result), dtype=np.float64)
@@ -112,15 +130,14 @@ class SolverRunner:
             if part.shape != want:
                 raise self._fail(t0, f"gave probe {pp.name!r} a part of shape {part.shape}, expected {want}")
             result.probe_parts[pp.name] = part
-        self.t = t1
-        return result
 
     def _check(self, t0: int, t1: int, result: WindowResult) -> None:
-        for pname, port in self.out_ports.items():
-            sig = result.outputs.get(pname)
+        outputs = result.outputs
+        for pname, spikes, size, period in self._checks:
+            sig = outputs.get(pname)
             if sig is None:
                 raise self._fail(t0, f"returned no output for port {pname!r}")
-            if port.kind == "spikes":
+            if spikes:
                 if not isinstance(sig, Spikes):
                     raise self._fail(t0, f"returned {type(sig).__name__} for spike port {pname!r}")
                 ticks = np.asarray(sig.ticks)
@@ -131,41 +148,43 @@ class SolverRunner:
                 if len(ticks) and (ticks.min() < t0 or ticks.max() >= t1):
                     raise self._fail(t0, f"returned spikes for {pname!r} outside its window "
                                          f"[{t0}, {t1}) ticks")
-                if len(ids) and (ids.min() < 0 or ids.max() >= port.size):
-                    raise self._fail(t0, f"returned spike ids for {pname!r} outside [0, {port.size})")
+                if len(ids) and (ids.min() < 0 or ids.max() >= size):
+                    raise self._fail(t0, f"returned spike ids for {pname!r} outside [0, {size})")
                 if ticks.dtype != np.int64 or ids.dtype != np.int64:
-                    result.outputs[pname] = Spikes(ticks.astype(np.int64), ids.astype(np.int64))
+                    outputs[pname] = Spikes(ticks.astype(np.int64), ids.astype(np.int64))
             else:
                 if not isinstance(sig, Samples):
-                    raise self._fail(t0, f"returned {type(sig).__name__} for {port.kind} port {pname!r}")
-                want = ((t1 - t0) // port.period_ticks, port.size)
-                if sig.t0 != t0 or sig.period != port.period_ticks or sig.data.shape != want:
+                    raise self._fail(t0, f"returned {type(sig).__name__} for {self.out_ports[pname].kind} "
+                                         f"port {pname!r}")
+                want = ((t1 - t0) // period, size)
+                if sig.t0 != t0 or sig.period != period or sig.data.shape != want:
                     raise self._fail(t0, f"returned samples for {pname!r} starting at tick {sig.t0}, "
                                          f"every {sig.period}, shape {sig.data.shape}; expected "
-                                         f"{t0}, {port.period_ticks}, {want}")
+                                         f"{t0}, {period}, {want}")
 
     def recorded(self, result: WindowResult) -> dict[str, Signal]:
         """The recorded out-ports of ``result`` with channel selection and decimation applied."""
         out: dict[str, Signal] = {}
-        for r in self.recordings:
-            sig = result.outputs[r.port]
-            if isinstance(sig, Spikes):
-                if not r.all_channels:
-                    lut = np.full(self.ports[r.port].size, -1, dtype=np.int64)
-                    lut[list(r.channels)] = np.arange(len(r.channels))
-                    keep = lut[sig.ids] >= 0
+        outputs = result.outputs
+        for port, spikes, sel, every in self._recs:
+            sig = outputs[port]
+            if spikes:
+                if sel is not None:
+                    keep = sel[sig.ids] >= 0
                     sig = Spikes(sig.ticks[keep], sig.ids[keep])
-                out[r.port] = sig
-            else:
-                data = sig.data if r.all_channels else sig.data[:, list(r.channels)]
-                t0, period = sig.t0, sig.period
-                if r.every_ticks:
-                    times = sig.times()
-                    keep = times % r.every_ticks == 0
-                    data = data[keep]
-                    first = times[keep][0] if keep.any() else t0
-                    t0, period = int(first), r.every_ticks
-                out[r.port] = Samples(t0, period, np.ascontiguousarray(data))
+                out[port] = sig
+                continue
+            data = sig.data if sel is None else sig.data[:, sel]
+            if not every:
+                # the whole window as it is: the same Samples when nothing is selected
+                out[port] = sig if sel is None and data.flags.c_contiguous else Samples(
+                    sig.t0, sig.period, np.ascontiguousarray(data))
+                continue
+            times = sig.times()
+            keep = times % every == 0
+            data = data[keep]
+            first = times[keep][0] if keep.any() else sig.t0
+            out[port] = Samples(int(first), every, np.ascontiguousarray(data))
         return out
 
     def close(self) -> None:

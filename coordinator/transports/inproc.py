@@ -29,18 +29,25 @@ class InProcTransport:
             self.runners[name] = build_solver(plan, name)
             self.inboxes[name] = Inbox(plan, name)
             self.compute_s[name] = 0.0
+        # resolved once, so that a window only calls: (name, runner, its inbox's collect) and,
+        # per coupling, (source solver, out-port, the destination link's push)
+        self._steps = [(name, runner, self.inboxes[name].collect) for name, runner in self.runners.items()]
+        self._pushes = [(lk.source.solver, lk.source.port, self.inboxes[lk.target.solver].links[lk.index].push)
+                        for lk in plan.links]
 
     def advance(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
         results = {}
-        for name, runner in self.runners.items():
-            inputs = self.inboxes[name].collect(t0, t1)
-            start = time.perf_counter()
+        compute = self.compute_s
+        clock = time.perf_counter
+        for name, runner, collect in self._steps:
+            inputs = collect(t0, t1)
+            start = clock()
             results[name] = runner.advance(t0, t1, inputs)
-            self.compute_s[name] += time.perf_counter() - start
-        for lk in self.plan.links:
-            self.inboxes[lk.target.solver].push(lk.index, results[lk.source.solver].outputs[lk.source.port])
-        return {name: WindowResult(outputs=self.runners[name].recorded(res), probe_parts=res.probe_parts)
-                for name, res in results.items()}
+            compute[name] += clock() - start
+        for solver, port, push in self._pushes:
+            push(results[solver].outputs[port])
+        return {name: WindowResult(runner.recorded(results[name]), results[name].probe_parts)
+                for name, runner, _ in self._steps}
 
     def close(self) -> None:
         runners, self.runners = self.runners, {}
