@@ -14,16 +14,17 @@ gives a solver N consecutive ranks and a sub-communicator (``SolverContext.comm`
 One window on every rank:
 
 1. each local solver collects its inputs from its own :class:`~..routing.Inbox` and advances;
-2. status and sizes first: an ``Iallreduce`` (max) of every rank's status (0 ok, 1 this rank
-   failed, 2 rank 0 stopped the run), so a failure anywhere is known everywhere at once and no
-   rank waits for data that will never come, overlapped with the size of each message, sent
-   point to point to the ranks that will receive it;
-3. then data, ``Isend``/``Irecv`` between neighbours only: each rank sends a solver's outputs
-   straight to the ranks of the solvers they feed (each source port once per destination
-   rank), and its recorded outputs and probe parts to rank 0. Both sides derive the list and
-   dtype of every array in a message from the plan, so a message is just ``int64`` lengths
-   followed by the arrays' bytes: numpy buffers, nothing pickled;
-4. each rank pushes what it received (and what its own solvers produced) into its inboxes.
+2. one round of messages: a max-reduction of every rank's status (a (ranks,) vector: 0 ok,
+   1 this rank failed, 2 rank 0 stopped the run; a persistent ``Allreduce_init`` where the MPI
+   has MPI-4's persistent collectives, else an ``Iallreduce``), so a failure anywhere is known
+   everywhere at once, overlapped with the data: a rank that is ok sends at once (``Isend``)
+   each solver's outputs straight to the ranks of the solvers they feed (each source port once
+   per destination rank) and its recorded outputs and probe parts to rank 0. Both sides derive
+   the list and dtype of every array in a message from the plan, so a message is just
+   ``int64`` lengths followed by the arrays' bytes: numpy buffers, nothing pickled. A receiver
+   takes the message of every source that the reduction says is ok (``Mprobe`` for its size,
+   then ``Mrecv``) and none from the others, so no rank waits for data that will never come;
+3. each rank pushes what it received (and what its own solvers produced) into its inboxes.
 
 A solver spanning several ranks is advanced on all of them with the same inputs (each of its
 ranks receives them); its outputs, recordings and probe parts are taken from its first rank,
@@ -36,10 +37,11 @@ the loop at the same window, so nothing hangs. A rank that is killed or hangs in
 is not detected here: mpiexec / srun ends the job (use the batch system's time limit).
 
 Measured choice (benchmarks/mpi_transport.py, raw loops without polyscale, paired runs on a
-shared 2-core machine, so noisy): this pattern beat an Alltoall of sizes plus an Alltoallv of
-data in 5 of 6 pairs (2 ranks: median 51 vs 75 us per step; 4 ranks: 103 vs 943 us). It also
-sends nothing between ranks that exchange nothing, where the all-to-all touches every pair of
-ranks in every window.
+shared 2-core machine, so noisy): point to point between neighbours beat an Alltoall of sizes
+plus an Alltoallv of data in 5 of 6 pairs (2 ranks: median 51 vs 75 us per step; 4 ranks: 103
+vs 943 us), and sends nothing between ranks that exchange nothing, where the all-to-all touches
+every pair of ranks in every window. Sizes used to go in a round of their own before the data;
+probing the data message for its size saves that round.
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ from ..solver import SolverRunner, build_solver, close_all
 from ..time import to_ms
 
 _OK, _FAILED, _STOP = 0, 1, 2
-_TAG_SIZES, _TAG_DATA = 71, 72
+_TAG_DATA = 72
 _I8 = np.dtype(np.int64)
 _F8 = np.dtype(np.float64)
 
@@ -142,6 +144,12 @@ class MpiTransport:
         self._sigint_pending = False
         self._late_err: dict | None = None   # a delivery failed here after the exchange
         self._old_sigint = None
+        # this rank's status at its own index (zero elsewhere), and every rank's after the
+        # max-reduction; the reduction request, made at the first exchange (None: not yet,
+        # False: this MPI has no persistent collectives)
+        self._status_bufs = (np.zeros(self.size, np.int64), np.zeros(self.size, np.int64))
+        self._persistent: Any = None
+        self._probe_status = MPI.Status()
         if self.size > 1:
             _leave_together(self.comm)
 
@@ -342,12 +350,15 @@ class MpiTransport:
 
     def _exchange(self, err: dict | None, results: Mapping[str, WindowResult], t0: int | None,
                   stop: bool = False, window: bool | None = None) -> dict:
-        """Status and sizes, then data; raise (rank 0) or stop (others) if any rank failed or
+        """Statuses and data in one round; raise (rank 0) or stop (others) if any rank failed or
         rank 0 stopped the run.
 
-        Round 1: an ``Iallreduce`` (max) of every rank's status, overlapped with the sizes of
-        this window's messages, sent point to point to the ranks this rank feeds. Round 2 (all
-        ok): the messages themselves, ``Isend``/``Irecv`` between those neighbours only.
+        Every rank's status goes into a max-reduction of a (ranks,) vector (a persistent
+        ``Allreduce_init`` where the MPI has it, else an ``Iallreduce``), so each rank learns the
+        status of every other. A rank whose status is ok sends this window's messages at once
+        (``Isend`` to the ranks it feeds, before the reduction completes); a receiver takes the
+        message of each source whose status is ok (``Mprobe`` gives its size, ``Mrecv`` takes it)
+        and none from the others, so nothing is left unmatched when a run stops.
         ``window`` False: the exchange at the end of ``start`` (status only)."""
         MPI = self.MPI
         window = t0 is not None if window is None else window
@@ -359,28 +370,48 @@ class MpiTransport:
             except Exception as exc:   # announce it in this exchange rather than leave the others waiting
                 err = _describe(exc, t0, self.rank)
                 status, payload = _FAILED, {}
-        mine = np.array([status], np.int64)
-        worst = np.zeros(1, np.int64)
-        reqs = [self.comm.Iallreduce(mine, worst, op=MPI.MAX)]
+        mine, statuses = self._status_bufs
+        mine[self.rank] = status
+        reduction = self._reduction()
+        sends = [self.comm.Isend(buf, dest=dst, tag=_TAG_DATA) for dst, buf in payload.items()]
+        reduction.Wait()
+        bufs: dict[int, np.ndarray] = {}
         if window:
-            rsizes = {src: np.zeros(1, np.int64) for src in self._recv}
-            ssizes = [np.array([len(payload[d]) if d in payload else 0], np.int64) for d in self._send]
-            reqs += [self.comm.Irecv(buf, source=src, tag=_TAG_SIZES) for src, buf in rsizes.items()]
-            reqs += [self.comm.Isend(buf, dest=dst, tag=_TAG_SIZES) for dst, buf in zip(self._send, ssizes)]
-        MPI.Request.Waitall(reqs)
-        if worst[0] == _STOP:
+            probe = self._probe_status
+            for src in self._recv:
+                if statuses[src] == _OK:   # it sent this window's message: take it, even to discard
+                    m = self.comm.Mprobe(source=src, tag=_TAG_DATA, status=probe)
+                    buf = np.empty(probe.Get_count(MPI.BYTE), np.uint8)
+                    m.Recv(buf)
+                    bufs[src] = buf
+        if sends:
+            MPI.Request.Waitall(sends)
+        worst = int(statuses.max())
+        if worst == _STOP:
             self._stopped = True
             raise _Stopped
-        if worst[0] == _FAILED:
+        if worst == _FAILED:
             self._stopped = True
             self._failures(err)   # raises
         if not window or t0 is None:
             return {}
-        bufs = {src: np.empty(int(n[0]), np.uint8) for src, n in rsizes.items()}
-        reqs = [self.comm.Irecv(buf, source=src, tag=_TAG_DATA) for src, buf in bufs.items()]
-        reqs += [self.comm.Isend(payload[dst], dest=dst, tag=_TAG_DATA) for dst in self._send]
-        MPI.Request.Waitall(reqs)
         return bufs
+
+    def _reduction(self):
+        """The started reduction of every rank's status: persistent after the first exchange."""
+        red = self._persistent
+        if red is None:
+            mine, statuses = self._status_bufs
+            try:
+                red = self._persistent = self.comm.Allreduce_init(mine, statuses, op=self.MPI.MAX)
+            except (AttributeError, NotImplementedError, self.MPI.Exception):   # MPI before 4.0
+                self._persistent = False
+                red = False
+        if red is False:
+            mine, statuses = self._status_bufs
+            return self.comm.Iallreduce(mine, statuses, op=self.MPI.MAX)
+        red.Start()
+        return red
 
     def _unpack_all(self, bufs: dict[int, np.ndarray], t0: int) -> dict:
         got: dict = {"out": {}, "rec": {}}
@@ -508,6 +539,9 @@ class MpiTransport:
         try:
             close_all(runners.values())
         finally:
+            if self._persistent:
+                self._persistent.Free()
+            self._persistent = None
             for c in self.subcomms:
                 c.Free()
             self.subcomms = []
