@@ -9,9 +9,11 @@ Rows:
 * raw star loop: rank 0 sends each worker a step command (2 int64) and receives its output
   (2 float64), numpy buffers with the uppercase mpi4py API: the least a coordinator-driven
   step can cost;
-* raw point-to-point loop: what polyscale's exchange does, without polyscale: an
-  ``Iallreduce`` of the status overlapped with the sizes, then 16 bytes of data, with
-  ``Isend``/``Irecv`` between neighbours only (the next rank in a ring, and rank 0);
+* raw point-to-point loop: what polyscale's exchange does, without polyscale: a persistent
+  max-reduction of the ranks' statuses overlapped with 16 bytes of data sent at once with
+  ``Isend`` between neighbours only (the next rank in a ring, and rank 0), taken with
+  ``Mprobe``/``Mrecv``; and the same with the sizes sent in a round of their own first (what
+  polyscale did before);
 * raw collective loop: the alternative that was measured against it, an ``Alltoall`` of
   sizes and an ``Alltoallv`` of the same data;
 * polyscale mpi: K one-state linear solvers in a ring, one step per window (window 0.1 ms),
@@ -87,8 +89,41 @@ def raw_collective(steps: int) -> float:
 
 
 def raw_p2p(steps: int) -> float:
-    """polyscale's pattern: an Iallreduce of the status overlapped with the sizes, then the data,
-    point to point between neighbours only (next rank in the ring, and rank 0)."""
+    """polyscale's pattern: a persistent max-reduction of every rank's status (a (ranks,)
+    vector) overlapped with the data, sent at once point to point between neighbours only (the
+    next rank in the ring, and rank 0); receivers probe each message for its size (Mprobe) and
+    take it (Mrecv)."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    mine = np.zeros(size, np.int64)
+    statuses = np.zeros(size, np.int64)
+    red = comm.Allreduce_init(mine, statuses, op=MPI.MAX)
+    payload = np.arange(16, dtype=np.uint8)
+    dsts = sorted({(rank + 1) % size, 0} - {rank}) if size > 1 else []
+    srcs = sorted({(rank - 1) % size} | (set(range(1, size)) if rank == 0 else set()) - {rank})
+    st = MPI.Status()
+    comm.Barrier()
+    start = time.perf_counter()
+    for _ in range(steps):
+        red.Start()
+        sends = [comm.Isend(payload, dest=d, tag=2) for d in dsts]
+        red.Wait()
+        for s in srcs:
+            if statuses[s] == 0:
+                m = comm.Mprobe(source=s, tag=2, status=st)
+                buf = np.empty(st.Get_count(MPI.BYTE), np.uint8)
+                m.Recv(buf)
+        MPI.Request.Waitall(sends)
+    dt = (time.perf_counter() - start) / steps
+    red.Free()
+    return dt
+
+
+def raw_p2p_sizes_first(steps: int) -> float:
+    """polyscale's pattern until wire/mpi were made lean: an Iallreduce of the status
+    overlapped with the sizes, then the data in a second round, point to point between
+    neighbours only."""
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -190,6 +225,8 @@ def worker(args) -> None:
         result = raw_collective(args.steps)
     elif args.worker == "p2p":
         result = raw_p2p(args.steps)
+    elif args.worker == "p2p_sizes":
+        result = raw_p2p_sizes_first(args.steps)
     elif args.worker == "ring":
         from polyscale.coordinator.transports.mpi import MpiTransport
         timed_run(ring(size, 20), "mpi")            # warm up: numba, imports, MPI connections
@@ -251,7 +288,8 @@ def main() -> None:
         rows.append((f"raw star loop, {workers} worker(s)", workers + 1,
                      launch("star", workers + 1, args) * 1e6, "us/step"))
     for k in (2, 4):
-        rows.append(("raw Iallreduce + neighbour p2p loop (polyscale's)", k, launch("p2p", k, args) * 1e6, "us/step"))
+        rows.append(("raw status reduction + neighbour p2p (polyscale's)", k, launch("p2p", k, args) * 1e6, "us/step"))
+        rows.append(("raw same, sizes in a round of their own", k, launch("p2p_sizes", k, args) * 1e6, "us/step"))
         rows.append(("raw Alltoall + Alltoallv loop", k, launch("collective", k, args) * 1e6, "us/step"))
     for k in (2, 4):
         rows.append((f"polyscale inproc, ring of {k}", 1, inproc_ring(k, args.windows) * 1e6, "us/window"))

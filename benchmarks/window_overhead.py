@@ -6,10 +6,19 @@ that calls the same numba kernel for each solver and copies each output into the
 input, with no checks, routing or recording: the ratio is what the core costs on top.
 
     python benchmarks/window_overhead.py [--windows 20000]
+
+``--profile inproc|zmq`` instead prints where a window's time goes: cProfile's top functions of
+the coordinator (and, for zmq, of one worker) over a ring of 2 recorded solvers. The profiler
+multiplies the cost of every Python call, so read it for proportions, not for times.
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
+import glob
+import os
+import pstats
+import tempfile
 import time
 
 import numpy as np
@@ -44,11 +53,46 @@ def bare(k: int, n_windows: int) -> float:
     return time.perf_counter() - start
 
 
+def profile(transport: str, n_windows: int, top: int = 25) -> None:
+    """Print cProfile's top functions (by own time) of ``n_windows`` windows on ``transport``."""
+    tr: object = transport
+    folder = tempfile.mkdtemp(prefix="polyscale-profile-")
+    if transport == "zmq":
+        import polyscale.coordinator.worker as worker
+        from polyscale.coordinator.transports.zmq import ZmqTransport
+        serve = worker.serve
+
+        def profiled_serve(*a, **kw):  # runs in each forked worker
+            pr = cProfile.Profile()
+            pr.enable()
+            try:
+                return serve(*a, **kw)
+            finally:
+                pr.disable()
+                pr.dump_stats(os.path.join(folder, f"worker-{os.getpid()}.prof"))
+        worker.serve = profiled_serve
+        tr = ZmqTransport()
+    pr = cProfile.Profile()
+    pr.enable()
+    ps.run(model(2, n_windows, True), transport=tr)
+    pr.disable()
+    print(f"== coordinator, {transport}, ring of 2 recorded solvers, {n_windows} windows")
+    pstats.Stats(pr).sort_stats("tottime").print_stats(top)
+    for f in sorted(glob.glob(os.path.join(folder, "worker-*.prof")))[:1]:
+        print("== one worker")
+        pstats.Stats(f).sort_stats("tottime").print_stats(top)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--windows", type=int, default=20000)
+    ap.add_argument("--profile", choices=("inproc", "zmq"), help="profile one transport instead")
     args = ap.parse_args()
     n = args.windows
+    if args.profile:
+        ps.run(model(2, 10, True))  # compile first: the profile is of windows, not of numba
+        profile(args.profile, n)
+        return
     ps.run(model(2, 10, True))  # compile and warm caches
     bare(2, 10)
     print(f"{'solvers':>7} {'recorded':>8} {'polyscale us/window':>20} {'bare loop us/window':>20} {'ratio':>7}")
