@@ -448,9 +448,10 @@ def _currents(solver):
 def neuron_extracellular(solver, ports, model, electrodes_um, sigma, method, min_distance_um,
                          period_ticks):
     """Extracellular potential (mV) at the electrodes from every segment's i_membrane_ (nA):
-    one (n_el, n_seg) matrix from the segments' end points, built once, as for cell_population."""
+    one (n_el, n_seg) matrix from the segments' end points, built once, sampled as for
+    cell_population (the sample at tick t holds the currents of the step ending at t)."""
     from ..probes.forward import extracellular_matrix
-    from ..probes.sources import _check_period, _no_model, sample_rows
+    from ..probes.sources import StepEndSampler, _check_period, _no_model
     _no_model("neuron_cells", model)
     currents = _currents(solver)
     _check_period("neuron_cells", solver.dt_ticks, period_ticks)
@@ -459,17 +460,18 @@ def neuron_extracellular(solver, ports, model, electrodes_um, sigma, method, min
                              method=method, min_distance_um=min_distance_um,
                              roots=solver.root_segments())
     Mt = np.ascontiguousarray(M.T)
-    dt = solver.dt_ticks
+    sampler = StepEndSampler(solver.dt_ticks, period_ticks, lambda rows: rows @ Mt, (M.shape[0],))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-        return currents()[sample_rows(t0, t1, dt, period_ticks)] @ Mt
+        return sampler(t0, t1, currents())
     return part
 
 
 def neuron_dipoles(solver, ports, model, period_ticks):
     """One current dipole moment per cell (nA*um), sum of i_membrane_ times segment midpoint
-    relative to the cell's soma centre (LFPykit's CurrentDipoleMoment), placed at that centre."""
-    from ..probes.sources import _check_period, _no_model, sample_rows
+    relative to the cell's soma centre (LFPykit's CurrentDipoleMoment), placed at that centre;
+    sampled as for cell_population (the step ending at each sample)."""
+    from ..probes.sources import StepEndSampler, _check_period, _no_model
     _no_model("neuron_cells", model)
     currents = _currents(solver)
     _check_period("neuron_cells", solver.dt_ticks, period_ticks)
@@ -479,11 +481,13 @@ def neuron_dipoles(solver, ports, model, period_ticks):
     rel = mid - pos[g["cell"]]                       # (n_seg, 3)
     # segments are cell-major (cells may differ in segment count): sum each cell's run
     starts = np.searchsorted(g["cell"], np.arange(solver.n_cells))
-    dt = solver.dt_ticks
+
+    def f(rows: np.ndarray) -> np.ndarray:           # (k, n_seg) nA -> (k, n, 3) nA um
+        return np.stack([np.add.reduceat(rows * rel[:, d], starts, axis=1) for d in range(3)], axis=2)
+    sampler = StepEndSampler(solver.dt_ticks, period_ticks, f, (solver.n_cells, 3))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-        i = currents()[sample_rows(t0, t1, dt, period_ticks)]      # (k, n_seg)
-        return np.stack([np.add.reduceat(i * rel[:, d], starts, axis=1) for d in range(3)], axis=2)
+        return sampler(t0, t1, currents())
     return pos, part
 
 

@@ -9,8 +9,9 @@ runs the cells in their own worker. The cells stand in a row along x, 40 um apar
 dendrites along +z; an Exp2Syn at dend(0.8) of each (tau 0.5 / 2 ms, e 0 mV) receives Poisson
 spike trains (`SpikeTrain` drawn here with a seed) through a 1 ms coupling, 0.02 uS each.
 
-Records the soma voltages and spikes; with an LFP probe available (ps.probes.LFP), also the
-potential on a laminar electrode beside the row (sigma 0.3 S/m, line sources). Run:
+Records the soma voltages and spikes, and the extracellular potential on a laminar electrode
+beside the row (`ps.probes.LFP`: line sources in an infinite medium of 0.3 S/m, from NEURON's
+i_membrane_ of every segment; the same probe reads polyscale's own cable solver). Run:
 
     polyscale run examples/neuron_lfp.py --out neuron_lfp.h5 --transport zmq
 """
@@ -90,13 +91,14 @@ def build(n_cells: int = 10, rate_hz: float = 40.0, t_stop_ms: float = 200.0, se
     model.couple("input.spikes", "cells.syn", delay_ms=1.0, weight=0.02)
     model.record("cells.v_soma")
     model.record("cells.spikes")
-    lfp = getattr(getattr(ps, "probes", None), "LFP", None)
-    if lfp is not None:
-        electrodes = [(n_cells * 20.0, 30.0, z) for z in range(-100, 601, 50)]
-        model.probe("lfp", lfp(solvers=("cells",), electrodes_um=electrodes, sigma_S_per_m=0.3))
+    # a laminar electrode 30 um beside the middle of the row, 50 um spacing from -100 to 600 um
+    electrodes = [((n_cells - 1) * 20.0, 30.0, float(z)) for z in range(-100, 601, 50)]
+    model.probe("lfp", ps.probes.LFP(of="cells", electrodes_um=electrodes, sigma_S_per_m=0.3))
     return model
 
 
 if __name__ == "__main__":
     run = ps.run(build(), transport="zmq")
-    print("spikes:", len(run.spikes("cells", "spikes").times))
+    lfp = run.probe("lfp").data
+    print("spikes:", len(run.spikes("cells", "spikes").times),
+          "| LFP peak-to-peak per contact (uV):", np.round(1e3 * np.ptp(lfp, axis=0), 1))

@@ -5,6 +5,7 @@ through the ``reference`` fixture) and polyscale's CellPopulation, whose agreeme
 is tested in tests/test_cell_population.py. The cells come from the plain-NEURON builder in
 examples/neuron_lfp.py. Tests that need NEURON skip with a reason where it is not installed.
 """
+import importlib.util
 import sys
 
 import numpy as np
@@ -250,24 +251,43 @@ def test_mixed_run_on_zmq_is_the_inproc_run(neuron_h, builder):
     assert len(a.spikes("cells", "spikes").times) >= 1
 
 
-def test_current_dipole_for_the_probes_is_lfpykits(neuron_h, builder, reference):
-    """The dipole factory registered for 'neuron_cells' in probes/sources.py, on the same
-    synapse-driven cell: LFPykit's CurrentDipoleMoment of NEURON's currents (reference column
-    k + 1 is our step k), at the soma centre (0, 0, 0). Same currents and midpoints: 1e-9 of
-    the peak."""
-    from polyscale.probes import sources
-    ref = np.load(reference / "probes" / "lfp_ballstick_dipole.npz")["P_nA_um"][:, 1:]
-    spec = cells(builder, alpha_onsets_ms=(10.0, 40.0, 70.0)).replace(record_currents=True)
-    s = spec.build(None)
-    try:
-        pos, part = sources.dipole_part("cells", s, spec.ports(), None, DT_TICKS)
-        p = []
-        for w in range(10):
-            t0, t1 = w * 10 * TICKS_PER_MS, (w + 1) * 10 * TICKS_PER_MS
-            p.append(part(t0, t1, s.advance(t0, t1, {})))
-    finally:
-        s.close()
-    p = np.concatenate(p)
-    assert p.shape == (4000, 1, 3)
-    np.testing.assert_allclose(pos, [[0.0, 0.0, 0.0]], atol=1e-12)
-    assert np.abs(p[:, 0, :].T - ref).max() <= 1e-9 * np.abs(ref).max()
+def test_lfp_and_dipole_probes_on_neuron_cells_are_lfpykits(neuron_h, builder, reference):
+    """The probes that read the built-in cable solver, on NeuronCells (the factories registered
+    for 'neuron_cells' in probes/sources.py), in a full run of the synapse-driven reference
+    cell: LFPykit's line-source, point-source and root-as-point potentials at its 27 electrodes
+    and its current dipole moment. The probes' sample at t holds the currents of the step ending
+    at t, as NEURON records i_membrane_, so row k is the reference's column k. Same currents,
+    same geometry: 1e-9 of each signal's peak (LFPykit's matrices, our own)."""
+    from polyscale.probes.extracellular import LFP
+    from polyscale.probes.head import CurrentDipole
+    lfp = np.load(reference / "probes" / "lfp_ballstick_lfp.npz")
+    dip = np.load(reference / "probes" / "lfp_ballstick_dipole.npz")["P_nA_um"]
+    el = np.c_[lfp["elec_x_um"], lfp["elec_y_um"], lfp["elec_z_um"]]
+    m = ps.Model(seed=1, t_stop_ms=100.0, window_ms=1.0)
+    m.solver("cell", cells(builder, alpha_onsets_ms=(10.0, 40.0, 70.0)).replace(record_currents=True))
+    methods = (("line", "linesource"), ("point", "pointsource"), ("root_as_point", "root_as_point"))
+    for meth, _ in methods:
+        m.probe(f"lfp_{meth}", LFP(of="cell", electrodes_um=el, method=meth))
+    m.probe("cdm", CurrentDipole(of="cell"))
+    run = ps.run(m)
+    for meth, key in methods:
+        got, want = run.probe(f"lfp_{meth}").data, lfp[f"V_{key}_mV"].T[:4000]
+        assert got.shape == want.shape == (4000, 27)
+        assert np.abs(got - want).max() <= 1e-9 * np.abs(want).max(), meth
+    got, want = run.probe("cdm").data, dip.T[:4000]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-9 * np.abs(want).max()
+
+
+def test_the_lfp_example_runs(neuron_h, examples_dir):
+    """examples/neuron_lfp.py at a small scale: NEURON cells driven by Poisson spikes, with the
+    LFP probe on a 15-contact laminar electrode, every step, in mV."""
+    spec = importlib.util.spec_from_file_location("neuron_lfp_example", examples_dir / "neuron_lfp.py")
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    run = ps.run(ex.build(n_cells=3, t_stop_ms=30.0))
+    lfp = run.probe("lfp")
+    assert lfp.units == "mV" and lfp.data.shape == (1200, 15) and np.isfinite(lfp.data).all()
+    # synaptic input makes currents: the potential moves (by microvolts, 30 um from 3 cells)
+    assert 1e-4 < np.ptp(lfp.data) < 1.0
+    assert run.signal("cells", "v_soma").data.shape == (1200, 3)
