@@ -247,16 +247,19 @@ class _CalciumLocal:
         ticks = np.concatenate(ticks) if ticks else np.zeros(0, np.int64)
         cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         frames = np.arange(grid_start(t0, self.period), t1, self.period)
-        out = np.zeros((len(frames), self.n))
-        for k, T in enumerate(frames):
-            tr = self.trace * self._decay(T - self.t)[:, None]
-            before = ticks < T
-            if before.any():
-                w = self._decay(T - ticks[before])          # (m, 2)
-                for j in range(2):
-                    np.add.at(tr[j], cols[before], w[:, j])
-            ca = self.spec.ca_rest_nM + self.spec.ca_per_spike_nM * (tr[0] - tr[1])
-            out[k] = self.spec.fluorescence(ca) / self.f_rest - 1.0
+        if not len(frames):
+            out = np.zeros((0, self.n))
+        else:
+            # traces at every frame: the carried ones decayed, plus this window's earlier spikes
+            tr = self.trace[None, :, :] * self._decay(frames - self.t)[:, :, None]   # (k, 2, n)
+            if len(ticks):
+                lag = frames[:, None] - ticks[None, :]                                   # (k, m)
+                w = np.where((lag > 0)[..., None], self._decay(np.maximum(lag, 0)), 0.0)  # (k, m, 2)
+                add = np.zeros((self.n, len(frames), 2))
+                np.add.at(add, cols, w.transpose(1, 0, 2))
+                tr += add.transpose(1, 2, 0)
+            ca = self.spec.ca_rest_nM + self.spec.ca_per_spike_nM * (tr[:, 0] - tr[:, 1])
+            out = self.spec.fluorescence(ca) / self.f_rest - 1.0
         # carry the traces to t1
         self.trace *= self._decay(t1 - self.t)[:, None]
         if len(ticks):
