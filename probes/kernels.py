@@ -51,7 +51,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+import json
+import weakref
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -454,9 +456,24 @@ def _share(cell: KernelCell, pc: PassiveCell, syn: KernelSynapse | None, sign: i
 
 
 class _KernelBuild:
-    """The kernel method's per-population cells and per-class membrane currents (computed once)."""
+    """The kernel method's per-population cells and per-class membrane currents (computed once
+    per solver and KernelMethod: an LFP and an EEG probe of one network share them)."""
 
-    def __init__(self, solver, km: KernelMethod | None, period_ticks: int):
+    _cache: ClassVar = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, solver, km) -> "_KernelBuild":
+        key = json.dumps(km.to_dict(), sort_keys=True) if isinstance(km, KernelMethod) else None
+        try:
+            per_solver = cls._cache.setdefault(solver, {})
+        except TypeError:            # a solver that takes no weak reference: no sharing
+            per_solver = {}
+        if key is None or key not in per_solver:
+            built = cls(solver, km)
+            per_solver[key] = built
+        return per_solver[key]
+
+    def __init__(self, solver, km: KernelMethod | None):
         if not isinstance(km, KernelMethod):
             raise ModelError("point_network sources: give sources={solver: ps.probes.KernelMethod(cells=...)} "
                              "or ps.probes.CurrentProxy() for the point network "
@@ -479,9 +496,10 @@ class _KernelBuild:
         self.imem = []   # per class: (L, S) nA per unit (1 nA) of injected weight
         for c in self.classes:
             label = f"{names[c.source]}->{names[c.target]}"
-            share = _share(self.cells[c.target], self.passive[c.target], over.get((names[c.source], names[c.target])),
-                           c.sign, label)
-            self.imem.append(self.passive[c.target].membrane_currents(share, self.t_ms, *shape(c.source, c.target, c.sign)))
+            syn = over.get((names[c.source], names[c.target]))
+            share = _share(self.cells[c.target], self.passive[c.target], syn, c.sign, label)
+            tau_r, tau_d = shape(c.source, c.target, c.sign)
+            self.imem.append(self.passive[c.target].membrane_currents(share, self.t_ms, tau_r, tau_d))
 
 
 def _extracellular_factory(solver, ports, model, electrodes_um, sigma_S_per_m, method, min_distance_um,
@@ -490,7 +508,7 @@ def _extracellular_factory(solver, ports, model, electrodes_um, sigma_S_per_m, m
     el = np.asarray(electrodes_um, dtype=np.float64).reshape(-1, 3)
     if isinstance(model, CurrentProxy):
         return _proxy(solver, model, period_ticks, n_el=el.shape[0])
-    b = _KernelBuild(solver, model, period_ticks)
+    b = _KernelBuild.of(solver, model)
     mats = {}
     for y in b.targets:
         cell, pc = b.cells[y], b.passive[y]
@@ -501,9 +519,8 @@ def _extracellular_factory(solver, ports, model, electrodes_um, sigma_S_per_m, m
             acc += _electrode_matrix(pc, cell, pc.start_um @ R.T + p, pc.end_um @ R.T + p, el,
                                      sigma_S_per_m, method, min_distance_um)
         mats[y] = acc / len(pos)
-    for c, im in zip(b.classes, b.imem):
-        c.kernel = im @ mats[c.target].T
-    return _SpikeFilter(solver, b.classes, el.shape[0], period_ticks, "KernelMethod")
+    classes = [replace(c, kernel=im @ mats[c.target].T) for c, im in zip(b.classes, b.imem)]
+    return _SpikeFilter(solver, classes, el.shape[0], period_ticks, "KernelMethod")
 
 
 def _electrode_matrix(pc: PassiveCell, cell: KernelCell, start, end, el, sigma, method, min_distance_um):
@@ -537,9 +554,10 @@ def _dipole_factory(solver, ports, model, period_ticks):
             return (model.dipole_gain * ws)[:, None, None] * ax[None, None, :]
         proxy_part.state = filt.state
         return np.asarray([model.position_um], float), proxy_part
-    b = _KernelBuild(solver, model, period_ticks)
+    b = _KernelBuild.of(solver, model)
     n_src = len(b.targets)
     where = {y: i for i, y in enumerate(b.targets)}
+    classes = []
     for c, im in zip(b.classes, b.imem):
         cell, pc = b.cells[c.target], b.passive[c.target]
         _, ang = cell.placement()
@@ -549,8 +567,8 @@ def _dipole_factory(solver, ports, model, period_ticks):
         k = np.zeros((im.shape[0], n_src * 3))
         j = where[c.target]
         k[:, 3 * j:3 * j + 3] = (im @ pc.mid_um) @ R.T
-        c.kernel = k
-    filt = _SpikeFilter(solver, b.classes, n_src * 3, period_ticks, "KernelMethod")
+        classes.append(replace(c, kernel=k))
+    filt = _SpikeFilter(solver, classes, n_src * 3, period_ticks, "KernelMethod")
     positions = np.array([b.cells[y].center_um for y in b.targets], dtype=np.float64).reshape(n_src, 3)
 
     def part(t0, t1, result):
