@@ -405,3 +405,36 @@ class TVBSolver:
 
     def close(self) -> None:
         self.sim = None
+
+
+# --- the probes: region dipoles as for region_network (probes/sources.py) --------------------
+def tvb_dipoles(solver, ports, model, period_ticks):
+    """A current dipole per region from the ``rates`` output (the region activity: for
+    Jansen-Rit give rates = y1 - y2, the pyramidal PSP in mV, as region_network's activity),
+    with a RegionDipoles source model (gain, positions, orientations; positions default to the
+    connectome's centres when the spec has a connectome with them)."""
+    from ..probes.sources import RegionDipoles, _check_period, sample_rows
+    spec = solver.spec
+    if model is None:
+        model = RegionDipoles()
+    if not isinstance(model, RegionDipoles):
+        raise ModelError(f"tvb_simulator: the source model must be a RegionDipoles (got "
+                         f"{type(model).__name__})")
+    centres = None if spec.connectome is None else spec.connectome.centre_array()
+    gain, pos, ori = model.arrays(spec.n_regions, centres)
+    step = spec.period_ticks
+    _check_period("tvb_simulator", step, period_ticks)
+    w = gain[:, None] * ori  # (n, 3) nA*um per unit of the rates
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        a = result.outputs["rates"].data[sample_rows(t0, t1, step, period_ticks)]  # (k, n)
+        return a[:, :, None] * w[None, :, :]
+    return pos, part
+
+
+def _register_probe_sources() -> None:
+    from ..probes import sources
+    sources.register_dipoles(TVBSimulator.type, tvb_dipoles)
+
+
+_register_probe_sources()

@@ -107,19 +107,22 @@ def whole_brain_runs(tvb, reference):
     history constant at the initial state), 1 s, once with TVBSimulator and once with
     RegionNetwork (float32 history, as TVB), in the same model through ps.run."""
     x0 = np.load(reference / "mass" / "wb_jr_initial_state.npy")
-    conn = connectome76(reference)
+    conn = connectome76(reference).replace(centres_mm=np.load(reference / "mass" / "conn76_centres_mm.npy"))
     m = ps.Model(t_stop_ms=1000.0)
     m.solver("brain", TVBSimulator(connectome=conn, model="JansenRit", coupling="SigmoidalJansenRit",
                                    rates=JR_ACTIVITY, rates_units="mV", initial_state=x0))
     m.record("brain.rates")
-    ours = ps.run(m).signal("brain", "rates").data
+    # region dipoles (radial from the origin, gain 1 nA*um per mV) from either solver's activity
+    m.probe("cdm", ps.probes.CurrentDipole(of="brain", every_ms=1.0))
+    a = ps.run(m)
     m.solvers["brain"] = RegionNetwork(model=JansenRit(), connectome=conn, coupling=SigmoidalJansenRit(),
                                        integrator="heun", dt_ms=0.1, initial_state=x0,
                                        history_precision="float32")
     m.recordings.clear()
     m.record("brain.activity")
-    builtin = ps.run(m).signal("brain", "activity").data
-    return ours, builtin
+    b = ps.run(m)
+    return (a.signal("brain", "rates").data, b.signal("brain", "activity").data,
+            a.probe("cdm").data, b.probe("cdm").data)
 
 
 def test_whole_brain_matches_tvbs_reference(whole_brain_runs, reference):
@@ -139,9 +142,13 @@ def test_whole_brain_matches_tvbs_reference(whole_brain_runs, reference):
 def test_swapping_region_network_for_tvb_gives_the_same_traces(whole_brain_runs):
     """RegionNetwork with TVB's float32 history matches TVB to ~1e-12 over 10 s (issue 7,
     tests/test_mass_network.py); over this 1 s every sample of every region within 1e-9 mV."""
-    ours, builtin = whole_brain_runs
+    ours, builtin, cdm_ours, cdm_builtin = whole_brain_runs
     assert ours.shape == builtin.shape == (10000, 76)
     assert np.abs(ours - builtin).max() <= 1e-9
+    # and what the head probes see: the region dipoles registered for tvb_simulator are
+    # region_network's (probes/sources.py), sum_i activity_i * unit radial direction_i
+    assert cdm_ours.shape == cdm_builtin.shape == (1000, 3)
+    assert np.abs(cdm_ours - cdm_builtin).max() <= 1e-9 * np.abs(cdm_builtin).max()
 
 
 # ---------------------------------------------------------------- proxies, noise, transports
