@@ -192,3 +192,20 @@ def test_head_probes_round_trip_through_plain_data():
                      sources={"a": RegionDipoles.example()}),
                  MEG(of="a", sensors_um=[(0, 0, 1e5)], orientations=[(0, 1, 0)], model="infinite")):
         assert type(spec).from_dict(spec.to_dict()) == spec
+
+
+def test_every_transport_writes_the_same_eeg_lfp_and_parts(transport):
+    """A cell population and a mass network in their own processes (zmq, mpi): each probe's
+    local part runs beside its solver, and the file is the same as in one process."""
+    def model():
+        m, conn, src = _jr_model(n=3)
+        m.solver("cell", cells(nseg=11))
+        m.probe("eeg", EEG(of=("cell", "brain"), electrodes_um=[(0.0, 0.0, 90000.0)],
+                           sources={"brain": src}, keep_parts=True, every_ms=0.5))
+        m.probe("lfp", ps.probes.LFP(of="cell", electrodes_um=[(0.0, 30.0, 78100.0)], every_ms=0.5))
+        return m
+    got = ps.run(model(), transport=transport)
+    want = ps.run(model())
+    for name in ("eeg", "lfp"):
+        np.testing.assert_array_equal(got.probe(name).data, want.probe(name).data)
+    assert set(got.probe("eeg").parts) == {"cell", "brain"}
