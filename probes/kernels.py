@@ -516,14 +516,14 @@ def _extracellular_factory(solver, ports, model, electrodes_um, sigma_S_per_m, m
         acc = np.zeros((el.shape[0], pc.n_segments))
         for p, a in zip(pos, ang):
             R = rotation_z(a)
-            acc += _electrode_matrix(pc, cell, pc.start_um @ R.T + p, pc.end_um @ R.T + p, el,
+            acc += _electrode_matrix(pc, pc.start_um @ R.T + p, pc.end_um @ R.T + p, el,
                                      sigma_S_per_m, method, min_distance_um)
         mats[y] = acc / len(pos)
     classes = [replace(c, kernel=im @ mats[c.target].T) for c, im in zip(b.classes, b.imem)]
     return _SpikeFilter(solver, classes, el.shape[0], period_ticks, "KernelMethod")
 
 
-def _electrode_matrix(pc: PassiveCell, cell: KernelCell, start, end, el, sigma, method, min_distance_um):
+def _electrode_matrix(pc: PassiveCell, start, end, el, sigma, method, min_distance_um):
     """(n_el, S) mV/nA of one placed cell: the extracellular probes' forward model
     (probes/forward.py) where it is there, else the closed forms of _kernel_cell."""
     try:

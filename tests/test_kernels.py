@@ -491,3 +491,19 @@ def test_a_delta_synapse_target_needs_a_decay_time_and_keeps_the_charge():
                           spikes, sizes, 10 * MS, MS))
     assert np.abs(outs[0]).max() > 0
     assert np.abs(outs[0] - outs[1]).max() <= 1e-12 * np.abs(outs[1]).max()
+
+
+def test_synapses_enter_where_their_depth_profile_puts_them():
+    """A Gaussian depth profile at z = 400 um on the dendrite (10..510 um) puts the inward
+    current there: just after the onset the most inward transmembrane current is in the
+    segment nearest 400 um, and the soma's is outward (the return current)."""
+    cell = K.KernelCell(morphology=ball_and_stick(dend_nseg=25), d_lambda=None)
+    net = _two_population_net()
+    km = K.KernelMethod(cells={"Y": cell}, duration_ms=5.0,
+                        synapses=(K.KernelSynapse(source="X", target="Y", z_mean_um=400.0, z_std_um=20.0,
+                                                  tau_decay_ms=2.0),))
+    b = K._KernelBuild.of(_solver(net), km)
+    pc = b.passive[1]
+    early = b.imem[0][5]                       # 0.5 ms after the onset, (S,) nA per nA
+    assert np.argmin(early) == np.argmin(np.abs(pc.mid_um[:, 2] - 400.0))
+    assert early[pc.section == 0].sum() > 0
