@@ -22,6 +22,9 @@ DELTA = 0
 EXP = 1
 IZHIKEVICH = 2
 QIF = 3
+COND = 4           # conductance- or current-based exponential synapses, RK4 (iaf_cond_exp, aeif_*)
+#: kinds whose inhibitory input has a slot of its own (inh_slot)
+TWO_SLOTS = (EXP, COND)
 
 # columns of the per-population parameter table ``par`` (n_pops, N_PAR); voltages are relative
 # to E_L, as NEST's iaf_psc_* integrate them
@@ -42,9 +45,25 @@ P_NOISE = 13       # standard deviation (pA) of a Gaussian current redrawn every
 P_IZH_A = 14       # Izhikevich a (1/ms)
 P_IZH_B = 15       # Izhikevich b
 P_IZH_D = 16       # Izhikevich d (added to u at a spike)
-P_HT = 17          # QIF: h / tau (the step in units of the membrane time constant)
+P_HT = 17          # QIF: h / tau (the step in units of the membrane time constant); COND: h (ms)
 P_HALF = 18        # QIF: steps from the threshold crossing to the emitted spike (half refractory)
-N_PAR = 19
+# COND kind (absolute mV inside, v stored relative to E_L as for the LIF models)
+P_GL = 19          # leak conductance g_L (nS)
+P_CM = 20          # C_m (pF)
+P_EL = 21          # E_L (mV)
+P_EEX = 22         # E_ex (mV)
+P_EIN = 23         # E_in (mV)
+P_DELTA_T = 24     # Delta_T (mV); 0: no exponential term
+P_VT = 25          # V_th of the exponential term (mV)
+P_A = 26           # a (nS)
+P_B = 27           # b (pA)
+P_TAU_W = 28       # tau_w (ms)
+P_TAU_EX = 29      # tau_syn_ex (ms)
+P_TAU_IN = 30      # tau_syn_in (ms)
+P_NSUB = 31        # RK4 substeps per step
+P_INSIDE = 32      # 1: spikes detected after every substep (aeif_*), 0: at the step's end (iaf_cond_exp)
+P_PSC = 33         # 1: the synaptic variables are currents (pA), 0: conductances (nS)
+N_PAR = 34
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -166,7 +185,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
     Spikes are emitted one step late so that their time t_k lies inside the window.
     """
     lo, kind, par, bias = pops
-    v, i_ex, i_in, refr, ring, pend, pend_n = state
+    v, i_ex, i_in, refr, ring, pend, pend_n, w_ad = state
     indptr, slot, weight, delay, row_delay, inh_slot = conn
     pop_of, dn_src, dn_col, dn_w, dn_d, dn_own, pring = dense
     n_dense = dn_src.shape[0]
@@ -302,6 +321,9 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                         i_in[i] += dd
                         pend[pend_n[0]] = i
                         pend_n[0] += 1
+            elif kind[p] == COND:
+                cond_population(lo[p], lo[p + 1], par[p], dc, pe, pi_, bias, v, i_ex, i_in, w_ad, refr,
+                                ring[row], inh_slot, drive, pw, noise, cdf, k0, m, guide, rng, pend, pend_n)
             elif kind[p] == QIF:
                 qif_population(lo[p], lo[p + 1], par[p], dc, pe + pi_, bias, v, refr, ring[row],
                                drive, pw, noise, cdf, k0, m, guide, rng, pend, pend_n)
@@ -401,6 +423,149 @@ def qif_population(a, b, par, dc, shared, bias, v, refr, row, drive, pw, noise, 
             if nhalf > 0 and refr[i] == nref - nhalf:
                 pend[pend_n[0]] = i
                 pend_n[0] += 1
+
+
+@njit
+def _cond_rhs(V, ge, gi, w, I, par, clamp, out):
+    """Derivatives (dV, dg_ex, dg_in, dw) of the aeif / iaf_cond_exp equations, NEST's form:
+    V in the exponential and adaptation terms is capped at V_peak (held at V_reset while
+    refractory: ``clamp``), as NEST's aeif_* do."""
+    gl = par[P_GL]
+    el = par[P_EL]
+    dT = par[P_DELTA_T]
+    Vc = V
+    if clamp:
+        Vc = par[P_RESET] + el
+    elif dT > 0.0 and Vc > par[P_THETA] + el:
+        Vc = par[P_THETA] + el
+    if par[P_PSC] != 0.0:
+        isyn = ge + gi
+    else:
+        isyn = -ge * (Vc - par[P_EEX]) - gi * (Vc - par[P_EIN])
+    spk = 0.0
+    if dT > 0.0:
+        spk = gl * dT * math.exp((Vc - par[P_VT]) / dT)
+    if clamp:
+        out[0] = 0.0
+    else:
+        out[0] = (-gl * (Vc - el) + spk + isyn - w + I) / par[P_CM]
+    out[1] = -ge / par[P_TAU_EX]
+    out[2] = -gi / par[P_TAU_IN]
+    if par[P_TAU_W] > 0.0:
+        out[3] = (par[P_A] * (Vc - el) - w) / par[P_TAU_W]
+    else:
+        out[3] = 0.0
+
+
+@njit
+def _rk4(V, ge, gi, w, I, par, clamp, h, k1, k2, k3, k4):
+    """One classical RK4 step of length h (ms) of the _cond_rhs equations."""
+    _cond_rhs(V, ge, gi, w, I, par, clamp, k1)
+    _cond_rhs(V + 0.5 * h * k1[0], ge + 0.5 * h * k1[1], gi + 0.5 * h * k1[2], w + 0.5 * h * k1[3], I, par, clamp, k2)
+    _cond_rhs(V + 0.5 * h * k2[0], ge + 0.5 * h * k2[1], gi + 0.5 * h * k2[2], w + 0.5 * h * k2[3], I, par, clamp, k3)
+    _cond_rhs(V + h * k3[0], ge + h * k3[1], gi + h * k3[2], w + h * k3[3], I, par, clamp, k4)
+    return (V + h / 6.0 * (k1[0] + 2.0 * k2[0] + 2.0 * k3[0] + k4[0]),
+            ge + h / 6.0 * (k1[1] + 2.0 * k2[1] + 2.0 * k3[1] + k4[1]),
+            gi + h / 6.0 * (k1[2] + 2.0 * k2[2] + 2.0 * k3[2] + k4[2]),
+            w + h / 6.0 * (k1[3] + 2.0 * k2[3] + 2.0 * k3[3] + k4[3]))
+
+
+@njit
+def cond_population(a, b, par, dc, pe, pi_, bias, v, g_ex, g_in, w_ad, refr, row, inh_slot, drive, pw,
+                    noise, cdf, k0, m, guide, rng, pend, pend_n):
+    """One step of the conductance-based (or, with P_PSC, current-based) exponential-synapse
+    neurons [a, b): iaf_cond_exp, aeif_cond_exp and aeif_psc_exp as NEST updates them, with
+    P_NSUB classical RK4 substeps in place of NEST's adaptive RKF45.
+
+    Per step (NEST's order): the refractory count is decremented; the ODEs are integrated over
+    the step (V held at V_reset while refractory); aeif_*: after every substep where V >=
+    V_peak, V = V_reset, w += b, refractory for t_ref; iaf_cond_exp: after the step, V >= V_th
+    gives the spike and reset (V held at V_reset while refractory); the spike is stamped at the
+    step's end. Then the step's spike input is added (conductances in nS, or currents in pA:
+    weight w >= 0 onto the excitatory variable, w < 0 as -w onto the inhibitory conductance or
+    as w onto the (negative) inhibitory current)."""
+    el = par[P_EL]
+    theta = par[P_THETA] + el
+    reset = par[P_RESET] + el
+    nref = np.int64(par[P_REF])
+    nsub = np.int64(par[P_NSUB])
+    inside = par[P_INSIDE] != 0.0
+    psc = par[P_PSC] != 0.0
+    hs = par[P_HT] / nsub
+    bb = par[P_B]
+    k1 = np.empty(4)
+    k2 = np.empty(4)
+    k3 = np.empty(4)
+    k4 = np.empty(4)
+    for i in range(a, b):
+        j = inh_slot[i]
+        xe = row[i] + pe
+        xi = row[j] + pi_
+        row[i] = 0.0
+        row[j] = 0.0
+        if drive:
+            c = pw * poisson_draw(cdf, k0, m, guide, rng)
+            if pw >= 0.0:
+                xe += c
+            else:
+                xi += c
+        I = dc + bias[i]
+        if noise > 0.0:
+            I += noise * normal(rng)
+        V = v[i] + el
+        ge = g_ex[i]
+        gi = g_in[i]
+        w = w_ad[i]
+        spiked = False
+        for _ in range(nsub):
+            clamp = inside and refr[i] > 0
+            V1, ge1, gi1, w1 = _rk4(V, ge, gi, w, I, par, clamp, hs, k1, k2, k3, k4)
+            if inside:
+                if refr[i] > 0:
+                    V1 = reset
+                elif V1 >= theta:
+                    # locate the crossing within the substep by bisection on the step length
+                    # (V_peak is reached in a steep upswing, so the substep's end can be well
+                    # past it); reset there and integrate the rest of the substep
+                    lo_h, hi_h = 0.0, hs
+                    for _b in range(12):
+                        mid = 0.5 * (lo_h + hi_h)
+                        if _rk4(V, ge, gi, w, I, par, False, mid, k1, k2, k3, k4)[0] >= theta:
+                            hi_h = mid
+                        else:
+                            lo_h = mid
+                    V1, ge1, gi1, w1 = _rk4(V, ge, gi, w, I, par, False, hi_h, k1, k2, k3, k4)
+                    w1 += bb
+                    # NEST: RefractoryCounts + 1 when > 0, decremented after the step
+                    refr[i] = nref + 1 if nref > 0 else 0
+                    spiked = True
+                    V1, ge1, gi1, w1 = _rk4(reset, ge1, gi1, w1, I, par, refr[i] > 0, hs - hi_h, k1, k2, k3, k4)
+                    if refr[i] > 0:
+                        V1 = reset
+            V, ge, gi, w = V1, ge1, gi1, w1
+        if inside and refr[i] > 0:
+            refr[i] -= 1
+        if not inside:
+            if refr[i] > 0:
+                refr[i] -= 1
+                V = reset
+            elif V >= theta:
+                refr[i] = nref
+                V = reset
+                spiked = True
+        if spiked:
+            pend[pend_n[0]] = i
+            pend_n[0] += 1
+        if psc:
+            ge += xe
+            gi += xi
+        else:
+            ge += xe
+            gi -= xi
+        v[i] = V - el
+        g_ex[i] = ge
+        g_in[i] = gi
+        w_ad[i] = w
 
 
 @njit

@@ -266,3 +266,151 @@ class QIF(NeuronModel):
         p[K.P_HT] = h / self.tau_m_ms
         p[K.P_RATE2LAM] = h * 1e-3
         return p
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CondBase(NeuronModel):
+    """What the RK4-integrated exponential-synapse models share (NEST's names; mV, ms, pF, nS, pA)."""
+
+    kind: ClassVar[int] = K.COND
+    weight_units: ClassVar[str] = "nS"
+    _psc: ClassVar[bool] = False
+    _inside: ClassVar[bool] = True
+
+    def _check(self) -> None:
+        require_number(self, "c_m_pF", "g_l_nS", "tau_syn_ex_ms", "tau_syn_in_ms", "substep_ms", positive=True)
+        require_number(self, "t_ref_ms", nonnegative=True)
+        require_number(self, "e_l_mV", "v_th_mV", "v_reset_mV", "i_e_pA")
+        require_number(self, "v_init_mV", allow_none=True)
+        if self.v_reset_mV >= self.v_th_mV:
+            raise fail(self, f"'v_reset_mV' must be below 'v_th_mV' (got {self.v_reset_mV} >= {self.v_th_mV})")
+
+    def _fill(self, p: np.ndarray, h: float) -> None:
+        p[K.P_GL] = self.g_l_nS
+        p[K.P_CM] = self.c_m_pF
+        p[K.P_EL] = self.e_l_mV
+        p[K.P_RESET] = self.v_reset_mV - self.e_l_mV
+        p[K.P_IE] = self.i_e_pA
+        p[K.P_REF] = round(self.t_ref_ms / h)
+        p[K.P_TAU_EX] = self.tau_syn_ex_ms
+        p[K.P_TAU_IN] = self.tau_syn_in_ms
+        p[K.P_NSUB] = max(1, math.ceil(h / self.substep_ms - 1e-9))
+        p[K.P_HT] = h
+        p[K.P_CURRENT] = h / self.c_m_pF      # noise: the V increment per pA over a step
+        p[K.P_RATE2LAM] = h * 1e-3
+        p[K.P_INSIDE] = 1.0 if self._inside else 0.0
+        p[K.P_PSC] = 1.0 if self._psc else 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IafCondExp(_CondBase):
+    """Leaky integrate-and-fire with exponential conductances, NEST's ``iaf_cond_exp`` (its
+    names and defaults).
+
+    C dV/dt = -g_L (V - E_L) - g_ex (V - E_ex) - g_in (V - E_in) + I_e + I(t);
+    tau_syn_x dg_x/dt = -g_x; a spike of weight w (nS) adds w to g_ex (w >= 0) or -w to g_in.
+    V >= V_th at the end of a step: spike stamped there, V = V_reset for t_ref. NEST integrates
+    with adaptive RKF45 (GSL); here classical RK4 in substeps of at most ``substep_ms``
+    (polyscale's; 0.01 ms keeps the error far below NEST's 1e-6 local tolerance's effect on
+    spike times).
+    """
+
+    type: ClassVar[str] = "iaf_cond_exp"
+    _inside: ClassVar[bool] = False
+
+    c_m_pF: float = 250.0
+    g_l_nS: float = 16.6667
+    e_l_mV: float = -70.0
+    e_ex_mV: float = 0.0
+    e_in_mV: float = -85.0
+    v_th_mV: float = -55.0
+    v_reset_mV: float = -60.0
+    t_ref_ms: float = 2.0
+    tau_syn_ex_ms: float = 0.2
+    tau_syn_in_ms: float = 2.0
+    i_e_pA: float = 0.0
+    v_init_mV: float | None = None
+    substep_ms: float = 0.01
+
+    def __post_init__(self) -> None:
+        self._check()
+        require_number(self, "e_ex_mV", "e_in_mV")
+
+    def kernel_params(self, dt_ms: float) -> np.ndarray:
+        p = np.zeros(K.N_PAR)
+        self._fill(p, dt_ms)
+        p[K.P_THETA] = self.v_th_mV - self.e_l_mV
+        p[K.P_EEX] = self.e_ex_mV
+        p[K.P_EIN] = self.e_in_mV
+        return p
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AeifCondExp(_CondBase):
+    """Adaptive exponential integrate-and-fire (Brette & Gerstner 2005) with exponential
+    conductances, NEST's ``aeif_cond_exp`` (its names and defaults; mV, ms, pF, nS, pA).
+
+    C dV/dt = -g_L (V - E_L) + g_L Delta_T exp((V - V_th) / Delta_T) - g_ex (V - E_ex)
+              - g_in (V - E_in) - w + I_e + I(t)
+    tau_w dw/dt = a (V - E_L) - w;  tau_syn_x dg_x/dt = -g_x (weights as iaf_cond_exp).
+    V is capped at V_peak inside the equations (NEST's guard). When V >= V_peak (V_th if
+    Delta_T = 0) after a substep: V = V_reset, w += b, refractory (V held) for t_ref; the
+    spike is stamped at the step's end, as NEST's. RK4 substeps of at most ``substep_ms`` in
+    place of NEST's adaptive RKF45: the reset falls at the end of the substep in which V
+    crossed V_peak instead of at NEST's adaptive step, which shifts later spikes by a few
+    substeps at most.
+    """
+
+    type: ClassVar[str] = "aeif_cond_exp"
+
+    c_m_pF: float = 281.0
+    g_l_nS: float = 30.0
+    e_l_mV: float = -70.6
+    e_ex_mV: float = 0.0
+    e_in_mV: float = -85.0
+    delta_t_mV: float = 2.0
+    v_th_mV: float = -50.4
+    v_peak_mV: float = 0.0
+    v_reset_mV: float = -60.0
+    a_nS: float = 4.0
+    b_pA: float = 80.5
+    tau_w_ms: float = 144.0
+    t_ref_ms: float = 0.0
+    tau_syn_ex_ms: float = 0.2
+    tau_syn_in_ms: float = 2.0
+    i_e_pA: float = 0.0
+    v_init_mV: float | None = None
+    w_init_pA: float = 0.0
+    substep_ms: float = 0.01
+
+    def __post_init__(self) -> None:
+        self._check()
+        require_number(self, "e_ex_mV", "e_in_mV", "v_peak_mV", "a_nS", "b_pA", "w_init_pA")
+        require_number(self, "delta_t_mV", nonnegative=True)
+        require_number(self, "tau_w_ms", positive=True)
+        if self.delta_t_mV > 0 and self.v_peak_mV < self.v_th_mV:
+            raise fail(self, f"'v_peak_mV' must be >= 'v_th_mV' (got {self.v_peak_mV} < {self.v_th_mV})")
+
+    def kernel_params(self, dt_ms: float) -> np.ndarray:
+        p = np.zeros(K.N_PAR)
+        self._fill(p, dt_ms)
+        p[K.P_THETA] = (self.v_peak_mV if self.delta_t_mV > 0 else self.v_th_mV) - self.e_l_mV
+        p[K.P_EEX] = getattr(self, "e_ex_mV", 0.0)
+        p[K.P_EIN] = getattr(self, "e_in_mV", 0.0)
+        p[K.P_DELTA_T] = self.delta_t_mV
+        p[K.P_VT] = self.v_th_mV
+        p[K.P_A] = self.a_nS
+        p[K.P_B] = self.b_pA
+        p[K.P_TAU_W] = self.tau_w_ms
+        return p
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AeifPscExp(AeifCondExp):
+    """AdEx with exponential current synapses, NEST's ``aeif_psc_exp``: as AeifCondExp with
+    -g_ex (V - E_ex) - g_in (V - E_in) replaced by I_ex + I_in; a spike of weight w (pA) adds
+    to I_ex (w >= 0) or to the (negative) I_in. E_ex, E_in are unused."""
+
+    type: ClassVar[str] = "aeif_psc_exp"
+    weight_units: ClassVar[str] = "pA"
+    _psc: ClassVar[bool] = True

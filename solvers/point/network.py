@@ -284,6 +284,11 @@ class PointNetworkSolver:
                 a, b = self.lo[i], self.lo[i + 1]
                 self.i_in[a:b] = p.model.u0(self.v[a:b])
         self.refr = np.zeros(n, np.int64)
+        # adaptation current w (pA) of AdEx neurons
+        self.w_ad = np.zeros(n)
+        for i, p in enumerate(pops):
+            if hasattr(p.model, "w_init_pA"):
+                self.w_ad[self.lo[i]:self.lo[i + 1]] = p.model.w_init_pA
         # neurons that crossed threshold at the end of the last step: their spikes are emitted
         # (time stamped t1 of that window, which is t0 of the next) at the start of the next
         self.pend = np.zeros(n, np.int64)
@@ -292,7 +297,7 @@ class PointNetworkSolver:
         self.inh_slot = np.arange(n, dtype=np.int64)
         extra = n
         for i, p in enumerate(pops):
-            if p.model.kind == K.EXP:
+            if p.model.kind in K.TWO_SLOTS:
                 a, b = self.lo[i], self.lo[i + 1]
                 self.inh_slot[a:b] = np.arange(extra, extra + (b - a))
                 extra += b - a
@@ -324,7 +329,7 @@ class PointNetworkSolver:
             if pr.dense:
                 steps = max(1, round(pr.delay_ms / spec.dt_ms))
                 max_d = max(max_d, steps)
-                inh = spec.populations[ti].model.kind == K.EXP and pr.weight < 0
+                inh = spec.populations[ti].model.kind in K.TWO_SLOTS and pr.weight < 0
                 own = -1 if (pr.allow_autapses or si != ti) else (1 if inh else 0)
                 dense.append((si, ti + (len(spec.populations) if inh else 0), float(pr.weight), steps, own))
                 self.n_dense_synapses += n_src * n_tgt - (n_src if own >= 0 else 0)
@@ -350,7 +355,7 @@ class PointNetworkSolver:
             src += np.int32(self.lo[si])
             slot = tgt
             slot += np.int32(self.lo[ti])
-            if spec.populations[ti].model.kind == K.EXP:
+            if spec.populations[ti].model.kind in K.TWO_SLOTS:
                 neg = w < 0
                 slot[neg] = self.inh_slot[slot[neg]]
             parts.append((src, slot, w, d))
@@ -404,7 +409,7 @@ class PointNetworkSolver:
             if s is not None and len(s):
                 w = np.ones(len(s)) if s.weights is None else np.asarray(s.weights, np.float64)
                 slot = np.asarray(s.ids, np.int64) + self.lo[p]
-                if self.kind[p] == K.EXP:
+                if self.kind[p] in K.TWO_SLOTS:
                     slot = np.where(w < 0, self.inh_slot[slot], slot)
                 steps.append((np.asarray(s.ticks, np.int64) - t0) // dt)
                 slots.append(slot)
@@ -425,7 +430,7 @@ class PointNetworkSolver:
         vrec = np.empty((n_steps, self.vrec_idx.shape[0]))
         count = K.network_window(
             n_steps, self.step, (self.lo, self.kind, self.par, self.bias),
-            (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n),
+            (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n, self.w_ad),
             (self.indptr, self.slot, self.weight, self.delay, self.row_delay, self.inh_slot),
             self.dense + (self.pring,), ext, self.rng_state, self._spk_step, self._spk_id,
             self.vrec_idx, vrec)
@@ -448,7 +453,7 @@ class PointNetworkSolver:
         return {"v_rel_mV": self.v.copy(), "i_ex_pA": self.i_ex.copy(), "i_in_pA": self.i_in.copy(),
                 "refractory_steps": self.refr.copy(), "ring": self.ring.copy(), "dense_ring": self.pring.copy(),
                 "pending_spikes": self.pend[:self.pend_n[0]].copy(),
-                "rng_state": self.rng_state.copy(), "step": np.array(self.step)}
+                "w_pA": self.w_ad.copy(), "rng_state": self.rng_state.copy(), "step": np.array(self.step)}
 
     def close(self) -> None:
         pass
