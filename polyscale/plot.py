@@ -175,10 +175,14 @@ def _frame(ax, rec, t0_ms, t1_ms) -> None:
         img, ext = data[k][None, :], None
     lim = float(np.abs(img).max()) or 1.0
     ax.imshow(img, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim, extent=ext, interpolation="nearest")
+    ax.set_anchor("W")
     ax.set_xlabel("x (um)")
     ax.set_ylabel("y (um)")
-    ax.set_title(f"{ax.get_title(loc='left')}, frame of largest signal: t = {t[k]:g} ms, "
-                 f"colour +/-{lim:.3g} {rec.units}", fontsize=9, loc="left")
+    ax.locator_params(nbins=4)
+    ax.tick_params(labelsize=7)
+    # the frame of largest signal; the title may run past the (square) image
+    ax.set_title(f"{ax.get_title(loc='left')}, t = {t[k]:g} ms, colour +/-{lim:.3g} {rec.units}",
+                 fontsize=9, loc="left")
 
 
 def _traces(ax, rec, t0_ms, t1_ms) -> None:

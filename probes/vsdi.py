@@ -232,8 +232,8 @@ class VSDI(ProbeSpec):
                                      f"solver {name!r} ({fmt_ms(act.period_ticks)})")
             elif period % window_ticks:
                 raise ModelError(f"every_ms={period / 1e6:g} is not a multiple of the window "
-                                 f"({fmt_ms(window_ticks)}): solver {name!r}'s membrane potentials "
-                                 f"are read at window ends")
+                                 f"({fmt_ms(window_ticks)}): the membrane potentials of solver "
+                                 f"{name!r} are read at window ends (set the model's window_ms)")
         pos = tuple(tuple(float(v) for v in row) for row in self.pixel_centres_um())
         return ProbeInfo(n_channels=self.n_pixels, period_ticks=period, units="mV",
                          modality=self.modality, positions=pos)

@@ -144,7 +144,7 @@ def test_frames_faster_than_the_window_are_rejected_for_cells():
     m.solver("cells", ball_and_stick_population(n=1, dend_nseg=3))
     m.probe("vsdi", ps.probes.VSDI(sources=["cells"], every_ms=0.25))
     with pytest.raises(ps.ModelError, match=r"every_ms=0\.25 is not a multiple of the window \(0\.5 ms\): "
-                                            r"solver 'cells'"):
+                                            r"the membrane potentials of solver 'cells' are read at window ends"):
         m.check()
 
 
