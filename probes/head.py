@@ -34,7 +34,7 @@ from ..coordinator.specs import ProbeInfo, ProbeSpec, SpecFamily
 from ..coordinator.validation import as_tuple, fail, require_choice, require_number
 from . import forward
 from .extracellular import OverSolvers, check_common, check_points, probe_period, source_model
-from .sources import SourceModel, dipole_part
+from .sources import SourceModel, dipole_part, source_count
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ class InfiniteMedium(HeadModel):
 # --------------------------------------------------------------------------------------------
 # CurrentDipole
 # --------------------------------------------------------------------------------------------
-PER = ("solver", "total")
+PER = ("solver", "total", "source")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,11 +122,12 @@ class CurrentDipole(OverSolvers, ProbeSpec):
 
     per : 'solver' (default): the summed moment of each solver's sources (a cell population, a
         point-neuron population, a region network), 3 channels per solver in the order of
-        ``of``; 'total': the sum over all solvers, 3 channels
+        ``of``; 'total': the sum over all solvers, 3 channels; 'source': one moment per source
+        of a single solver (per cell of a cell population, per region of a region network),
+        3 channels each (x, y, z of source 0, then source 1, ...); it needs the number of
+        sources before the run, from the solver's ports (sources.register_source_count: cells
+        and regions are known).
     Other fields as the LFP probe (of, every_ms, sources, keep_parts).
-
-    A single solver's sources are the cells of a population, the populations of a point network
-    or the regions of a mass network; ask a solver with one source for per-source moments.
     """
 
     type: ClassVar[str] = "current_dipole"
@@ -142,20 +143,35 @@ class CurrentDipole(OverSolvers, ProbeSpec):
     def __post_init__(self) -> None:
         check_common(self)
         require_choice(self, "per", PER)
+        if self.per == "source" and len(self.of) != 1:
+            raise fail(self, f"per='source' takes one solver (got {len(self.of)}: "
+                             f"{', '.join(map(repr, self.of))}): use one probe per solver")
 
     @classmethod
     def example(cls) -> "CurrentDipole":
         return cls(of=("cells", "brain"), every_ms=1.0)
 
     def describe(self, ports, window_ticks: int) -> ProbeInfo:
-        n = 3 * (len(self.of) if self.per == "solver" else 1)
+        if self.per == "source":
+            n = 3 * source_count(self.of[0], ports[self.of[0]])
+        else:
+            n = 3 * (len(self.of) if self.per == "solver" else 1)
         return ProbeInfo(n_channels=n, period_ticks=probe_period(self, ports), units="nA*um",
                          modality=self.modality)
 
     def local(self, solver_name, solver, ports, info: ProbeInfo):
-        _, dpart = dipole_part(solver_name, solver, ports, source_model(self, solver_name),
-                               info.period_ticks)
+        pos, dpart = dipole_part(solver_name, solver, ports, source_model(self, solver_name),
+                                 info.period_ticks)
         n = info.n_channels
+        if self.per == "source":
+            if 3 * len(pos) != n:
+                raise ModelError(f"current_dipole: solver {solver_name!r} has {len(pos)} dipole sources, "
+                                 f"but its ports said {n // 3}")
+
+            def each(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+                p = dpart(t0, t1, result)               # (n_samples, n_src, 3)
+                return p.reshape(p.shape[0], -1)
+            return each
         k = self.of.index(solver_name) if self.per == "solver" else 0
 
         def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:

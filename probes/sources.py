@@ -78,6 +78,28 @@ def register_dipoles(solver_type: str, factory: DipoleFactory) -> None:
     _DIPOLES[str(solver_type)] = factory
 
 
+#: functions ports -> number of dipole sources, or None when the ports are not of their kind
+_SOURCE_COUNTS: list[Callable[[Mapping], int | None]] = []
+
+
+def register_source_count(count: Callable[[Mapping], int | None]) -> None:
+    """Let probes that write one channel group per source (CurrentDipole(per='source')) learn,
+    before the run, how many dipoles a solver has: ``count(ports)`` returns that number from the
+    solver's ports, or None when the ports are not those of the solver type it knows."""
+    _SOURCE_COUNTS.append(count)
+
+
+def source_count(solver_name: str, ports: Mapping) -> int:
+    """How many dipole sources the solver with these ports has; ModelError if no registered
+    count recognises its ports."""
+    for count in _SOURCE_COUNTS:
+        n = count(ports)
+        if n is not None:
+            return int(n)
+    raise ModelError(f"cannot tell from its ports how many dipole sources solver {solver_name!r} has "
+                     f"(known: detailed cells, one per cell; region networks, one per region)")
+
+
 def extracellular_types() -> tuple[str, ...]:
     """Solver types that can contribute extracellular potentials."""
     return tuple(sorted(_EXTRACELLULAR))
@@ -416,6 +438,22 @@ def region_dipoles(solver, ports, model, period_ticks):
     return pos, part
 
 
+def _cell_count(ports: Mapping) -> int | None:
+    # cell_population: one dipole per cell, as many as spike channels
+    if {"spikes", "v_soma", "i_inj"} <= set(ports):
+        return ports["spikes"].size
+    return None
+
+
+def _region_count(ports: Mapping) -> int | None:
+    # region_network: one dipole per region
+    if {"state", "activity", "coupling", "input"} <= set(ports):
+        return ports["activity"].size
+    return None
+
+
+register_source_count(_cell_count)
+register_source_count(_region_count)
 register_extracellular("cell_population", cell_extracellular)
 register_dipoles("cell_population", cell_dipoles)
 register_dipoles("region_network", region_dipoles)

@@ -102,6 +102,7 @@ def test_mass_region_dipoles_give_eeg_equal_to_lead_field_times_gain_times_y1_mi
     m.probe("eeg", EEG(of="brain", electrodes_um=el, sources={"brain": src}))
     m.probe("user", EEG(of="brain", electrodes_um=el, sources={"brain": src}, lead_field={"brain": user}))
     m.probe("p", CurrentDipole(of="brain", sources={"brain": src}))
+    m.probe("each", CurrentDipole(of="brain", sources={"brain": src}, per="source"))
     run = ps.run(m)
     act = run.signal("brain", "activity").data             # (n_t, 6) mV
     pos = 1000.0 * conn.centre_array()
@@ -115,6 +116,7 @@ def test_mass_region_dipoles_give_eeg_equal_to_lead_field_times_gain_times_y1_mi
     want_user = dip.reshape(len(act), -1) @ user.T
     assert np.abs(run.probe("user").data - want_user).max() < 1e-12 * np.abs(want_user).max()
     np.testing.assert_allclose(run.probe("p").data, dip.sum(axis=1), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(run.probe("each").data, dip.reshape(len(act), -1), rtol=1e-12, atol=1e-9)
 
 
 def test_eeg_over_cells_and_masses_sums_their_shares():
@@ -159,8 +161,25 @@ def test_current_dipole_per_solver_and_total():
     each, total = run.probe("each").data, run.probe("total").data
     assert each.shape[1] == 6 and total.shape[1] == 3
     np.testing.assert_allclose(total, each[:, :3] + each[:, 3:], rtol=1e-12, atol=1e-12)
-    # a is along z, b along x: the same moment, rotated
-    np.testing.assert_allclose(each[:, 5], -each[:, 0], atol=1e-9 * np.abs(each).max())
+    # a is along z, b (rotated 90 deg about y) along x: the same moment, turned
+    np.testing.assert_allclose(each[:, 3], each[:, 2], rtol=1e-9, atol=1e-9 * np.abs(each).max())
+
+
+def test_current_dipole_per_cell():
+    """Three cells, one rotated: per='source' gives each cell's moment, which sum to the
+    population's, and the rotated cell's moment is the others' turned by 90 deg about y."""
+    m = ps.Model(seed=1, t_stop_ms=15.0, window_ms=1.0)
+    m.solver("c", cells(n=3, nseg=11, positions=((0, 0, 0), (50, 0, 0), (0, 80, 0)),
+                        rotations=((0, 0, 0), (0, 0, 0), (0, 90, 0))))
+    m.probe("each", CurrentDipole(of="c", per="source"))
+    m.probe("sum", CurrentDipole(of="c"))
+    run = ps.run(m)
+    each = run.probe("each").data.reshape(-1, 3, 3)
+    np.testing.assert_allclose(each.sum(axis=1), run.probe("sum").data, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(each[:, 1], each[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(each[:, 2, 0], each[:, 0, 2], rtol=1e-9, atol=1e-9 * np.abs(each).max())
+    with pytest.raises(ModelError, match=r"per='source' takes one solver \(got 2"):
+        CurrentDipole(of=("a", "b"), per="source")
 
 
 def test_bad_head_and_probe_fields_are_named():
