@@ -73,12 +73,13 @@ def _scipy_balloon(p: dict, t_s: np.ndarray, on: float = 1.0, width: float = 0.0
 
 def test_friston2000_impulse_matches_an_independent_integration():
     """Friston et al. 2000's set (kappa 0.65, gamma 0.41, tau 0.98, alpha 0.32, rho 0.34, V0 0.02):
-    our trace against scipy's DOP853 on the equations written out here; RK4 at 1 ms with a
-    1 ms pulse is good to ~1e-6 of the peak. The response peaks 2.86 s after the pulse and
+    our trace against scipy's DOP853 on the equations written out here. RK4 at 1 ms (time
+    constants ~1 s, the pulse's edges on the step grid) is good to ~1e-9 of the peak; 1e-7
+    leaves room for the platform's libm. The response peaks 2.86 s after the pulse and
     undershoots at 9.05 s."""
     rec = _impulse("friston2000", t_stop_ms=20000.0)
     want = _scipy_balloon(PARAMETER_SETS["friston2000"], rec.time / 1000.0)
-    np.testing.assert_allclose(rec.data[:, 0], want, rtol=0, atol=2e-5 * want.max())
+    np.testing.assert_allclose(rec.data[:, 0], want, rtol=0, atol=1e-7 * want.max())
     assert rec.time[np.argmax(want)] / 1000.0 - 1.0 == pytest.approx(2.857, abs=0.002)
     assert rec.time[np.argmax(rec.data[:, 0])] / 1000.0 - 1.0 == pytest.approx(2.857, abs=0.002)
 
