@@ -242,9 +242,13 @@ class NestNetwork(SolverSpec):
 class NestNetworkSolver:
     """The live NEST network (see the module docstring). One per process."""
 
-    # events held by the spike recorder before it is emptied (Cleanup, reset, Prepare): reading
-    # them costs ~10 ns each every window, emptying them a Prepare (~1.5 ms)
-    MAX_HELD_EVENTS = 10000
+    # The spike recorder is read every window and returns every event it holds (~0.15 us
+    # each, NEST 3.10); emptying it needs Cleanup + Prepare (~1.5 ms, ~1e4 events' worth).
+    # Emptying it once it holds E events costs per window c_e E / 2 + c_p s / E (s: events per
+    # window), least at E = sqrt(2 (c_p / c_e) s): the threshold follows the running mean of s.
+    PREPARE_OVER_EVENT = 1e4
+    MIN_HELD_EVENTS = 1000
+    MAX_HELD_EVENTS: int | None = None      # fixed threshold (tests); None: adaptive
 
     def __init__(self, spec: NestNetwork, ctx: SolverContext):
         self.spec = spec
@@ -320,6 +324,8 @@ class NestNetworkSolver:
                 self.current_gens[p] = gen
         self.t = 0
         self.seen = 0
+        self._n_windows = 0
+        self._n_events = 0
         self.pending = {p: (np.zeros(0, np.int64), np.zeros(0, np.int64)) for p in self.names}
         nest.Prepare()
         self._prepared = True
@@ -364,7 +370,13 @@ class NestNetworkSolver:
             self.pending[p] = (tk[~now], ix[~now])
             order = np.argsort(tk[now], kind="stable")
             outputs[f"{p}.spikes"] = Spikes(tk[now][order], ix[now][order])
-        if self.seen > self.MAX_HELD_EVENTS:
+        self._n_windows += 1
+        self._n_events += len(times)
+        limit = self.MAX_HELD_EVENTS
+        if limit is None:
+            per_window = self._n_events / self._n_windows
+            limit = max(self.MIN_HELD_EVENTS, (2.0 * self.PREPARE_OVER_EVENT * per_window) ** 0.5)
+        if self.seen > limit:
             nest.Cleanup()
             self.recorder.n_events = 0
             self.seen = 0
