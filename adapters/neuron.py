@@ -242,8 +242,14 @@ class NeuronSolver:
             raise
 
     def _make_cells(self) -> list:
-        spec = self.spec
+        spec, h = self.spec, self.h
+        dt_before = float(h.dt)
         cells = load_target(spec.builder, "neuron_cells: builder")(**spec.params)
+        # polyscale sets h.dt; a builder that sets another one meant another step
+        if float(h.dt) != dt_before and abs(float(h.dt) - self.dt) > 1e-12:
+            raise ModelError(f"neuron_cells: builder {spec.builder!r} set h.dt = {float(h.dt):g} ms but "
+                             f"dt_ms is {spec.dt_ms:g} ms; set dt_ms to NEURON's step (the coupling "
+                             f"window is a whole number of it) or leave h.dt to polyscale")
         if isinstance(cells, dict) or not hasattr(cells, "__len__"):
             raise ModelError(f"neuron_cells: builder {spec.builder!r} must return a list of cells "
                              f"(got {type(cells).__name__})")

@@ -233,6 +233,24 @@ def test_builder_errors_are_clear(neuron_h, builder):
         NeuronCells(builder=builder.rpartition(":")[0] + ":nothing").build(None)
 
 
+def test_a_builder_that_sets_another_dt_is_refused(neuron_h, tmp_path):
+    (tmp_path / "dt.py").write_text(
+        "from neuron import h\n"
+        "def make():\n"
+        "    h.dt = 0.01\n"
+        "    s = h.Section(name='soma')\n"
+        "    return [{'soma': s}]\n")
+    with pytest.raises(ps.ModelError, match=r"set h.dt = 0.01 ms but dt_ms is 0.025 ms"):
+        NeuronCells(builder=f"{tmp_path / 'dt.py'}:make").build(None)
+    # the same cell at NEURON's 0.01 ms runs, windows of whole steps
+    s = NeuronCells(builder=f"{tmp_path / 'dt.py'}:make", dt_ms=0.01).build(None)
+    try:
+        r = s.advance(0, TICKS_PER_MS, {})
+        assert r.outputs["v_soma"].data.shape == (100, 1)
+    finally:
+        s.close()
+
+
 def test_mixed_run_on_zmq_is_the_inproc_run(neuron_h, builder):
     """NEURON cells in their worker driven by a built-in SpikeTrain in another: the same
     recordings, bit for bit, on inproc and zmq."""

@@ -203,6 +203,19 @@ def test_builder_errors_are_clear(tvb, tmp_path):
     (tmp_path / "b.py").write_text("def make(n=2):\n    return 'not a simulator'\n")
     with pytest.raises(ps.ModelError, match=r"returned str, not a tvb Simulator"):
         TVBSimulator(builder=f"{tmp_path / 'b.py'}:make", n_regions=2).build(None)
+    (tmp_path / "dt.py").write_text(
+        "import numpy as np\n"
+        "from tvb.simulator import coupling, integrators, models, simulator\n"
+        "from tvb.datatypes import connectivity\n"
+        "def make():\n"
+        "    c = connectivity.Connectivity(weights=np.zeros((1, 1)), tract_lengths=np.zeros((1, 1)),\n"
+        "        centres=np.zeros((1, 3)), region_labels=np.array(['a']), speed=np.array([3.0]))\n"
+        "    return simulator.Simulator(model=models.JansenRit(), connectivity=c, coupling=coupling.Linear(),\n"
+        "        integrator=integrators.HeunDeterministic(dt=0.05))\n")
+    with pytest.raises(ps.ModelError, match=r"integrator.dt is 0.05 ms but dt_ms is 0.1 ms"):
+        TVBSimulator(builder=f"{tmp_path / 'dt.py'}:make", n_regions=1).build(None)
+    with pytest.raises(ps.ModelError, match=r"the simulator has 1 regions but n_regions is 3"):
+        TVBSimulator(builder=f"{tmp_path / 'dt.py'}:make", n_regions=3, dt_ms=0.05).build(None)
     conn = Connectome.example()
     with pytest.raises(ps.ModelError, match=r"'model' must name a class of tvb.simulator.models \(got 'Nope'"):
         TVBSimulator(connectome=conn, model="Nope").build(None)
