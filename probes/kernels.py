@@ -45,7 +45,10 @@ Assumptions of the kernel method (what makes it exact, and what it averages over
 * Weights: onto ``iaf_psc_exp``-like models (pA, with tau_syn_ex/in) the synaptic current has
   the network's weight as its peak (pA -> nA) and the model's time constant for its sign;
   onto models with weights in mV (``iaf_psc_delta``) the charge C_m w is kept, in a current of
-  the given ``tau_decay_ms``; otherwise ``weight_nA`` must be given.
+  the given ``tau_decay_ms``; onto conductance models (nS: ``iaf_cond_exp``, ``aeif_cond_exp``)
+  the conductance is linearised at a fixed potential, |w| (E_rev - v_ref), v_ref the model's
+  E_L unless given (Hagen et al. 2022 linearise at the mean potential); otherwise
+  ``weight_nA`` must be given.
 """
 from __future__ import annotations
 
@@ -141,6 +144,9 @@ class KernelSynapse(Spec):
     tau_rise_ms : rise time of the synaptic current (ms); 0: a jump then a single exponential
     tau_decay_ms : decay time (ms); None: the target model's tau_syn_ex_ms / tau_syn_in_ms by
         the weight's sign
+    v_ref_mV : onto conductance models (weights in nS), the membrane potential the synapse is
+        linearised at: a conductance g acts as the current g (E_rev - v_ref_mV) (Hagen et al.
+        2022 take the mean membrane potential); None: the target model's e_l_mV
     """
 
     source: str
@@ -151,12 +157,13 @@ class KernelSynapse(Spec):
     weight_nA: float | None = None
     tau_rise_ms: float = 0.0
     tau_decay_ms: float | None = None
+    v_ref_mV: float | None = None
 
     def __post_init__(self) -> None:
         require_str(self, "source", "target")
         if self.where is not None:
             require_str(self, "where")
-        require_number(self, "z_mean_um", "weight_nA", allow_none=True)
+        require_number(self, "z_mean_um", "weight_nA", "v_ref_mV", allow_none=True)
         require_number(self, "z_std_um", "tau_decay_ms", positive=True, allow_none=True)
         require_number(self, "tau_rise_ms", nonnegative=True)
         if (self.z_mean_um is None) != (self.z_std_um is None):
@@ -227,6 +234,8 @@ class CurrentProxy(SourceModel):
     tau_ampa_ms, tau_gaba_ms : decay times of the currents (ms); None: the target model's
         tau_syn_ex_ms / tau_syn_in_ms (needed for models with weights in mV, whose event charge
         C_m w is kept in a current of that decay)
+    v_ref_mV : onto conductance models (weights in nS), the potential the currents are taken at,
+        |g (E_rev - v_ref_mV)|; None: the model's e_l_mV
     """
 
     type: ClassVar[str] = "current_proxy"
@@ -237,6 +246,7 @@ class CurrentProxy(SourceModel):
     gain: float | tuple = 1.0
     tau_ampa_ms: float | None = None
     tau_gaba_ms: float | None = None
+    v_ref_mV: float | None = None
     position_um: tuple = (0.0, 0.0, 0.0)
     axis: tuple = (0.0, 0.0, 1.0)
     dipole_gain: float = 1.0
@@ -250,6 +260,7 @@ class CurrentProxy(SourceModel):
         require_number(self, "delay_ms", "alpha", nonnegative=True)
         require_number(self, "tau_ampa_ms", "tau_gaba_ms", positive=True, allow_none=True)
         require_number(self, "dipole_gain")
+        require_number(self, "v_ref_mV", allow_none=True)
         if isinstance(self.gain, (list, tuple)) or hasattr(self.gain, "tolist"):
             g = as_tuple(self, "gain", float)
             if not g or not all(math.isfinite(v) for v in g):
@@ -304,6 +315,7 @@ def _synapse_classes(solver, targets: set[int], value) -> list[_Class]:
     inv = np.arange(solver.n_slots, dtype=np.int64)
     inv[solver.inh_slot] = np.arange(n, dtype=np.int64)
     depth = int(solver.depth)
+    index = {name: i for i, name in enumerate(solver.names)}
     out = []
     chunk = 1 << 21
     for x in range(n_pops):
@@ -327,6 +339,20 @@ def _synapse_classes(solver, targets: set[int], value) -> list[_Class]:
                     key = src[m] * (depth + 1) + d[m]
                     tot = np.bincount(key, weights=vals, minlength=nx * (depth + 1))
                     acc[(y, sign)] = acc.get((y, sign), 0.0) + tot
+        # dense projections (AllToAll, one weight and delay) are not in the CSR: each source
+        # neuron has every target neuron (but itself where autapses are not allowed)
+        for pr in getattr(solver.spec, "projections", ()):
+            if not getattr(pr, "dense", False) or index[pr.source] != x or index[pr.target] not in targets:
+                continue
+            y, w = index[pr.target], float(pr.weight)
+            sign = 1 if w >= 0 else -1
+            n_t = int(lo[y + 1] - lo[y]) - (0 if pr.allow_autapses or x != y else 1)
+            steps = max(1, round(pr.delay_ms / (solver.dt_ticks / TICKS_PER_MS)))
+            if n_t <= 0 or steps > depth:
+                continue
+            tot = np.zeros(nx * (depth + 1))
+            tot[steps::depth + 1] = n_t * value(x, y, sign, np.array([w]))[0]
+            acc[(y, sign)] = acc.get((y, sign), 0.0) + tot
         for (y, sign), tot in sorted(acc.items()):
             mat = tot.reshape(nx, depth + 1)
             used = np.flatnonzero(np.any(mat != 0.0, axis=0))
@@ -398,6 +424,10 @@ def _model_tau(model, sign: int) -> float | None:
     return getattr(model, "tau_syn_ex_ms" if sign > 0 else "tau_syn_in_ms", None)
 
 
+def _reversal(model, sign: int) -> float:
+    return getattr(model, "e_ex_mV" if sign > 0 else "e_in_mV")
+
+
 def _kernel_synapse_value(km: KernelMethod, spec, names):
     """value(x, y, sign, w) -> nA per synapse, and shape(x, y, sign) -> (tau_rise, tau_decay)."""
     over = {(s.source, s.target): s for s in km.synapses}
@@ -427,6 +457,10 @@ def _kernel_synapse_value(km: KernelMethod, spec, names):
         if units == "mV" and hasattr(model, "c_m_pF"):
             # keep the event's charge C_m w (pF mV = fC = 1e-3 nA ms) in a current of this shape
             return w * model.c_m_pF * 1e-3 / unit_current_area(*shape(x, y, sign))
+        if units == "nS" and hasattr(model, "e_ex_mV"):
+            # linearised conductance: |w| (E_rev - v_ref) (nS mV = pA)
+            v_ref = s.v_ref_mV if s is not None and s.v_ref_mV is not None else model.e_l_mV
+            return np.abs(w) * 1e-3 * (_reversal(model, sign) - v_ref)
         raise ModelError(f"KernelMethod: {names[x]}->{names[y]}: weights onto {model.type!r} are in "
                          f"{units or 'unknown units'}; give KernelSynapse(source={names[x]!r}, "
                          f"target={names[y]!r}, weight_nA=...)")
@@ -607,6 +641,9 @@ def _proxy(solver, px: CurrentProxy, period_ticks: int, n_el: int, dipole: bool 
             return np.abs(w)
         if units == "mV" and hasattr(model, "c_m_pF"):
             return np.abs(w) * model.c_m_pF / tau(y, sign)   # charge C_m |w| (fC) over tau (ms): pA
+        if units == "nS" and hasattr(model, "e_ex_mV"):
+            v_ref = px.v_ref_mV if px.v_ref_mV is not None else model.e_l_mV
+            return np.abs(w) * abs(_reversal(model, sign) - v_ref)     # nS mV = pA
         raise ModelError(f"CurrentProxy: weights onto {model.type!r} ({names[y]!r}) are in "
                          f"{units or 'unknown units'}, not a current")
 

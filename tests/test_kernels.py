@@ -507,3 +507,61 @@ def test_synapses_enter_where_their_depth_profile_puts_them():
     early = b.imem[0][5]                       # 0.5 ms after the onset, (S,) nA per nA
     assert np.argmin(early) == np.argmin(np.abs(pc.mid_um[:, 2] - 400.0))
     assert early[pc.section == 0].sum() > 0
+
+
+def test_dense_projections_count_like_the_csr_ones():
+    """A dense AllToAll projection (no CSR entries) gives the signal of the same projection
+    held synapse by synapse (1e-12: the sums are taken in another order)."""
+    outs = []
+    spikes = {"X": _poisson(np.random.default_rng(9), 3, 200.0, 10.0),
+              "Y": _poisson(np.random.default_rng(10), 4, 200.0, 10.0)}
+    for dense in (False, True):
+        net = PointNetwork(populations=(Population(name="X", size=3, model=IafPscDelta()),
+                                        Population(name="Y", size=4, model=IafPscExp())),
+                           projections=(Projection(source="X", target="Y", rule=AllToAll(), weight=10.0, delay_ms=1.0,
+                                                   dense=dense),
+                                        Projection(source="Y", target="Y", rule=AllToAll(), weight=-30.0, delay_ms=0.5,
+                                                   allow_autapses=False, dense=dense)), dt_ms=0.1)
+        km = K.KernelMethod(cells={"Y": K.KernelCell(n_positions=2)}, duration_ms=10.0)
+        outs.append(_feed(extracellular_part("net", _solver(net), net.ports(), km, np.array([[0.0, 0.0, 200.0]]),
+                                             0.3, "line", None, DT_NET), spikes, {"X": 3, "Y": 4}, 10 * MS, MS))
+    assert np.abs(outs[0]).max() > 0
+    assert np.abs(outs[1] - outs[0]).max() <= 1e-12 * np.abs(outs[0]).max()
+
+
+def test_conductance_synapses_are_linearised_at_rest():
+    """Onto iaf_cond_exp a weight w (nS) acts as the current |w| (E_rev - E_L): the kernel equals
+    that of current synapses of peak |w| (E_rev - E_L) 1e-3 nA with the model's decay times, and
+    the proxy's currents are |w| |E_rev - v_ref| pA."""
+    from polyscale.solvers.point import IafCondExp
+    cond = IafCondExp()
+    net = PointNetwork(populations=(Population(name="X", size=3, model=IafPscDelta()),
+                                    Population(name="Y", size=4, model=cond)),
+                       projections=(Projection(source="X", target="Y", rule=AllToAll(), weight=2.0, delay_ms=1.0),
+                                    Projection(source="Y", target="Y", rule=AllToAll(), weight=-5.0, delay_ms=0.5)),
+                       dt_ms=0.1)
+    spikes = {"X": _poisson(np.random.default_rng(11), 3, 200.0, 10.0),
+              "Y": _poisson(np.random.default_rng(12), 4, 200.0, 10.0)}
+    sizes, el = {"X": 3, "Y": 4}, np.array([[0.0, 0.0, 200.0]])
+
+    def lfp(synapses, v_ref=None):
+        km = K.KernelMethod(cells={"Y": K.KernelCell(n_positions=2)}, duration_ms=10.0, synapses=synapses)
+        return _feed(extracellular_part("net", _solver(net), net.ports(), km, el, 0.3, "line", None, DT_NET),
+                     spikes, sizes, 10 * MS, MS)
+
+    got = lfp(())
+    want = lfp((K.KernelSynapse(source="X", target="Y", tau_decay_ms=cond.tau_syn_ex_ms,
+                                weight_nA=2.0e-3 * (cond.e_ex_mV - cond.e_l_mV)),
+                K.KernelSynapse(source="Y", target="Y", tau_decay_ms=cond.tau_syn_in_ms,
+                                weight_nA=5.0e-3 * (cond.e_in_mV - cond.e_l_mV))))
+    assert np.abs(want).max() > 0
+    assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+    px = K.CurrentProxy(populations=("Y",), delay_ms=0.0, alpha=0.0, v_ref_mV=-60.0)
+    ampa = _feed(extracellular_part("net", _solver(net), net.ports(), px, el, 0.3, "line", None, DT_NET),
+                 spikes, sizes, 10 * MS, MS)[:, 0]
+    t = np.arange(100) * 0.1
+    hand = np.zeros(100)
+    for ts in spikes["X"][0] / MS:                     # each X spike onto all 4 Y neurons
+        lag = t - ts - 1.0
+        hand += np.where(lag >= -1e-9, 4 * 2.0 * 60.0 * np.exp(-np.maximum(lag, 0) / cond.tau_syn_ex_ms), 0.0)
+    assert np.abs(ampa - hand).max() <= 1e-12 * np.abs(hand).max()
