@@ -72,6 +72,20 @@ def test_missing_neuron_names_the_extra(monkeypatch):
         NeuronCells(builder="m:f").build(None)
 
 
+def test_the_module_imports_without_neuron():
+    """ps.adapters.neuron and its spec work where NEURON is not installed (a fresh interpreter
+    that cannot import it); the error comes when the solver is built."""
+    import subprocess
+    code = ("import sys; sys.modules['neuron'] = None\n"
+            "import polyscale as ps\n"
+            "spec = ps.adapters.neuron.NeuronCells(builder='m:f', n=2, synapses=('syn',))\n"
+            "assert spec.ports()['syn'].size == 2\n"
+            "try:\n    spec.build(None)\nexcept ps.ModelError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'polyscale[neuron]'" in out.stdout
+
+
 # ---------------------------------------------------------------- against NEURON's own runs
 
 def test_windowed_run_is_neurons_reference_run(neuron_h, builder, reference):

@@ -74,6 +74,20 @@ def test_missing_tvb_names_the_extra(monkeypatch):
         TVBSimulator.example().build(None)
 
 
+def test_the_module_imports_without_tvb():
+    """ps.adapters.tvb and its spec work where TVB is not installed (a fresh interpreter that
+    cannot import it); the error comes when the solver is built."""
+    import subprocess
+    code = ("import sys; sys.modules['tvb'] = None\n"
+            "import polyscale as ps\n"
+            "spec = ps.adapters.tvb.TVBSimulator.example()\n"
+            "assert spec.ports()['rates'].size == 2\n"
+            "try:\n    spec.build(None)\nexcept ps.ModelError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'polyscale[tvb]'" in out.stdout
+
+
 # ---------------------------------------------------------------- against TVB's reference runs
 
 def test_single_node_from_a_builder_is_tvbs_trajectory(tvb, reference, tmp_path):
