@@ -348,7 +348,7 @@ LFPYKIT_ITER_FACTOR = 2.0 / 99.0 * 1e-6
 def four_sphere_matrix(electrodes_um, dipole_um, radii_um=(79000.0, 80000.0, 85000.0, 90000.0),
                        sigmas_S_per_m=(0.3, 1.5, 0.015, 0.3), centre_um=(0.0, 0.0, 0.0),
                        iter_factor: float | None = LFPYKIT_ITER_FACTOR,
-                       max_terms: int = 100000) -> np.ndarray:
+                       max_terms: int = 100000, lfpykit_azimuth: bool = False) -> np.ndarray:
     """(n_el, 3) mV/(nA*um): potential at electrodes of a current dipole at ``dipole_um`` in the
     four-sphere head model (brain, CSF, skull, scalp; concentric about ``centre_um``; air
     outside), the corrected series of Naess et al. 2017 (Front. Hum. Neurosci. 11:490;
@@ -365,6 +365,13 @@ def four_sphere_matrix(electrodes_um, dipole_um, radii_um=(79000.0, 80000.0, 850
         The default is LFPykit's (2/99 * 1e-6), so results match it to ~1e-12; the truncation
         error is then ~1e-7..1e-5 relative (largest for tangential dipoles seen from just above
         them). None: sum until the terms' geometric bound is below 1e-16 (more exact).
+
+    lfpykit_azimuth : LFPykit 0.6 projects the electrode on the plane normal to z_hat with an
+        element-wise product (``r - r * z_hat``), which is the projection only when the dipole
+        lies on a coordinate axis; elsewhere its tangential part changes when the head is
+        rotated. False (default): the true projection, rotation invariant, the same as LFPykit's
+        for dipoles on an axis (the reference case). True: LFPykit's, column by column as its
+        ``get_transformation_matrix``, to reproduce its numbers.
 
     Needs 0 < |dipole| < radii[0] (in the brain) and |dipole| <= |electrode| <= radii[3]."""
     el = _as_points(electrodes_um, "electrodes_um") - np.asarray(centre_um, dtype=np.float64)
@@ -405,11 +412,35 @@ def four_sphere_matrix(electrodes_um, dipole_um, radii_um=(79000.0, 80000.0, 850
     cos_t = np.clip(el @ zhat / r_el, -1.0, 1.0)
     n_rad, n_tan = np.empty(el.shape[0]), np.empty(el.shape[0])
     _legendre_sums(cos_t, np.ascontiguousarray(coef), k_rad, k_tan, n_rad, n_tan)
+    const = 1.0 / (4.0 * np.pi * sigmas[0] * rz * rz)
+    if lfpykit_azimuth:
+        return const * (n_rad[:, None] * zhat[None, :] - n_tan[:, None] * _lfpykit_sin_phi(el, zhat, cos_t))
     rxy = el - (el @ zhat)[:, None] * zhat[None, :]
     nr = np.sqrt((rxy * rxy).sum(-1))
     rxy_hat = np.where(nr[:, None] > 0, rxy / np.where(nr > 0, nr, 1.0)[:, None], 0.0)
-    const = 1.0 / (4.0 * np.pi * sigmas[0] * rz * rz)
     return const * (n_rad[:, None] * zhat[None, :] - n_tan[:, None] * rxy_hat)
+
+
+def _lfpykit_sin_phi(el: np.ndarray, zhat: np.ndarray, cos_t: np.ndarray) -> np.ndarray:
+    """(n_el, 3): |p_tan| sin(phi) for unit dipoles along x, y, z, as LFPykit computes the
+    azimuth phi (see four_sphere_matrix's ``lfpykit_azimuth``)."""
+    rxy = el - el * zhat                       # LFPykit's element-wise "projection"
+    out = np.zeros((el.shape[0], 3))
+    on_axis = (cos_t >= 1.0) | (cos_t <= -1.0)
+    for i in range(3):
+        e = np.zeros(3)
+        e[i] = 1.0
+        p_tan = e - (e @ zhat) * zhat
+        size = np.linalg.norm(p_tan)
+        if size == 0:
+            continue
+        x = np.cross(p_tan, zhat)
+        nrm = np.linalg.norm(rxy, axis=1) * np.linalg.norm(x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            phi = np.arccos(np.clip((rxy @ x) / nrm, -1.0, 1.0))
+        phi = np.where((rxy @ p_tan) < 0, -phi, phi)
+        out[:, i] = np.where(on_axis | (nrm == 0), 0.0, size * np.sin(phi))
+    return out
 
 
 def four_sphere_lead_field(electrodes_um, dipoles_um, **kw) -> np.ndarray:

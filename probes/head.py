@@ -63,6 +63,8 @@ class FourSphere(HeadModel):
     centre_um : the common centre (um)
     iter_factor : where the series stops (forward.four_sphere_matrix): LFPykit's rule by
         default; None: to machine precision
+    lfpykit_azimuth : reproduce LFPykit 0.6's azimuth, which differs from the true projection
+        for dipoles off the coordinate axes (forward.four_sphere_matrix); default False
 
     Assumptions: isotropic, homogeneous, ohmic shells; every dipole inside the brain sphere;
     electrodes between the dipole's radius and the scalp surface (EEG on the scalp at r =
@@ -74,6 +76,7 @@ class FourSphere(HeadModel):
     sigmas_S_per_m: tuple = (0.3, 1.5, 0.015, 0.3)
     centre_um: tuple = (0.0, 0.0, 0.0)
     iter_factor: float | None = forward.LFPYKIT_ITER_FACTOR
+    lfpykit_azimuth: bool = False
 
     def __post_init__(self) -> None:
         r = np.array(as_tuple(self, "radii_um", float))
@@ -87,11 +90,14 @@ class FourSphere(HeadModel):
         if c.shape != (3,) or not np.isfinite(c).all():
             raise fail(self, f"'centre_um' must be 3 finite numbers (got {self.centre_um!r})")
         require_number(self, "iter_factor", positive=True, allow_none=True)
+        if not isinstance(self.lfpykit_azimuth, bool):
+            raise fail(self, f"'lfpykit_azimuth' must be True or False (got {self.lfpykit_azimuth!r})")
 
     def lead_field(self, electrodes_um, dipoles_um) -> np.ndarray:
         return forward.four_sphere_lead_field(electrodes_um, dipoles_um, radii_um=self.radii_um,
                                               sigmas_S_per_m=self.sigmas_S_per_m,
-                                              centre_um=self.centre_um, iter_factor=self.iter_factor)
+                                              centre_um=self.centre_um, iter_factor=self.iter_factor,
+                                              lfpykit_azimuth=self.lfpykit_azimuth)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -264,3 +264,22 @@ def test_planar_interface_doubles_the_potential_on_an_insulating_plane():
     np.testing.assert_allclose(M[2], 2 * inf[2], rtol=1e-12)
     same = F.planar_interface_matrix(start, end, [1.0], el, 0.3, 0.3, method="line")
     np.testing.assert_allclose(same, F.line_source_matrix(start, end, [1.0], el, 0.3), rtol=1e-12)
+
+
+def test_four_sphere_turns_with_the_head():
+    """Rotating dipole, its moment and the electrodes together leaves the potentials unchanged
+    (the model is spherically symmetric), also for a dipole off the coordinate axes. LFPykit's
+    own azimuth (lfpykit_azimuth=True) agrees with ours on the axes only."""
+    from scipy.spatial.transform import Rotation
+    el = 90000.0 * np.array([[np.sin(0.3), 0, np.cos(0.3)], [0, np.sin(0.5), np.cos(0.5)],
+                             [np.sin(0.2) * 0.6, np.sin(0.2) * 0.8, np.cos(0.2)], [0, 0, -1.0]])
+    rz = np.array([0.0, 0, 78000])
+    p = np.array([3.0, -1.0, 2.0])
+    R = Rotation.from_euler("xyz", [20, 35, 10], degrees=True).as_matrix()
+    v0 = F.four_sphere_matrix(el, rz) @ p
+    v1 = F.four_sphere_matrix(el @ R.T, R @ rz) @ (R @ p)
+    np.testing.assert_allclose(v1, v0, rtol=1e-9, atol=1e-9 * np.abs(v0).max())
+    on_axis = F.four_sphere_matrix(el, rz, lfpykit_azimuth=True)
+    np.testing.assert_allclose(on_axis, F.four_sphere_matrix(el, rz), rtol=1e-12, atol=1e-25)
+    off = F.four_sphere_matrix(el @ R.T, R @ rz, lfpykit_azimuth=True) @ (R @ p)
+    assert np.abs(off - v0).max() > 1e-3 * np.abs(v0).max()
