@@ -65,23 +65,45 @@ class Distribution(_Variant):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Normal(Distribution):
-    """Normal(mean, std), optionally clipped to [low, high] (values outside are set to the bound)."""
+    """Normal(mean, std), optionally bounded to [low, high]: values outside are set to the
+    bound, or with ``redraw=True`` drawn again until inside (NEST's ``nest.math.redraw``)."""
 
     type: ClassVar[str] = "normal"
     mean: float
     std: float
     low: float | None = None
     high: float | None = None
+    redraw: bool = False
 
     def __post_init__(self) -> None:
         require_number(self, "mean")
         require_number(self, "std", nonnegative=True)
         require_number(self, "low", "high", allow_none=True)
+        if not isinstance(self.redraw, bool):
+            raise fail(self, f"'redraw' must be True or False (got {self.redraw!r})")
+        if self.redraw:
+            lo = -np.inf if self.low is None else self.low
+            hi = np.inf if self.high is None else self.high
+            # at least 1e-3 of the mass inside, or redrawing would not end in reasonable time
+            from math import erf, sqrt
+            z = (lambda x: 0.5 * (1 + erf((x - self.mean) / (self.std * sqrt(2)))) if self.std > 0
+                 else float(x >= self.mean))
+            if not (hi > lo and z(hi) - z(lo) > 1e-3):
+                raise fail(self, f"redraw: less than 0.1% of Normal({self.mean}, {self.std}) lies in "
+                                 f"[{self.low}, {self.high}]")
 
     def draw(self, rng, n):
         x = rng.normal(self.mean, self.std, n)
         if self.low is not None or self.high is not None:
-            np.clip(x, self.low, self.high, out=x)
+            if self.redraw:
+                lo = -np.inf if self.low is None else self.low
+                hi = np.inf if self.high is None else self.high
+                bad = np.flatnonzero((x < lo) | (x > hi))
+                while bad.size:
+                    x[bad] = rng.normal(self.mean, self.std, bad.size)
+                    bad = bad[(x[bad] < lo) | (x[bad] > hi)]
+            else:
+                np.clip(x, self.low, self.high, out=x)
         return x
 
 
@@ -267,6 +289,32 @@ class AllToAll(Rule):
         if same and not autapses:
             keep = src != tgt
             src, tgt = src[keep], tgt[keep]
+        return src, tgt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FixedTotalNumber(Rule):
+    """``n`` synapses, each between a uniformly drawn source and target (NEST's
+    ``fixed_total_number``; multapses must be allowed, autapses are redrawn where not)."""
+
+    type: ClassVar[str] = "fixed_total_number"
+    n: int
+
+    def __post_init__(self) -> None:
+        require_int(self, "n", minimum=0)
+
+    def check(self, n_src, n_tgt, autapses, multapses, same):
+        if not multapses:
+            return "fixed_total_number: needs allow_multapses=True (pairs are drawn with replacement)"
+        if same and not autapses and n_src < 2 and self.n > 0:
+            return "fixed_total_number: no possible pair (one neuron, autapses not allowed)"
+        return None
+
+    def pairs(self, rng, n_src, n_tgt, autapses, multapses, same):
+        src = rng.integers(0, n_src, self.n, dtype=np.int32)
+        tgt = rng.integers(0, n_tgt, self.n, dtype=np.int32)
+        if same and not autapses:
+            _redraw_autapses(rng, src, tgt, n_src)
         return src, tgt
 
 
