@@ -28,9 +28,11 @@ reach anyone, as TVB couples only through the model's coupling variables ``cvar`
 coupling variable in ``proxy_variables`` to replace a region entirely). Values before t = 0
 are the initial history.
 
-Randomness: an initial history not given is drawn uniformly in the model's
-``state_variable_range`` (TVB's default) from the solver's seeded generator, and a stochastic
-integrator's noise stream is reseeded from it too, so a run is reproducible from its seed.
+Randomness: an initial history not given, or the part of the delay horizon a builder's
+``initial_conditions`` leave out, is drawn uniformly in the model's ``state_variable_range``
+(TVB's default, which uses numpy's global generator) from the solver's seeded generator, before
+the given samples; a stochastic integrator's noise stream is reseeded from it too, so a run is
+reproducible from its seed.
 
 Needs ``pip install 'polyscale[tvb]'`` (tvb-library); this module imports without it, and the
 spec says which extra to install when it is built.
@@ -335,11 +337,17 @@ class TVBSolver:
                                  f"{type(model).__name__} has {n_sv} state variables ({', '.join(svars)})")
             x0 = np.repeat(x0[:, None], n, axis=1) if x0.ndim == 1 else x0
             sim.initial_conditions = np.repeat(x0[None, :, :, None], horizon, axis=0)
-        elif getattr(sim, "initial_conditions", None) is None:
-            lo = np.array([model.state_variable_range[v][0] for v in svars])
-            hi = np.array([model.state_variable_range[v][1] for v in svars])
-            u = rng.random((horizon, n_sv, n, 1))
-            sim.initial_conditions = lo[None, :, None, None] + (hi - lo)[None, :, None, None] * u
+        else:
+            ic = getattr(sim, "initial_conditions", None)
+            have = 0 if ic is None else int(np.shape(ic)[0])
+            if have < horizon:
+                # TVB would fill the missing history from numpy's global generator; draw it from
+                # ours, in the model's state_variable_range, before the given (latest) samples
+                lo = np.array([model.state_variable_range[v][0] for v in svars])
+                hi = np.array([model.state_variable_range[v][1] for v in svars])
+                u = rng.random((horizon - have, n_sv, n, 1))
+                pad = lo[None, :, None, None] + (hi - lo)[None, :, None, None] * u
+                sim.initial_conditions = pad if ic is None else np.concatenate([pad, np.asarray(ic, dtype=np.float64)])
         if isinstance(sim.integrator, integrators.IntegratorStochastic):
             sim.integrator.noise.noise_seed = int(rng.integers(2**31 - 1))
         sim.monitors = ()

@@ -213,6 +213,24 @@ def test_noise_comes_from_the_run_seed_and_any_window_split_draws_the_same(tvb):
     assert np.abs(a - c).max() > 1e-4
 
 
+def test_a_history_left_to_tvb_is_drawn_from_the_run_seed(tvb, example):
+    """The example's brain builder gives no initial conditions: TVB would draw the history from
+    numpy's global generator; here it comes from the solver's, in the model's
+    state_variable_range (MPR: r in [0, 2], V in [-2, 1.5]) - the same seed, the same run."""
+    spec = TVBSimulator(builder=f"{example.__file__}:tvb_brain", params={"n_regions": 10}, n_regions=10,
+                        variables=("r", "V"))
+
+    def first(seed):
+        ctx = ps.coordinator.specs.SolverContext("brain", seed, np.random.default_rng(seed))
+        return spec.build(ctx).advance(0, 20 * DT_TICKS, {}).outputs["state"].data
+
+    a, b, c = first(3), first(3), first(4)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+    assert (0.0 <= a[0, :10]).all() and (a[0, :10] <= 2.0).all()
+    assert (-2.0 <= a[0, 10:]).all() and (a[0, 10:] <= 1.5).all()
+
+
 def test_builder_errors_are_clear(tvb, tmp_path):
     (tmp_path / "b.py").write_text("def make(n=2):\n    return 'not a simulator'\n")
     with pytest.raises(ps.ModelError, match=r"returned str, not a tvb Simulator"):
