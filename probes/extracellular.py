@@ -190,6 +190,9 @@ class CSD(OverSolvers, ProbeSpec):
         the cylinders, from ``z_edges_um`` ((n, 2) lower/upper edges, um) or, if None, one
         cylinder per contact, centred on it, as tall as the contact spacing. Detailed cells only.
 
+    lfpykit_fractions : method 'delta' only: LFPykit 0.6's fractions of oblique segments
+        (forward.laminar_csd_matrix) instead of each segment's length inside the cylinder; the
+        two agree for segments along the axis or in a plane through it.
     Other fields as LFP: of, contacts_um ((n, 3) um), sigma_S_per_m (second_difference),
     lfp_method and min_distance_um (the LFP of second_difference), every_ms, sources,
     keep_parts.
@@ -208,6 +211,7 @@ class CSD(OverSolvers, ProbeSpec):
     z_edges_um: tuple | None = None
     r_um: float = 100.0
     axis_xy_um: tuple | None = None
+    lfpykit_fractions: bool = False
     every_ms: float | None = None
     sources: dict | None = None
     keep_parts: bool = False
@@ -215,6 +219,8 @@ class CSD(OverSolvers, ProbeSpec):
     def __post_init__(self) -> None:
         check_common(self)
         require_choice(self, "method", CSD_METHODS)
+        if not isinstance(self.lfpykit_fractions, bool):
+            raise fail(self, f"'lfpykit_fractions' must be True or False (got {self.lfpykit_fractions!r})")
         require_choice(self, "lfp_method", METHODS)
         require_number(self, "sigma_S_per_m", "r_um", positive=True)
         require_number(self, "min_distance_um", nonnegative=True, allow_none=True)
@@ -301,7 +307,8 @@ def _cell_delta_csd(solver_name, solver, spec: CSD, period_ticks: int):
                          f"has none; only 'cell_population' can (use method 'second_difference')")
     from .sources import cell_matrix_part
     g = solver.segment_geometry()
-    M = forward.laminar_csd_matrix(g["start_um"], g["end_um"], spec.z_edges(), spec.r_um, spec._axis())
+    M = forward.laminar_csd_matrix(g["start_um"], g["end_um"], spec.z_edges(), spec.r_um, spec._axis(),
+                                   lfpykit_fractions=spec.lfpykit_fractions)
     return cell_matrix_part(solver, M, period_ticks)
 
 

@@ -173,21 +173,29 @@ def planar_interface_matrix(start_um, end_um, diam_um, electrodes_um, sigma_S_pe
 # --------------------------------------------------------------------------------------------
 # current source density
 # --------------------------------------------------------------------------------------------
-def laminar_csd_matrix(start_um, end_um, z_edges_um, r_um, axis_xy_um=(0.0, 0.0)) -> np.ndarray:
+def laminar_csd_matrix(start_um, end_um, z_edges_um, r_um, axis_xy_um=(0.0, 0.0),
+                       lfpykit_fractions: bool = False) -> np.ndarray:
     """(n_vol, n_seg) 1/um^3: "ground truth" CSD in cylinders along z, C = M @ I (nA/um^3).
 
     Each cylinder j (axis at ``axis_xy_um``, radius r_um[j], z in [z_edges_um[j, 0],
     z_edges_um[j, 1])) gets the fraction of each segment's length that lies inside it (the
     segment's current spread evenly along it, as the line source assumes), divided by the
-    cylinder's volume (Pettersen et al. 2008; Hagen et al. 2017 Eq. 11; LFPykit
-    LaminarCurrentSourceDensity, which gives the same fraction for segments with an end inside
-    the cylinder)."""
+    cylinder's volume (Pettersen et al. 2008; Hagen et al. 2017 Eq. 11).
+
+    lfpykit_fractions : LFPykit 0.6's LaminarCurrentSourceDensity instead: 1 for a segment with
+        both ends inside; for one end inside, the length from that end to where the segment,
+        drawn straight in the (distance from the axis, z) plane, leaves the cylinder, over the
+        segment's 3D length; 0 when neither end is inside. The same as the default for segments
+        parallel to the axis or in a plane through it; otherwise an approximation (a segment
+        passing through a cylinder without an end inside it counts nothing there)."""
     s, e = _as_points(start_um, "start_um"), _as_points(end_um, "end_um")
     z = np.asarray(z_edges_um, dtype=np.float64)
     r = np.broadcast_to(np.asarray(r_um, dtype=np.float64), (z.shape[0],))
     if z.ndim != 2 or z.shape[1] != 2 or not (z[:, 1] > z[:, 0]).all() or not (r > 0).all():
         raise ModelError("laminar CSD: z_edges_um must be (n, 2) with lower < upper edge and r_um > 0")
     c = np.asarray(axis_xy_um, dtype=np.float64)
+    if lfpykit_fractions:
+        return _lfpykit_laminar(s, e, z, r, c)
     d = e - s
     # z slab: s(t) = s + t d, t in [0, 1]
     dz = d[:, 2][None, :]
@@ -215,6 +223,33 @@ def laminar_csd_matrix(start_um, end_um, z_edges_um, r_um, axis_xy_um=(0.0, 0.0)
     frac = np.maximum(t1 - t0, 0.0)
     vol = np.pi * r * r * (z[:, 1] - z[:, 0])
     return frac / vol[:, None]
+
+
+def _lfpykit_laminar(s, e, z, r, c) -> np.ndarray:
+    """LFPykit's fractions (see laminar_csd_matrix), the same arithmetic in the same order."""
+    R0 = np.sqrt((s[:, 0] - c[0]) ** 2 + (s[:, 1] - c[1]) ** 2)
+    R1 = np.sqrt((e[:, 0] - c[0]) ** 2 + (e[:, 1] - c[1]) ** 2)
+    z0, z1 = s[:, 2], e[:, 2]
+    length = np.sqrt(((e - s) ** 2).sum(-1))
+    M = np.zeros((z.shape[0], s.shape[0]))
+    for i in range(z.shape[0]):
+        lo, hi, ri = z[i, 0], z[i, 1], r[i]
+        in0 = (z0 >= lo) & (z0 < hi) & (R0 <= ri)
+        in1 = (z1 >= lo) & (z1 < hi) & (R1 <= ri)
+        M[i, in0 & in1] = 1.0
+        # boundary lines (r2, z2)-(r3, z3): bottom, top, side, in LFPykit's order (last hit wins)
+        for r2, z2, r3, z3 in ((0.0, lo, ri, lo), (0.0, hi, ri, hi), (ri, lo, ri, hi)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                denom = (R0 - R1) * (z2 - z3) - (z0 - z1) * (r2 - r3)
+                Pr = ((R0 * z1 - z0 * R1) * (r2 - r3) - (R0 - R1) * (r2 * z3 - r3 * z2)) / denom
+                Pz = ((R0 * z1 - z0 * R1) * (z2 - z3) - (z0 - z1) * (r2 * z3 - r3 * z2)) / denom
+            hit = (((Pr >= R0) & (Pr <= R1) | (Pr <= R0) & (Pr >= R1))
+                   & ((Pz >= z0) & (Pz <= z1) | (Pz <= z0) & (Pz >= z1)))
+            first = in0 & ~in1 & hit
+            M[i, first] = np.sqrt((Pr[first] - R0[first]) ** 2 + (Pz[first] - z0[first]) ** 2) / length[first]
+            last = ~in0 & in1 & hit
+            M[i, last] = np.sqrt((Pr[last] - R1[last]) ** 2 + (Pz[last] - z1[last]) ** 2) / length[last]
+    return M / (np.pi * r * r * (z[:, 1] - z[:, 0]))[:, None]
 
 
 def second_difference_csd(v_mV: np.ndarray, spacing_um: float, sigma_S_per_m: float = 0.3) -> np.ndarray:

@@ -78,22 +78,39 @@ def test_min_distance_caps_the_potential_next_to_a_segment():
     assert P[1, 0] == pytest.approx(1 / (4 * np.pi * 0.3 * 1.0))
 
 
-def test_laminar_csd_matches_lfpykit(ref, cell):
+@pytest.mark.parametrize("lfpykit_fractions", [False, True])
+def test_laminar_csd_matches_lfpykit(ref, cell, lfpykit_fractions):
     start, end, _, _, imem = cell
     lfp = ref["lfp_ballstick_lfp"]
-    M = F.laminar_csd_matrix(start, end, lfp["csd_z_edges_um"], lfp["csd_r_um"])
+    M = F.laminar_csd_matrix(start, end, lfp["csd_z_edges_um"], lfp["csd_r_um"],
+                             lfpykit_fractions=lfpykit_fractions)
     assert rel(M, lfp["M_csd_per_um3"]) < RTOL
     assert rel(M @ imem, lfp["CSD_nA_per_um3"]) < RTOL
 
 
-def test_laminar_csd_reproduces_lfpykits_documented_example():
+def test_lfpykit_fractions_of_an_oblique_segment_follow_its_rz_plane_rule():
+    """A segment from (50, 0, 0) to (50, 60, 100) um leaves the cylinder z in [0, 50) through
+    its top at half its length. LFPykit draws it straight in the (R, z) plane, from (50, 0) to
+    (R1, 100) with R1 = sqrt(50^2 + 60^2), and counts the length to the top there,
+    0.5 sqrt((R1 - 50)^2 + 100^2), over the 3D length sqrt(60^2 + 100^2)."""
+    s, e = [[50.0, 0, 0]], [[50.0, 60, 100]]
+    vol = np.pi * 100.0 ** 2 * 50.0
+    exact = F.laminar_csd_matrix(s, e, [[0.0, 50.0]], 100.0)[0, 0] * vol
+    lfpykit = F.laminar_csd_matrix(s, e, [[0.0, 50.0]], 100.0, lfpykit_fractions=True)[0, 0] * vol
+    R1 = math.hypot(50.0, 60.0)
+    assert exact == pytest.approx(0.5, rel=1e-12)
+    assert lfpykit == pytest.approx(0.5 * math.hypot(R1 - 50.0, 100.0) / math.hypot(60.0, 100.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("lfpykit_fractions", [False, True])
+def test_laminar_csd_reproduces_lfpykits_documented_example(lfpykit_fractions):
     """LaminarCurrentSourceDensity's docstring: three 10-um segments on the z axis, cylinders
     of r = 100 um and 10 um; 1 / (pi 100^2 10) = 3.18309886e-06."""
     start = np.array([[0.0, 0, 0], [0, 0, 10], [0, 0, 20]])
     end = np.array([[0.0, 0, 10], [0, 0, 20], [0, 0, 30]])
     z = np.array([[-10.0, 0], [0, 10], [10, 20], [20, 30], [30, 40]])
     I = np.array([[0.0, -1.0, 1.0], [-1.0, 1.0, 0.0], [1.0, 0.0, -1.0]])
-    C = F.laminar_csd_matrix(start, end, z, np.full(5, 100.0)) @ I
+    C = F.laminar_csd_matrix(start, end, z, np.full(5, 100.0), lfpykit_fractions=lfpykit_fractions) @ I
     a = 3.18309886e-06
     want = np.array([[0, 0, 0], [0, -a, a], [-a, a, 0], [a, 0, -a], [0, 0, 0]])
     np.testing.assert_allclose(C, want, rtol=1e-8, atol=1e-20)
@@ -102,9 +119,11 @@ def test_laminar_csd_reproduces_lfpykits_documented_example():
 def test_laminar_csd_takes_the_part_of_an_oblique_segment_inside_the_cylinder():
     """A segment from (0,0,0) to (200,0,100) crosses r = 100 at its midpoint: half its length
     lies in the cylinder z in [0, 100), and none in [100, 200)."""
-    M = F.laminar_csd_matrix([[0.0, 0, 0]], [[200.0, 0, 100]], [[0.0, 100.0], [100.0, 200.0]], 100.0)
     vol = np.pi * 100.0 ** 2 * 100.0
-    np.testing.assert_allclose(M[:, 0] * vol, [0.5, 0.0], atol=1e-12)
+    for lfpykit in (False, True):      # in a plane through the axis, LFPykit's rule is exact
+        M = F.laminar_csd_matrix([[0.0, 0, 0]], [[200.0, 0, 100]], [[0.0, 100.0], [100.0, 200.0]], 100.0,
+                                 lfpykit_fractions=lfpykit)
+        np.testing.assert_allclose(M[:, 0] * vol, [0.5, 0.0], atol=1e-12)
 
 
 def test_second_difference_csd_of_a_quadratic_potential_is_exact():
