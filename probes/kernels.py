@@ -24,13 +24,15 @@ probes (EEG, MEG) work on a point network:
 Assumptions of the kernel method (what makes it exact, and what it averages over)
 -----------------------------------------------------------------------------------
 * Linearity: the multicompartment cells are passive and the synapses are currents, so the
-  signal is a sum of responses to single synaptic events. Active conductances and
-  conductance synapses are not represented (Hagen 2022 linearises them around a working
-  point; here the leak is the only membrane conductance).
+  signal is a sum of responses to single synaptic events. Active membrane conductances are not
+  represented (Hagen 2022 linearises them around a working point; here the leak is the only
+  membrane conductance) and conductance synapses are taken as currents at a fixed potential.
+* Which synapses: only the network's own projections drive the kernels; each source
+  population's spikes (its ``P.spikes`` output) are all the probe sees.
 * The network's spikes drive the cells; the cells do not act back on the network (hybrid
   scheme).
 * Mean field over cells: every cell of Y is the same morphology, its somata spread evenly over a
-  disc (deterministic placement, :func:`~._kernel_cell.disc_placement`), and the potential
+  disc in one plane (deterministic placement, :func:`~._kernel_cell.disc_placement`), and the potential
   kernel is the average over those positions of one cell's potential, times the number of
   synapses. This is exact when every cell of Y receives the same synaptic input; otherwise
   it replaces which cell receives a spike by the average cell. Synapses of X onto Y are spread
@@ -52,10 +54,10 @@ Assumptions of the kernel method (what makes it exact, and what it averages over
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 import json
+import math
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -71,6 +73,7 @@ from ..solvers.cell.population import lambda_nseg, layout_cell
 from ._kernel_cell import (PassiveCell, convolve_rows, disc_placement, line_source_matrix, point_source_matrix,
                            rotation_z, unit_current_area)
 from .sources import SourceModel, register_dipoles, register_extracellular
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KernelCell(Spec):
