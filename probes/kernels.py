@@ -27,8 +27,6 @@ Assumptions of the kernel method (what makes it exact, and what it averages over
   signal is a sum of responses to single synaptic events. Active membrane conductances are not
   represented (Hagen 2022 linearises them around a working point; here the leak is the only
   membrane conductance) and conductance synapses are taken as currents at a fixed potential.
-* Which synapses: only the network's own projections drive the kernels; each source
-  population's spikes (its ``P.spikes`` output) are all the probe sees.
 * The network's spikes drive the cells; the cells do not act back on the network (hybrid
   scheme).
 * Mean field over cells: every cell of Y is the same morphology, its somata spread evenly over a
