@@ -82,6 +82,16 @@ def test_lfp_does_not_depend_on_the_window_and_every_ms_subsamples():
     np.testing.assert_allclose(sub.data, base.data[::4], rtol=1e-12, atol=1e-15)
 
 
+def test_a_sample_period_longer_than_the_window_and_one_off_the_step_grid():
+    base = ps.run(_short_model(1.0)).probe("lfp")
+    slow = ps.run(_short_model(1.0, every_ms=2.0)).probe("lfp")
+    np.testing.assert_allclose(slow.time, base.time[::80])
+    np.testing.assert_allclose(slow.data, base.data[::80], rtol=1e-12, atol=1e-15)
+    with pytest.raises(ModelError, match=r"sample period \(10000 ticks\) must be a multiple of the "
+                                         r"solver's step \(25000 ticks\)"):
+        ps.run(_short_model(1.0, every_ms=0.01))
+
+
 def test_two_solvers_sum_and_keep_parts_writes_each_share():
     """A probe over two cell populations writes their sum; keep_parts keeps each one's share,
     equal to the same probe over that solver alone."""
