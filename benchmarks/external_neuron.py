@@ -17,7 +17,10 @@ Each variant runs in a fresh subprocess (NEURON's hoc is one per process), alter
 ``--repeat`` times; the table shows the minimum CPU time of the simulation (NEURON's run;
 polyscale's window loop, build excluded; CPU time, which a shared machine disturbs less than
 wall time; "sim_s" in --json, wall time as "wall_s") and the overhead relative to alone. Both
-sides check they saw the same spikes.
+sides check they saw the same spikes. As the two variants run at different moments, a busy
+machine can tilt that ratio; so the polyscale run also times NEURON's ``continuerun`` inside
+its windows, and the line below the table gives polyscale's share of the same loop, measured
+under the same load.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/external_neuron.py [--cells 50] [--t-ms 1000]
 """
@@ -84,7 +87,33 @@ def run_alone(n: int, t_ms: float) -> dict:
 
 def run_polyscale(n: int, t_ms: float) -> dict:
     import polyscale as ps
+    from polyscale.adapters import neuron as adapter
     from polyscale.adapters.neuron import NeuronCells
+    # time NEURON's own integration inside the windows (h.continuerun), in the same run as the
+    # whole loop: their difference is polyscale's share, measured under the same load
+    in_neuron = [0.0]
+
+    class TimedHoc:
+        def __init__(self, h):
+            object.__setattr__(self, "_h", h)
+
+        def __getattr__(self, name):
+            return getattr(self._h, name)
+
+        def __setattr__(self, name, value):
+            setattr(self._h, name, value)
+
+        def continuerun(self, t):
+            c = time.process_time()
+            self._h.continuerun(t)
+            in_neuron[0] += time.process_time() - c
+
+    init = adapter.NeuronSolver.__init__
+
+    def timed_init(self, *a, **kw):
+        init(self, *a, **kw)
+        self.h = TimedHoc(self.h)
+    adapter.NeuronSolver.__init__ = timed_init
     times, ids = inputs(n, t_ms)
     m = ps.Model(seed=1, t_stop_ms=t_ms)
     m.solver("input", ps.solvers.SpikeTrain(times_ms=times.tolist(), ids=ids.tolist(), size=n, dt_ms=DT))
@@ -98,7 +127,8 @@ def run_polyscale(n: int, t_ms: float) -> dict:
     # windows (the first carries the build)
     k = len(marks) / max(len(marks) - 1, 1)
     return {"sim_s": (marks[-1] - marks[0]) * k, "wall_s": (walls[-1] - walls[0]) * k,
-            "spikes": int(len(run.spikes("cells", "spikes").times)), "windows": len(marks)}
+            "neuron_s": in_neuron[0], "spikes": int(len(run.spikes("cells", "spikes").times)),
+            "windows": len(marks)}
 
 
 def measure(n: int, t_ms: float, repeat: int) -> dict:
@@ -138,6 +168,10 @@ def main() -> None:
     print(f"{'variant':<12}{'CPU s':>9}{'overhead':>10}{'wall s':>9}{'spikes':>9}")
     for v, r in rows.items():
         print(f"{v:<12}{r['sim_s']:>9.3f}{100 * (r['sim_s'] / base - 1):>9.1f}%{r['wall_s']:>9.3f}{r['spikes']:>9}")
+    p = rows["polyscale"]
+    print(f"in the polyscale run, NEURON's continuerun took {p['neuron_s']:.3f} CPU s of the loop's "
+          f"{p['sim_s']:.3f}: polyscale's share {100 * (1 - p['neuron_s'] / p['sim_s']):.1f}% of the loop "
+          f"({1e3 * (p['sim_s'] - p['neuron_s']) / p['windows']:.3f} ms per window)")
     if args.json:
         Path(args.json).write_text(json.dumps({"cells": args.cells, "t_ms": args.t_ms, "rows": rows}, indent=1))
 
