@@ -13,6 +13,10 @@ held at a fixed initial state, no noise.
 * polyscale + proxy: the same with region 0 a proxy fed every step from a polyscale solver
   (a LinearSystem), i.e. a coupled run's extra per-step work (overwriting state and history).
 
+Last, without the coordinator: TVB's own run and TVBSolver.advance on two identical simulators
+in one process, alternating every 50 ms of simulated time (the load hits both alike): the
+adapter's own overhead.
+
 The variants run in one process (TVB has no process-global state), interleaved ``--repeat``
 times; the table shows the minimum CPU time of the simulation (TVB's run; polyscale's window
 loop, build excluded; CPU time, which a shared machine disturbs less than wall time; "sim_s"
@@ -93,6 +97,38 @@ def run_polyscale(t_ms: float, proxy: bool) -> dict:
             "wall_s": (walls[-1] - walls[0]) * k, "samples": int(n)}
 
 
+def interleaved(t_ms: float, chunk_ms: float = 50.0) -> dict:
+    """The adapter alone, without the coordinator: two identical TVB simulators, one advanced by
+    TVB's ``Simulator.run`` (TemporalAverage 1 ms), the other by TVBSolver.advance (1 ms
+    averages of y1 - y2), in alternating chunks of ``chunk_ms`` so that the machine's load hits
+    both alike; CPU seconds of each over ``t_ms``."""
+    from polyscale.adapters.tvb import TVBSimulator, build_simulator
+    from tvb.simulator import monitors
+    conn, x0, _ = connectome()
+    spec = TVBSimulator(connectome=conn, coupling="SigmoidalJansenRit", initial_state=x0,
+                        rates=(("y1", 1.0), ("y2", -1.0)), period_ms=1.0, average=True)
+    ours = spec.build(None)
+    sim = build_simulator(spec)
+    sim.connectivity.configure()
+    sim.connectivity.set_idelays(DT)
+    sim.initial_conditions = np.repeat(x0[None, :, :, None], int(sim.connectivity.horizon), axis=0)
+    sim.monitors = (monitors.TemporalAverage(period=1.0, variables_of_interest=np.array([1, 2])),)
+    sim.configure()
+    t_tvb = t_ours = 0.0
+    chunk = int(round(chunk_ms * 1e6))
+    for k in range(int(round(t_ms / chunk_ms))):
+        a = time.process_time()
+        sim.run(simulation_length=chunk_ms)
+        b = time.process_time()
+        for w in range(int(round(chunk_ms))):   # 1 ms windows
+            t0 = k * chunk + w * 1_000_000
+            ours.advance(t0, t0 + 1_000_000, {})
+        c = time.process_time()
+        t_tvb += b - a
+        t_ours += c - b
+    return {"alone_s": t_tvb, "adapter_s": t_ours}
+
+
 def measure(t_ms: float, repeat: int) -> dict:
     """Every variant ``repeat`` times, interleaved (alone, polyscale, polyscale+proxy, alone, ...)
     so that a change in the machine's load hits them alike; the best of each."""
@@ -119,8 +155,12 @@ def main() -> None:
     print(f"{'variant':<18}{'CPU s':>9}{'overhead':>10}{'wall s':>9}")
     for v, r in rows.items():
         print(f"{v:<18}{r['sim_s']:>9.3f}{100 * (r['sim_s'] / base - 1):>9.1f}%{r['wall_s']:>9.3f}")
+    inter = interleaved(args.t_ms)
+    print(f"interleaved in one process, 50 ms chunks: TVB's run {inter['alone_s']:.3f} CPU s, "
+          f"TVBSolver.advance in 1 ms windows {inter['adapter_s']:.3f} CPU s "
+          f"({100 * (inter['adapter_s'] / inter['alone_s'] - 1):+.1f}%)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"t_ms": args.t_ms, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"t_ms": args.t_ms, "rows": rows, "interleaved": inter}, indent=1))
 
 
 if __name__ == "__main__":
