@@ -21,6 +21,12 @@ as a user would have them after a first run. NEST runs in its own virtual enviro
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/point.py --nest-python /tmp/nest-venv/bin/python
 
 Without --nest-python only the polyscale rows are run.
+
+``--model microcircuit`` runs examples/microcircuit.py (Potjans & Diesmann 2014, scales e.g. 0.1
+and 1) instead; NEST's side is built in plain PyNEST from the same derived parameters
+(``parameters()`` of the example: neurons, fixed_total_number synapse counts, PSC weights
+redrawn within their sign, delays redrawn above half a step, Poisson drive, DC): the same model,
+not the microcircuit package's code. E Hz / I Hz are then over all E / all I neurons.
 """
 from __future__ import annotations
 
@@ -114,6 +120,85 @@ print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s
                   "version": ps.__version__ if hasattr(ps, "__version__") else ""}))
 '''
 
+PD14_NEST_SCRIPT = RSS + '''
+import json, runpy, sys, time
+import numpy as np
+import nest
+scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+mc = runpy.run_path(sys.argv[4] + "/microcircuit.py", run_name="pd14")
+p = mc["parameters"](scale)
+nest.set_verbosity("M_ERROR")
+nest.ResetKernel()
+nest.SetKernelStatus({"resolution": mc["DT_MS"], "local_num_threads": 1, "rng_seed": seed, "print_time": False})
+rss0 = rss_mb()
+t0, c0 = time.perf_counter(), time.process_time()
+pops, recs = [], []
+for i in range(8):
+    pop = nest.Create("iaf_psc_exp", int(p["n"][i]), params={
+        "C_m": mc["C_M"], "tau_m": mc["TAU_M"], "E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "t_ref": 2.0,
+        "tau_syn_ex": mc["TAU_SYN"], "tau_syn_in": mc["TAU_SYN"], "I_e": float(p["dc_pA"][i])})
+    pop.V_m = nest.random.normal(mc["V0_MEAN_MV"][i], mc["V0_STD_MV"][i])
+    pg = nest.Create("poisson_generator", params={"rate": float(p["bg_rate_hz"][i])})
+    nest.Connect(pg, pop, "all_to_all", {"weight": float(p["bg_weight_pA"]), "delay": 1.5})
+    rec = nest.Create("spike_recorder")
+    nest.Connect(pop, rec)
+    pops.append(pop)
+    recs.append(rec)
+for i in range(8):
+    for j in range(8):
+        n = int(p["synapses"][i, j])
+        if n <= 0:
+            continue
+        w = float(p["weight_pA"][i, j])
+        dm = mc["DELAY_MS"][j % 2]
+        nest.Connect(pops[j], pops[i], {"rule": "fixed_total_number", "N": n}, {
+            "weight": nest.math.redraw(nest.random.normal(mean=w, std=abs(w) * mc["WEIGHT_CV"]),
+                                       min=0.0 if w > 0 else -np.inf, max=np.inf if w > 0 else 0.0),
+            "delay": nest.math.redraw(nest.random.normal(mean=dm, std=dm * mc["DELAY_CV"]),
+                                      min=0.5 * mc["DT_MS"], max=np.inf)})
+nest.Prepare()
+nest.Cleanup()
+build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+t0, c0 = time.perf_counter(), time.process_time()
+nest.Simulate(t_ms)
+sim_s, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
+ne, ni = int(p["n"][0::2].sum()), int(p["n"][1::2].sum())
+ce = sum(r.n_events for r in recs[0::2])
+ci = sum(r.n_events for r in recs[1::2])
+print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": sim_s, "sim_cpu_s": sim_cpu,
+                  "peak_mb": peak_mb(), "rss0_mb": rss0, "n_synapses": int(p["synapses"].sum()),
+                  "rate_e_hz": ce / ne / (t_ms / 1000.0), "rate_i_hz": ci / ni / (t_ms / 1000.0),
+                  "version": nest.__version__}))
+'''
+
+PD14_POLYSCALE_SCRIPT = RSS + '''
+import json, runpy, sys, time
+import polyscale as ps
+from polyscale.coordinator.seeding import rng_for
+from polyscale.coordinator.specs import SolverContext
+scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+mc = runpy.run_path(sys.argv[4] + "/microcircuit.py", run_name="pd14")
+ps.run(mc["build"](scale=0.002, t_stop_ms=5.0))           # compile or load the kernels
+rss0 = rss_mb()
+model = mc["build"](scale=scale, t_stop_ms=t_ms, seed=seed)
+spec = model.solvers["net"]
+t0, c0 = time.perf_counter(), time.process_time()
+solver = spec.build(SolverContext("net", seed, rng_for(seed, "solver", "net")))
+build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+n_syn, csr = solver.n_synapses, solver.connectome_bytes()
+del solver
+t0, c0 = time.perf_counter(), time.process_time()
+run = ps.run(model)
+total_s, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+sizes = [p.size for p in spec.populations]
+counts = [len(run.spikes("net", p.name).times) for p in spec.populations]
+print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s - build_s,
+                  "sim_cpu_s": total_cpu - build_cpu, "peak_mb": peak_mb(), "rss0_mb": rss0,
+                  "n_synapses": n_syn, "csr_bytes": csr,
+                  "rate_e_hz": sum(counts[0::2]) / sum(sizes[0::2]) / (t_ms / 1000.0),
+                  "rate_i_hz": sum(counts[1::2]) / sum(sizes[1::2]) / (t_ms / 1000.0), "version": ""}))
+'''
+
 
 def run_side(python: str, script: str, scale: float, t_ms: float, seed: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
@@ -146,18 +231,23 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--nest-python", help="python of a venv with nest-simulator installed")
     ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--model", choices=["brunel", "microcircuit"], default="brunel")
     args = ap.parse_args(argv)
+    pd14 = args.model == "microcircuit"
+    ps_script = PD14_POLYSCALE_SCRIPT if pd14 else POLYSCALE_SCRIPT
+    nest_script = PD14_NEST_SCRIPT if pd14 else NEST_SCRIPT
     head = (f"{'simulator':<10} {'scale':>5} {'Msyn':>8} {'build s':>8} {'sim s':>8} {'sim cpu':>8} "
             f"{'rtf':>7} {'peak MB':>8} {'B/syn':>6} {'csr':>6} {'E Hz':>6} {'I Hz':>6}")
-    print(f"Brunel delta network, {args.t_ms:g} ms, dt 0.1 ms, one thread per process")
+    print(f"{'Potjans-Diesmann microcircuit' if pd14 else 'Brunel delta network'}, {args.t_ms:g} ms, "
+          f"dt 0.1 ms, one thread per process")
     print(head)
     results = []
     for scale in args.scales:
-        ps_r = run_side(sys.executable, POLYSCALE_SCRIPT, scale, args.t_ms, args.seed)
+        ps_r = run_side(sys.executable, ps_script, scale, args.t_ms, args.seed)
         print(row("polyscale", scale, args.t_ms, ps_r), flush=True)
         entry = {"scale": scale, "polyscale": ps_r}
         if args.nest_python:
-            nest_r = run_side(args.nest_python, NEST_SCRIPT, scale, args.t_ms, args.seed)
+            nest_r = run_side(args.nest_python, nest_script, scale, args.t_ms, args.seed)
             print(row(f"NEST {nest_r['version']}", scale, args.t_ms, nest_r), flush=True)
             entry["nest"] = nest_r
             print(f"{'ratio':<10} {scale:>5g} polyscale/NEST: build {ps_r['build_s'] / nest_r['build_s']:.3f}, "

@@ -266,3 +266,25 @@ def test_izhikevich_is_nests_scheme(params):
     # a spike at the end of the last step is emitted in the next window, which never comes
     np.testing.assert_allclose(spikes, DT * np.array([k for k in ref_steps if k < 3000]), atol=1e-9)
     assert Izhikevich.from_dict(m.to_dict()) == m
+
+
+def test_per_neuron_thresholds_and_currents_give_each_neuron_its_closed_form_rate():
+    """Thresholds and DC drawn per neuron (Population.v_th_mV, .i_e_pA): each neuron fires with
+    the LIF period of its own threshold and current, T = tau ln(R I / (R I - theta)) (R = tau /
+    C), on the grid: ceil(T / dt) steps plus the refractory steps. Spike counts over 500 ms are
+    exact up to the first spike's phase (+-1)."""
+    from polyscale.solvers.point import Uniform
+    m = IafPscDelta(tau_m_ms=10.0, c_m_pF=250.0, e_l_mV=0.0, v_th_mV=15.0, v_reset_mV=0.0, t_ref_ms=2.0,
+                    v_init_mV=0.0)
+    s = solver(m, size=50, v_th_mV=Uniform(low=10.0, high=20.0), i_e_pA=Uniform(low=550.0, high=700.0))
+    theta = s.th_off + 15.0
+    current = s.bias                                    # the drawn i_e (the model's is 0)
+    assert theta.min() >= 10.0 and theta.max() < 20.0 and current.min() >= 550.0
+    steps = int(500.0 / DT)
+    res = s.advance(0, steps * DT_TICKS, no_input(steps))
+    counts = np.bincount(res.outputs["P.spikes"].ids, minlength=50)
+    ri = 10.0 / 250.0 * current
+    period_steps = np.ceil(10.0 * np.log(ri / (ri - theta)) / DT - 1e-9) + round(2.0 / DT)
+    np.testing.assert_allclose(counts, steps / period_steps, atol=1.0)
+    with pytest.raises(ModelError, match=r"'v_th_mV' must be a Distribution or None"):
+        Population(name="P", size=2, v_th_mV=3.0)

@@ -158,7 +158,8 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
 
     pops : (lo (n_pops + 1,) int64, kind (n_pops,) int64, par (n_pops, N_PAR) float64,
             bias (n,) float64 a constant current per neuron, added to the population's DC
-            (pA; for QIF neurons their eta, dimensionless))
+            (pA; for QIF neurons their eta, dimensionless), th_off (n,) float64 per-neuron
+            threshold offsets (mV; LIF, Izhikevich and iaf_cond_exp neurons))
     state : (v (n,) mV rel. E_L, i_ex (n,) pA, i_in (n,) pA (for Izhikevich neurons: the
              recovery variable u), refr (n,) int64 steps left,
              ring (D, n_slots) float64, pend (n,) int64 neurons that crossed threshold in
@@ -184,7 +185,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
     neuron from t_k to t_k+1 with the input in the ring row of step k and checks threshold.
     Spikes are emitted one step late so that their time t_k lies inside the window.
     """
-    lo, kind, par, bias = pops
+    lo, kind, par, bias, th_off = pops
     v, i_ex, i_in, refr, ring, pend, pend_n, w_ad = state
     indptr, slot, weight, delay, row_delay, inh_slot = conn
     pop_of, dn_src, dn_col, dn_w, dn_d, dn_own, pring = dense
@@ -292,7 +293,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                         # input arriving while refractory is discarded (NEST's default)
                         refr[i] -= 1
                     ring[row, i] = 0.0
-                    if v[i] >= theta:
+                    if v[i] >= theta + th_off[i]:
                         v[i] = reset
                         refr[i] = nref
                         pend[pend_n[0]] = i
@@ -316,13 +317,13 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                     uo = i_in[i]
                     v[i] = vo + pc * (0.04 * vo * vo + 5.0 * vo + 140.0 - uo + cur) + x
                     i_in[i] = uo + pc * a * (b * vo - uo)
-                    if v[i] >= theta:
+                    if v[i] >= theta + th_off[i]:
                         v[i] = reset
                         i_in[i] += dd
                         pend[pend_n[0]] = i
                         pend_n[0] += 1
             elif kind[p] == COND:
-                cond_population(lo[p], lo[p + 1], par[p], dc, pe, pi_, bias, v, i_ex, i_in, w_ad, refr,
+                cond_population(lo[p], lo[p + 1], par[p], dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr,
                                 ring[row], inh_slot, drive, pw, noise, cdf, k0, m, guide, rng, pend, pend_n)
             elif kind[p] == QIF:
                 qif_population(lo[p], lo[p + 1], par[p], dc, pe + pi_, bias, v, refr, ring[row],
@@ -352,7 +353,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                         refr[i] -= 1
                     i_ex[i] = i_ex[i] * de + xe
                     i_in[i] = i_in[i] * di + xi
-                    if v[i] >= theta:
+                    if v[i] >= theta + th_off[i]:
                         v[i] = reset
                         refr[i] = nref
                         pend[pend_n[0]] = i
@@ -471,7 +472,7 @@ def _rk4(V, ge, gi, w, I, par, clamp, h, k1, k2, k3, k4):
 
 
 @njit
-def cond_population(a, b, par, dc, pe, pi_, bias, v, g_ex, g_in, w_ad, refr, row, inh_slot, drive, pw,
+def cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, g_ex, g_in, w_ad, refr, row, inh_slot, drive, pw,
                     noise, cdf, k0, m, guide, rng, pend, pend_n):
     """One step of the conductance-based (or, with P_PSC, current-based) exponential-synapse
     neurons [a, b): iaf_cond_exp, aeif_cond_exp and aeif_psc_exp as NEST updates them, with
@@ -549,7 +550,7 @@ def cond_population(a, b, par, dc, pe, pi_, bias, v, g_ex, g_in, w_ad, refr, row
             if refr[i] > 0:
                 refr[i] -= 1
                 V = reset
-            elif V >= theta:
+            elif V >= theta + th_off[i]:
                 refr[i] = nref
                 V = reset
                 spiked = True

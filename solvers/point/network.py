@@ -46,12 +46,17 @@ class Population(Spec):
         noise_generator with dt = resolution and mean 0; the mean is the model's ``i_e_pA``)
     v_init_mV : initial membrane potential (mV) of every neuron, or a Distribution to draw one
         per neuron (from the solver's generator); None: the model's ``v_init_mV``
+    v_th_mV : a Distribution to draw a threshold (mV) per neuron, in place of the model's
+        ``v_th_mV`` (iaf_psc_delta, iaf_psc_exp, iaf_cond_exp, izhikevich); None: the model's
+    i_e_pA : a Distribution to draw a constant current (pA; dimensionless for QIF) per neuron,
+        in place of the model's ``i_e_pA`` (``i_e`` for QIF); None: the model's
     record_v : give the population a ``<name>.V_m`` output port (the membrane potential of
         every neuron at every step; off by default, as it costs a copy per step)
     DC current: the model's ``i_e_pA``, plus the ``<name>.current_in`` port.
     """
 
-    nested: ClassVar[dict] = {"model": NeuronModel, "v_init_mV": Distribution}
+    nested: ClassVar[dict] = {"model": NeuronModel, "v_init_mV": Distribution, "v_th_mV": Distribution,
+                              "i_e_pA": Distribution}
 
     name: str
     size: int
@@ -60,6 +65,8 @@ class Population(Spec):
     poisson_weight: float = 0.0
     noise_std_pA: float = 0.0
     v_init_mV: float | Distribution | None = None
+    v_th_mV: Distribution | None = None
+    i_e_pA: Distribution | None = None
     record_v: bool = False
 
     def __post_init__(self) -> None:
@@ -75,6 +82,14 @@ class Population(Spec):
         require_number(self, "noise_std_pA", nonnegative=True)
         if not isinstance(self.v_init_mV, Distribution):
             require_number(self, "v_init_mV", allow_none=True)
+        for name in ("v_th_mV", "i_e_pA"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Distribution):
+                raise fail(self, f"population {self.name!r}: {name!r} must be a Distribution or None "
+                                 f"(got {getattr(self, name)!r}; a constant belongs in the model)")
+        if self.v_th_mV is not None and self.model.type not in ("iaf_psc_delta", "iaf_psc_exp", "iaf_cond_exp",
+                                                                "izhikevich"):
+            raise fail(self, f"population {self.name!r}: per-neuron 'v_th_mV' is for iaf_psc_delta, "
+                             f"iaf_psc_exp, iaf_cond_exp and izhikevich neurons (got {self.model.type!r})")
         if not isinstance(self.record_v, bool):
             raise fail(self, f"population {self.name!r}: 'record_v' must be True or False (got {self.record_v!r})")
 
@@ -277,6 +292,16 @@ class PointNetworkSolver:
             b = p.model.bias(p.size, rng)
             if b is not None:
                 self.bias[self.lo[i]:self.lo[i + 1]] = b
+        # per-neuron thresholds and currents, drawn after everything else so that models
+        # without them keep their random streams
+        self.th_off = np.zeros(n)
+        for i, p in enumerate(pops):
+            a, b = self.lo[i], self.lo[i + 1]
+            if p.v_th_mV is not None:
+                self.th_off[a:b] = draw_values(p.v_th_mV, rng, p.size) - p.model.v_th_mV
+            if p.i_e_pA is not None:
+                ie = p.model.i_e if p.model.type == "qif" else p.model.i_e_pA
+                self.bias[a:b] += draw_values(p.i_e_pA, rng, p.size) - ie
         self.i_ex = np.zeros(n)
         self.i_in = np.zeros(n)
         for i, p in enumerate(pops):
@@ -429,7 +454,7 @@ class PointNetworkSolver:
             self._spk_id = np.empty(cap, np.int64)
         vrec = np.empty((n_steps, self.vrec_idx.shape[0]))
         count = K.network_window(
-            n_steps, self.step, (self.lo, self.kind, self.par, self.bias),
+            n_steps, self.step, (self.lo, self.kind, self.par, self.bias, self.th_off),
             (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n, self.w_ad),
             (self.indptr, self.slot, self.weight, self.delay, self.row_delay, self.inh_slot),
             self.dense + (self.pring,), ext, self.rng_state, self._spk_step, self._spk_id,
