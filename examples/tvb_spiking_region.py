@@ -20,6 +20,8 @@ Records TVB's rates (Hz, every 1 ms) and the network's spikes. Needs `pip instal
 
     polyscale run examples/tvb_spiking_region.py --out brain.h5 --transport zmq
 """
+from pathlib import Path
+
 import numpy as np
 
 import polyscale as ps
@@ -67,7 +69,7 @@ def spiking_region(n_e: int = 400, n_i: int = 100, drive_hz: float = 5000.0) -> 
 
 def build(n_regions: int = 20, n_e: int = 400, n_i: int = 100, t_stop_ms: float = 1000.0,
           feedback_gain: float = 10.0, seed: int = 42) -> ps.Model:
-    brain_builder = f"{__file__}:tvb_brain"
+    brain_builder = f"{Path(__file__).resolve()}:tvb_brain"
     conn = spherical_connectome(n_regions)
     neighbour = int(np.argmax(conn.weight_matrix()[:, 0]))     # the region region 0 drives most
     model = ps.Model(seed=seed, t_stop_ms=t_stop_ms)
