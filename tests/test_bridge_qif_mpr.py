@@ -155,3 +155,12 @@ def test_qif_population_replaces_a_mass_node_fast():
 @pytest.mark.slow
 def test_qif_population_replaces_a_mass_node_10k():
     check_coupled(10000, 200.0)
+
+
+def test_bridge_example_runs_and_passes_check(examples_dir):
+    """examples/qif_mpr_bridge.py: both variants pass ps.check and run a few ms."""
+    from polyscale.coordinator.config import load_model
+    for replace in (True, False):
+        model = load_model(examples_dir / "qif_mpr_bridge.py", {"n": 500, "t_stop_ms": 5.0, "replace": replace})
+        ps.check(model)
+        assert ps.run(model).status == "complete"
