@@ -164,3 +164,14 @@ def test_bridge_example_runs_and_passes_check(examples_dir):
         model = load_model(examples_dir / "qif_mpr_bridge.py", {"n": 500, "t_stop_ms": 5.0, "replace": replace})
         ps.check(model)
         assert ps.run(model).status == "complete"
+
+
+def test_bridge_is_the_same_on_every_transport(examples_dir, transport):
+    """Same seed, same spikes and mass rates, whatever the transport."""
+    from polyscale.coordinator.config import load_model
+    model = load_model(examples_dir / "qif_mpr_bridge.py", {"n": 500, "t_stop_ms": 20.0})
+    a, b = ps.run(model), ps.run(model, transport=transport)
+    assert len(a.spikes("qif", "P").times) > 10
+    np.testing.assert_array_equal(a.spikes("qif", "P").times, b.spikes("qif", "P").times)
+    np.testing.assert_array_equal(a.spikes("qif", "P").ids, b.spikes("qif", "P").ids)
+    np.testing.assert_array_equal(a.signal("mass", "rate").data, b.signal("mass", "rate").data)
