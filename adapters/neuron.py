@@ -54,6 +54,7 @@ from ._external import check_target, claim_process, load_target, release_process
 
 EXTRA = "neuron"
 
+
 def _import_neuron():
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")   # no X11 warning in workers
     h = require_extra("neuron", EXTRA, "neuron_cells").h
@@ -316,9 +317,10 @@ class NeuronSolver:
                 ic.amp = 0.0
         else:
             h.continuerun((n0 + steps) * self.dt)
-        if h.t < (n0 + steps - 0.5) * self.dt:
-            raise ModelError(f"neuron_cells: NEURON stopped at t = {h.t:g} ms before the window's end "
-                             f"({(n0 + steps) * self.dt:g} ms); is something calling stoprun?")
+        if abs(h.t - (n0 + steps) * self.dt) > 0.5 * self.dt:
+            raise ModelError(f"neuron_cells: NEURON is at t = {h.t:g} ms after the window ending at "
+                             f"{(n0 + steps) * self.dt:g} ms (dt {self.dt:g} ms); did something call "
+                             f"stoprun or change h.dt?")
         v = self.v_rec.window(steps)                  # v at t0 .. t1, (steps + 1, n)
         ticks, ids = [], []
         thr = self.spec.threshold_mV
