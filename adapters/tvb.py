@@ -361,18 +361,11 @@ class TVBSolver:
         self.n = n
         self.period_steps = spec.period_ticks // self.dt_ticks
 
-    def _observe(self, x: np.ndarray, rates: np.ndarray, state: np.ndarray, k: int) -> None:
-        # x (n_sv, n, 1); rows k of rates (steps, n) and state (steps, n_vars * n)
-        rates[k] = self.rate_coef @ x[self.rate_idx, :, 0]
-        if state.shape[1]:
-            state[k] = x[self.var_idx, :, 0].reshape(-1)
-
     def advance(self, t0: int, t1: int, inputs) -> WindowResult:
         sim = self.sim
         steps = (t1 - t0) // self.dt_ticks
-        n = self.n
-        rates = np.empty((steps, n))
-        state = np.empty((steps, len(self.var_idx) * n))
+        # the state at the start of every step, copied as it goes; the outputs from it at the end
+        xs = np.empty((steps,) + self.x.shape[:2])
         proxy = inputs.get("proxy_in") if inputs else None
         pv = None
         if len(self.proxy_reg):
@@ -389,14 +382,16 @@ class TVBSolver:
                 x[rows, cols, 0] = pv[k]
                 sim._loop_update_history(step, x)
             c = sim._loop_compute_node_coupling(step + 1)
-            self._observe(x, rates, state, k)
+            xs[k] = x[:, :, 0]
             x = integrate(x, model, c, lc, 0.0)
             step += 1
             sim._loop_update_history(step, x)
         self.x, self.step = x, step
         sim.current_state, sim.current_step = x, step
+        rates = np.einsum("v,kvn->kn", self.rate_coef, xs[:, self.rate_idx, :])
         outputs = {"rates": Samples(t0, self.spec.period_ticks, self._decimate(rates))}
         if len(self.var_idx):
+            state = xs[:, self.var_idx, :].reshape(steps, -1)
             outputs["state"] = Samples(t0, self.spec.period_ticks, self._decimate(state))
         return WindowResult(outputs=outputs)
 
