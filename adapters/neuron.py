@@ -24,6 +24,9 @@ Ports (as solvers/cell's CellPopulation):
   with ``NetCon.event(t)`` at that time, which does not add the NetCon's own delay: the total
   delay is the coupling's. An arrival between two steps is delivered at the start of the step
   it falls in (as the built-in solver). One source-less NetCon per (synapse, weight).
+* ``rate`` in: Poisson input (Hz) onto the same synapses, drawn per step from the solver's
+  seeded generator exactly as the built-in solver draws it, queued as events of
+  ``rate_weight_uS`` each.
 * ``i_inj`` in: current (nA) at ``soma(0.5)`` through an IClamp, held over each step. A window
   with nonzero current is stepped with ``h.fadvance()`` so that the amplitude can change every
   step; windows without it run at NEURON's full speed.
@@ -158,11 +161,14 @@ class NeuronCells(SolverSpec):
     v_init_mV : h.finitialize's voltage; celsius : h.celsius (C)
     dt_ms : NEURON's fixed step h.dt (ms)
     record_currents : record every segment's i_membrane_ for the probes (costs time and memory)
+    rate_weight_uS : weight of each Poisson event drawn from the ``rate`` port (uS)
 
     Ports
     -----
     spikes : out, spikes (n,); v_soma : out, analog (n,) mV every dt;
     syn : in, spikes (n * len(synapses),), weight in the synapse's weight units (uS);
+    rate : in, rate (n * len(synapses),) Hz every dt: Poisson events onto the same synapses,
+        each of ``rate_weight_uS`` (drawn from the solver's seeded stream, as CellPopulation);
     i_inj : in, analog (n,) nA every dt, at soma(0.5)
     """
 
@@ -179,6 +185,7 @@ class NeuronCells(SolverSpec):
     celsius: float = 6.3
     dt_ms: float = 0.025
     record_currents: bool = False
+    rate_weight_uS: float = 0.001
 
     def __post_init__(self) -> None:
         check_target(self.builder, "neuron_cells: 'builder'")
@@ -194,6 +201,7 @@ class NeuronCells(SolverSpec):
             raise fail(self, f"'synapses' names one twice (got {syn!r})")
         require_number(self, "threshold_mV", "v_init_mV", "celsius")
         require_number(self, "dt_ms", positive=True)
+        require_number(self, "rate_weight_uS", nonnegative=True)
         to_ticks(self.dt_ms, "neuron_cells: dt_ms")
         if not isinstance(self.record_currents, bool):
             raise fail(self, f"'record_currents' must be True or False (got {self.record_currents!r})")
@@ -210,18 +218,25 @@ class NeuronCells(SolverSpec):
         if self.synapses:
             out["syn"] = Port("spikes", "in", self.n * len(self.synapses), "uS", None,
                               "spikes onto synapses; channel = cell * n_syn + synapse; weight uS")
+            out["rate"] = Port("rate", "in", self.n * len(self.synapses), "Hz", p,
+                               "Poisson input onto synapses; channel = cell * n_syn + synapse")
         out["i_inj"] = Port("analog", "in", self.n, "nA", p, f"current injected at {self.soma}(0.5)")
         return out
 
     def build(self, ctx: SolverContext | None) -> "NeuronSolver":
-        return NeuronSolver(self, None if ctx is None else ctx.name)
+        """The live solver; ``ctx.rng`` draws the Poisson input (a fixed seed 0 without ctx)."""
+        return NeuronSolver(self, None if ctx is None else ctx.name,
+                            ctx.rng if ctx is not None else np.random.default_rng(0))
 
 
 class NeuronSolver:
     """The live solver: NEURON's cells, stepped window by window."""
 
-    def __init__(self, spec: NeuronCells, name: str | None = None):
+    def __init__(self, spec: NeuronCells, name: str | None = None,
+                 rng: np.random.Generator | None = None):
         h = _import_neuron()
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.n_rate_events = 0
         # hoc is one interpreter per process: one solver at a time (a direct build, with no
         # name from a model, claims under a name of its own)
         self.name = name or f"neuron_cells@{id(self):x}"
@@ -303,6 +318,9 @@ class NeuronSolver:
         syn_in = inputs.get("syn") if inputs else None
         if syn_in is not None and len(syn_in):
             self._queue(syn_in, t0)
+        rate = inputs.get("rate") if inputs else None
+        if rate is not None and self.spec.synapses and rate.data.any():
+            self._poisson(rate.data, t0)
         self.v_rec.prepare(steps)
         if self.spec.record_currents:
             self.i_rec.prepare(steps)
@@ -349,6 +367,21 @@ class NeuronSolver:
         order = np.lexsort((i_arr, t_arr))
         return WindowResult(outputs={"spikes": Spikes(t_arr[order], i_arr[order]),
                                      "v_soma": Samples(t0, dt_t, v[:steps])})
+
+    def _poisson(self, rate_hz: np.ndarray, t0: int) -> None:
+        """Poisson events onto the synapses at ``rate_hz`` (steps, n * n_syn), drawn as the
+        built-in solver draws them (step-major counts per step from the solver's generator, so
+        any split into windows and the same seed give the same events); each event of
+        ``count * rate_weight_uS`` at the start of its step."""
+        if (rate_hz < 0).any() or not np.isfinite(rate_hz).all():
+            raise ModelError("neuron_cells: 'rate' input must be finite and >= 0 Hz")
+        counts = self.rng.poisson(rate_hz * (self.dt * 1e-3))
+        ps_, pc = np.nonzero(counts)
+        if not len(ps_):
+            return
+        self.n_rate_events += int(counts.sum())
+        ticks = t0 + ps_.astype(np.int64) * self.dt_ticks
+        self._queue(Spikes(ticks, pc.astype(np.int64), counts[ps_, pc] * self.spec.rate_weight_uS), t0)
 
     def _queue(self, spikes: Spikes, t0: int) -> None:
         h, n_syn = self.h, len(self.spec.synapses)

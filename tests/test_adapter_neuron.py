@@ -62,7 +62,7 @@ def test_spec_checks_name_the_field_and_what_is_allowed():
 def test_ports_mirror_the_cable_solvers():
     ours = NeuronCells(builder="m:f", n=3, synapses=("a", "b")).ports()
     builtin = ball_and_stick_population(n=3, synapses=(Exp2Syn(section="dend"), Exp2Syn(section="dend"))).ports()
-    for name in ("spikes", "v_soma", "syn", "i_inj"):
+    for name in ("spikes", "v_soma", "syn", "rate", "i_inj"):
         assert ours[name] == builtin[name].__class__(**{**builtin[name].to_dict(), "doc": ours[name].doc}), name
 
 
@@ -172,6 +172,34 @@ def test_spikes_on_the_syn_port_arrive_after_the_coupling_delay(neuron_h, builde
     np.testing.assert_array_equal(ours[:k1 + 2, 1], ours[:k1 + 2, 2])
     assert ours[k0 + 2, 0] > ours[k0 + 2, 2] and ours[k1 + 2, 1] > ours[k1 + 2, 2]
     assert (ours[k0:k0 + 40, 0] - ours[k0:k0 + 40, 2]).max() > 0.1        # a 1 ms EPSP rise
+
+
+def test_poisson_rate_input_draws_the_built_in_solvers_events(neuron_h, builder):
+    """The rate port draws its Poisson events as CellPopulation does (step-major counts from the
+    solver's generator): with the same seed both get the same events, so the same soma traces
+    (the built-in solver's tolerance against NEURON, 1e-5 mV), in ten 10 ms windows; a cell
+    with no input stays at the others' rest."""
+    from polyscale.coordinator.specs import SolverContext
+    rate = np.zeros((4000, 3))
+    rate[:, 0], rate[:, 1] = 300.0, 100.0          # cells 0 and 1; cell 2 none
+
+    def run(spec):
+        s = spec.build(SolverContext("cells", 7, np.random.default_rng(11)))
+        try:
+            v = np.concatenate([s.advance(w * 10 * TICKS_PER_MS, (w + 1) * 10 * TICKS_PER_MS,
+                                          {"rate": Samples(w * 10 * TICKS_PER_MS, DT_TICKS, rate[w * 400:(w + 1) * 400])}
+                                          ).outputs["v_soma"].data for w in range(10)])
+            return v, s.n_rate_events
+        finally:
+            getattr(s, "close", lambda: None)()
+
+    ours, n_ours = run(cells(builder, n=3, hh_table=False).replace(rate_weight_uS=0.004))
+    builtin, n_builtin = run(ball_and_stick_population(n=3, synapses=(Exp2Syn(section="dend", x=0.8),)
+                                                      ).replace(rate_weight_uS=0.004))
+    # 300 + 100 Hz for 0.1 s: ~40 events (Poisson; 4 standard errors either side)
+    assert n_ours == n_builtin and 15 <= n_ours <= 65
+    assert np.abs(ours - builtin).max() < 1e-5
+    assert ours[:, 0].max() > ours[:, 2].max() + 0.5
 
 
 def test_current_on_the_i_inj_port_is_the_reference_clamp(neuron_h, builder, reference):
