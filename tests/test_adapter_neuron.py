@@ -266,6 +266,28 @@ def test_a_second_solver_in_the_same_process_is_refused(neuron_h, builder):
     cells(builder).build(None).close()       # once closed, the process is free again
 
 
+def test_two_neuron_solvers_need_a_process_each(neuron_h, builder):
+    """Two NeuronCells in one model: inproc refuses with a message that names zmq; on zmq each
+    gets its own worker and both run as they do alone (cell b driven by a's spikes)."""
+    def model():
+        m = ps.Model(seed=2, t_stop_ms=40.0)
+        m.solver("a", cells(builder, iclamp=(5.0, 30.0, 0.5)))
+        m.solver("b", cells(builder))
+        m.couple("a.spikes", "b.syn", delay_ms=1.0, weight=0.2)
+        m.record("a.spikes")
+        m.record("b.v_soma")
+        return m
+
+    with pytest.raises(ps.PolyscaleError, match=r"global to a process.*transport='zmq'"):
+        ps.run(model())
+    run = ps.run(model(), transport="zmq")
+    a_spikes = run.spikes("a", "spikes").times
+    assert len(a_spikes) >= 1
+    v = run.signal("b", "v_soma").data[:, 0]
+    k = int(round((a_spikes[0] + 1.0) / 0.025))      # b hears a's first spike 1 ms later
+    assert np.ptp(v[:k - 1]) < 0.05 < np.ptp(v[k:])
+
+
 def test_builder_errors_are_clear(neuron_h, builder):
     with pytest.raises(ps.ModelError, match=r"made 2 cells but n is 3"):
         NeuronCells(builder=builder, params={"n": 2}, n=3).build(None)
