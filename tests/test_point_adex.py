@@ -141,3 +141,43 @@ def test_bad_specs_name_the_field():
         IafCondExp(g_l_nS=-1.0)
     for m in (AeifCondExp(b_pA=10.0), AeifPscExp(), IafCondExp(t_ref_ms=1.0)):
         assert type(m).from_dict(m.to_dict()) == m
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_projection_onto_conductances_equals_the_same_spikes_from_outside(dense):
+    """Spikes of an AdEx population A reach iaf_cond_exp neurons B through an all-to-all
+    projection (excitatory and inhibitory: negative weights open g_in) with delay d; the same
+    spike times fed to an isolated copy of B through B.spikes_in at t + d - dt (a spike with
+    delay d acts at the end of the step ending at t + d, an input arriving at tick A at the end
+    of the step containing A) give the same V_m trace to float rounding."""
+    from polyscale.solvers.point import AllToAll, Projection
+    a_pop = Population(name="A", size=3, model=AeifCondExp(i_e_pA=900.0))
+    b_model = IafCondExp(v_th_mV=100.0)
+    projs = (Projection(source="A", target="B", rule=AllToAll(), weight=4.0, delay_ms=1.0, dense=dense),
+             Projection(source="A", target="B", rule=AllToAll(), weight=-6.0, delay_ms=2.5, dense=dense))
+    net = PointNetwork(populations=(a_pop, Population(name="B", size=2, model=b_model, record_v=True)),
+                       projections=projs, dt_ms=DT).build(SolverContext("n", 0, np.random.default_rng(0)))
+    alone = PointNetwork(populations=(Population(name="B", size=2, model=b_model, record_v=True),),
+                         dt_ms=DT).build(SolverContext("n", 0, np.random.default_rng(0)))
+    win, n_win = 100, 20
+    pending = []          # (arrival tick, target, weight)
+    v_net, v_alone, n_spikes = [], [], 0
+    for k in range(n_win):
+        t0, t1 = k * win * DT_TICKS, (k + 1) * win * DT_TICKS
+        r = net.advance(t0, t1, {})
+        v_net.append(r.outputs["B.V_m"].data)
+        sp = r.outputs["A.spikes"]
+        n_spikes += len(sp)
+        for t in sp.ticks:
+            for d, w in ((1.0, 4.0), (2.5, -6.0)):
+                for j in range(2):
+                    pending.append((int(t + round((d - DT) / DT) * DT_TICKS), j, w))
+        now = [p for p in pending if t0 <= p[0] < t1]
+        pending = [p for p in pending if p[0] >= t1]
+        ext = Spikes(np.array([p[0] for p in now], np.int64), np.array([p[1] for p in now], np.int64),
+                     np.array([p[2] for p in now]))
+        v_alone.append(alone.advance(t0, t1, {"B.spikes_in": ext}).outputs["B.V_m"].data)
+    assert n_spikes >= 10
+    v_net, v_alone = np.concatenate(v_net), np.concatenate(v_alone)
+    assert np.ptp(v_net) > 1.0
+    np.testing.assert_allclose(v_net, v_alone, rtol=0, atol=1e-9)
