@@ -366,16 +366,21 @@ def qif_step(v0, c, ht):
     """V after one step of tau dV/dt = V^2 + c (c constant), from v0, the step being ht = h / tau;
     or +inf where V passes through infinity within the step.
 
-    Exact: for c > 0, V = sqrt(c) tan(atan(v0 / sqrt(c)) + sqrt(c) ht); otherwise the Moebius
-    form V = (v0 + c g) / (1 - v0 g) with g = tanh(sqrt(-c) ht) / sqrt(-c) (c < 0) or g = ht
-    (c = 0), which passes through infinity where 1 - v0 g <= 0."""
+    Exact: V = (v0 + c g) / (1 - v0 g) with g = tan(sqrt(c) ht) / sqrt(c) (c > 0; the addition
+    theorem of tan applied to sqrt(c) tan(atan(v0 / sqrt(c)) + sqrt(c) ht)), tanh(sqrt(-c) ht) /
+    sqrt(-c) (c < 0) or ht (c = 0); V passes through infinity where 1 - v0 g <= 0. One
+    transcendental call per step; a step so long that sqrt(c) ht >= pi/2 (a full half-period of
+    tan) takes the angle form instead."""
     if c > 0.0:
         sq = math.sqrt(c)
-        th = math.atan(v0 / sq) + sq * ht
-        if th >= 0.5 * math.pi:
-            return math.inf
-        return sq * math.tan(th)
-    if c < 0.0:
+        a = sq * ht
+        if a >= 0.5 * math.pi:
+            th = math.atan(v0 / sq) + a
+            if th >= 0.5 * math.pi:
+                return math.inf
+            return sq * math.tan(th)
+        g = math.tan(a) / sq
+    elif c < 0.0:
         sq = math.sqrt(-c)
         g = math.tanh(sq * ht) / sq
     else:
