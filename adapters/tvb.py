@@ -50,9 +50,40 @@ from ..coordinator.specs import SolverContext, SolverSpec
 from ..coordinator.time import to_ticks
 from ..coordinator.validation import as_tuple, fail, is_number, require_int, require_number, require_str
 from ..solvers.mass.connectome import Connectome
-from ._external import check_target, load_target, require_extra
+from ._external import Translation, check_target, load_target, require_extra
 
 EXTRA = "tvb"
+
+
+# --- translation tables: polyscale's level-III specs and TVB's classes -----------------------
+# Both count time in ms and potentials in mV, and polyscale's node models and couplings keep
+# TVB's parameter names (solvers/mass), so every factor is 1: said once, here, as data.
+
+#: polyscale's Connectome fields -> TVB Connectivity attributes
+CONNECTIVITY = Translation(
+    "tvb connectivity",
+    ("weights", "weights", 1.0),                 # weights[i, j] from j to i in both
+    ("tract_lengths_mm", "tract_lengths", 1.0),  # TVB: mm
+    ("speed_mm_per_ms", "speed", 1.0),           # TVB: mm/ms
+    ("centres_mm", "centres", 1.0),              # TVB: mm
+)
+#: polyscale's time fields -> TVB's (ms)
+TIME = Translation("tvb time", ("dt_ms", "dt", 1.0), ("period_ms", "period", 1.0))
+#: polyscale node model type -> (TVB model class, the region activity as (state variable,
+#: coefficient) pairs: what couples regions in RegionNetwork, its ``activity`` port)
+MODELS = {
+    "jansen_rit": ("JansenRit", (("y1", 1.0), ("y2", -1.0))),
+    "wilson_cowan": ("WilsonCowan", (("E", 1.0),)),
+    "montbrio_pazo_roxin": ("MontbrioPazoRoxin", (("r", 1.0),)),
+    "reduced_wong_wang": ("ReducedWongWang", (("S", 1.0),)),
+    "generic_2d_oscillator": ("Generic2dOscillator", (("V", 1.0),)),
+}
+#: polyscale coupling function type -> TVB coupling class
+COUPLINGS = {"linear": "Linear", "sigmoidal_jansen_rit": "SigmoidalJansenRit"}
+#: polyscale integrator name -> TVB integrator class
+INTEGRATORS = {"euler": "EulerDeterministic", "heun": "HeunDeterministic",
+               "rk4": "RungeKutta4thOrderDeterministic", "euler_maruyama": "EulerStochastic",
+               "heun_stochastic": "HeunStochastic"}
 
 
 def _import_tvb():
@@ -206,6 +237,45 @@ class TVBSimulator(SolverSpec):
                    rates=(("y1", 1.0), ("y2", -1.0)), rates_units="mV",
                    initial_state=(0.0,) * 6, proxy_regions=(1,), proxy_variables=("y1", "y2"))
 
+    @classmethod
+    def from_region_network(cls, spec, **fields) -> "TVBSimulator":
+        """The TVBSimulator running in TVB what a RegionNetwork spec runs in polyscale: same
+        connectome, node model, coupling, integrator, noise, initial state and dt (through the
+        tables above), its ``rates`` the network's ``activity``. ``fields`` override or add
+        (period_ms, variables, proxies, ...). Not translated: multiplicative noise and replaced
+        regions (give proxy_regions / proxy_variables instead)."""
+        from ..solvers.mass.network import RegionNetwork
+        if not isinstance(spec, RegionNetwork):
+            raise ModelError(f"tvb_simulator: from_region_network needs a RegionNetwork spec "
+                             f"(got {type(spec).__name__})")
+        for what, key, table in (("node model", spec.model.type, MODELS),
+                                 ("coupling", spec.coupling.type, COUPLINGS),
+                                 ("integrator", spec.integrator, INTEGRATORS)):
+            if key not in table:
+                raise ModelError(f"tvb_simulator: no TVB {what} for {key!r} (known: "
+                                 f"{', '.join(sorted(table))})")
+        if spec.noise is not None and spec.noise_kind != "additive":
+            raise ModelError("tvb_simulator: only additive noise is translated to TVB "
+                             f"(got noise_kind={spec.noise_kind!r})")
+        if spec.replaced:
+            raise ModelError("tvb_simulator: RegionNetwork's 'replaced' regions are not translated; "
+                             "give proxy_regions and proxy_variables")
+        if spec.connectome is None:
+            raise ModelError("tvb_simulator: the RegionNetwork has no connectome (one unconnected "
+                             "region); TVB needs a connectivity")
+        model_cls, activity = MODELS[spec.model.type]
+        kw = dict(connectome=spec.connectome, model=model_cls,
+                  model_params={p: getattr(spec.model, p) for p in spec.model.params},
+                  coupling=COUPLINGS[spec.coupling.type],
+                  coupling_params={p: getattr(spec.coupling, p) for p in spec.coupling.params},
+                  integrator=INTEGRATORS[spec.integrator], noise=spec.noise,
+                  initial_state=spec.initial_state if spec.initial_state is not None
+                  else (0.0,) * spec.model.n_sv,
+                  dt_ms=TIME.to_external({"dt_ms": spec.dt_ms})["dt"],
+                  rates=activity, rates_units=spec.model.activity_units)
+        kw.update(fields)
+        return cls(**kw)
+
     @property
     def dt_ticks(self) -> int:
         return to_ticks(self.dt_ms, "tvb_simulator: dt_ms")
@@ -254,10 +324,12 @@ def build_simulator(spec: TVBSimulator):
     lengths = conn.length_matrix()
     centres = conn.centre_array()
     c = connectivity.Connectivity(
-        weights=conn.weight_matrix(), tract_lengths=np.zeros((n, n)) if lengths is None else lengths,
-        centres=np.zeros((n, 3)) if centres is None else centres,
         region_labels=np.array([f"r{i}" for i in range(n)]),
-        speed=np.array([float(conn.speed_mm_per_ms)]))
+        **CONNECTIVITY.to_external({
+            "weights": conn.weight_matrix(),
+            "tract_lengths_mm": np.zeros((n, n)) if lengths is None else lengths,
+            "speed_mm_per_ms": np.array([float(conn.speed_mm_per_ms)]),
+            "centres_mm": np.zeros((n, 3)) if centres is None else centres}))
     model = cls_of(models, spec.model, "model")(**arrays(spec.model_params))
     cpl = cls_of(coupling, spec.coupling, "coupling")(**arrays(spec.coupling_params))
     icls = cls_of(integrators, spec.integrator, "integrator")
@@ -266,9 +338,10 @@ def build_simulator(spec: TVBSimulator):
         raise fail(spec, f"integrator {spec.integrator!r} is {'' if stochastic else 'not '}stochastic: "
                          f"{'give' if stochastic else 'leave out'} 'noise'")
     if stochastic:
-        integ = icls(dt=spec.dt_ms, noise=noise.Additive(nsig=np.array(spec.noise, dtype=np.float64)))
+        integ = icls(**TIME.to_external({"dt_ms": spec.dt_ms}),
+                     noise=noise.Additive(nsig=np.array(spec.noise, dtype=np.float64)))
     else:
-        integ = icls(dt=spec.dt_ms)
+        integ = icls(**TIME.to_external({"dt_ms": spec.dt_ms}))
     return simulator.Simulator(model=model, connectivity=c, coupling=cpl, integrator=integ,
                                monitors=(), conduction_speed=float(conn.speed_mm_per_ms))
 

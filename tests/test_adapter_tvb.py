@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import polyscale as ps
+from polyscale.adapters import tvb as tvb_tables
 from polyscale.adapters.tvb import TVBSimulator
 from polyscale.coordinator.signals import Samples
 from polyscale.coordinator.time import TICKS_PER_MS
@@ -122,16 +123,16 @@ def whole_brain_runs(tvb, reference):
     RegionNetwork (float32 history, as TVB), in the same model through ps.run."""
     x0 = np.load(reference / "mass" / "wb_jr_initial_state.npy")
     conn = connectome76(reference).replace(centres_mm=np.load(reference / "mass" / "conn76_centres_mm.npy"))
+    builtin = RegionNetwork(model=JansenRit(), connectome=conn, coupling=SigmoidalJansenRit(),
+                            integrator="heun", dt_ms=0.1, initial_state=x0, history_precision="float32")
     m = ps.Model(t_stop_ms=1000.0)
-    m.solver("brain", TVBSimulator(connectome=conn, model="JansenRit", coupling="SigmoidalJansenRit",
-                                   rates=JR_ACTIVITY, rates_units="mV", initial_state=x0))
+    # the swap: the same spec, translated to TVB's classes (adapters/tvb.py's tables)
+    m.solver("brain", TVBSimulator.from_region_network(builtin))
     m.record("brain.rates")
     # region dipoles (radial from the origin, gain 1 nA*um per mV) from either solver's activity
     m.probe("cdm", ps.probes.CurrentDipole(of="brain", every_ms=1.0))
     a = ps.run(m)
-    m.solvers["brain"] = RegionNetwork(model=JansenRit(), connectome=conn, coupling=SigmoidalJansenRit(),
-                                       integrator="heun", dt_ms=0.1, initial_state=x0,
-                                       history_precision="float32")
+    m.solvers["brain"] = builtin
     m.recordings.clear()
     m.record("brain.activity")
     b = ps.run(m)
@@ -163,6 +164,46 @@ def test_swapping_region_network_for_tvb_gives_the_same_traces(whole_brain_runs)
     # region_network's (probes/sources.py), sum_i activity_i * unit radial direction_i
     assert cdm_ours.shape == cdm_builtin.shape == (1000, 3)
     assert np.abs(cdm_ours - cdm_builtin).max() <= 1e-9 * np.abs(cdm_builtin).max()
+
+
+# ---------------------------------------------------------------- the translation tables
+
+@pytest.mark.parametrize("integrator", ["euler", "heun", "rk4"])
+@pytest.mark.parametrize("model", sorted(tvb_tables.MODELS))
+def test_every_model_and_integrator_translates_to_tvbs_own(tvb, model, integrator):
+    """Each entry of MODELS, COUPLINGS and the deterministic INTEGRATORS: a two-region network
+    with delays, 50 ms, run by RegionNetwork (TVB's float32 history) and by TVB through
+    TVBSimulator.from_region_network: the same activity to 1e-9 of its range (the same
+    equations; ~1e-11 is float32 history rounding in different places). Also proves that
+    polyscale's parameter names are TVB's and need no unit factor."""
+    from polyscale.solvers.mass.coupling import CouplingFunction, Linear
+    from polyscale.solvers.mass.models import NodeModel
+    conn = Connectome(weights=[[0.0, 0.8], [0.5, 0.0]], tract_lengths_mm=[[0.0, 3.0], [4.5, 0.0]])
+    m = NodeModel._kinds[model]()
+    cpl = CouplingFunction._kinds["sigmoidal_jansen_rit"]() if model == "jansen_rit" else Linear(a=0.1)
+    rn = RegionNetwork(model=m, connectome=conn, coupling=cpl, integrator=integrator, dt_ms=0.1,
+                       initial_state=np.linspace(0.1, 0.5, m.n_sv), history_precision="float32")
+    ours = TVBSimulator.from_region_network(rn)
+    assert ours.model == tvb_tables.MODELS[model][0] and ours.integrator == tvb_tables.INTEGRATORS[integrator]
+    a = rn.build(None).advance(0, 500 * DT_TICKS, {}).outputs["activity"].data
+    b = ours.build(None).advance(0, 500 * DT_TICKS, {}).outputs["rates"].data
+    assert np.abs(a - b).max() <= 1e-9 * np.abs(a).max()
+
+
+def test_stochastic_integrators_and_unit_tables(tvb):
+    """The stochastic entries name TVB's stochastic classes (their noise streams differ, so no
+    trajectory comparison); every row of the unit tables goes to TVB's name and back."""
+    from tvb.simulator import integrators
+    from polyscale.solvers.mass.network import STOCHASTIC
+    for ours, theirs in tvb_tables.INTEGRATORS.items():
+        assert issubclass(getattr(integrators, theirs), integrators.IntegratorStochastic) == (ours in STOCHASTIC)
+    for table in (tvb_tables.CONNECTIVITY, tvb_tables.TIME):
+        for row in table:
+            there = table.to_external({row.ours: 2.5})
+            assert there == {row.theirs: 2.5 * row.factor}
+            assert table.from_external(there) == {row.ours: 2.5}
+    with pytest.raises(ps.ModelError, match=r"'replaced' regions are not translated"):
+        TVBSimulator.from_region_network(RegionNetwork.example())
 
 
 # ---------------------------------------------------------------- proxies, noise, transports
