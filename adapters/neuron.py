@@ -53,9 +53,30 @@ from ..coordinator.signals import Port, Samples, Spikes, WindowResult
 from ..coordinator.specs import SolverContext, SolverSpec
 from ..coordinator.time import TICKS_PER_MS, to_ticks
 from ..coordinator.validation import as_tuple, fail, require_int, require_number, require_str
-from ._external import check_target, claim_process, load_target, release_process, require_extra
+from ._external import Translation, check_target, claim_process, load_target, release_process, require_extra
 
 EXTRA = "neuron"
+
+# NEURON counts in ms, mV, nA, uS and um, as polyscale's cable solver does: every factor is 1,
+# said once, here, as data (tests/test_adapter_neuron.py goes through every row both ways).
+#: the spec's fields -> NEURON's globals and the attributes polyscale sets
+GLOBALS = Translation(
+    "neuron globals",
+    ("dt_ms", "dt", 1.0),              # h.dt, ms
+    ("celsius", "celsius", 1.0),       # h.celsius, degC
+    ("v_init_mV", "v_init", 1.0),      # h.finitialize(v_init), mV
+    ("threshold_mV", "threshold", 1.0),  # NetCon.threshold, mV
+)
+#: what the ports carry -> what NEURON's objects take
+PORT_UNITS = Translation(
+    "neuron port units",
+    ("syn_weight_uS", "NetCon.weight", 1.0),   # Exp2Syn/ExpSyn weights are uS
+    ("rate_weight_uS", "NetCon.weight(rate)", 1.0),
+    ("i_inj_nA", "IClamp.amp", 1.0),           # nA
+    ("v_soma_mV", "v", 1.0),                   # mV
+    ("i_membrane_nA", "i_membrane_", 1.0),     # nA (fast_imem)
+    ("segment_um", "x3d", 1.0),                # um
+)
 
 
 def _import_neuron():
@@ -284,16 +305,19 @@ class NeuronSolver:
         h.cvode_active(0)
         if spec.record_currents:
             h.cvode.use_fast_imem(1)
-        h.dt = self.dt
-        h.steps_per_ms = 1.0 / self.dt
-        h.celsius = spec.celsius
+        g = GLOBALS.to_external({"dt_ms": self.dt, "celsius": spec.celsius,
+                                 "v_init_mV": spec.v_init_mV, "threshold_mV": spec.threshold_mV})
+        h.dt = g["dt"]
+        h.steps_per_ms = 1.0 / g["dt"]
+        h.celsius = g["celsius"]
+        self._v_init, self._threshold = g["v_init"], g["threshold"]
         h.define_shape()     # 3D points for sections the builder left without any
         self.v_rec = _Recorder(h, [s(0.5)._ref_v for s in self.soma])
         # one pair of vectors records every cell's spikes (time, cell): two hoc calls a window
         self.spk_t, self.spk_id = h.Vector(), h.Vector()
         for c, s in enumerate(self.soma):
             nc = h.NetCon(s(0.5)._ref_v, None, sec=s)
-            nc.threshold = spec.threshold_mV
+            nc.threshold = self._threshold
             nc.record(self.spk_t, self.spk_id, c)
             self.detectors.append(nc)
         self.clamps = []
@@ -306,7 +330,7 @@ class NeuronSolver:
         if spec.record_currents:
             self._segments = self._collect_segments()
             self.i_rec = _Recorder(h, [seg._ref_i_membrane_ for seg in self._segments[0]])
-        h.finitialize(spec.v_init_mV)
+        h.finitialize(self._v_init)
         self.step = 0
         self.n_spikes = 0
 

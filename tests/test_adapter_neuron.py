@@ -66,6 +66,18 @@ def test_ports_mirror_the_cable_solvers():
         assert ours[name] == builtin[name].__class__(**{**builtin[name].to_dict(), "doc": ours[name].doc}), name
 
 
+def test_every_row_of_the_unit_tables_goes_there_and_back():
+    """NEURON's units are polyscale's (ms, mV, nA, uS, um): each row maps to NEURON's name with
+    factor 1 and back to ours."""
+    from polyscale.adapters.neuron import GLOBALS, PORT_UNITS
+    for table in (GLOBALS, PORT_UNITS):
+        for row in table:
+            assert row.factor == 1.0
+            there = table.to_external({row.ours: 0.7})
+            assert there == {row.theirs: 0.7} and table.from_external(there) == {row.ours: 0.7}
+    assert set(GLOBALS.ours()) <= set(NeuronCells.__dataclass_fields__)
+
+
 def test_missing_neuron_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "neuron", None)     # import fails as if not installed
     with pytest.raises(ps.ModelError, match=r"pip install 'polyscale\[neuron\]'"):
