@@ -2,10 +2,10 @@
 
 The brain is The Virtual Brain's own simulator (tvb-library), built here in plain TVB by
 `tvb_brain` and run by TVB window by window under polyscale (`TVBSimulator`): one
-Montbrió-Pazó-Roxin mass per region (TVB's defaults but eta = -4.6 and J = 14.5, its
-firing-rate r in 1/ms) on a licence-free 20-region connectome (`spherical_connectome`, the
+Montbrió-Pazó-Roxin mass per region (TVB's defaults, eta = -5, J = 15, Delta = 1, tau = 1 ms;
+its firing rate r in 1/ms) on a licence-free 20-region connectome (`spherical_connectome`, the
 exponential distance rule; delays from tract lengths at 3 mm/ms), TVB's Linear coupling
-(a = 0.5), Heun at 0.1 ms.
+(a = 0.5), Heun at 0.1 ms, starting from r = 0.01, V = -2 (the regions settle near 81 Hz).
 
 Region 0 is a proxy: its rate is not TVB's but that of a sparse network of 400 excitatory and
 100 inhibitory LIF neurons (polyscale's PointNetwork, Brunel's delta synapses, Poisson drive).
@@ -13,7 +13,8 @@ Every step, TVB's state r of region 0 is overwritten by the network's excitatory
 rate (spikes -> 1 ms bins -> Hz -> 1/ms) before TVB computes the coupling, so the other regions
 hear the spiking network through the connectome with their delays. Back the other way, the
 rate of region 0's strongest neighbour in TVB (Hz) adds to the network's Poisson drive
-(`E.rate_in`, `I.rate_in`, times `feedback_gain`). Both couplings have a 2 ms delay.
+(`E.rate_in`, `I.rate_in`, times `feedback_gain`; on top of 5 kHz per neuron at 0.2 mV, the
+network fires at ~30 Hz). Both couplings have a 2 ms delay.
 
 Records TVB's rates (Hz, every 1 ms) and the network's spikes. Needs `pip install
 'polyscale[tvb]'`; runs on inproc, or with TVB in a worker of its own:
