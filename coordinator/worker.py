@@ -305,12 +305,13 @@ class _Session:
         # a blocking receive (libzmq waits, the GIL is released) with a timeout, not a poll
         # before every message; the heartbeat thread ends the process if the coordinator is gone
         self.sock.rcvtimeo = 1000
-        recv, send = self.sock.recv_multipart, self.sock.send_multipart
+        from .transports.zmq import recv_frames, send_frames
+        sock = self.sock
         # what was built lives as long as the run: keep it out of every garbage collection
         gc.freeze()
         while True:
             try:
-                frames = recv(copy=False)
+                frames = recv_frames(sock)
             except zmq.Again:
                 continue
             try:
@@ -324,7 +325,7 @@ class _Session:
                 return 1 if self.failed else 0
             if msg.type == "advance" and not self.failed:
                 try:
-                    send(self.advance(msg), copy=False)
+                    send_frames(sock, self.advance(msg))
                 except Exception as exc:
                     self._error(exc, msg.t0)
 

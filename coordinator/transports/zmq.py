@@ -49,6 +49,33 @@ log = logging.getLogger("polyscale.zmq")
 
 LOCAL = "local"
 
+# The window loop's sends and receives call pyzmq's compiled socket methods with plain integer
+# flags: its Python layer (send_multipart / recv_multipart) type-checks every frame and builds
+# enum flags for each, which costs more than the system calls for small messages.
+_csend = zmq.backend.Socket.send
+_crecv = zmq.backend.Socket.recv
+_SNDMORE = int(zmq.SNDMORE)
+#: frames at least this large (bytes) are sent without copying (pyzmq's own copy threshold)
+ZERO_COPY_BYTES = 1 << 16
+
+
+def send_frames(sock: zmq.Socket, frames: list) -> None:
+    """Send ``frames`` (bytes or buffers) as one multipart message; large ones without a copy."""
+    last = len(frames) - 1
+    for i, f in enumerate(frames):
+        n = f.nbytes if type(f) is memoryview else len(f)
+        _csend(sock, f, 0 if i == last else _SNDMORE, n < ZERO_COPY_BYTES)
+
+
+def recv_frames(sock: zmq.Socket) -> list:
+    """The frames (zmq.Frame, not copied) of one message; zmq.Again after the socket's rcvtimeo."""
+    f = _crecv(sock, 0, False)
+    parts = [f]
+    while f.more:  # read from the frame: asking the socket (RCVMORE) costs more
+        f = _crecv(sock, 0, False)
+        parts.append(f)
+    return parts
+
 
 @dataclass
 class _Worker:
@@ -326,7 +353,7 @@ class ZmqTransport:
         that is not a worker."""
         self._beat()
         try:
-            frames = self.sock.recv_multipart(copy=False)
+            frames = recv_frames(self.sock)
         except zmq.Again:
             return None
         ident = frames[0].bytes
@@ -436,8 +463,8 @@ class ZmqTransport:
         for w in self.workers.values():
             lmeta, arrays = wire.signals_to_wire("l/", w.pending)
             w.pending = {}
-            self.sock.send_multipart([w.ident, *wire.encode("advance", t0=t0, t1=t1, arrays=arrays,
-                                                              meta={"links": lmeta})], copy=False)
+            send_frames(self.sock, [w.ident, *wire.encode("advance", t0=t0, t1=t1, arrays=arrays,
+                                                           meta={"links": lmeta})])
         waiting = set(self.workers)
         results: dict[str, WindowResult] = {}
         checked = time.monotonic()
