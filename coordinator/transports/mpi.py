@@ -375,18 +375,19 @@ class MpiTransport:
         reduction = self._reduction()
         sends = [self.comm.Isend(buf, dest=dst, tag=_TAG_DATA) for dst, buf in payload.items()]
         reduction.Wait()
+        every = statuses.tolist()   # a list: a few Python look-ups cost less than numpy's
         bufs: dict[int, np.ndarray] = {}
         if window:
             probe = self._probe_status
             for src in self._recv:
-                if statuses[src] == _OK:   # it sent this window's message: take it, even to discard
+                if every[src] == _OK:   # it sent this window's message: take it, even to discard
                     m = self.comm.Mprobe(source=src, tag=_TAG_DATA, status=probe)
                     buf = np.empty(probe.Get_count(MPI.BYTE), np.uint8)
                     m.Recv(buf)
                     bufs[src] = buf
         if sends:
             MPI.Request.Waitall(sends)
-        worst = int(statuses.max())
+        worst = max(every)
         if worst == _STOP:
             self._stopped = True
             raise _Stopped
