@@ -130,7 +130,8 @@ class TVBSimulator(SolverSpec):
     rates_units : units of ``rates``; 'Hz' makes it a rate port, anything else an analog one
     period_ms : sample period of ``rates`` and ``state`` (a multiple of dt; default dt)
     average : False: the value at each sample time; True: the mean over the period that
-        starts there (TVB's TemporalAverage over the same steps)
+        starts there: the states at t, t + dt, ..., t + period - dt (as many steps as TVB's
+        TemporalAverage, whose blocks sit one step earlier: tests/test_mass_network.py aligns them)
     variables : state variables on the ``state`` port (none: no such port)
     proxy_regions : regions whose state is replaced by ``proxy_in`` (see the module docstring)
     proxy_variables : the state variables replaced there

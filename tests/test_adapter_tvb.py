@@ -272,6 +272,21 @@ def test_a_history_left_to_tvb_is_drawn_from_the_run_seed(tvb, example):
     assert (-2.0 <= a[0, 10:]).all() and (a[0, 10:] <= 1.5).all()
 
 
+def test_a_period_samples_or_averages_the_steps(tvb):
+    """period_ms = 1 ms: average=False gives every 10th step's value, average=True the mean of
+    the 10 steps from each sample time on (t .. t + 0.9 ms), both on a 1 ms grid."""
+    base = TVBSimulator(connectome=Connectome.example(), coupling="SigmoidalJansenRit", rates=JR_ACTIVITY,
+                        initial_state=(0.0, 5.0, 10.0, 0.0, 0.0, 0.0), variables=("y0",))
+    every = base.build(None).advance(0, 200 * DT_TICKS, {}).outputs
+    for average in (False, True):
+        out = base.replace(period_ms=1.0, average=average).build(None).advance(0, 200 * DT_TICKS, {}).outputs
+        for port in ("rates", "state"):
+            assert out[port].period == 10 * DT_TICKS and out[port].data.shape == (20, every[port].data.shape[1])
+            blocks = every[port].data.reshape(20, 10, -1)
+            want = blocks.mean(axis=1) if average else blocks[:, 0]
+            np.testing.assert_allclose(out[port].data, want, rtol=1e-13, atol=1e-13)
+
+
 def test_builder_errors_are_clear(tvb, tmp_path):
     (tmp_path / "b.py").write_text("def make(n=2):\n    return 'not a simulator'\n")
     with pytest.raises(ps.ModelError, match=r"returned str, not a tvb Simulator"):
