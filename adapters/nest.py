@@ -243,7 +243,8 @@ class NestNetworkSolver:
     """The live NEST network (see the module docstring). One per process."""
 
     # The spike recorder is read every window and returns every event it holds (~0.15 us
-    # each, NEST 3.10); emptying it needs Cleanup + Prepare (~1.5 ms, ~1e4 events' worth).
+    # each, NEST 3.10); emptying it needs Cleanup + Prepare (~1.5 ms, ~1e4 events' worth): NEST
+    # refuses n_events = 0 inside Prepare/Cleanup (nest-simulator issue #3728).
     # Emptying it once it holds E events costs per window c_e E / 2 + c_p s / E (s: events per
     # window), least at E = sqrt(2 (c_p / c_e) s): the threshold follows the running mean of s.
     PREPARE_OVER_EVENT = 1e4
