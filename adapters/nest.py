@@ -9,7 +9,8 @@ the spec's ``populations`` (declared so that the ports are known before anything
 
 Time. NEST's resolution is ``dt_ms``; polyscale's windows are whole numbers of it by
 construction. The kernel is prepared once (``nest.Prepare()``), advanced by ``nest.Run(window)``
-and cleaned up at close. NEST stamps a spike at the end of the step in which the threshold is
+and cleaned up at close; every few windows a Cleanup and Prepare empty the spike recorder (NEST
+allows nothing else), which leaves the dynamics bitwise unchanged (tested). NEST stamps a spike at the end of the step in which the threshold is
 crossed; a spike stamped t1 (the end of a window) is handed out with the next window, whose
 start it is (PointNetwork does the same), so every output spike lies in [t0, t1) and lies on
 NEST's grid exactly. NEST's own min_delay needs no agreement with the window: NEST runs any
