@@ -233,6 +233,29 @@ def test_open_mpi_writes_the_same_run_file_as_inproc(tmp_path):
     assert_same_datasets(ref, path)
 
 
+CONFIG_NO_PERSISTENT = """\
+from test_scheduler import relay_and_loop_model
+from polyscale.coordinator.transports import mpi
+_init = mpi.MpiTransport.__init__
+def _as_before_mpi_4(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    self._persistent = False   # what an MPI without persistent collectives leads to
+mpi.MpiTransport.__init__ = _as_before_mpi_4
+model = relay_and_loop_model(0.7)
+"""
+
+
+def test_an_mpi_without_persistent_collectives_writes_the_same_run_file(tmp_path):
+    """The status reduction falls back to an Iallreduce per window (MPI before 4.0): the same
+    datasets as inproc, bit for bit."""
+    from test_scheduler import relay_and_loop_model
+    ref = tmp_path / "inproc.h5"
+    ps.run(relay_and_loop_model(0.7), out=ref).close()
+    rc, out, err, path = mpirun(tmp_path, 3, CONFIG_NO_PERSISTENT)
+    assert rc == 0, err
+    assert_same_datasets(ref, path)
+
+
 def test_a_solver_spanning_two_ranks_splits_its_channels_and_matches_inproc(tmp_path, monkeypatch):
     """mpiexec -n 3: ramp and sink on rank 0, split on ranks 1 and 2 with a sub-communicator."""
     ref = tmp_path / "inproc.h5"
