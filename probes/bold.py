@@ -62,7 +62,7 @@ from ..coordinator.specs import ProbeInfo, ProbeSpec
 from ..coordinator.time import TICKS_PER_MS, fmt_ms, lcm, to_ticks
 from ..coordinator.validation import as_tuple, fail, require_choice, require_number
 from ..solvers._jit import njit
-from .calcium import ColumnsInfo
+from .calcium import ColumnsInfo, port_addresses
 
 #: The parameter sets (times in s, rates in 1/s or Hz); see the module docstring for sources.
 PARAMETER_SETS: dict[str, dict] = {
@@ -125,13 +125,7 @@ class BOLD(ProbeSpec):
     positions_um: tuple | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.inputs, str):
-            object.__setattr__(self, "inputs", (self.inputs,))
-        addrs = as_tuple(self, "inputs", str)
-        if not addrs:
-            raise fail(self, "'inputs' must name at least one port ('solver.port')")
-        for a in addrs:
-            Endpoint.parse(a, "bold: inputs")
+        addrs = port_addresses(self, "inputs")
         require_choice(self, "parameters", tuple(PARAMETER_SETS))
         require_number(self, "tau_s_s", "tau_f_s", "tau0_s", "alpha", "e0", "v0", "te_s", "nu0_hz",
                        "r0_hz", positive=True, allow_none=True)

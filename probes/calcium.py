@@ -99,13 +99,7 @@ class Calcium(ProbeSpec):
     positions_um: tuple | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.spikes, str):
-            object.__setattr__(self, "spikes", (self.spikes,))
-        addrs = as_tuple(self, "spikes", str)
-        if not addrs:
-            raise fail(self, "'spikes' must name at least one spike port ('solver.port')")
-        for a in addrs:
-            Endpoint.parse(a, "calcium: spikes")
+        port_addresses(self, "spikes", "spike port")
         require_choice(self, "indicator", tuple(INDICATORS))
         require_number(self, "kd_nM", "hill_n", "dynamic_range", "tau_rise_ms", "tau_decay_ms",
                        positive=True, allow_none=True)
@@ -206,6 +200,20 @@ class Calcium(ProbeSpec):
 
     def combine(self, info: ProbeInfo):
         return _CalciumGlobal(self, info)
+
+
+
+def port_addresses(spec, field: str, what: str = "port") -> tuple[str, ...]:
+    """Normalise ``spec.<field>`` (one address or several, 'solver.port[sel]') to a checked,
+    non-empty tuple of strings, stored back on the frozen spec."""
+    if isinstance(getattr(spec, field), str):
+        object.__setattr__(spec, field, (getattr(spec, field),))
+    addrs = as_tuple(spec, field, str)
+    if not addrs:
+        raise fail(spec, f"{field!r} must name at least one {what} ('solver.port')")
+    for a in addrs:
+        Endpoint.parse(a, f"{spec.type}: {field}")
+    return addrs
 
 
 @dataclass(frozen=True, slots=True)
