@@ -184,7 +184,6 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 for c in range(n_real):
                     imem[step, i, c0 + c] = -rhs[i, c]
                     gm[i, c] = d[i, c] - d0[i]
-                    stim_out[step, i, c0 + c] = 0.0
         for k in range(ic_node.shape[0]):
             if t_mid >= ic_del[k] and t_mid < ic_del[k] + ic_dur[k]:
                 i = ic_node[k]

@@ -432,7 +432,9 @@ class CellSolver:
         i_inj = inputs.get("i_inj")
         inj = (np.ascontiguousarray(i_inj.data, dtype=np.float64)
                if i_inj is not None and i_inj.data.any() else np.zeros((0, 0)))
-        imem, stim = np.empty(shape), np.empty(shape)
+        # stim is written only at clamp and soma nodes: zeros from calloc leave the rest of it
+        # untouched pages, so recording costs one full array per step, not two
+        imem, stim = np.empty(shape), np.zeros(shape)
         k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, n, self.v, self.parent, self.g_ax, self.d0, self.cdt,
                          self.pas_g, self.pas_e,
                          self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
