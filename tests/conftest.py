@@ -63,3 +63,26 @@ def interrupt_when_running(cmd, out: Path, *, env=None, settle_s: float = 3.0):
         proc.kill()
     return proc.returncode, err
 
+
+
+def feed_spikes(spec, n, ticks, ids, t_stop, cuts=(), period=100_000, coupling="src.spikes -> dst.x"):
+    """Run a spikes-consuming adapter ``spec`` on sorted spikes (``ticks``, ``ids``) of ``n``
+    channels over [0, t_stop), in windows cut at the ticks ``cuts``, for a target sampled every
+    ``period`` ticks; checks each window's output grid and returns the (samples, channels) output."""
+    import numpy as np
+    import polyscale as ps
+    from polyscale.coordinator.signals import SignalSpec
+    from polyscale.coordinator.specs import AdapterContext
+    incoming = SignalSpec("spikes", n)
+    ctx = AdapterContext(coupling, t_stop, period)
+    sig = spec.signature(incoming, ctx)
+    adapter = spec.build(incoming, ctx)
+    out = []
+    edges = [0, *cuts, t_stop]
+    for t0, t1 in zip(edges[:-1], edges[1:]):
+        now = (ticks >= t0) & (ticks < t1)
+        s = adapter(t0, t1, ps.Spikes(ticks[now], ids[now]))
+        assert (s.t0, s.period) == (t0, sig.period_ticks)
+        assert s.data.shape == ((t1 - t0) // sig.period_ticks, sig.size)
+        out.append(s.data)
+    return np.concatenate(out)

@@ -9,24 +9,15 @@ import pytest
 import polyscale as ps
 from polyscale.coordinator.signals import SignalSpec
 from polyscale.coordinator.specs import AdapterContext
+from conftest import feed_spikes
 
 MS = 1_000_000
 P = 100_000             # target period 0.1 ms
 
 
 def current(spec, n, ticks, ids, t_stop, cuts=(), period=P):
-    incoming = SignalSpec("spikes", n)
-    ctx = AdapterContext("src.spikes -> dst.i", t_stop, period)
-    sig = spec.signature(incoming, ctx)
-    adapter = spec.build(incoming, ctx)
-    out = []
-    edges = [0, *cuts, t_stop]
-    for t0, t1 in zip(edges[:-1], edges[1:]):
-        now = (ticks >= t0) & (ticks < t1)
-        s = adapter(t0, t1, ps.Spikes(ticks[now], ids[now]))
-        assert s.data.shape == ((t1 - t0) // sig.period_ticks, sig.size)
-        out.append(s.data)
-    return np.concatenate(out)
+    """Feed spikes (sorted) to ``spec`` in windows cut at the ticks ``cuts``; (S, C) output."""
+    return feed_spikes(spec, n, ticks, ids, t_stop, cuts, period, coupling="src.spikes -> dst.i")
 
 
 def test_one_spike_gives_the_psc_of_its_amplitude():
