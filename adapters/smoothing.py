@@ -57,6 +57,16 @@ class SpikeFilter:
         return {"trace_a": self.a.copy(), "trace_b": self.b.copy(), "pending_ticks": self.pend_t.copy()}
 
 
+def check_filter_fields(spec) -> None:
+    """The fields every spike filter spec shares: kernel, tau_ms, period_ms, per_channel."""
+    require_choice(spec, "kernel", KERNELS)
+    require_number(spec, "tau_ms", positive=True)
+    to_ticks(spec.tau_ms, f"{spec.type}: tau_ms")
+    check_period_ms(spec)
+    if not isinstance(spec.per_channel, bool):
+        raise fail(spec, f"'per_channel' must be True or False (got {spec.per_channel!r})")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SmoothedRate(AdapterSpec):
     """Population (or per-channel) rate in Hz from spikes, smoothed by a unit-area kernel.
@@ -81,12 +91,7 @@ class SmoothedRate(AdapterSpec):
     per_channel: bool = False
 
     def __post_init__(self) -> None:
-        require_choice(self, "kernel", KERNELS)
-        require_number(self, "tau_ms", positive=True)
-        to_ticks(self.tau_ms, f"{self.type}: tau_ms")
-        check_period_ms(self)
-        if not isinstance(self.per_channel, bool):
-            raise fail(self, f"'per_channel' must be True or False (got {self.per_channel!r})")
+        check_filter_fields(self)
 
     def signature(self, incoming: SignalSpec, ctx: AdapterContext) -> SignalSpec:
         require_spikes(incoming)

@@ -22,9 +22,9 @@ import numpy as np
 from ..coordinator.signals import Samples, SignalSpec, Spikes
 from ..coordinator.specs import AdapterContext, AdapterSpec
 from ..coordinator.time import to_ticks
-from ..coordinator.validation import fail, require_choice, require_number, require_str
-from ._common import check_period_ms, output_period, require_spikes
-from .smoothing import KERNELS, SpikeFilter
+from ..coordinator.validation import require_number, require_str
+from ._common import output_period, require_spikes
+from .smoothing import SpikeFilter, check_filter_fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,14 +54,9 @@ class SpikesToCurrent(AdapterSpec):
     per_channel: bool = False
 
     def __post_init__(self) -> None:
-        require_choice(self, "kernel", KERNELS)
-        require_number(self, "tau_ms", positive=True)
-        to_ticks(self.tau_ms, f"{self.type}: tau_ms")
+        check_filter_fields(self)
         require_number(self, "amplitude")
         require_str(self, "units", nonempty=False)
-        check_period_ms(self)
-        if not isinstance(self.per_channel, bool):
-            raise fail(self, f"'per_channel' must be True or False (got {self.per_channel!r})")
 
     def signature(self, incoming: SignalSpec, ctx: AdapterContext) -> SignalSpec:
         require_spikes(incoming)
