@@ -168,6 +168,11 @@ class StepEndSampler:
     to the next window. Also memoises the window, so probes sharing a sampler compute it once.
 
     f : rows (m, ...) -> (m, *shape); shape : the shape of one sample.
+
+    ``rows`` holds every step of the window, or (``row_ticks`` given, (m,) int64 ascending)
+    only some of them, row k being the step that ends at tick row_ticks[k]: every step ending on
+    a multiple of the period must be among them (a solver told the period by the probe keeps
+    just those, see CellSolver.sample_currents_every).
     """
 
     def __init__(self, step_ticks: int, period_ticks: int, f, shape: tuple):
@@ -175,22 +180,37 @@ class StepEndSampler:
         self.carry = np.zeros(shape)
         self.memo: tuple | None = None
 
-    def __call__(self, t0: int, t1: int, rows: np.ndarray) -> np.ndarray:
+    def _rows(self, t0: int, first: int, m: int, rows: np.ndarray, row_ticks) -> np.ndarray:
+        # rows of the steps ending at first, first + P, ... (m of them), a strided view if it can
+        if row_ticks is None:
+            stride = self.period // self.dt
+            j = (first - t0) // self.dt - 1
+            return rows[j:j + (m - 1) * stride + 1:stride]
+        want = first + self.period * np.arange(m, dtype=np.int64)
+        idx = np.searchsorted(row_ticks, want)
+        if idx[-1] >= len(row_ticks) or (row_ticks[idx] != want).any():
+            raise ModelError(f"the solver did not keep the steps ending at the probe's samples "
+                             f"(period {self.period} ticks): it must be told the period before "
+                             f"the first window")
+        step = int(idx[1] - idx[0]) if m > 1 else 1
+        if m == 1 or (np.diff(idx) == step).all():
+            return rows[idx[0]:idx[-1] + 1:step]
+        return rows[idx]
+
+    def __call__(self, t0: int, t1: int, rows: np.ndarray, row_ticks: np.ndarray | None = None) -> np.ndarray:
         if self.memo is not None and self.memo[0] == (t0, t1):
             return self.memo[1]
         n = grid_count(t0, t1, self.period)
         out = np.empty((n,) + self.carry.shape)
         if n:
-            stride = self.period // self.dt
-            j = (grid_start(t0, self.period) - t0) // self.dt - 1   # step ending at the first sample
-            k = 0
-            if j < 0:
+            first, k = grid_start(t0, self.period), 0
+            if first == t0:                      # the step ending at t0 was the last window's
                 out[0] = self.carry
-                j, k = j + stride, 1
+                first, k = first + self.period, 1
             if k < n:
-                out[k:] = self.f(rows[j:j + (n - k - 1) * stride + 1:stride])
+                out[k:] = self.f(self._rows(t0, first, n - k, rows, row_ticks))
         if t1 % self.period == 0:
-            self.carry = self.f(rows[-1:])[0]
+            self.carry = self.f(self._rows(t0, t1, 1, rows, row_ticks))[0]
         self.memo = ((t0, t1), out)
         return out
 
@@ -202,19 +222,23 @@ class StepEndSampler:
 _DIPOLE_SAMPLERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def cell_currents(solver) -> Callable[[int, int], np.ndarray]:
-    """``get(t0, t1) -> (n_steps, N, n)`` nA: the transmembrane currents of the window [t0, t1)
-    in the solver's own node-major layout (``solver.imem``: step, node of the cell layout, cell;
-    nodes without membrane carry none), so that probes multiply it without a copy; ModelError
-    unless the spec has record_currents=True."""
+def cell_currents(solver, period_ticks: int | None = None) -> Callable[[int, int], tuple]:
+    """``get(t0, t1) -> (rows (m, N, n) nA, row_ticks (m,))``: the transmembrane currents of the
+    window [t0, t1) in the solver's own node-major layout (``solver.imem``: kept step, node of
+    the cell layout, cell; nodes without membrane carry none), so that probes multiply it
+    without a copy, and the tick at which each kept step ends. Tells the solver the probe's
+    ``period_ticks`` so that it keeps only the steps the probes sample; ModelError unless the
+    spec has record_currents=True."""
     if not getattr(solver.spec, "record_currents", False):
         raise ModelError("cell_population: extracellular and dipole probes need the cells' "
                          "transmembrane currents: set record_currents=True on the solver spec")
+    if period_ticks is not None:
+        solver.sample_currents_every(period_ticks)
 
-    def get(t0: int, t1: int) -> np.ndarray:
+    def get(t0: int, t1: int) -> tuple:
         if solver.imem is None:
             solver.transmembrane_currents()      # raises the solver's own error
-        return solver.imem
+        return solver.imem, solver.imem_ticks
     return get
 
 
@@ -233,8 +257,8 @@ def cell_matrix_part(solver, M: np.ndarray, period_ticks: int):
     """``part(t0, t1, result) -> (n_samples, n_out)``: M (n_out, n S) times the transmembrane
     currents of the step ending at each sample (StepEndSampler), one matrix product per window
     on the solver's node-major buffer."""
-    currents = cell_currents(solver)
     _check_period("cell_population", solver.dt_ticks, period_ticks)
+    currents = cell_currents(solver, period_ticks)
     Mn = segment_to_node(solver, M)
 
     def f(rows: np.ndarray) -> np.ndarray:          # rows (k, N, n), strided: no copy
@@ -242,7 +266,7 @@ def cell_matrix_part(solver, M: np.ndarray, period_ticks: int):
     sampler = StepEndSampler(solver.dt_ticks, period_ticks, f, (M.shape[0],))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-        return sampler(t0, t1, currents(t0, t1))
+        return sampler(t0, t1, *currents(t0, t1))
     return part
 
 
@@ -302,8 +326,8 @@ def cell_dipoles(solver, ports, model, period_ticks):
     position (its origin in tissue, ``positions_um``). With no electrode current the moment does
     not depend on the origin. Samples as cell_extracellular (the step ending at each sample)."""
     _no_model("cell_population", model)
-    currents = cell_currents(solver)
     _check_period("cell_population", solver.dt_ticks, period_ticks)
+    currents = cell_currents(solver, period_ticks)
     n = solver.n_cells
     pos = (np.zeros((n, 3)) if solver.spec.positions_um is None
            else np.array(solver.spec.positions_um, dtype=np.float64))
@@ -325,7 +349,7 @@ def cell_dipoles(solver, ports, model, period_ticks):
         sampler = samplers[period_ticks] = StepEndSampler(solver.dt_ticks, period_ticks, f, (n, 3))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-        return sampler(t0, t1, currents(t0, t1))
+        return sampler(t0, t1, *currents(t0, t1))
     return pos, part
 
 

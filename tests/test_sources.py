@@ -66,6 +66,54 @@ def test_step_end_sampler_takes_the_step_ending_at_each_sample_whatever_the_wind
         np.testing.assert_array_equal(np.concatenate(got), want)
 
 
+def test_step_end_sampler_on_kept_rows_equals_the_sampler_on_every_step():
+    """Given only the rows of the steps ending on the sample grids of two periods (with their
+    end ticks), the sampler picks the same rows as from every step; a missing row is refused."""
+    dt, n_steps = 25, 48
+    x = np.arange(1.0, n_steps + 1)[:, None] * np.array([[1.0, -2.0]])
+    ends = dt * np.arange(1, n_steps + 1)
+    for period in (100, 150):
+        keep = (ends % 100 == 0) | (ends % 150 == 0)
+        for window_steps in (1, 5, 7, 48):
+            full = sources.StepEndSampler(dt, period, lambda rows: rows * 1.0, (2,))
+            kept = sources.StepEndSampler(dt, period, lambda rows: rows * 1.0, (2,))
+            for a in range(0, n_steps, window_steps):
+                b = min(n_steps, a + window_steps)
+                k = keep[a:b]
+                np.testing.assert_array_equal(kept(a * dt, b * dt, x[a:b][k], ends[a:b][k]),
+                                              full(a * dt, b * dt, x[a:b]))
+    s = sources.StepEndSampler(dt, 100, lambda rows: rows * 1.0, (2,))
+    with pytest.raises(ModelError, match="did not keep the steps ending at the probe's samples"):
+        s(0, 1200, x[:48:6], ends[:48:6])
+
+
+def test_cell_solver_keeps_only_the_steps_the_probes_sample():
+    """A cell solver told two sample periods (0.1 and 0.25 ms) keeps the currents of just the
+    steps ending on either grid, bitwise those of the same steps of a twin that keeps every
+    step (the per-step arithmetic does not change); clamp currents likewise."""
+    from polyscale.solvers.cell.mechanisms import IClamp
+    from polyscale.solvers.cell.population import ball_and_stick_population
+    spec = ball_and_stick_population(n=3, dend_nseg=5, record_currents=True,
+                                     iclamps=(IClamp(section="soma", x=0.5, delay_ms=0.3, dur_ms=5.0, amp_nA=0.5),))
+    every, sampled = spec.build(None), spec.build(None)
+    dt = sampled.dt_ticks
+    sampled.sample_currents_every(4 * dt)
+    sampled.sample_currents_every(10 * dt)
+    t = 0
+    for steps in (7, 13, 20, 1, 9):
+        t1 = t + steps * dt
+        every.advance(t, t1, {})
+        sampled.advance(t, t1, {})
+        ends = t + dt * np.arange(1, steps + 1)
+        keep = (ends % (4 * dt) == 0) | (ends % (10 * dt) == 0)
+        np.testing.assert_array_equal(sampled.imem_ticks, ends[keep])
+        np.testing.assert_array_equal(sampled.transmembrane_currents(), every.transmembrane_currents()[keep])
+        np.testing.assert_array_equal(sampled.electrode_currents(), every.electrode_currents()[keep])
+        t = t1
+    with pytest.raises(ModelError, match=r"positive multiple of the step \(25000 ticks; got 30000\)"):
+        sampled.sample_currents_every(30000)
+
+
 def test_sample_rows_picks_the_multiples_of_the_period():
     assert sources.sample_rows(0, 1000, 100, 300) == slice(0, 12, 3)
     assert sources.sample_rows(1000, 2000, 100, 300) == slice(2, 11, 3)

@@ -78,7 +78,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
                  syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
                  soma, thr, spk_cell, spk_frac, spk_step, rec_out, inj,
-                 want_imem, imem, stim_out, rhs, d, gm, vfac):
+                 want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac):
     """Advance ``n_cells`` cells of one morphology by ``n_steps`` steps of ``dt`` ms, in place.
 
     Cells are in blocks of B: state arrays are (blocks, N, B) (cell = block * B + column; the
@@ -102,7 +102,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
             syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
             soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
-            want_imem, imem, stim_out, rhs, d, gm, vfac)
+            want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac)
     return n_spk
 
 
@@ -113,7 +113,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                    syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                    ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
                    soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
-                   want_imem, imem, stim_out, rhs, d, gm, vfac):
+                   want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac):
     """One block of cells (columns c0 .. c0 + B of the population) over all steps.
 
     Arrays are (N, B): node-major, cell-minor.
@@ -128,14 +128,17 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     soma: recording and threshold node; rec_out (n_steps, n) gets v there before each step;
     upward crossings of thr (mV) go to spk_cell / spk_frac (fraction of the step) / spk_step,
     and the count is returned. inj (n_steps, n_cells) nA injected at the soma, or (0, 0).
-    want_imem: write transmembrane currents (n_steps, N, n) nA into imem (outward positive:
-    capacitive + ionic + synaptic) and clamp currents (n_steps, N, n) into stim_out.
+    want_imem: write transmembrane currents (rows, N, n) nA into imem (outward positive:
+    capacitive + ionic + synaptic) and clamp currents (rows, N, n) into stim_out, the step's
+    row being imem_row[step] (n_steps,) int64; a step with row -1 is not written (the probes
+    sample only some steps).
     rhs, d, gm (N, n): scratch.
     """
     N, n = v.shape
     n_real = min(n, n_cells - c0)      # columns past it are padding
     for step in range(n_steps):
         t_mid = t0_ms + (step + 0.5) * dt
+        r = imem_row[step] if want_imem else -1
         for c in range(n_real):
             rec_out[step, c0 + c] = v[soma, c]
         # spikes arriving in this step open their synapses before the currents are taken
@@ -178,26 +181,26 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 for c in range(n):
                     rhs[i, c] -= g * (v[i, c] - al_e[k])
                     d[i, c] += g
-        if want_imem:
+        if r >= 0:
             # membrane current and conductance, for the currents written after the solve
             for i in range(N):
                 for c in range(n_real):
-                    imem[step, i, c0 + c] = -rhs[i, c]
+                    imem[r, i, c0 + c] = -rhs[i, c]
                     gm[i, c] = d[i, c] - d0[i]
         for k in range(ic_node.shape[0]):
             if t_mid >= ic_del[k] and t_mid < ic_del[k] + ic_dur[k]:
                 i = ic_node[k]
                 for c in range(n):
                     rhs[i, c] += ic_amp[k]
-                if want_imem:
+                if r >= 0:
                     for c in range(n_real):
-                        stim_out[step, i, c0 + c] += ic_amp[k]
+                        stim_out[r, i, c0 + c] += ic_amp[k]
         if inj.shape[0]:
             # current injected at the soma from the i_inj port, held over the step
             for c in range(n_real):
                 rhs[soma, c] += inj[step, c0 + c]
-                if want_imem:
-                    stim_out[step, soma, c0 + c] += inj[step, c0 + c]
+                if r >= 0:
+                    stim_out[r, soma, c0 + c] += inj[step, c0 + c]
         # One sweep from the leaves up (children have higher indices than their parents): add
         # the axial current between i and its parent at v(t) to both right-hand sides, then
         # eliminate i (its own sum is complete: its children came before it). d[i] keeps 1/d.
@@ -221,10 +224,10 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
             g = g_ax[i]
             for c in range(n):
                 rhs[i, c] = (rhs[i, c] + g * rhs[p, c]) * d[i, c]
-        if want_imem:
+        if r >= 0:
             for i in range(N):
                 for c in range(n_real):
-                    imem[step, i, c0 + c] += (cdt[i] + gm[i, c]) * rhs[i, c]
+                    imem[r, i, c0 + c] += (cdt[i] + gm[i, c]) * rhs[i, c]
         for c in range(n_real):
             vo = v[soma, c]
             vn = vo + vfac * rhs[soma, c]

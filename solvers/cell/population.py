@@ -381,6 +381,9 @@ class CellSolver:
         self._scratch = tuple(np.zeros((N, B)) for _ in range(3))
         self.imem: np.ndarray | None = None
         self.stim: np.ndarray | None = None
+        # sample periods (ticks) of the probes reading the currents; empty: every step is kept
+        self.current_periods: set[int] = set()
+        self.imem_ticks = np.zeros(0, np.int64)
         self.n_spikes = 0
         self.n_rate_events = 0
 
@@ -428,7 +431,9 @@ class CellSolver:
         cap = n * (steps // 2 + 1)
         spk_cell, spk_frac, spk_step = np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64)
         want = self.spec.record_currents
-        shape = (steps, self.nodes_per_cell, n) if want else (0, 0, 0)
+        row = self._current_rows(t0, steps) if want else np.zeros(0, np.int64)
+        n_rows = int(row.max(initial=-1)) + 1
+        shape = (n_rows, self.nodes_per_cell, n) if want else (0, 0, 0)
         i_inj = inputs.get("i_inj")
         inj = (np.ascontiguousarray(i_inj.data, dtype=np.float64)
                if i_inj is not None and i_inj.data.any() else np.zeros((0, 0)))
@@ -442,7 +447,7 @@ class CellSolver:
                          self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
                          ev_start, ev_step, ev_syn, ev_cell, ev_w,
                          self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec, inj,
-                         want, imem, stim, *self._scratch, self.vfac)
+                         want, row, imem, stim, *self._scratch, self.vfac)
         self.n_spikes += k
         if want:
             self.imem, self.stim = imem, stim
@@ -453,7 +458,32 @@ class CellSolver:
         return WindowResult(outputs={"spikes": Spikes(ticks[order], spk_cell[:k][order]),
                                      "v_soma": Samples(t0, self.dt_ticks, rec)})
 
+    def _current_rows(self, t0: int, steps: int) -> np.ndarray:
+        # (steps,) row of imem each step writes, -1 for none: the steps ending on a multiple of
+        # a registered sample period, or every step when none is registered
+        ends = t0 + self.dt_ticks * np.arange(1, steps + 1, dtype=np.int64)
+        keep = np.ones(steps, bool)
+        if self.current_periods:
+            keep = np.zeros(steps, bool)
+            for p in self.current_periods:
+                keep |= ends % p == 0
+        self.imem_ticks = ends[keep]
+        row = np.full(steps, -1, np.int64)
+        row[keep] = np.arange(int(keep.sum()))
+        return row
+
     # --- what the probes call -------------------------------------------------------------
+    def sample_currents_every(self, period_ticks: int) -> None:
+        """Keep transmembrane currents only of the steps that end on a multiple of one of the
+        periods registered so far (a probe's sample period, ticks; a multiple of dt). Probes
+        call this when they attach, before the first window; with none registered every step
+        is kept. Recording only sampled steps is what makes ``record_currents`` cheap."""
+        p = int(period_ticks)
+        if p <= 0 or p % self.dt_ticks:
+            raise ModelError(f"cell_population: a current sample period must be a positive multiple "
+                             f"of the step ({self.dt_ticks} ticks; got {period_ticks})")
+        self.current_periods.add(p)
+
     def segment_geometry(self) -> dict[str, np.ndarray]:
         """Every segment of every cell after placement, cell-major (cell c's S segments are rows
         [c S, (c+1) S)): start_um, end_um (n S, 3), diam_um (n S,), area_um2 (n S,), cell (n S,)."""
@@ -474,19 +504,22 @@ class CellSolver:
     def _per_segment(self, a: np.ndarray) -> np.ndarray:
         # (steps, N, n) -> (steps, n S), cell-major like segment_geometry
         seg = a[:, self.layout.seg_node, :]
-        return np.ascontiguousarray(seg.transpose(0, 2, 1)).reshape(a.shape[0], -1)
+        return np.ascontiguousarray(seg.transpose(0, 2, 1)).reshape(a.shape[0], seg.shape[1] * seg.shape[2])
 
     def transmembrane_currents(self) -> np.ndarray:
-        """(n_steps, n S) nA of the last window, per segment (rows of segment_geometry), outward
+        """(n_rows, n S) nA of the last window, per segment (rows of segment_geometry), outward
         positive: capacitive + ionic + synaptic over each step (NEURON's i_membrane). Needs
-        ``record_currents=True``. With no electrode current, each cell's columns sum to zero."""
+        ``record_currents=True``. With no electrode current, each cell's columns sum to zero.
+        Row k is the step ending at tick ``imem_ticks[k]``: every step of the window, or only
+        those ending on a period given to ``sample_currents_every``."""
         if self.imem is None:
             raise ModelError("cell_population: transmembrane currents need record_currents=True "
                              "and at least one advanced window")
         return self._per_segment(self.imem)
 
     def electrode_currents(self) -> np.ndarray:
-        """(n_steps, n S) nA injected by current clamps in the last window (record_currents=True)."""
+        """(n_rows, n S) nA injected by current clamps in the last window (record_currents=True),
+        rows as in transmembrane_currents."""
         if self.stim is None:
             raise ModelError("cell_population: electrode currents need record_currents=True "
                              "and at least one advanced window")
