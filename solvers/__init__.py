@@ -3,11 +3,11 @@
 Generic building blocks live here now; the level I (cells), II (point neurons) and III (neural
 masses) solvers join as modules of their own.
 """
-from .cell import CellPopulation
+from .cell import CellGroups, CellPopulation
 from .linear import LinearSystem
 from .mass import RegionNetwork
 from .point import PointNetwork
 from .relay import SpikeRelay
 from .stimulus import SpikeTrain
 
-__all__ = ["CellPopulation", "LinearSystem", "PointNetwork", "RegionNetwork", "SpikeRelay", "SpikeTrain"]
+__all__ = ["CellGroups", "CellPopulation", "LinearSystem", "PointNetwork", "RegionNetwork", "SpikeRelay", "SpikeTrain"]
