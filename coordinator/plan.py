@@ -7,7 +7,9 @@ worker) computes the same plan from the same model data, so only the model trave
 Window rule (DESIGN.md): the window W is a whole number of every solver's dt, not longer than
 the shortest coupling delay (minus the source sample period for linearly interpolated
 couplings), so that whatever a solver emits in a window arrives at its destinations in a later
-window: the conservative scheme of MUSIC and NEST's min_delay, exact without rollback.
+window: the conservative scheme of MUSIC and NEST's min_delay, exact without rollback. A solver
+that takes its inputs ahead (``SolverSpec.input_lead_ms()``, a lead L) needs every coupling into
+it to have a delay of at least W + L.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class SolverPlan:
     spec: SolverSpec
     dt_ticks: int
     ports: Mapping[str, Port]
+    lead_ticks: int = 0   # inputs are delivered over [t0 + lead, t1 + lead) (SolverSpec.input_lead_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,8 @@ class Plan:
         out.append(f"solvers ({len(self.solvers)}):")
         for s in self.solvers.values():
             level = f"level {s.spec.level}" if s.spec.level in ("I", "II", "III") else s.spec.level
-            out.append(f"  {s.name}: {s.spec.type} ({level}), dt {fmt_ms(s.dt_ticks)}")
+            lead = f", inputs {fmt_ms(s.lead_ticks)} ahead" if s.lead_ticks else ""
+            out.append(f"  {s.name}: {s.spec.type} ({level}), dt {fmt_ms(s.dt_ticks)}{lead}")
             for pname, p in s.ports.items():
                 period = f", every {fmt_ms(p.period_ticks)}" if p.period_ticks else ""
                 units = f" [{p.units}]" if p.units else ""
@@ -170,7 +174,10 @@ def make_plan(model: Model) -> Plan:
         if dt <= 0:
             problems.append(f"solver {name!r} ({spec.type}): dt_ms must be > 0")
             continue
-        solvers[name] = SolverPlan(name, spec, dt, ports)
+        lead = guard(_lead_of, name, spec, dt, ports)
+        if lead is None:
+            continue
+        solvers[name] = SolverPlan(name, spec, dt, ports, lead)
 
     for name in model.placement:
         if name not in model.solvers:
@@ -216,6 +223,10 @@ def make_plan(model: Model) -> Plan:
                 c = r["coupling"]
                 extra = (f" plus the source period ({fmt_ms(r['src_port'].period_ticks)}) for linear "
                          f"interpolation") if c.interpolation == "linear" else ""
+                if r["lead"]:
+                    extra += (f" plus the input lead of solver {r['dst'].solver!r} "
+                              f"({fmt_ms(r['lead'])}, its input_lead_ms(): it takes its inputs that "
+                              f"much ahead)")
                 problems.append(f"coupling {c.name}: delay_ms={c.delay_ms:g} is shorter than the window "
                                 f"({fmt_ms(window)}){extra}; every delay must be at least one window, "
                                 f"so that what is sent in one window arrives in a later one")
@@ -224,8 +235,10 @@ def make_plan(model: Model) -> Plan:
             need = _delay_limit(r)
             if need < base:
                 c = r["coupling"]
+                lead = (f" once the input lead of solver {r['dst'].solver!r} ({fmt_ms(r['lead'])}, "
+                        f"its input_lead_ms()) is taken off") if r["lead"] else ""
                 problems.append(f"coupling {c.name}: delay_ms={c.delay_ms:g} is shorter than the "
-                                f"shortest possible window, {fmt_ms(base)} (a whole number of every "
+                                f"shortest possible window, {fmt_ms(base)}{lead} (a whole number of every "
                                 f"solver's dt and sample period; dt: {_dt_list(solvers)})")
 
     if t_stop is not None and solvers and t_stop % base:
@@ -282,6 +295,27 @@ def _ports_of(name: str, spec: SolverSpec) -> Mapping[str, Port]:
     return dict(ports)
 
 
+def _lead_of(name: str, spec: SolverSpec, dt: int, ports: Mapping[str, Port]) -> int:
+    """The solver's input lead in ticks: >= 0, a whole number of its dt and of the periods of
+    its sampled input ports (so that the shifted windows stay on their grids)."""
+    method = getattr(spec, "input_lead_ms", None)
+    if method is None:
+        return 0
+    what = f"solver {name!r} ({spec.type}): input_lead_ms()"
+    lead_ms = method()
+    lead = to_ticks(lead_ms, what)
+    if lead < 0:
+        raise ModelError(f"{what}={lead_ms!r} ms must be >= 0")
+    if lead % dt:
+        raise ModelError(f"{what}={lead_ms!r} ms is not a whole number of the solver's dt "
+                         f"({fmt_ms(dt)})")
+    for pname, p in ports.items():
+        if p.direction == "in" and p.sampled and lead % p.period_ticks:
+            raise ModelError(f"{what}={lead_ms!r} ms is not a whole number of the sample period "
+                             f"of input port {pname!r} ({fmt_ms(p.period_ticks)})")
+    return lead
+
+
 def _port_of(ep: Endpoint, direction: str, solvers, specs, what: str) -> Port:
     if ep.solver not in specs:
         known = ", ".join(map(repr, specs)) or "none"
@@ -330,13 +364,15 @@ def _resolve_coupling(i, c, solvers, specs) -> dict:
         raise ModelError(f"{what}: interpolation='linear' applies to sampled signals; the source "
                          f"{src.solver}.{src.port} carries spikes")
     return {"index": i, "coupling": c, "src": src, "dst": dst, "src_port": sp, "dst_port": dp,
-            "src_ch": src_ch, "dst_ch": dst_ch, "delay": delay}
+            "src_ch": src_ch, "dst_ch": dst_ch, "delay": delay, "lead": solvers[dst.solver].lead_ticks}
 
 
 def _delay_limit(r: dict) -> int:
+    """The longest window the coupling allows: its delay, less the destination's input lead,
+    less the source period for linear interpolation (which reads one sample further)."""
     if r["coupling"].interpolation == "linear":
-        return r["delay"] - r["src_port"].period_ticks
-    return r["delay"]
+        return r["delay"] - r["lead"] - r["src_port"].period_ticks
+    return r["delay"] - r["lead"]
 
 
 def _chain(r: dict, window: int, index: int) -> LinkPlan:

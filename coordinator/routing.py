@@ -17,7 +17,10 @@ Semantics (docs/run-file.md and README state them for users):
 * channels are mapped to the target's selected channels: equal counts map one to one, a single
   channel is broadcast, many channels into one target channel are summed; the coupling's weight
   multiplies samples and becomes each delivered spike's weight;
-* several couplings into one port add (sampled) or merge in time order (spikes).
+* several couplings into one port add (sampled) or merge in time order (spikes);
+* a solver with an input lead L (``SolverSpec.input_lead_ms()``) is handed, for its window
+  [t0, t1), the inputs that arrive in [t0 + L, t1 + L): spikes with their arrival ticks and
+  samples at those times, exactly what a solver without a lead gets for that later interval.
 """
 from __future__ import annotations
 
@@ -186,6 +189,7 @@ class Inbox:
 
     def __init__(self, plan: Plan, solver: str):
         self.solver = solver
+        self.lead = plan.solvers[solver].lead_ticks
         self.ports: Mapping[str, Port] = {n: p for n, p in plan.solvers[solver].ports.items()
                                           if p.direction == "in"}
         self.links = {lk.index: Link(plan, lk) for lk in plan.links_into(solver)}
@@ -211,7 +215,10 @@ class Inbox:
         self.links[link_index].push(sig)
 
     def collect(self, t0: int, t1: int) -> dict[str, Signal]:
-        """Inputs for every in-port over [t0, t1)."""
+        """Inputs for every in-port for the solver's window [t0, t1): those arriving over
+        [t0 + lead, t1 + lead) (the plan checked that every delay covers window + lead)."""
+        if self.lead:
+            t0, t1 = t0 + self.lead, t1 + self.lead
         out: dict[str, Signal] = {}
         spikes: dict[str, list[Spikes]] = {n: [] for n in self._spike_ports} if self._spike_ports else {}
         sampled: dict[str, np.ndarray] = {}

@@ -30,7 +30,8 @@ class Solver(Protocol):
     that are whole numbers of it. ``advance`` integrates ``[t0, t1)`` with the inputs already
     delivered for that interval (every in-port present: ``Spikes`` with absolute arrival ticks
     and weights, or ``Samples`` on the port's grid) and returns the out-ports' signals for the
-    same interval (a ``WindowResult``, or a plain dict of outputs).
+    same interval (a ``WindowResult``, or a plain dict of outputs). A solver whose spec declares
+    an input lead L (``input_lead_ms()``) is handed the inputs over ``[t0 + L, t1 + L)`` instead.
     """
 
     dt_ticks: int

@@ -179,6 +179,15 @@ class SolverSpec(Spec):
         """Build the live solver (the Solver protocol) in the process that will run it."""
         raise NotImplementedError
 
+    def input_lead_ms(self) -> float:
+        """How far ahead (ms) the solver takes its inputs: ``advance(t0, t1)`` receives the inputs
+        that arrive in ``[t0 + lead, t1 + lead)``, so that a simulator which must schedule input
+        events ahead (NEST's devices) can make them act exactly at their arrival time. A whole
+        number of ``dt_ms`` and of every sampled input port's period; every coupling into the
+        solver then needs ``delay >= window + lead`` (checked by the plan). Default 0: inputs
+        over the window itself."""
+        return 0.0
+
 
 class AdapterSpec(Spec):
     """A translator on a coupling. Subclasses implement ``signature`` and ``build``."""
