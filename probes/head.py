@@ -122,6 +122,15 @@ class InfiniteMedium(HeadModel):
 PER = ("solver", "total", "source")
 
 
+@dataclass(frozen=True, slots=True)
+class SourcesInfo(ProbeInfo):
+    """ProbeInfo of CurrentDipole(per='source'): ``first`` holds (solver, first channel, number
+    of channels) per solver, in the order of ``of``. Every process plans the model anew, so each local part
+    finds its own columns here."""
+
+    first: tuple = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CurrentDipole(OverSolvers, ProbeSpec):
     """Current dipole moment (nA*um), written as x, y, z channels.
@@ -129,10 +138,11 @@ class CurrentDipole(OverSolvers, ProbeSpec):
     per : 'solver' (default): the summed moment of each solver's sources (a cell population, a
         point-neuron population, a region network), 3 channels per solver in the order of
         ``of``; 'total': the sum over all solvers, 3 channels; 'source': one moment per source
-        of a single solver (per cell of a cell population, per region of a region network),
-        3 channels each (x, y, z of source 0, then source 1, ...); it needs the number of
-        sources before the run, from the solver's ports (sources.register_source_count: cells
-        and regions are known).
+        (per cell of a cell population, per region of a region network), 3 channels each (x,
+        y, z of source 0, then source 1, ...), the sources of the solvers concatenated in the
+        order of ``of`` (solver of[0]'s sources first); it needs the number of sources before
+        the run, from each solver's ports (sources.register_source_count: cells and regions
+        are known).
     Other fields as the LFP probe (of, every_ms, sources, keep_parts).
     """
 
@@ -149,34 +159,42 @@ class CurrentDipole(OverSolvers, ProbeSpec):
     def __post_init__(self) -> None:
         check_common(self)
         require_choice(self, "per", PER)
-        if self.per == "source" and len(self.of) != 1:
-            raise fail(self, f"per='source' takes one solver (got {len(self.of)}: "
-                             f"{', '.join(map(repr, self.of))}): use one probe per solver")
 
     @classmethod
     def example(cls) -> "CurrentDipole":
         return cls(of=("cells", "brain"), every_ms=1.0)
 
     def describe(self, ports, window_ticks: int) -> ProbeInfo:
+        period = probe_period(self, ports)
         if self.per == "source":
-            n = 3 * source_count(self.of[0], ports[self.of[0]])
-        else:
-            n = 3 * (len(self.of) if self.per == "solver" else 1)
-        return ProbeInfo(n_channels=n, period_ticks=probe_period(self, ports), units="nA*um",
-                         modality=self.modality)
+            # each solver's sources take 3 channels each, solvers in the order of `of`
+            first, n = [], 0
+            for name in self.of:
+                k = 3 * source_count(name, ports[name])
+                first.append((name, n, k))
+                n += k
+            return SourcesInfo(n_channels=n, period_ticks=period, units="nA*um",
+                               modality=self.modality, first=tuple(first))
+        n = 3 * (len(self.of) if self.per == "solver" else 1)
+        return ProbeInfo(n_channels=n, period_ticks=period, units="nA*um", modality=self.modality)
 
     def local(self, solver_name, solver, ports, info: ProbeInfo):
         pos, dpart = dipole_part(solver_name, solver, ports, source_model(self, solver_name),
                                  info.period_ticks)
         n = info.n_channels
         if self.per == "source":
-            if 3 * len(pos) != n:
+            a, b = next((f, f + k) for name, f, k in info.first if name == solver_name)
+            if 3 * len(pos) != b - a:
                 raise ModelError(f"current_dipole: solver {solver_name!r} has {len(pos)} dipole sources, "
-                                 f"but its ports said {n // 3}")
+                                 f"but its ports said {(b - a) // 3}")
 
             def each(t0: int, t1: int, result: WindowResult) -> np.ndarray:
                 p = dpart(t0, t1, result)               # (n_samples, n_src, 3)
-                return p.reshape(p.shape[0], -1)
+                if b - a == n:                          # the only solver: no other columns
+                    return p.reshape(p.shape[0], -1)
+                out = np.zeros((p.shape[0], n))         # the global stage sums the solvers' parts
+                out[:, a:b] = p.reshape(p.shape[0], -1)
+                return out
             return each
         k = self.of.index(solver_name) if self.per == "solver" else 0
 

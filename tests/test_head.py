@@ -178,8 +178,33 @@ def test_current_dipole_per_cell():
     np.testing.assert_allclose(each.sum(axis=1), run.probe("sum").data, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(each[:, 1], each[:, 0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(each[:, 2, 0], each[:, 0, 2], rtol=1e-9, atol=1e-9 * np.abs(each).max())
-    with pytest.raises(ModelError, match=r"per='source' takes one solver \(got 2"):
-        CurrentDipole(of=("a", "b"), per="source")
+
+
+def test_current_dipole_per_source_over_several_solvers_concatenates_them_in_order():
+    """per='source' over a mass network (4 regions) and two cells: the channels are the sources
+    of the solvers in the order of ``of``; the regions' block is the closed form gain * (y1 -
+    y2) along the radial direction, the cells' block sums to the cells' per='solver' moment,
+    and reversing ``of`` swaps the blocks."""
+    gain = 1e5
+    m, conn, src = _jr_model(n=4, gain=gain)
+    m.solver("cell", cells(n=2, nseg=11, positions=(TOP, (100.0, 0.0, 78000.0))))
+    srcs = {"brain": src}
+    m.probe("each", CurrentDipole(of=("brain", "cell"), sources=srcs, per="source", every_ms=0.1))
+    m.probe("back", CurrentDipole(of=("cell", "brain"), sources=srcs, per="source", every_ms=0.1))
+    m.probe("cell_sum", CurrentDipole(of="cell", every_ms=0.1))
+    run = ps.run(m)
+    each, back = run.probe("each").data, run.probe("back").data
+    assert each.shape[1] == 3 * 4 + 3 * 2
+    act = run.signal("brain", "activity").data              # (n_t, 4) mV, every 0.1 ms
+    pos = 1000.0 * conn.centre_array()
+    ori = pos / np.linalg.norm(pos, axis=1, keepdims=True)
+    dip = (act * gain)[:, :, None] * ori[None]
+    np.testing.assert_allclose(each[:, :12], dip.reshape(len(act), -1), rtol=1e-12, atol=1e-9)
+    cell = each[:, 12:].reshape(len(each), 2, 3)
+    assert np.abs(cell).max() > 0
+    np.testing.assert_allclose(cell.sum(axis=1), run.probe("cell_sum").data, rtol=1e-12,
+                               atol=1e-12 * np.abs(cell).max())
+    np.testing.assert_array_equal(back, np.hstack([each[:, 12:], each[:, :12]]))
 
 
 def test_bad_head_and_probe_fields_are_named():
