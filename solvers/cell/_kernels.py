@@ -75,7 +75,7 @@ def hh_init(v, node, m, h, n, q10):
 def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
                  hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
                  ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
-                 syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
+                 syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
                  soma, thr, spk_cell, spk_frac, spk_step, rec_out, inj,
                  want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac):
@@ -99,7 +99,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
             n_steps, dt, t0_ms, blk * B, n_cells, v[blk], parent, g_ax, d0, cdt, pas_g, pas_e,
             hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m[blk], hh_h[blk], hh_n[blk], q10,
             ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
-            syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
+            syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
             soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
             want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac)
@@ -110,7 +110,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
 def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
                    hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
                    ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
-                   syn_node, syn_e, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
+                   syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                    ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
                    soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
                    want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac):
@@ -123,7 +123,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     hh_*: node (K,), gnabar/gkbar/gl (K,) uS, ena/ek/el (K,) mV, gates m/h/n (K, n), q10.
     ic_*: node, delay/duration (ms), amplitude (nA), one entry per clamp (same in every cell).
     al_*: alpha synapses: node, onset (ms), tau (ms), gmax (uS), e (mV), same in every cell.
-    syn_*: node (S,), e mV, peak factor, decay per step exp(-dt/tau1), exp(-dt/tau2); states
+    syn_*: node (S,), e mV, [Mg] mM (0: no Mg block; NMDA), peak factor, decay per step exp(-dt/tau1), exp(-dt/tau2); states
     A, B (S, n) uS. ev_*: input spikes sorted by step: step, synapse, cell, weight (uS).
     soma: recording and threshold node; rec_out (n_steps, n) gets v there before each step;
     upward crossings of thr (mV) go to spk_cell / spk_frac (fraction of the step) / spk_step,
@@ -168,10 +168,21 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 d[i, c] += gna + gk + hh_gl[k]
         for k in range(syn_node.shape[0]):
             i = syn_node[k]
-            for c in range(n):
-                g = syn_b[k, c] - syn_a[k, c]
-                rhs[i, c] -= g * (v[i, c] - syn_e[k])
-                d[i, c] += g
+            mg = syn_mg[k]
+            if mg > 0.0:
+                # NMDA: Mg block B(v) = 1 / (1 + exp(-0.062 v) [Mg] / 3.57) (Jahr & Stevens
+                # 1990); di/dv = g (B + (v - e) dB/dv), dB/dv = 0.062 B (1 - B)
+                for c in range(n):
+                    g = syn_b[k, c] - syn_a[k, c]
+                    vi = v[i, c]
+                    bm = 1.0 / (1.0 + math.exp(-0.062 * vi) * (mg / 3.57))
+                    rhs[i, c] -= g * bm * (vi - syn_e[k])
+                    d[i, c] += g * (bm + (vi - syn_e[k]) * 0.062 * bm * (1.0 - bm))
+            else:
+                for c in range(n):
+                    g = syn_b[k, c] - syn_a[k, c]
+                    rhs[i, c] -= g * (v[i, c] - syn_e[k])
+                    d[i, c] += g
         # timed alpha conductances, at the step's midpoint as NEURON's BREAKPOINT sees them
         for k in range(al_node.shape[0]):
             u = (t_mid - al_onset[k]) / al_tau[k]
@@ -181,6 +192,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 for c in range(n):
                     rhs[i, c] -= g * (v[i, c] - al_e[k])
                     d[i, c] += g
+        # @mechanisms: currents (the generated kernels of _generated.py add theirs here)
         if r >= 0:
             # membrane current and conductance, for the currents written after the solve
             for i in range(N):
@@ -244,6 +256,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
             for i in range(N):
                 for c in range(n):
                     v[i, c] += vfac * rhs[i, c]
+        # @mechanisms: states (the generated kernels of _generated.py advance theirs here)
         # gating states over dt with the new v (cnexp: exact for v held over the step)
         for k in range(hh_node.shape[0]):
             i = hh_node[k]

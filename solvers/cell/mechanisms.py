@@ -1,41 +1,125 @@
 """Membrane mechanisms and point processes as data.
 
 :class:`Insert` places a density mechanism on sections (by name or kind, or 'all'), with
-parameters that override the mechanism's defaults. :class:`IClamp` and :class:`Exp2Syn` are
-point processes at a section and relative position, placed in every cell of a population.
-The kernels that integrate them are in ``_kernels.py``.
+parameters that override the mechanism's defaults: one number for every cell, or one per cell,
+optionally scaled along the tree by a :class:`Distance` profile. The mechanisms themselves are
+modules of ``mech/`` (one file each, plus the ``polyscale.mechanisms`` entry points).
+:class:`IClamp`, :class:`Exp2Syn` (and its presets :func:`AMPA`, :func:`NMDA`, :func:`GABAA`)
+and :class:`AlphaSynapse` are point processes at a section and relative position, placed in
+every cell of a population. The kernels that integrate them are in ``_kernels.py`` and
+``_generated.py``.
 
-Density parameters are per membrane area (S/cm2), reversal potentials in mV, as in NEURON's
-``pas`` and ``hh``.
+Density parameters are per membrane area (S/cm2), reversal potentials in mV, as in NEURON.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ...coordinator.specs import Spec
 from ...coordinator.validation import fail, require_number, require_str
+from .mech import registry
 
-#: mechanism name -> parameter -> default (units in the name's suffix)
-MECHANISMS: dict[str, dict[str, float]] = {
-    # NEURON's pas
-    "pas": {"g_S_cm2": 0.001, "e_mV": -70.0},
-    # NEURON's hh (Hodgkin & Huxley 1952 at 6.3 C, rates scaled by Q10 3 with celsius)
-    "hh": {"gnabar_S_cm2": 0.12, "gkbar_S_cm2": 0.036, "gl_S_cm2": 0.0003,
-           "el_mV": -54.3, "ena_mV": 50.0, "ek_mV": -77.0},
-}
+
+class _Defaults(dict):
+    # mechanism name -> parameter -> default, read from the registry when first used (so that
+    # entry-point mechanisms appear too)
+    def _fill(self):
+        if not dict.__len__(self):
+            self.update({k: dict(m.params) for k, m in registry().items()})
+
+    def __getitem__(self, k):
+        self._fill()
+        return dict.__getitem__(self, k)
+
+    def __contains__(self, k):
+        self._fill()
+        return dict.__contains__(self, k)
+
+    def __iter__(self):
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self):
+        self._fill()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._fill()
+        return dict.keys(self)
+
+    def items(self):
+        self._fill()
+        return dict.items(self)
+
+
+#: mechanism name -> parameter -> default (units in the name's suffix), from ``mech/``
+MECHANISMS: dict[str, dict[str, float]] = _Defaults()
+
+DISTANCE_KINDS = ("linear", "exp", "window")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Distance(Spec):
+    """Scale one parameter of an :class:`Insert` by a profile f(d) of the path distance d (um)
+    from the root section's 0-end to each segment's centre:
+
+    kind 'linear': f = a + b d / length_um; 'exp': f = a + b exp(d / length_um);
+    'window': f = b where lo_um <= d <= hi_um, a elsewhere.
+
+    E.g. Hay et al. (2011)'s apical Ih: Distance(param="gIhbar_S_cm2", kind="exp", a=-0.8696,
+    b=2.087, length_um=323); their calcium hot zone: kind="window", a=0.01, b=1, lo_um=685,
+    hi_um=885 (the parameter given as its hot-zone value).
+    """
+
+    param: str
+    kind: str = "exp"
+    a: float = 0.0
+    b: float = 1.0
+    length_um: float = 1.0
+    lo_um: float = 0.0
+    hi_um: float = 1e12
+
+    def __post_init__(self) -> None:
+        require_str(self, "param")
+        if self.kind not in DISTANCE_KINDS:
+            raise fail(self, f"'kind' must be one of {', '.join(map(repr, DISTANCE_KINDS))} (got {self.kind!r})")
+        require_number(self, "a", "b", "lo_um", "hi_um")
+        require_number(self, "length_um", positive=True)
+        if self.lo_um > self.hi_um:
+            raise fail(self, f"'lo_um' must not exceed 'hi_um' (got {self.lo_um} > {self.hi_um})")
+
+    def factor(self, d_um):
+        """f(d) for path distances d (um), an array."""
+        import numpy as np
+        d = np.asarray(d_um, dtype=np.float64)
+        if self.kind == "linear":
+            return self.a + self.b * d / self.length_um
+        if self.kind == "exp":
+            return self.a + self.b * np.exp(d / self.length_um)
+        return np.where((d >= self.lo_um) & (d <= self.hi_um), self.b, self.a)
+
+
+def _finite(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Insert(Spec):
     """Insert density mechanism ``mechanism`` on sections matching ``where`` (name, kind or 'all').
 
-    params : parameter name -> value, overriding :data:`MECHANISMS` defaults
+    params : parameter name -> value overriding the mechanism's default: a number, or a sequence
+        of one number per cell (length n of the population, checked there)
+    distribution : Distance profiles (one per parameter at most) multiplying their parameter
     """
 
     mechanism: str
     where: str = "all"
     params: dict = field(default_factory=dict)
+    distribution: tuple = ()
+
+    nested: ClassVar = {"distribution": Distance}
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -49,13 +133,40 @@ class Insert(Spec):
         for k, v in self.params.items():
             if k not in known:
                 raise fail(self, f"{self.mechanism}: unknown parameter {k!r} (known: {', '.join(known)})")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
-                raise fail(self, f"{self.mechanism}: parameter {k!r} must be a finite number (got {v!r})")
-            clean[k] = float(v)
+            if hasattr(v, "tolist"):
+                v = v.tolist()
+            if isinstance(v, (list, tuple)):
+                if not v or not all(_finite(x) for x in v):
+                    raise fail(self, f"{self.mechanism}: parameter {k!r} must be a finite number or a "
+                                     f"non-empty sequence of finite numbers, one per cell (got {v!r})")
+                clean[k] = tuple(float(x) for x in v)
+            elif _finite(v):
+                clean[k] = float(v)
+            else:
+                raise fail(self, f"{self.mechanism}: parameter {k!r} must be a finite number or a "
+                                 f"sequence of one per cell (got {v!r})")
         object.__setattr__(self, "params", clean)
+        dist = self.distribution
+        if isinstance(dist, Distance):
+            dist = (dist,)
+        if not isinstance(dist, (list, tuple)) or not all(isinstance(x, Distance) for x in dist):
+            raise fail(self, f"'distribution' must be a Distance or a sequence of them (got {dist!r})")
+        seen = set()
+        for x in dist:
+            if x.param not in known:
+                raise fail(self, f"distribution: {self.mechanism} has no parameter {x.param!r} "
+                                 f"(known: {', '.join(known)})")
+            if x.param in seen:
+                raise fail(self, f"distribution: parameter {x.param!r} has two profiles")
+            seen.add(x.param)
+        object.__setattr__(self, "distribution", tuple(dist))
 
-    def value(self, name: str) -> float:
+    def value(self, name: str):
+        """The parameter's value: a float, or a tuple of one per cell."""
         return self.params.get(name, MECHANISMS[self.mechanism][name])
+
+    def per_cell(self) -> bool:
+        return any(isinstance(v, tuple) for v in self.params.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,17 +190,23 @@ class IClamp(Spec):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Exp2Syn(Spec):
     """A conductance synapse g(t) = w f (exp(-t/tau2) - exp(-t/tau1)) at ``section(x)``
-    (NEURON's Exp2Syn: f normalises the peak to the weight w in uS); reversal ``e_mV``."""
+    (NEURON's Exp2Syn: f normalises the peak to the weight w in uS); reversal ``e_mV``.
+
+    mg_mM > 0 adds NMDA's voltage-dependent Mg block: i = g B(v) (v - e), B = 1 / (1 +
+    exp(-0.062 v) [Mg] / 3.57) (Jahr & Stevens 1990, as in Blue Brain's ProbAMPANMDA_EMS.mod).
+    """
 
     section: str
     x: float = 0.5
     tau1_ms: float = 0.5
     tau2_ms: float = 2.0
     e_mV: float = 0.0
+    mg_mM: float = 0.0
 
     def __post_init__(self) -> None:
         require_str(self, "section")
         require_number(self, "x", "e_mV")
+        require_number(self, "mg_mM", nonnegative=True)
         require_number(self, "tau1_ms", "tau2_ms", positive=True)
         if not 0.0 <= self.x <= 1.0:
             raise fail(self, f"'x' must be in [0, 1] (got {self.x})")
@@ -118,3 +235,24 @@ class AlphaSynapse(Spec):
         require_number(self, "gmax_uS", nonnegative=True)
         if not 0.0 <= self.x <= 1.0:
             raise fail(self, f"'x' must be in [0, 1] (got {self.x})")
+
+
+# Presets: dual-exponential kinetics of Blue Brain's ProbAMPANMDA_EMS.mod / ProbGABAAB_EMS.mod
+# (Markram et al. 2015, Cell 163:456): AMPA rise 0.2 ms, decay 1.7 ms; NMDA rise 0.29 ms, decay
+# 43 ms with the Jahr & Stevens (1990) Mg block at 1 mM; GABA-A rise 0.2 ms, decay 8 ms, -80 mV.
+def AMPA(*, section: str, x: float = 0.5, tau1_ms: float = 0.2, tau2_ms: float = 1.7,
+         e_mV: float = 0.0) -> Exp2Syn:
+    """An AMPA synapse (an :class:`Exp2Syn` fed by the ``syn`` port): reversal 0 mV."""
+    return Exp2Syn(section=section, x=x, tau1_ms=tau1_ms, tau2_ms=tau2_ms, e_mV=e_mV)
+
+
+def NMDA(*, section: str, x: float = 0.5, tau1_ms: float = 0.29, tau2_ms: float = 43.0,
+         e_mV: float = 0.0, mg_mM: float = 1.0) -> Exp2Syn:
+    """An NMDA synapse: dual exponential times the Mg block of Jahr & Stevens (1990), [Mg] mM."""
+    return Exp2Syn(section=section, x=x, tau1_ms=tau1_ms, tau2_ms=tau2_ms, e_mV=e_mV, mg_mM=mg_mM)
+
+
+def GABAA(*, section: str, x: float = 0.5, tau1_ms: float = 0.2, tau2_ms: float = 8.0,
+          e_mV: float = -80.0) -> Exp2Syn:
+    """A GABA-A synapse: reversal -80 mV (ProbGABAAB_EMS.mod; use e_mV=-70 for a depolarised Cl-)."""
+    return Exp2Syn(section=section, x=x, tau1_ms=tau1_ms, tau2_ms=tau2_ms, e_mV=e_mV)

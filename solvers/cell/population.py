@@ -21,7 +21,9 @@ from ...coordinator.specs import SolverContext, SolverSpec
 from ...coordinator.time import TICKS_PER_MS, to_ticks
 from ...coordinator.validation import (as_tuple, fail, require_choice, require_int, require_number,
                                       require_str)
+from . import _generated
 from ._kernels import cell_advance, hh_init
+from .mech import IONS, registry
 from .mechanisms import AlphaSynapse, Exp2Syn, IClamp, Insert
 from .morphology import Morphology, Section, ball_and_stick
 
@@ -68,6 +70,22 @@ class CellLayout:
         """Centre nodes of section k."""
         nseg = self.morphology.sections[k].nseg
         return np.arange(self.first_node[k], self.first_node[k] + nseg)
+
+
+def path_distance_um(lay: CellLayout) -> np.ndarray:
+    """(N,) path distance (um) along the tree from the root section's 0-end to each node's
+    point (a segment's centre; a section's 1-end for its end node)."""
+    morph = lay.morphology
+    start = np.zeros(len(morph.sections))
+    d = np.zeros(lay.n_nodes)
+    for k, sec in enumerate(morph.sections):
+        if sec.parent is not None:
+            pk = morph.index(sec.parent)
+            start[k] = start[pk] + min(max(sec.parent_x, 0.0), 1.0) * morph.sections[pk].length_um
+        nseg = sec.nseg
+        d[lay.first_node[k]:lay.first_node[k] + nseg] = start[k] + (np.arange(nseg) + 0.5) / nseg * sec.length_um
+        d[lay.end_node[k]] = start[k] + sec.length_um
+    return d
 
 
 def lambda_nseg(sec: Section, d_lambda: float, ra_ohm_cm: float, cm_uF_cm2: float) -> int:
@@ -229,6 +247,12 @@ class CellPopulation(SolverSpec):
                 if not ok:
                     raise fail(self, f"{fname}[{i}]: {where!r} matches no section "
                                      f"(names: {', '.join(sorted(names))}; kinds: {', '.join(sorted(kinds))})")
+        for i, ins in enumerate(self.mechanisms):
+            for pname, val in ins.params.items():
+                if isinstance(val, tuple) and len(val) != self.n:
+                    raise fail(self, f"mechanisms[{i}] ({ins.mechanism}): parameter {pname!r} has "
+                                     f"{len(val)} values but the population has n = {self.n} cells "
+                                     f"(give one number, or one per cell)")
         for fname in ("positions_um", "rotations_deg"):
             if getattr(self, fname) is not None:
                 arr = np.array(as_tuple(self, fname, float))
@@ -324,26 +348,52 @@ class CellSolver:
         nb, B = self.n_blocks, self.block
         self.v = np.full((nb, N, B), spec.v_init_mV)
         morph = lay.morphology
-        # density mechanisms: per-node conductances in uS (S/cm2 * um2 * 1e-2)
+        # density mechanisms: per-node conductances in uS (S/cm2 * um2 * 1e-2). pas and hh with
+        # one value for all cells go to the kernel's own loops; everything else (or pas/hh with
+        # per-cell values) to the generated kernel of their mechanism files
         self.pas_g, self.pas_e = np.zeros(N), np.zeros(N)
         hh = {k: [] for k in ("node", "gna", "gk", "gl", "ena", "ek", "el")}
+        reg = registry()
+        dist = path_distance_um(lay)
+        generic: dict[str, dict[int, tuple]] = {}     # name -> node -> (area factor, (P, n) values)
         for ins in spec.mechanisms:
+            mech = reg[ins.mechanism]
+            builtin = mech.builtin if not (ins.per_cell() or self._GENERIC_BUILTINS) else None
             for k, sec in enumerate(morph.sections):
                 if not _matches(sec, ins.where):
                     continue
                 nodes = lay.nodes_of(k)
                 a = lay.area_um2[nodes] * 1e-2
-                if ins.mechanism == "pas":
+                fac = {x.param: x.factor(dist[nodes]) for x in ins.distribution}
+
+                def val(pname):
+                    # (len(nodes),) for a value shared by all cells, else (len(nodes), n)
+                    v = ins.value(pname)
+                    f = fac.get(pname, 1.0)
+                    if isinstance(v, tuple):
+                        return np.asarray(v)[None, :] * np.broadcast_to(f, (len(nodes),))[:, None]
+                    return v * np.broadcast_to(np.asarray(f, dtype=np.float64), (len(nodes),))
+
+                if builtin == "pas":
                     # a later placement on the same section replaces an earlier one (NEURON's
                     # insert is idempotent; the parameters last set win)
-                    self.pas_g[nodes] = ins.value("g_S_cm2") * a
-                    self.pas_e[nodes] = ins.value("e_mV")
-                elif ins.mechanism == "hh":
+                    self.pas_g[nodes] = val("g_S_cm2") * a
+                    self.pas_e[nodes] = val("e_mV")
+                elif builtin == "hh":
                     hh["node"].append(nodes)
                     for key, pname in (("gna", "gnabar_S_cm2"), ("gk", "gkbar_S_cm2"), ("gl", "gl_S_cm2")):
-                        hh[key].append(ins.value(pname) * a)
+                        hh[key].append(val(pname) * a)
                     for key, pname in (("ena", "ena_mV"), ("ek", "ek_mV"), ("el", "el_mV")):
-                        hh[key].append(np.full(len(nodes), ins.value(pname)))
+                        hh[key].append(np.array(val(pname), dtype=np.float64))
+                else:
+                    # node -> (area factor, (P, n) values); a later placement replaces an earlier
+                    inst = generic.setdefault(mech.name, {})
+                    vals = [val(p) for p in mech.params]
+                    for j, node in enumerate(nodes):
+                        rows = np.zeros((len(vals), n))
+                        for q, x in enumerate(vals):
+                            rows[q] = x[j]
+                        inst[int(node)] = (a[j], rows)
 
         def cat(parts, dtype=np.float64):
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
@@ -352,6 +402,7 @@ class CellSolver:
         if len(np.unique(self.hh_node)) != len(self.hh_node):
             raise ModelError("cell_population: 'hh' is inserted twice on some section")
         self.hh_par = tuple(cat(hh[k]) for k in ("gna", "gk", "gl", "ena", "ek", "el"))
+        self._setup_generic(generic, reg)
         nh = self.hh_node.shape[0]
         self.hh_m, self.hh_h, self.hh_n = (np.zeros((nb, nh, B)) for _ in range(3))
         self.q10 = 3.0 ** ((spec.celsius - 6.3) / 10.0)
@@ -372,6 +423,7 @@ class CellSolver:
             tp = s.tau1_ms * s.tau2_ms / (s.tau2_ms - s.tau1_ms) * math.log(s.tau2_ms / s.tau1_ms)
             facs.append(1.0 / (-math.exp(-tp / s.tau1_ms) + math.exp(-tp / s.tau2_ms)))
         self.syn_e = np.array([s.e_mV for s in sy], dtype=np.float64)
+        self.syn_mg = np.array([s.mg_mM for s in sy], dtype=np.float64)
         self.syn_fac = np.array(facs, dtype=np.float64)
         self.syn_d1 = np.exp(-self.dt / np.array([s.tau1_ms for s in sy], dtype=np.float64))
         self.syn_d2 = np.exp(-self.dt / np.array([s.tau2_ms for s in sy], dtype=np.float64))
@@ -386,6 +438,40 @@ class CellSolver:
         self.imem_ticks = np.zeros(0, np.int64)
         self.n_spikes = 0
         self.n_rate_events = 0
+
+    #: tests set this to integrate pas and hh through their mechanism files (generated kernel)
+    _GENERIC_BUILTINS = False
+
+    def _setup_generic(self, generic: dict, reg: dict) -> None:
+        # the generated kernel for the mechanisms outside the kernel's own loops: per mechanism
+        # (in name order, so the same set gives the same cached kernel) node (K,), area factor
+        # (K,), parameters (blocks, P, K, B) and states (blocks, S, K, B)
+        nb, B, N, n = self.n_blocks, self.block, self.nodes_per_cell, self.n_cells
+        self.mechs = tuple(reg[name] for name in sorted(generic))
+        self.mech_nodes, self.mech_states = {}, {}
+        if not self.mechs:
+            self._advance, self._mech_args = cell_advance, ()
+            return
+        pad = nb * B - n
+        ca = IONS["ca"]
+        self.ca_c = np.full((nb, N, B), ca[1])
+        ca_i = np.zeros((N, B))
+        head = (self.spec.celsius, self.ca_c, ca_i, _generated.nernst_factor(self.spec.celsius, ca[0]), ca[2], ca[3])
+        arrays = []
+        for m in self.mechs:
+            inst = generic[m.name]
+            nodes = np.array(sorted(inst), dtype=np.int64)
+            area = np.array([inst[i][0] for i in nodes], dtype=np.float64)
+            par = np.stack([inst[i][1] for i in nodes], axis=1) if len(nodes) else np.zeros((len(m.params), 0, n))
+            # (P, K, n) -> (blocks, P, K, B); padding columns repeat the last cell (valid values)
+            par = np.pad(par, ((0, 0), (0, 0), (0, pad)), mode="edge")
+            par = np.ascontiguousarray(par.reshape(len(m.params), len(nodes), nb, B).transpose(2, 0, 1, 3))
+            st = np.zeros((nb, len(m.states), len(nodes), B))
+            self.mech_nodes[m.name], self.mech_states[m.name] = nodes, st
+            arrays += [nodes, area, par, st]
+        mod = _generated.load(self.mechs)
+        mod.mech_init(self.v, *head, *arrays)
+        self._advance, self._mech_args = mod.cell_advance, head + tuple(arrays)
 
     def advance(self, t0: int, t1: int, inputs) -> WindowResult:
         steps = (t1 - t0) // self.dt_ticks
@@ -440,14 +526,15 @@ class CellSolver:
         # stim is written only at clamp and soma nodes: zeros from calloc leave the rest of it
         # untouched pages, so recording costs one full array per step, not two
         imem, stim = np.empty(shape), np.zeros(shape)
-        k = cell_advance(steps, self.dt, t0 / TICKS_PER_MS, n, self.v, self.parent, self.g_ax, self.d0, self.cdt,
+        k = self._advance(steps, self.dt, t0 / TICKS_PER_MS, n, self.v, self.parent, self.g_ax, self.d0, self.cdt,
                          self.pas_g, self.pas_e,
                          self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
                          self.ic_node, *self.ic, self.al_node, *self.al,
-                         self.syn_node, self.syn_e, self.syn_fac, self.syn_d1, self.syn_d2, self.syn_a, self.syn_b,
+                         self.syn_node, self.syn_e, self.syn_mg, self.syn_fac, self.syn_d1, self.syn_d2,
+                         self.syn_a, self.syn_b,
                          ev_start, ev_step, ev_syn, ev_cell, ev_w,
                          self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec, inj,
-                         want, row, imem, stim, *self._scratch, self.vfac)
+                         want, row, imem, stim, *self._scratch, self.vfac, *self._mech_args)
         self.n_spikes += k
         if want:
             self.imem, self.stim = imem, stim
@@ -538,9 +625,17 @@ class CellSolver:
         return self._cells(self.syn_b) - self._cells(self.syn_a)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"v": self.voltages(), "hh_m": self._cells(self.hh_m), "hh_h": self._cells(self.hh_h),
-                "hh_n": self._cells(self.hh_n), "syn_a": self._cells(self.syn_a),
-                "syn_b": self._cells(self.syn_b)}
+        out = {"v": self.voltages(), "hh_m": self._cells(self.hh_m), "hh_h": self._cells(self.hh_h),
+               "hh_n": self._cells(self.hh_n), "syn_a": self._cells(self.syn_a),
+               "syn_b": self._cells(self.syn_b)}
+        for m in self.mechs:
+            # '<mechanism>_<state>' (K, n) at the nodes in mech_nodes[mechanism]
+            st = self.mech_states[m.name]
+            for j, sname in enumerate(m.states):
+                out[f"{m.name}_{sname}"] = self._cells(st[:, j])
+        if self.mechs:
+            out["cai"] = self._cells(self.ca_c)
+        return out
 
     def close(self) -> None:
         pass

@@ -1,0 +1,114 @@
+"""Membrane mechanisms, one module each, and the registry that finds them.
+
+A mechanism module defines ``MECHANISM = Mechanism(...)``: its parameters (name with unit
+suffix -> default), its states, which ion variables it reads, and three numba functions on
+scalars, written in NEURON's density units (mV, ms, S/cm2, mA/cm2, mM) as the .mod file would:
+
+    init(v, celsius, *params, *reads) -> tuple of states at steady state for v
+    current(v, celsius, *states, *params, *reads) -> (i mA/cm2 outward, di/dv S/cm2)
+    advance(v, dt, celsius, *states, *params, *reads) -> tuple of states after dt with v held
+                                                        (cnexp: exact for v held over the step)
+
+``reads`` are ion variables: 'eca' (mV: Nernst from cai when a mechanism writes cai, else the
+fixed default), 'cai' (mM), 'ica' (mA/cm2: the total calcium current at the node, taken with
+the other currents before the solve). ``current_ion='ca'`` adds the mechanism's current to ica;
+``writes='cai'`` makes its first state the node's cai (a concentration mechanism has no
+current). The solver generates one kernel for the set of mechanisms a model uses
+(``_generated.py``), so the functions are called from compiled code, inlined by LLVM.
+
+Built-ins are the modules of this package; third-party packages register theirs under the
+entry-point group ``polyscale.mechanisms`` (name = module:MECHANISM), e.g. in pyproject.toml::
+
+    [project.entry-points."polyscale.mechanisms"]
+    my_kdr = "mypkg.kdr:MECHANISM"
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+#: ion -> (valence, default inner concentration mM, outer concentration mM, default reversal mV)
+#: NEURON's defaults for ca (cai0_ca_ion, cao0_ca_ion; eca when no mechanism writes cai)
+IONS = {"ca": (2, 5e-5, 2.0, 132.4579341637009)}
+#: the ion variables a mechanism may read
+ION_VARIABLES = ("eca", "cai", "ica")
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """One density mechanism (see the module docstring for the functions' signatures).
+
+    name : as in ``Insert(mechanism=name)`` (NEURON's SUFFIX)
+    params : parameter -> default, the name ending in its unit (``gbar_S_cm2``, ``e_mV``)
+    states : state names (dimensionless gates, or mM for a concentration)
+    reads : ion variables passed after the parameters, in this order
+    current_ion : the ion whose current this is ('ca'), or None (non-specific / na / k)
+    writes : 'cai' if the first state is the node's calcium concentration
+    builtin : 'pas' or 'hh': the solver's hand-written loop integrates it (the same equations)
+        unless a parameter varies per cell
+    source : where the equations come from (a citation)
+    """
+
+    name: str
+    params: dict
+    states: tuple
+    init: Callable
+    current: Callable | None
+    advance: Callable
+    reads: tuple = ()
+    current_ion: str | None = None
+    writes: str | None = None
+    builtin: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for r in self.reads:
+            if r not in ION_VARIABLES:
+                raise ValueError(f"mechanism {self.name!r}: reads {r!r} is not one of {ION_VARIABLES}")
+        if self.current_ion not in (None, *IONS):
+            raise ValueError(f"mechanism {self.name!r}: current_ion must be None or one of {tuple(IONS)}")
+        if self.writes not in (None, "cai"):
+            raise ValueError(f"mechanism {self.name!r}: writes must be None or 'cai' (got {self.writes!r})")
+        if self.writes and (not self.states or self.current is not None):
+            raise ValueError(f"mechanism {self.name!r}: a concentration mechanism has a first state "
+                             f"(the concentration) and no current")
+
+
+_BUILTIN = ("pas", "hh", "ih", "ca_hva", "ca_lvast", "cadynamics_e2", "sk_e2", "im", "nata_t",
+            "skv3_1", "k_pst", "k_tst", "nap_et2")
+_REGISTRY: dict[str, Mechanism] | None = None
+
+
+def registry() -> dict[str, Mechanism]:
+    """name -> Mechanism: this package's modules, then the ``polyscale.mechanisms`` entry points."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        reg = {}
+        for mod in _BUILTIN:
+            m = importlib.import_module(f"{__name__}.{mod}").MECHANISM
+            reg[m.name] = m
+        from importlib.metadata import entry_points
+        for ep in entry_points(group="polyscale.mechanisms"):
+            m = ep.load()
+            if not isinstance(m, Mechanism):
+                raise TypeError(f"entry point polyscale.mechanisms:{ep.name} is not a Mechanism "
+                                f"(got {type(m).__name__})")
+            reg.setdefault(m.name, m)
+        _REGISTRY = reg
+    return _REGISTRY
+
+
+def register(m: Mechanism) -> None:
+    """Add a mechanism at run time (tests, notebooks); an existing name is an error."""
+    reg = registry()
+    if m.name in reg and reg[m.name] is not m:
+        raise ValueError(f"mechanism {m.name!r} is already registered")
+    reg[m.name] = m
+
+
+def get(name: str) -> Mechanism:
+    reg = registry()
+    if name not in reg:
+        raise KeyError(name)
+    return reg[name]

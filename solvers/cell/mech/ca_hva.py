@@ -1,0 +1,43 @@
+"""Ca_HVA: high-voltage-activated calcium current (Reuveni et al. 1993), Ca_HVA.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
+
+ica = gbar m^2 h (v - eca); no temperature scaling.
+"""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+
+@njit
+def _rates(v):
+    if v == -27.0:
+        v = v + 0.0001
+    ma = 0.055 * (-27.0 - v) / (math.exp((-27.0 - v) / 3.8) - 1.0)
+    mb = 0.94 * math.exp((-75.0 - v) / 17.0)
+    ha = 0.000457 * math.exp((-13.0 - v) / 50.0)
+    hb = 0.0065 / (math.exp((-v - 15.0) / 28.0) + 1.0)
+    return ma / (ma + mb), 1.0 / (ma + mb), ha / (ha + hb), 1.0 / (ha + hb)
+
+
+@njit
+def init(v, celsius, gbar, eca):
+    minf, _, hinf, _ = _rates(v)
+    return minf, hinf
+
+
+@njit
+def current(v, celsius, m, h, gbar, eca):
+    g = gbar * m * m * h
+    return g * (v - eca), g
+
+
+@njit
+def advance(v, dt, celsius, m, h, gbar, eca):
+    minf, mtau, hinf, htau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
+            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+
+
+MECHANISM = Mechanism(name="Ca_HVA", params={"gCa_HVAbar_S_cm2": 1e-5}, states=("m", "h"),
+                      reads=("eca",), current_ion="ca", init=init, current=current, advance=advance,
+                      source="Ca_HVA.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Reuveni et al. (1993) J Neurosci 13:4609")

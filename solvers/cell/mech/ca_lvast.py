@@ -1,0 +1,43 @@
+"""Ca_LVAst: low-voltage-activated calcium current (Avery & Johnston 1996, shifted), Ca_LVAst.mod
+of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653. ica = gbar m^2 h (v - eca); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod).
+"""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+_QT = 2.3 ** ((34.0 - 21.0) / 10.0)
+
+
+@njit
+def _rates(v):
+    v = v + 10.0
+    minf = 1.0 / (1.0 + math.exp((v + 30.0) / -6.0))
+    mtau = (5.0 + 20.0 / (1.0 + math.exp((v + 25.0) / 5.0))) / _QT
+    hinf = 1.0 / (1.0 + math.exp((v + 80.0) / 6.4))
+    htau = (20.0 + 50.0 / (1.0 + math.exp((v + 40.0) / 7.0))) / _QT
+    return minf, mtau, hinf, htau
+
+
+@njit
+def init(v, celsius, gbar, eca):
+    minf, _, hinf, _ = _rates(v)
+    return minf, hinf
+
+
+@njit
+def current(v, celsius, m, h, gbar, eca):
+    g = gbar * m * m * h
+    return g * (v - eca), g
+
+
+@njit
+def advance(v, dt, celsius, m, h, gbar, eca):
+    minf, mtau, hinf, htau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
+            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+
+
+MECHANISM = Mechanism(name="Ca_LVAst", params={"gCa_LVAstbar_S_cm2": 1e-5}, states=("m", "h"),
+                      reads=("eca",), current_ion="ca", init=init, current=current, advance=advance,
+                      source="Ca_LVAst.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Avery & Johnston (1996) J Neurosci 16:5567")

@@ -1,0 +1,39 @@
+"""Ih: hyperpolarisation-activated cation current (Kole et al. 2006), Ih.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
+
+gIh = gIhbar m, ihcn = gIh (v - ehcn); no temperature scaling.
+"""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+
+@njit
+def _rates(v):
+    if v == -154.9:
+        v = v + 0.0001
+    a = 0.001 * 6.43 * (v + 154.9) / (math.exp((v + 154.9) / 11.9) - 1.0)
+    b = 0.001 * 193.0 * math.exp(v / 33.1)
+    return a / (a + b), 1.0 / (a + b)
+
+
+@njit
+def init(v, celsius, gbar, ehcn):
+    return (_rates(v)[0],)
+
+
+@njit
+def current(v, celsius, m, gbar, ehcn):
+    g = gbar * m
+    return g * (v - ehcn), g
+
+
+@njit
+def advance(v, dt, celsius, m, gbar, ehcn):
+    minf, mtau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
+
+
+MECHANISM = Mechanism(name="Ih", params={"gIhbar_S_cm2": 1e-5, "ehcn_mV": -45.0}, states=("m",),
+                      init=init, current=current, advance=advance,
+                      source="Ih.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Kole, Hallermann & Stuart (2006) J Neurosci 26:1677")

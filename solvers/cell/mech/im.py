@@ -1,0 +1,37 @@
+"""Im: muscarinic K current (Adams et al. 1982), Im.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
+ik = gbar m (v - ek); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod)."""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+_QT = 2.3 ** ((34.0 - 21.0) / 10.0)
+
+
+@njit
+def _rates(v):
+    a = 3.3e-3 * math.exp(2.5 * 0.04 * (v + 35.0))
+    b = 3.3e-3 * math.exp(-2.5 * 0.04 * (v + 35.0))
+    return a / (a + b), (1.0 / (a + b)) / _QT
+
+
+@njit
+def init(v, celsius, gbar, ek):
+    return (_rates(v)[0],)
+
+
+@njit
+def current(v, celsius, m, gbar, ek):
+    g = gbar * m
+    return g * (v - ek), g
+
+
+@njit
+def advance(v, dt, celsius, m, gbar, ek):
+    minf, mtau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
+
+
+MECHANISM = Mechanism(name="Im", params={"gImbar_S_cm2": 1e-5, "ek_mV": -77.0}, states=("m",),
+                      init=init, current=current, advance=advance,
+                      source="Im.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Adams, Brown & Constanti (1982) J Physiol 330:537")

@@ -1,0 +1,45 @@
+"""K_Pst: slow inactivating K current (Korngreen & Sakmann 2000), K_Pst.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
+ik = gbar m^2 h (v - ek); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod)."""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+_QT = 2.3 ** ((34.0 - 21.0) / 10.0)
+
+
+@njit
+def _rates(v):
+    v = v + 10.0
+    minf = 1.0 / (1.0 + math.exp(-(v + 1.0) / 12.0))
+    if v < -50.0:
+        mtau = (1.25 + 175.03 * math.exp(-v * -0.026)) / _QT
+    else:
+        mtau = (1.25 + 13.0 * math.exp(-v * 0.026)) / _QT
+    hinf = 1.0 / (1.0 + math.exp(-(v + 54.0) / -11.0))
+    htau = (360.0 + (1010.0 + 24.0 * (v + 55.0)) * math.exp(-((v + 75.0) / 48.0) ** 2)) / _QT
+    return minf, mtau, hinf, htau
+
+
+@njit
+def init(v, celsius, gbar, ek):
+    minf, _, hinf, _ = _rates(v)
+    return minf, hinf
+
+
+@njit
+def current(v, celsius, m, h, gbar, ek):
+    g = gbar * m * m * h
+    return g * (v - ek), g
+
+
+@njit
+def advance(v, dt, celsius, m, h, gbar, ek):
+    minf, mtau, hinf, htau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
+            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+
+
+MECHANISM = Mechanism(name="K_Pst", params={"gK_Pstbar_S_cm2": 1e-5, "ek_mV": -77.0}, states=("m", "h"),
+                      init=init, current=current, advance=advance,
+                      source="K_Pst.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Korngreen & Sakmann (2000) J Physiol 525:621")

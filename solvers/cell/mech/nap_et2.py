@@ -1,0 +1,52 @@
+"""Nap_Et2: persistent Na current (Magistretti & Alonso 1999), Nap_Et2.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
+ina = gbar m^3 h (v - ena); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod)."""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+_QT = 2.3 ** ((34.0 - 21.0) / 10.0)
+
+
+@njit
+def _rates(v):
+    minf = 1.0 / (1.0 + math.exp((v + 52.6) / -4.6))
+    vm = v
+    if vm == -38.0:
+        vm = vm + 0.0001
+    ma = (0.182 * (vm + 38.0)) / (1.0 - math.exp(-(vm + 38.0) / 6.0))
+    mb = (0.124 * (-vm - 38.0)) / (1.0 - math.exp(-(-vm - 38.0) / 6.0))
+    mtau = 6.0 * (1.0 / (ma + mb)) / _QT
+    vh = v
+    if vh == -17.0:
+        vh = vh + 0.0001
+    if vh == -64.4:
+        vh = vh + 0.0001
+    hinf = 1.0 / (1.0 + math.exp((vh + 48.8) / 10.0))
+    ha = -2.88e-6 * (vh + 17.0) / (1.0 - math.exp((vh + 17.0) / 4.63))
+    hb = 6.94e-6 * (vh + 64.4) / (1.0 - math.exp(-(vh + 64.4) / 2.63))
+    return minf, mtau, hinf, (1.0 / (ha + hb)) / _QT
+
+
+@njit
+def init(v, celsius, gbar, ena):
+    minf, _, hinf, _ = _rates(v)
+    return minf, hinf
+
+
+@njit
+def current(v, celsius, m, h, gbar, ena):
+    g = gbar * m * m * m * h
+    return g * (v - ena), g
+
+
+@njit
+def advance(v, dt, celsius, m, h, gbar, ena):
+    minf, mtau, hinf, htau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
+            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+
+
+MECHANISM = Mechanism(name="Nap_Et2", params={"gNap_Et2bar_S_cm2": 1e-5, "ena_mV": 50.0}, states=("m", "h"),
+                      init=init, current=current, advance=advance,
+                      source="Nap_Et2.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Magistretti & Alonso (1999) J Gen Physiol 114:491")

@@ -1,0 +1,47 @@
+"""NaTa_t: fast inactivating Na current (Colbert & Pan 2002), NaTa_t.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
+ina = gbar m^3 h (v - ena); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod)."""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+_QT = 2.3 ** ((34.0 - 21.0) / 10.0)
+
+
+@njit
+def _rates(v):
+    vm = v
+    if vm == -38.0:
+        vm = vm + 0.0001
+    ma = (0.182 * (vm + 38.0)) / (1.0 - math.exp(-(vm + 38.0) / 6.0))
+    mb = (0.124 * (-vm - 38.0)) / (1.0 - math.exp(-(-vm - 38.0) / 6.0))
+    vh = v
+    if vh == -66.0:
+        vh = vh + 0.0001
+    ha = (-0.015 * (vh + 66.0)) / (1.0 - math.exp((vh + 66.0) / 6.0))
+    hb = (-0.015 * (-vh - 66.0)) / (1.0 - math.exp((-vh - 66.0) / 6.0))
+    return (ma / (ma + mb), (1.0 / (ma + mb)) / _QT, ha / (ha + hb), (1.0 / (ha + hb)) / _QT)
+
+
+@njit
+def init(v, celsius, gbar, ena):
+    minf, _, hinf, _ = _rates(v)
+    return minf, hinf
+
+
+@njit
+def current(v, celsius, m, h, gbar, ena):
+    g = gbar * m * m * m * h
+    return g * (v - ena), g
+
+
+@njit
+def advance(v, dt, celsius, m, h, gbar, ena):
+    minf, mtau, hinf, htau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
+            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+
+
+MECHANISM = Mechanism(name="NaTa_t", params={"gNaTa_tbar_S_cm2": 1e-5, "ena_mV": 50.0}, states=("m", "h"),
+                      init=init, current=current, advance=advance,
+                      source="NaTa_t.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Colbert & Pan (2002) Nat Neurosci 5:533")

@@ -1,0 +1,34 @@
+"""SKv3_1: fast non-inactivating K current (Rettig et al. 1992), SKv3_1.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
+ik = gbar m (v - ek)."""
+import math
+
+from ..._jit import njit
+from . import Mechanism
+
+
+@njit
+def _rates(v):
+    return (1.0 / (1.0 + math.exp((v - 18.7) / -9.7)),
+            0.2 * 20.0 / (1.0 + math.exp((v + 46.56) / -44.14)))
+
+
+@njit
+def init(v, celsius, gbar, ek):
+    return (_rates(v)[0],)
+
+
+@njit
+def current(v, celsius, m, gbar, ek):
+    g = gbar * m
+    return g * (v - ek), g
+
+
+@njit
+def advance(v, dt, celsius, m, gbar, ek):
+    minf, mtau = _rates(v)
+    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
+
+
+MECHANISM = Mechanism(name="SKv3_1", params={"gSKv3_1bar_S_cm2": 1e-5, "ek_mV": -77.0}, states=("m",),
+                      init=init, current=current, advance=advance,
+                      source="SKv3_1.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Rettig et al. (1992) EMBO J 11:2473")
