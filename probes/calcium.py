@@ -47,10 +47,23 @@ from ..coordinator.specs import ProbeInfo, ProbeSpec
 from ..coordinator.time import TICKS_PER_MS, grid_start
 from ..coordinator.validation import as_tuple, fail, require_choice, require_int, require_number
 
-#: Indicator presets. Kd (nM), Hill n and dynamic range R = F_sat/F_free: Chen et al. 2013,
-#: Table 1 (purified protein). Rise and decay time constants (ms) are typical in-vivo values for
-#: somatic transients (GCaMP6f decays ~3x faster than GCaMP6s, Chen et al. 2013 Fig. 2); they
-#: depend on the preparation, so override them with your own fit.
+#: Indicator presets. Kd (nM), Hill n and dynamic range R = F_sat/F_free are meant to be the
+#: purified-protein values of Chen et al. 2013 (GCaMP6s 144 nM, 2.90, 63.2; GCaMP6f 375 nM,
+#: 2.27, 51.8). What could be checked against public sources (a search of stored public
+#: pages and code; the paper's table itself was not reachable):
+#:   - Kd 144 nM (6s) and 375 nM (6f): the same values in an independent simulator's indicator
+#:     table; Helassa et al. 2016 (Sci Rep 6:38276) give "100-300 nM" for both. Consistent.
+#:   - Hill n 2.90 / 2.27 and dynamic ranges 63.2 / 51.8: NOT confirmed (that table rounds n
+#:     to 3.0 and uses R of about 50-60); kept, to be checked against Chen et al. 2013 Table 1.
+#:   - Rise: Chen et al. 2013 (PMC3777791, section on mouse visual cortex) resolve spikes of a
+#:     burst at intervals on the order of the rise time, 50-75 ms (6f) and 100-150 ms (6s):
+#:     consistent with tau_rise 50 ms and 150 ms.
+#:   - Decay: NOT confirmed. The 400 ms (6f) and 1250 ms (6s) calcium decay constants are
+#:     typical in-vivo values for somatic transients (6f ~3x faster than 6s); half-decay
+#:     times of single-spike fluorescence transients quoted elsewhere are shorter (~140 ms for
+#:     6f, ~550 ms for 6s, unverified here). The fluorescence of this model decays faster than
+#:     its calcium when the jump is large next to ca_rest (F ~ [Ca]^n: down to tau_decay / n);
+#:     fit both constants to your preparation.
 INDICATORS: dict[str, dict[str, float]] = {
     "GCaMP6f": {"kd_nM": 375.0, "hill_n": 2.27, "dynamic_range": 51.8,
                 "tau_rise_ms": 50.0, "tau_decay_ms": 400.0},
