@@ -19,29 +19,32 @@ bitwise, whatever the window; one that splits NEST's min_delay slices changes th
 NEST's Poisson generators draw, so the spikes differ, though not their statistics. A coupling
 into NEST needs only what every coupling needs (a delay of at least one window).
 
-Inputs and NEST's own latency. NEST's devices cannot act on the step that is already under way
-when a window starts, and their connections have a delay of at least one step; the coordinator
-delivers an input only in the window in which it is due. So every input reaches the NEST neurons
-a fixed ``input_latency_ms() = dt_ms + input_delay_ms`` after the polyscale time it carries:
+Inputs, exactly at their arrival time. NEST's devices cannot act on the step that is already
+under way when a window starts, and their connections have a delay of at least one step, so
+NestNetwork declares an input lead (``input_lead_ms() = dt_ms + input_delay_ms``, 0.2 ms by
+default): the coordinator hands its window [t0, t1) the inputs that arrive in
+[t0 + lead, t1 + lead), and every coupling into it needs a delay of at least one window plus
+the lead (the plan says so). The devices are then scheduled early enough that each input acts
+when it is due, as a NEST connection of the coupling's delay would make it act:
 
-* ``P.spikes_in``: a spike due at tick A (emission + coupling delay) is emitted by a
-  ``spike_generator`` (one per neuron, one to one) at the end of the NEST step that contains A,
-  and reaches the neuron ``input_delay_ms`` later (the connection's delay; default one step):
-  at ``A + input_latency_ms()`` for A on the grid. A parrot neuron fed this way fires then.
-  Give the coupling ``delay_ms = total delay - input_latency_ms()`` to get a total delay.
-  The coupling's weight is the NEST synaptic weight (``spike_weights``: mV onto iaf_psc_delta,
-  pA onto current-based synapses).
+* ``P.spikes_in``: a spike arriving at tick A (emission + coupling delay) is emitted by a
+  ``spike_generator`` (one per neuron, one to one) at ``A - input_delay_ms`` and reaches the
+  neuron at A: the PSP (or the PSC's onset) shows in V_m at A, as for a NEST spike at the
+  emission time through a connection of the coupling's delay. An arrival off NEST's grid
+  acts at the next grid time (NEST rounds off-grid spike times up). The coupling's weight is
+  the NEST synaptic weight (``spike_weights``: mV onto iaf_psc_delta, pA onto current-based
+  synapses); spikes due in the same step onto one neuron are one event of the summed weight.
 * ``P.rate_in``: rate (Hz), one value shared by the population, every dt: the rate of one
   ``inhomogeneous_poisson_generator`` connected to every neuron of P (NEST draws independent
-  trains per target), events of weight ``input_weights[P]``; the sample for the step starting
-  at t sets the rate from t + dt on (NEST accepts only future rate times); negative rates are
-  taken as 0 Hz.
+  trains per target), events of weight ``input_weights[P]``. The sample at t is the rate over
+  the step [t, t + dt), and its events act at t + dt, as PointNetwork's ``rate_in`` does;
+  negative rates are taken as 0 Hz.
 * ``P.current_in``: current (pA), one value for the population, every dt: a
-  ``step_current_generator``'s amplitude, set at t + dt for the sample at t.
+  ``step_current_generator``'s amplitude; the sample at t is the current over the step
+  [t, t + dt) (as if ``I_e`` were set at t).
 
-(Exact delivery at the coupling delay would need the coordinator to hand NEST each input at
-least ``input_latency_ms()`` before it is due, and every such delay to be at least one window
-plus that lead; polyscale's core delivers an input in the window in which it is due.)
+Inputs due before the lead (t < lead) are never handed over; nothing arrives there, since
+every delay is longer than the lead (an adapter's constant offset would be lost there).
 
 The devices, and their connections, exist only for the input ports listed in ``inputs`` (a
 connection of one step's delay lowers NEST's min_delay, and so makes it exchange more often).
@@ -153,7 +156,7 @@ class NestNetwork(SolverSpec):
     -----
     P.spikes : out, spikes (size,), channel = position in P's NodeCollection
     P.spikes_in, P.rate_in (1,) Hz, P.current_in (1,) pA : in, only those listed in
-        ``inputs``; see the module docstring for NEST's latency
+        ``inputs``; taken ``input_lead_ms()`` ahead, acting at arrival (module docstring)
     """
 
     type: ClassVar[str] = "nest_network"
@@ -215,14 +218,15 @@ class NestNetwork(SolverSpec):
                    populations={"E": 1000, "I": 250}, inputs=("E.rate_in",),
                    input_weights={"E": 0.1})
 
-    def input_latency_ms(self) -> float:
-        """NEST's own latency (ms) on every input: one step plus the devices' connection delay."""
+    def input_lead_ms(self) -> float:
+        """How far ahead (ms) NEST takes its inputs: one step (its devices cannot act on the step
+        under way) plus the devices' connection delay; see the module docstring."""
         return self.dt_ms + (self.dt_ms if self.input_delay_ms is None else self.input_delay_ms)
 
     def ports(self) -> dict[str, Port]:
         dt = to_ticks(self.dt_ms, "nest_network: dt_ms")
         out: dict[str, Port] = {}
-        lat = f"NEST adds {self.input_latency_ms():g} ms"
+        lat = "acts at arrival"
         for p, n in self.populations.items():
             out[f"{p}.spikes"] = Port("spikes", "out", int(n), "", None, f"spikes of NEST population {p}")
             if f"{p}.spikes_in" in self.inputs:
@@ -325,6 +329,13 @@ class NestNetworkSolver:
                 nest.Connect(gen, pops[p], "all_to_all", {"delay": d_in})
                 self.current_gens[p] = gen
         self.t = 0
+        self.d_in_ticks = to_ticks(d_in, "nest_network: input_delay_ms")
+        self.lead_ticks = self.dt_ticks + self.d_in_ticks
+        # spikes due to fire after this window (an off-grid arrival in its last step); the rate
+        # for the first step of the next window (from the last sample of this one)
+        self.spike_carry = {p: (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+                            for p in self.spike_gens}
+        self.rate_carry = {p: 0.0 for p in self.rate_gens}
         self.seen = 0
         self._n_windows = 0
         self._n_events = 0
@@ -337,21 +348,28 @@ class NestNetworkSolver:
         nest = self.nest
         if t0 != self.t:
             raise ModelError(f"nest_network {self.name!r}: window starts at tick {t0}, NEST is at {self.t}")
-        dt = self.dt_ticks
-        for p in self.names:
+        dt, d_in = self.dt_ticks, self.d_in_ticks
+        # The inputs cover [t0 + lead, t1 + lead) (lead = dt + d_in). A device value for NEST
+        # time R (R > t0: NEST will not act on the step under way) is used in the step ending
+        # at R and reaches the neurons d_in later; the generators' lists are replaced each window.
+        n = (t1 - t0) // dt
+        for p in self.spike_gens:
             s = inputs.get(f"{p}.spikes_in")
-            if s is not None and len(s):
-                self._inject_spikes(p, s)
-            r = inputs.get(f"{p}.rate_in")
-            if r is not None:
-                times = (t0 + dt * np.arange(1, r.n + 1)) / TICKS_PER_MS
-                self.rate_gens[p].set(rate_times=times.tolist(),
-                                      rate_values=np.maximum(r.data[:, 0], 0.0).tolist())
-            c = inputs.get(f"{p}.current_in")
-            if c is not None:
-                times = (t0 + dt * np.arange(1, c.n + 1)) / TICKS_PER_MS
-                self.current_gens[p].set(amplitude_times=times.tolist(),
-                                         amplitude_values=c.data[:, 0].tolist())
+            self._inject_spikes(p, s, t1)
+        for p, gen in self.rate_gens.items():
+            r = inputs[f"{p}.rate_in"]
+            # sample at t: events over [t, t + dt) act at t + dt, so R = t + dt - d_in; here
+            # R = t0 + 2 dt ... t1 + dt, and R = t0 + dt came with the last window
+            values = np.maximum(r.data[:, 0], 0.0)
+            times = (t0 + dt * np.arange(1, n + 1)) / TICKS_PER_MS
+            gen.set(rate_times=times.tolist(),
+                    rate_values=[self.rate_carry[p]] + values[:-1].tolist())
+            self.rate_carry[p] = float(values[-1])
+        for p, gen in self.current_gens.items():
+            c = inputs[f"{p}.current_in"]
+            # sample at t: the current over [t, t + dt), so R = t - d_in = t0 + dt ... t1
+            times = (t0 + dt * np.arange(1, n + 1)) / TICKS_PER_MS
+            gen.set(amplitude_times=times.tolist(), amplitude_values=c.data[:, 0].tolist())
         nest.Run((t1 - t0) / TICKS_PER_MS)
         self.t = t1
         ev = self.recorder.get("events")
@@ -385,12 +403,27 @@ class NestNetworkSolver:
             nest.Prepare()
         return WindowResult(outputs=outputs)
 
-    def _inject_spikes(self, p: str, s: Spikes) -> None:
-        """Spike generator j fires at the end of the NEST step that contains each arrival tick."""
+    def _inject_spikes(self, p: str, s: Spikes | None, t1: int) -> None:
+        """Spike generator j fires at ``ceil(A / dt) dt - d_in`` for each arrival tick A, so
+        that the spike reaches neuron j at A (or at the next grid time after an off-grid A);
+        firings after ``t1`` (off-grid arrivals in the last step) wait for the next window."""
         dt = self.dt_ticks
-        ids = np.asarray(s.ids, np.int64)
-        fire = (np.asarray(s.ticks, np.int64) // dt + 1) * dt
-        w = np.ones(len(ids)) if s.weights is None else np.asarray(s.weights, np.float64)
+        cf, ci, cw = self.spike_carry[p]
+        if s is not None and len(s):
+            fire = -(-np.asarray(s.ticks, np.int64) // dt) * dt - self.d_in_ticks
+            w = np.ones(len(s)) if s.weights is None else np.asarray(s.weights, np.float64)
+            fire = np.concatenate([cf, fire])
+            ids = np.concatenate([ci, np.asarray(s.ids, np.int64)])
+            w = np.concatenate([cw, w])
+        elif len(cf):
+            fire, ids, w = cf, ci, cw
+        else:
+            return
+        later = fire > t1
+        self.spike_carry[p] = (fire[later], ids[later], w[later])
+        fire, ids, w = fire[~later], ids[~later], w[~later]
+        if not len(fire):
+            return
         order = np.lexsort((fire, ids))
         ids, fire, w = ids[order], fire[order], w[order]
         cut = np.flatnonzero(np.diff(ids)) + 1

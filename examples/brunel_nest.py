@@ -11,8 +11,9 @@ The brain is ``n_regions`` Montbrio-Pazo-Roxin masses on a licence-free spherica
 (polyscale's RegionNetwork). The network's excitatory population rate (1 ms bins, in 1/ms)
 drives region 0's input; region 0's firing rate (Hz) comes back as an extra Poisson drive of
 weight J into the E population (``E.rate_in``), scaled by ``feedback_gain``. Both couplings
-have a delay of ``delay_ms``. On NEST, inputs arrive ``NestNetwork.input_latency_ms()`` (0.2 ms)
-after the coupling delay (see adapters/nest.py), so the NEST coupling is given 0.2 ms less.
+have a delay of ``delay_ms`` on either backend: NestNetwork takes its inputs ahead
+(``input_lead_ms()``, 0.2 ms) so that they act in NEST exactly at the coupling delay (see
+adapters/nest.py); the delay must cover the window plus that lead.
 
     polyscale run examples/brunel_nest.py -p backend=nest --out b.h5 --transport zmq
     polyscale run examples/brunel_nest.py --out b.h5                   # polyscale's solver
@@ -90,7 +91,7 @@ def build(backend: str = "polyscale", scale: float = 0.1, t_stop_ms: float = 100
                                 input_weights={"E": spec.populations[0].poisson_weight},
                                 dt_ms=DT_MS)
         model.solver("net", nest_spec)
-        into_net = delay_ms - nest_spec.input_latency_ms()
+        into_net = delay_ms
     else:
         raise ps.ConfigError(f"brunel_nest: 'backend' must be 'polyscale' or 'nest' (got {backend!r})")
     if couple:

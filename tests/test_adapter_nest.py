@@ -2,8 +2,9 @@
 
 Independent references: NEST's own parameter names (nest.GetDefaults), the physical unit
 factors, NEST's published Brunel statistics (../shared/reference/point/nest_s0.1_t1.json) and
-polyscale's PointNetwork on the same spec, exact spike times from the coupling delay plus the
-documented NEST latency, and the Poisson count of a known rate.
+polyscale's PointNetwork on the same spec, pure NEST runs in which the same input is a NEST
+device or connection of the coupling's delay (exact timing of inputs), and the Poisson count
+of a known rate.
 """
 from __future__ import annotations
 
@@ -81,13 +82,21 @@ def test_bad_spec_is_rejected(changes, match):
         pnest.NestNetwork(**kw)
 
 
-def test_ports_follow_inputs_and_state_nest_latency():
+def test_ports_follow_inputs_and_state_the_input_lead():
     spec = pnest.NestNetwork(builder="m:f", populations={"E": 4, "I": 1}, inputs=("E.spikes_in", "I.current_in"),
                              input_delay_ms=0.5)
     ports = spec.ports()
     assert sorted(ports) == ["E.spikes", "E.spikes_in", "I.current_in", "I.spikes"]
     assert ports["E.spikes_in"].size == 4 and ports["I.current_in"].units == "pA"
-    assert spec.input_latency_ms() == pytest.approx(0.6)     # one step + the devices' delay
+    assert spec.input_lead_ms() == pytest.approx(0.6)     # one step + the devices' delay
+    # the plan takes it: a coupling into NEST needs a delay of at least window + 0.6 ms
+    model = ps.Model(seed=1, t_stop_ms=5.0, window_ms=1.0)
+    model.solver("src", ps.solvers.SpikeTrain(size=4))
+    model.solver("net", spec)
+    model.couple("src.spikes", "net.E.spikes_in", delay_ms=1.5)
+    with pytest.raises(ModelError, match=r"delay_ms=1\.5 is shorter than the window \(1 ms\) plus the "
+                                         r"input lead of solver 'net' \(0\.6 ms"):
+        model.check()
 
 
 def test_module_imports_and_checks_specs_without_nest():
@@ -181,38 +190,132 @@ def test_brunel_on_nest_matches_point_network_and_nest_reference(reference):
         assert abs(cv_nest - ref[pop]["cv_isi_mean"]) < 0.03, pop
 
 
+def _pure_nest_parrots(times, ids, n, delay_ms, t_stop_ms):
+    """Reference: the same spike train as NEST spike generators (one per channel, off-grid
+    times allowed, so NEST rounds them up to its grid) into parrots through connections of the
+    same total delay: NEST cannot emit at t = 0, so the generators fire 1 ms after the train
+    and their connections are 1 ms shorter. The parrots' spikes, (time ms, id) sorted."""
+    nest = pnest.import_nest()
+    nest.ResetKernel()
+    nest.resolution = 0.1
+    par = nest.Create("parrot_neuron", n)
+    rec = nest.Create("spike_recorder")
+    nest.Connect(par, rec)
+    for i in range(n):
+        ts = [t for t, j in zip(times, ids) if j == i]
+        g = nest.Create("spike_generator", params={"spike_times": [t + 1.0 for t in ts],
+                                                   "allow_offgrid_times": True})
+        nest.Connect(g, par[i], syn_spec={"weight": 1.0, "delay": delay_ms - 1.0})
+    nest.Simulate(t_stop_ms)
+    ev = rec.events
+    out = sorted(zip(np.round(ev["times"], 6), np.asarray(ev["senders"]) - par[0].global_id))
+    nest.ResetKernel()
+    return [(t, i) for t, i in out if t < t_stop_ms]
+
+
 @needs_nest
-def test_spikes_reach_a_parrot_at_coupling_delay_plus_nest_latency():
-    """src --(D = 2.0 ms)--> parrots; NEST adds input_latency_ms() = 0.2 ms (one step for the
-    generator, one for its connection). Times on and off NEST's 0.1 ms grid; an off-grid
-    arrival is taken at the end of the step that contains it (as PointNetwork does)."""
-    model = ps.Model(seed=3, t_stop_ms=12.0)
-    times = (0.0, 0.3, 1.0, 1.05, 4.37, 7.9)
-    ids = (0, 1, 2, 0, 1, 2)
-    model.solver("src", ps.solvers.SpikeTrain(times_ms=times, ids=ids, size=3, dt_ms=0.01))
-    spec = pnest.NestNetwork(builder=f"{HERE}:parrots", params={"n": 3}, populations={"P": 3},
-                             inputs=("P.spikes_in",))
-    model.solver("net", spec)
-    model.couple("src.spikes", "net.P.spikes_in", delay_ms=2.0)
-    model.record("net.P.spikes")
-    run = ps.run(model)
-    sp = run.spikes("net", "P")
-    got = sorted(zip(np.round(sp.times, 6), sp.ids))
-    lat = spec.input_latency_ms()
-    # arrival A = t + 2.0; fired at the end of the step holding A, then the device's one-step delay
-    want = sorted((round((np.floor(round((t + 2.0) / 0.1, 6)) + 1) * 0.1 + lat - 0.1, 6), i)
-                  for t, i in zip(times, ids))
-    assert got == want
-    assert want[0][0] == pytest.approx(2.0 + lat)      # an on-grid spike: exactly D + latency
+def test_spikes_reach_a_parrot_exactly_at_the_coupling_delay():
+    """src --(D = 2.0 ms)--> parrots: each parrot fires exactly when a pure NEST run with spike
+    generators at the emission times and connections of delay D makes it fire (on-grid: at
+    T + D; off-grid: at the next grid time). Also across window lengths (1.0 and 1.8 ms, the
+    longest the 0.2 ms lead allows) and on zmq."""
+    times = (0.0, 0.3, 1.0, 1.05, 4.37, 7.9, 9.95)
+    ids = (0, 1, 2, 0, 1, 2, 0)
+    want = _pure_nest_parrots(times, ids, 3, 2.0, 12.0)
+    assert (2.0, 0) in want and (2.3, 1) in want and (3.1, 0) in want    # on grid: T + D exactly
+
+    def got(window_ms, transport="inproc"):
+        model = ps.Model(seed=3, t_stop_ms=12.0, window_ms=window_ms)
+        model.solver("src", ps.solvers.SpikeTrain(times_ms=times, ids=ids, size=3, dt_ms=0.01))
+        model.solver("net", pnest.NestNetwork(builder=f"{HERE}:parrots", params={"n": 3},
+                                              populations={"P": 3}, inputs=("P.spikes_in",)))
+        model.couple("src.spikes", "net.P.spikes_in", delay_ms=2.0)
+        model.record("net.P.spikes")
+        sp = ps.run(model, transport=transport).spikes("net", "P")
+        return sorted(zip(np.round(sp.times, 6), sp.ids))
+
+    assert got(1.0) == want
+    assert got(None) == want            # window 1.8 ms: 9.95 + 2.0 is off grid in a last step
+    assert got(1.0, "zmq") == want
+
+
+_PROBE: dict = {}
+
+
+def psc_neurons(model: str = "iaf_psc_exp"):
+    """Two neurons that never fire, V_m recorded every step (the multimeter is kept here for
+    the test to read after the run; inproc runs the builder in the test's process)."""
+    import nest
+    n = nest.Create(model, 2, params={"V_th": 1e6})
+    mm = nest.Create("multimeter", params={"record_from": ["V_m"], "interval": 0.1})
+    nest.Connect(mm, n)
+    _PROBE["mm"] = mm
+    return {"N": n}
+
+
+def _v_m(mm, n_ids, first_gid):
+    ev = mm.events
+    t, s, v = np.asarray(ev["times"]), np.asarray(ev["senders"]) - first_gid, np.asarray(ev["V_m"])
+    return {i: (np.round(t[s == i], 6), v[s == i]) for i in range(n_ids)}
+
+
+@needs_nest
+@pytest.mark.parametrize("model", ["iaf_psc_exp", "iaf_psc_delta"])
+def test_psp_onset_is_exactly_at_emission_plus_delay_as_in_nest(model):
+    """A spike emitted at T through a coupling of delay D (weights 50 pA / 5 mV, both signs,
+    two spikes due in one step) gives the V_m trace of a pure NEST run in which spike
+    generators fire at T through connections of delay D: the same values at the same times, to
+    1e-12 mV (the same NEST arithmetic), so the PSC/PSP starts at T + D exactly."""
+    times, ids, w = (0.5, 1.2, 1.2, 3.05), (0, 1, 1, 0), (1.0, 1.0, -0.5, 1.0)
+    weight = 50.0 if model == "iaf_psc_exp" else 5.0
+    delay, t_stop = 1.5, 8.0
+    nest = pnest.import_nest()
+    # the reference, pure NEST
+    nest.ResetKernel()
+    nest.resolution = 0.1
+    ref_n = psc_neurons(model)["N"]
+    for t, i, ww in zip(times, ids, w):
+        g = nest.Create("spike_generator", params={"spike_times": [t], "allow_offgrid_times": True})
+        nest.Connect(g, ref_n[i], syn_spec={"weight": weight * ww, "delay": delay})
+    nest.Simulate(t_stop)
+    ref = _v_m(_PROBE["mm"], 2, ref_n[0].global_id)
+    # the same spikes from a polyscale SpikeTrain, one coupling per sign of weight
+    m = ps.Model(seed=1, t_stop_ms=t_stop)
+    pos = [(t, i) for t, i, ww in zip(times, ids, w) if ww > 0]
+    m.solver("a", ps.solvers.SpikeTrain(times_ms=tuple(t for t, _ in pos), ids=tuple(i for _, i in pos),
+                                        size=2, dt_ms=0.05))
+    m.solver("b", ps.solvers.SpikeTrain(times_ms=(1.2,), ids=(1,), size=2))
+    m.solver("net", pnest.NestNetwork(builder=f"{HERE}:psc_neurons", params={"model": model},
+                                      populations={"N": 2}, inputs=("N.spikes_in",)))
+    m.couple("a.spikes", "net.N.spikes_in", delay_ms=delay, weight=weight)
+    m.couple("b.spikes", "net.N.spikes_in", delay_ms=delay, weight=-0.5 * weight)
+    ps.run(m)
+    from polyscale.adapters._external import load_target
+    probe = load_target(f"{HERE}:psc_neurons", "test").__globals__["_PROBE"]["mm"]
+    got = _v_m(probe, 2, 1)
+    for i in (0, 1):
+        tr, vr = ref[i]
+        tg, vg = got[i]
+        k = min(len(tr), len(tg))
+        # NEST's multimeter hands over its last min_delay slice only at the next one: compare
+        # what both have, which covers every arrival (the last at 4.6 ms)
+        assert k >= 60 and tr[k - 1] > 4.6 + 1.0
+        np.testing.assert_array_equal(tg[:k], tr[:k])
+        np.testing.assert_allclose(vg[:k], vr[:k], rtol=0, atol=1e-12)
+    # and the onset is where the closed form puts it: V_m leaves E_L first at T + D
+    t0, v0 = got[0]
+    first = t0[np.flatnonzero(v0 != v0[0])[0]]
+    assert first == pytest.approx(0.5 + delay + (0.1 if model == "iaf_psc_exp" else 0.0))
 
 
 @needs_nest
 def test_spike_weights_are_nest_weights():
     """Weight 20 mV crosses a 15 mV threshold, 10 mV does not; two 10 mV spikes due in the same
-    step are one event of 20 mV and do."""
+    step (arrivals 6.01 and 6.02 ms, both acting at 6.1 ms) are one event of 20 mV and do. The
+    threshold is crossed when the input acts: at the arrival (2.0 ms) or the next grid time."""
     model = ps.Model(seed=1, t_stop_ms=10.0)
     model.solver("a", ps.solvers.SpikeTrain(times_ms=(1.0,), ids=(0,), size=2))
-    model.solver("b", ps.solvers.SpikeTrain(times_ms=(1.0, 5.0, 5.02), ids=(1, 1, 1), size=2, dt_ms=0.01))
+    model.solver("b", ps.solvers.SpikeTrain(times_ms=(1.0, 5.01, 5.02), ids=(1, 1, 1), size=2, dt_ms=0.01))
     model.solver("net", pnest.NestNetwork(builder=f"{HERE}:threshold_neurons", populations={"N": 2},
                                           inputs=("N.spikes_in",)))
     model.couple("a.spikes", "net.N.spikes_in", delay_ms=1.0, weight=20.0)
@@ -220,7 +323,7 @@ def test_spike_weights_are_nest_weights():
     model.record("net.N.spikes")
     sp = ps.run(model).spikes("net", "N")
     assert list(sp.ids) == [0, 1]
-    assert sp.times[0] == pytest.approx(2.2) and sp.times[1] == pytest.approx(6.2)
+    assert sp.times[0] == pytest.approx(2.0) and sp.times[1] == pytest.approx(6.1)
 
 
 @needs_nest
@@ -236,10 +339,12 @@ def test_rate_in_drives_poisson_events_at_that_rate():
                  via=[Affine(units="Hz", produces="rate")])
     model.record("net.P.spikes")
     sp = ps.run(model).spikes("net", "P")
-    # the rate starts at the coupling delay plus NEST's latency (zero before: values before t=0)
-    expected = rate_hz * n * (t_ms - 1.2) / 1000.0
+    # the rate is on from the sample at the coupling delay (1 ms; zero before: values before t = 0
+    # are zero), whose events act one step later, as PointNetwork's; events at t_stop are not
+    # reported, so the events fall in [1.1, 199.9] ms
+    expected = rate_hz * n * (t_ms - 1.1) / 1000.0
     assert abs(len(sp.times) - expected) < 4 * np.sqrt(expected)
-    assert sp.times.min() > 1.2 - 1e-9
+    assert sp.times.min() > 1.1 - 1e-9
 
 
 def lif_neuron(n: int = 1):
@@ -253,7 +358,8 @@ def test_current_in_gives_the_closed_form_lif_interspike_interval():
     """500 pA from t = 1 ms (coupling delay) into a LIF with R = tau_m / C_m = 0.08 mV/pA,
     theta 15 mV, reset 0 mV, t_ref 2 ms: ISI = t_ref + tau_m ln(RI / (RI - theta)) =
     2 + 20 ln(40 / 25) = 11.400 ms (the closed form of the LIF with constant drive). NEST
-    stamps spikes on its 0.1 ms grid, so each ISI is within 0.1 ms of it."""
+    stamps spikes on its 0.1 ms grid, so each ISI is within 0.1 ms of it. Exact timing: the
+    spikes equal those of a pure NEST run in which I_e is set to 500 pA at 1 ms."""
     model = ps.Model(seed=2, t_stop_ms=100.0)
     model.solver("src", ps.solvers.LinearSystem(a=((0.0,),), x0=(1.0,)))
     spec = pnest.NestNetwork(builder=f"{HERE}:lif_neuron", populations={"N": 1}, inputs=("N.current_in",))
@@ -265,8 +371,20 @@ def test_current_in_gives_the_closed_form_lif_interspike_interval():
     isi = 2.0 + 20.0 * np.log(40.0 / 25.0)
     assert len(t) == 8
     assert np.abs(np.diff(t) - isi).max() <= 0.1 + 1e-9
-    # the first spike: no refractory period, the current on from 1 ms plus NEST's latency
-    assert abs(t[0] - (1.0 + spec.input_latency_ms() + isi - 2.0)) <= 0.1 + 1e-9
+    # the first spike: no refractory period, the current on from 1 ms exactly
+    assert abs(t[0] - (1.0 + isi - 2.0)) <= 0.1 + 1e-9
+    nest = pnest.import_nest()
+    nest.ResetKernel()
+    nest.resolution = 0.1
+    n = lif_neuron()["N"]
+    rec = nest.Create("spike_recorder")
+    nest.Connect(n, rec)
+    nest.Simulate(1.0)
+    n.I_e = 500.0
+    nest.Simulate(99.0)
+    ref = np.asarray(rec.events["times"])
+    nest.ResetKernel()
+    np.testing.assert_array_equal(np.round(t, 9), np.round(ref[ref < 100.0], 9))
 
 
 @needs_nest
