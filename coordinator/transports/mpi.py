@@ -86,14 +86,16 @@ def placement(plan: Plan, size: int, hosts: list[str] | None = None) -> dict[str
     """Ranks of every solver of ``plan`` on ``size`` ranks: a pure function of the plan.
 
     Solvers take ranks in model order, round-robin from rank 0; a solver placed with
-    ``ranks=N`` takes N consecutive ranks (wrapping), one with ``host=`` only ranks whose
-    processor name (``hosts[rank]``) is that host. TransportError if a placement cannot be met.
+    ``ranks=N`` (or, unplaced, whose spec has ``ranks=N``) takes N consecutive ranks
+    (wrapping), one with ``host=`` only ranks whose processor name (``hosts[rank]``) is that
+    host. TransportError if a placement cannot be met.
     """
     out: dict[str, tuple[int, ...]] = {}
     nxt = 0
     for name in plan.solvers:
         pl = plan.model.placement.get(name)
-        n = pl.ranks if pl is not None else 1
+        # model.place decides; without it a spec may ask for ranks (PointNetwork(ranks=N))
+        n = pl.ranks if pl is not None else getattr(plan.solvers[name].spec, "ranks", 1)
         host = pl.host if pl is not None else None
         if host is not None:
             cands = [r for r in range(size) if hosts is not None and hosts[r] == host]
@@ -106,7 +108,8 @@ def placement(plan: Plan, size: int, hosts: list[str] | None = None) -> dict[str
             out[name] = tuple(cands[(k + j) % len(cands)] for j in range(n))
             continue
         if n > size:
-            raise TransportError(f"placement of solver {name!r}: ranks={n}, but the job has only "
+            asked = " (its spec asks for them)" if pl is None else ""
+            raise TransportError(f"placement of solver {name!r}: ranks={n}{asked}, but the job has only "
                                  f"{size} rank(s); start it with mpiexec -n {n} or more")
         out[name] = tuple((nxt + j) % size for j in range(n))
         nxt = (nxt + n) % size

@@ -5,9 +5,10 @@ Synaptic input is summed into a ring buffer ``ring`` (D, n_slots) over delay ste
 ``(step) % D`` holds what arrives during that step. Slot i is neuron i's (excitatory, or only)
 input; neurons with separate inhibitory currents have a second slot ``inh_slot[i] >= n``.
 
-Random numbers come from a per-solver splitmix64 stream (state: one uint64), so that the
-sequence depends only on the seed and the order of draws, never on a global generator shared
-with other solvers in the same process.
+Random numbers come from splitmix64 streams, one per neuron (state: one uint64 each, see
+neuron_streams), so that a neuron's draws depend only on the seed, its index and its own
+history: never on a global generator shared with other solvers in the same process, nor on
+which other neurons share its process when the network spans MPI ranks (distributed.py).
 """
 from __future__ import annotations
 
@@ -76,10 +77,10 @@ _INV53 = 1.0 / 9007199254740992.0
 
 
 @njit
-def uniform(st):
-    """One uniform draw in [0, 1) from the splitmix64 state ``st`` (1,) uint64, advanced in place."""
-    z = st[0] + _GOLDEN
-    st[0] = z
+def uniform(st, i):
+    """One uniform draw in [0, 1) from the splitmix64 state ``st[i]`` (st: (n,) uint64), advanced in place."""
+    z = st[i] + _GOLDEN
+    st[i] = z
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     z = z ^ (z >> _S31)
@@ -87,12 +88,26 @@ def uniform(st):
 
 
 @njit
-def normal(st):
+def normal(st, i):
     """One standard normal draw (Box-Muller, one of the pair; the other is not kept so that
-    the stream has no state besides ``st``)."""
-    u1 = 1.0 - uniform(st)          # in (0, 1]: log is finite
-    u2 = uniform(st)
+    the stream has no state besides ``st[i]``)."""
+    u1 = 1.0 - uniform(st, i)       # in (0, 1]: log is finite
+    u2 = uniform(st, i)
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+#: draws of splitmix64 between the starts of two neurons' streams (neuron_streams)
+STREAM_BLOCK = 2**32
+
+
+def neuron_streams(seed: int, ids) -> np.ndarray:
+    """Per-neuron splitmix64 states (len(ids),) uint64: neuron i starts ``STREAM_BLOCK * i``
+    draws into the single stream of ``seed``, so every neuron has a block of 2**32 draws of one
+    good stream to itself (no overlap before 2**32 draws per neuron, e.g. 4e5 s at one draw per
+    0.1 ms step) and its draws are the same whichever process holds it."""
+    i = np.asarray(ids, dtype=np.uint64)
+    stride = np.uint64((STREAM_BLOCK * 0x9E3779B97F4A7C15) % 2**64)
+    return np.uint64(seed) + i * stride      # uint64 arithmetic wraps modulo 2**64, as splitmix64's
 
 
 @njit
@@ -142,10 +157,10 @@ def poisson_guide(cdf, m, guide):
 
 
 @njit
-def poisson_draw(cdf, k0, m, guide, st):
+def poisson_draw(cdf, k0, m, guide, st, i):
     """One Poisson count by inversion of the table from poisson_table, started from the guide
     table (one or two comparisons on average instead of a walk with unpredictable branches)."""
-    u = uniform(st)
+    u = uniform(st, i)
     j = guide[int(u * guide.shape[0])]
     while j < m - 1 and u > cdf[j]:
         j += 1
@@ -175,7 +190,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
             (no autapse), pring (D, 2 n_pops) float64)
     ext : (rate_in (n_steps, n_pops) Hz, current_in (n_steps, n_pops) pA,
            ext_step (m,) int64 sorted, ext_slot (m,) int64, ext_w (m,) float64)
-    rng : (1,) uint64 splitmix64 state
+    rng : (n,) uint64 splitmix64 states, one per neuron (neuron_streams)
     spk_step, spk_id : outputs, step within the window and neuron index of each spike
     vrec_idx (k,) int64, vrec (n_steps, k) : output, v of these neurons at the start of each step
 
@@ -285,9 +300,9 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                     if refr[i] == 0:
                         x = ring[row, i] + pe + pi_
                         if drive:
-                            x += pw * poisson_draw(cdf, k0, m, guide, rng)
+                            x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
                         if noise > 0.0:
-                            x += pc * noise * normal(rng)
+                            x += pc * noise * normal(rng, i)
                         v[i] = pc * (dc + bias[i]) + pv * v[i] + x
                     else:
                         # input arriving while refractory is discarded (NEST's default)
@@ -309,10 +324,10 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                     x = ring[row, i] + pe + pi_
                     ring[row, i] = 0.0
                     if drive:
-                        x += pw * poisson_draw(cdf, k0, m, guide, rng)
+                        x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
                     cur = dc + bias[i]
                     if noise > 0.0:
-                        cur += noise * normal(rng)
+                        cur += noise * normal(rng, i)
                     vo = v[i]
                     uo = i_in[i]
                     v[i] = vo + pc * (0.04 * vo * vo + 5.0 * vo + 140.0 - uo + cur) + x
@@ -340,7 +355,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                     ring[row, i] = 0.0
                     ring[row, j] = 0.0
                     if drive:
-                        c = pw * poisson_draw(cdf, k0, m, guide, rng)
+                        c = pw * poisson_draw(cdf, k0, m, guide, rng, i)
                         if pw >= 0.0:
                             xe += c
                         else:
@@ -348,7 +363,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                     if refr[i] == 0:
                         v[i] = pv * v[i] + se * i_ex[i] + si * i_in[i] + pc * (dc + bias[i])
                         if noise > 0.0:
-                            v[i] += pc * noise * normal(rng)
+                            v[i] += pc * noise * normal(rng, i)
                     else:
                         refr[i] -= 1
                     i_ex[i] = i_ex[i] * de + xe
@@ -409,11 +424,11 @@ def qif_population(a, b, par, dc, shared, bias, v, refr, row, drive, pw, noise, 
         x = row[i] + shared
         row[i] = 0.0
         if drive:
-            x += pw * poisson_draw(cdf, k0, m, guide, rng)
+            x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
         if refr[i] == 0:
             c = dc + bias[i]
             if noise > 0.0:
-                c += noise * normal(rng)
+                c += noise * normal(rng, i)
             vn = qif_step(v[i], c, ht) + x
             if vn >= theta:
                 v[i] = reset
@@ -510,14 +525,14 @@ def cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, g_ex, g_in, w_ad, r
         row[i] = 0.0
         row[j] = 0.0
         if drive:
-            c = pw * poisson_draw(cdf, k0, m, guide, rng)
+            c = pw * poisson_draw(cdf, k0, m, guide, rng, i)
             if pw >= 0.0:
                 xe += c
             else:
                 xi += c
         I = dc + bias[i]
         if noise > 0.0:
-            I += noise * normal(rng)
+            I += noise * normal(rng, i)
         V = v[i] + el
         ge = g_ex[i]
         gi = g_in[i]

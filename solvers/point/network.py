@@ -16,6 +16,7 @@ arriving at tick A acts over the step that contains A, so on V at the first grid
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -150,6 +151,9 @@ class PointNetwork(SolverSpec):
     populations : Population specs (unique names)
     projections : Projection specs between them
     dt_ms : integration step (ms)
+    ranks : MPI ranks the network asks for under the mpi transport (``model.place(name,
+        ranks=...)`` overrides it): its neurons are split across them (distributed.py) with the
+        same spikes as in one process. inproc and zmq run it in one process, with a warning.
 
     Ports (for every population P)
     -----
@@ -172,9 +176,11 @@ class PointNetwork(SolverSpec):
     populations: tuple
     projections: tuple = ()
     dt_ms: float = 0.1
+    ranks: int = 1
 
     def __post_init__(self) -> None:
         require_number(self, "dt_ms", positive=True)
+        require_int(self, "ranks", minimum=1)
         pops = tuple(self.populations) if isinstance(self.populations, (list, tuple)) else None
         if not pops or not all(isinstance(p, Population) for p in pops):
             raise fail(self, f"'populations' must be a non-empty sequence of Population specs "
@@ -242,6 +248,13 @@ class PointNetwork(SolverSpec):
         return out
 
     def build(self, ctx: SolverContext) -> "PointNetworkSolver":
+        if ctx.comm is not None and ctx.comm.Get_size() > 1:
+            from .distributed import DistributedPointNetworkSolver
+            return DistributedPointNetworkSolver(self, ctx.rng, ctx.comm)
+        if self.ranks > 1:
+            warnings.warn(f"point_network {ctx.name!r} asks for ranks={self.ranks}, but the transport gave it "
+                          f"one process (inproc and zmq run each solver in one; under mpi, model.place says "
+                          f"ranks=1): it runs in one process, with the same spikes", stacklevel=2)
         return PointNetworkSolver(self, ctx.rng)
 
 
@@ -278,8 +291,10 @@ class PointNetworkSolver:
             par[i, K.P_PW] = p.poisson_weight
             par[i, K.P_NOISE] = p.noise_std_pA
         self.par = par
-        # the kernel's random stream first, so it does not depend on the connectome's size
-        self.rng_state = np.array([rng.integers(0, 2**63 - 1)], dtype=np.uint64)
+        # the kernel's random streams first, so they do not depend on the connectome's size;
+        # one per neuron (K.neuron_streams), so a neuron's draws do not depend on which other
+        # neurons share its process (distributed.py)
+        self.rng_state = K.neuron_streams(int(rng.integers(0, 2**63 - 1)), np.arange(n))
         self.v = np.empty(n)
         for i, p in enumerate(pops):
             if isinstance(p.v_init_mV, Distribution):
@@ -383,7 +398,7 @@ class PointNetworkSolver:
             if spec.populations[ti].model.kind in K.TWO_SLOTS:
                 neg = w < 0
                 slot[neg] = self.inh_slot[slot[neg]]
-            parts.append((src, slot, w, d))
+            parts.append(self._keep_synapses(src, slot, w, d))
         self.depth = max_d
         cols = list(zip(*dense)) if dense else [(), (), (), (), ()]
         self.dense = (np.repeat(np.arange(len(spec.populations), dtype=np.int64), np.diff(self.lo)),
@@ -405,6 +420,12 @@ class PointNetworkSolver:
             K.csr_fill(src, slot, w, d.astype(ddt, copy=False), self.indptr, self.slot, self.weight, self.delay, fill)
         self.row_delay = np.zeros(self.n, np.int64)
         K.uniform_row_delays(self.indptr, self.delay, self.row_delay)
+
+    def _keep_synapses(self, src, slot, w, d):
+        """The synapses of one projection (global source index, global target slot, weight,
+        delay steps) that this process holds: all of them here; a network spanning MPI ranks
+        keeps those onto its own neurons (distributed.py)."""
+        return src, slot, w, d
 
     @property
     def n_synapses(self) -> int:
@@ -446,20 +467,7 @@ class PointNetworkSolver:
         else:
             z = np.zeros(0, np.int64)
             ext = (rate_in, cur_in, z, z, np.zeros(0))
-        # at most one spike per neuron every (refractory steps + 1) steps, plus the pending ones
-        sizes = np.diff(self.lo)
-        cap = int(np.sum(sizes * -(-n_steps // (self.ref_steps + 1)))) + self.n
-        if self._spk_step.shape[0] < cap:
-            self._spk_step = np.empty(cap, np.int64)
-            self._spk_id = np.empty(cap, np.int64)
-        vrec = np.empty((n_steps, self.vrec_idx.shape[0]))
-        count = K.network_window(
-            n_steps, self.step, (self.lo, self.kind, self.par, self.bias, self.th_off),
-            (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n, self.w_ad),
-            (self.indptr, self.slot, self.weight, self.delay, self.row_delay, self.inh_slot),
-            self.dense + (self.pring,), ext, self.rng_state, self._spk_step, self._spk_id,
-            self.vrec_idx, vrec)
-        self.step += n_steps
+        count, vrec = self._integrate(n_steps, ext)
         ticks = t0 + self._spk_step[:count] * dt
         ids = self._spk_id[:count]
         outputs = {}
@@ -473,6 +481,26 @@ class PointNetworkSolver:
                 outputs[f"{pop.name}.V_m"] = Samples(t0, dt, vrec[:, col:col + k] + pop.model.e_l_mV)
                 col += k
         return WindowResult(outputs=outputs)
+
+    def _integrate(self, n_steps: int, ext) -> tuple[int, np.ndarray]:
+        """Run the kernel over ``n_steps`` steps with the external inputs ``ext`` (see
+        K.network_window); return the number of spikes in ``_spk_step`` / ``_spk_id`` and the
+        recorded V (n_steps, len(vrec_idx)). distributed.py calls it once per min-delay chunk."""
+        # at most one spike per neuron every (refractory steps + 1) steps, plus the pending ones
+        sizes = np.diff(self.lo)
+        cap = int(np.sum(sizes * -(-n_steps // (self.ref_steps + 1)))) + int(self.lo[-1])
+        if self._spk_step.shape[0] < cap:
+            self._spk_step = np.empty(cap, np.int64)
+            self._spk_id = np.empty(cap, np.int64)
+        vrec = np.empty((n_steps, self.vrec_idx.shape[0]))
+        count = K.network_window(
+            n_steps, self.step, (self.lo, self.kind, self.par, self.bias, self.th_off),
+            (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n, self.w_ad),
+            (self.indptr, self.slot, self.weight, self.delay, self.row_delay, self.inh_slot),
+            self.dense + (self.pring,), ext, self.rng_state, self._spk_step, self._spk_id,
+            self.vrec_idx, vrec)
+        self.step += n_steps
+        return count, vrec
 
     def state(self) -> dict[str, np.ndarray]:
         return {"v_rel_mV": self.v.copy(), "i_ex_pA": self.i_ex.copy(), "i_in_pA": self.i_in.copy(),
