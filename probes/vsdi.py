@@ -26,9 +26,12 @@ imaged area, so it sums over solvers, is the same for any subdivision of a cell 
 unblurred total for elements well inside the grid. Multiply by the dye's fractional change per
 mV and divide by the stained membrane per imaged area to get dF/F.
 
-Sampling: the potentials of cells and point neurons are read at window ends, so their frame
-period ``every_ms`` must be a multiple of the window (default: the window); masses deliver
-their activity every step.
+Sampling: frames at every multiple of ``every_ms`` (default: the window), which must lie on
+each imaged solver's step grid. Detailed cells keep every node's V at the end of the steps that
+end on a frame (CellSolver.sample_voltages_every), so any frame period on their step grid works;
+masses deliver their activity every step; point networks deliver V every step where each of
+their populations has ``record_v=True`` (its ``P.V_m`` port), and otherwise are read at window
+ends, so their frame period must then be a multiple of the window.
 
 Assumptions: the dye signal is linear in V and proportional to the membrane area; light
 attenuates exponentially with depth (scattering and absorption lumped into one length); the
@@ -57,6 +60,7 @@ from ..coordinator.specs import ProbeInfo, ProbeSpec, Spec
 from ..coordinator.time import fmt_ms, grid_count, grid_start, to_ticks
 from ..coordinator.validation import as_tuple, fail, require_number
 from ..solvers._jit import njit
+from .sources import StepEndSampler, sample_rows
 
 try:  # scipy is a dependency (runfile.versions imports it); erf vectorised
     from scipy.special import erf as _erf
@@ -225,15 +229,16 @@ class VSDI(ProbeSpec):
     def describe(self, ports: Mapping[str, Mapping[str, Port]], window_ticks: int) -> ProbeInfo:
         period = window_ticks if self.every_ms is None else to_ticks(self.every_ms, "vsdi: every_ms")
         for name, p in ports.items():
-            act = p.get("activity")
-            if act is not None and act.direction == "out" and act.sampled:
-                if period % act.period_ticks:
+            step = _v_step(p)
+            if step is not None:
+                if period % step:
                     raise ModelError(f"every_ms={period / 1e6:g} is not a multiple of the step of "
-                                     f"solver {name!r} ({fmt_ms(act.period_ticks)})")
+                                     f"solver {name!r} ({fmt_ms(step)})")
             elif period % window_ticks:
                 raise ModelError(f"every_ms={period / 1e6:g} is not a multiple of the window "
                                  f"({fmt_ms(window_ticks)}): the membrane potentials of solver "
-                                 f"{name!r} are read at window ends (set the model's window_ms)")
+                                 f"{name!r} are read at window ends (set the model's window_ms, or "
+                                 f"give every population record_v=True)")
         pos = tuple(tuple(float(v) for v in row) for row in self.pixel_centres_um())
         return ProbeInfo(n_channels=self.n_pixels, period_ticks=period, units="mV",
                          modality=self.modality, positions=pos)
@@ -293,6 +298,23 @@ def image_add(gx, gy, xr, yr, wdv, img):
                 img[i, j] += b * gx[e, j]
 
 
+def _v_step(ports: Mapping[str, Port]) -> int | None:
+    """The step (ticks) on whose grid a solver with these ports gives its potentials at any
+    tick, or None when it gives them at window ends only: masses (``activity``), detailed cells
+    (sampled in the kernel, on the ``v_soma`` grid) and point networks whose populations all
+    have a ``P.V_m`` port."""
+    act = ports.get("activity")
+    if act is not None and act.direction == "out" and act.sampled:
+        return act.period_ticks
+    if {"spikes", "v_soma", "i_inj"} <= set(ports):
+        return ports["v_soma"].period_ticks
+    pops = [k[:-len(".spikes")] for k in ports if k.endswith(".spikes")]
+    vm = [ports.get(f"{q}.V_m") for q in pops]
+    if pops and all(v is not None and v.sampled for v in vm):
+        return vm[0].period_ticks
+    return None
+
+
 def _snapshot_part(spec: VSDI, info: ProbeInfo, read_dv, gx, gy, w):
     """A part for solvers whose state is read at window ends: the frame at t0 uses the state
     read at the end of the previous window (at build time: the initial state)."""
@@ -319,11 +341,22 @@ def _cells(spec: VSDI, src: VsdiSource, solver, info: ProbeInfo):
     gx, gy, w = spec.weights(mid, g["area_um2"])
     seg_node = solver.layout.seg_node
     v_rest = -65.0 if src.v_rest_mV is None else src.v_rest_mV
+    image = _Imager(gx, gy, w)
+    period = info.period_ticks
+    # the solver keeps V at the end of the steps ending on a frame: the frame at t is V after
+    # the step ending at t (at t = 0 the initial state), whatever the window
+    solver.sample_voltages_every(period)
 
-    def read_dv() -> np.ndarray:
-        # (N, n) node voltages -> (n S,) segment voltages, cell-major like segment_geometry
-        return solver.voltages()[seg_node, :].T.ravel() - v_rest
-    return _snapshot_part(spec, info, read_dv, gx, gy, w)
+    def f(rows: np.ndarray) -> np.ndarray:
+        # (k, N, n) node voltages -> (k, n S) segment voltages, cell-major like segment_geometry
+        dv = rows[:, seg_node, :].transpose(0, 2, 1).reshape(rows.shape[0], -1) - v_rest
+        return np.stack([image(d) for d in dv]) if len(dv) else np.zeros((0, info.n_channels))
+    sampler = StepEndSampler(solver.dt_ticks, period, f, (info.n_channels,))
+    sampler.carry = f(solver.voltages()[None])[0]
+
+    def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+        return sampler(t0, t1, solver.v_rows, solver.imem_ticks)
+    return part
 
 
 def _points(spec: VSDI, src: VsdiSource, solver, info: ProbeInfo):
@@ -335,6 +368,17 @@ def _points(spec: VSDI, src: VsdiSource, solver, info: ProbeInfo):
     pos = src.positions(len(pops), "population")
     gx, gy, w = spec.weights(pos, sizes * src.areas(len(pops), 2.0e4, "populations"))
     lo = solver.lo
+    if all(p.record_v for p in pops):
+        # V every step from the P.V_m ports: frames at any tick of the step grid
+        e_l = np.array([p.model.e_l_mV for p in pops])
+        period, dt = info.period_ticks, solver.dt_ticks
+        image = _Imager(gx, gy, w)
+
+        def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+            rows = sample_rows(t0, t1, dt, period)
+            dv = np.stack([result.outputs[f"{p.name}.V_m"].data[rows].mean(axis=1) for p in pops], axis=1) - e_l
+            return np.stack([image(r) for r in dv]) if len(dv) else np.zeros((0, info.n_channels))
+        return part
 
     def read_dv() -> np.ndarray:
         # solver.v is V - E_L per neuron (mV): the populations' means

@@ -139,12 +139,59 @@ def test_solvers_sum(transport):
     np.testing.assert_array_equal(both.parts["brain"], b.data)
 
 
-def test_frames_faster_than_the_window_are_rejected_for_cells():
+def test_cell_frames_faster_than_the_window_are_v_at_the_frame_times():
+    """Frames every 0.1 ms in windows of 0.5 ms: each is the image of V at that tick, as read
+    from a live solver advanced to exactly that tick (independent of the probe's sampling)
+    and imaged by the separable form Gy (w dV Gx)^T of VSDI.weights."""
+    spec = ball_and_stick_population(n=2, dend_nseg=5, positions_um=((0, 0, -100), (150, 0, -100)),
+                                     iclamps=(IClamp(section="soma", x=0.5, delay_ms=0.2, dur_ms=5.0, amp_nA=0.8),))
+    probe = ps.probes.VSDI(sources=["cells"], pixels=(3, 2), pixel_um=100.0, blur_um=40.0, every_ms=0.1)
+    m = ps.Model(t_stop_ms=3.0, window_ms=0.5)
+    m.solver("cells", spec)
+    m.probe("vsdi", probe)
+    rec = ps.run(m).probe("vsdi")
+    np.testing.assert_allclose(rec.time, np.arange(30) * 0.1, atol=1e-12)
+    live = spec.build(None)
+    g = live.segment_geometry()
+    gx, gy, w = probe.weights(0.5 * (g["start_um"] + g["end_um"]), g["area_um2"])
+    step = live.dt_ticks
+    want = []
+    for k in range(30):
+        dv = live.voltages()[live.layout.seg_node].T.ravel() + 65.0
+        want.append((gy @ (w * dv * gx).T).ravel())
+        live.advance(k * 4 * step, (k + 1) * 4 * step, {})
+    want = np.array(want)
+    assert np.abs(want).max() > 1.0          # the spike is in the frames
+    np.testing.assert_allclose(rec.data, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+
+
+def test_point_frames_faster_than_the_window_need_record_v():
+    """With record_v on every population, frames every 0.3 ms in 1 ms windows follow the
+    closed-form relaxation 12 exp(-t / tau_m) of an unconnected LIF population; without it the
+    network is read at window ends and such frames are refused, naming the fix."""
+    def model(record_v):
+        m = ps.Model(t_stop_ms=6.0, window_ms=1.0)
+        lif = IafPscDelta(tau_m_ms=10.0, e_l_mV=-70.0)
+        m.solver("net", ps.solvers.PointNetwork(populations=(
+            Population(name="E", size=20, model=lif, v_init_mV=-58.0, record_v=record_v),), dt_ms=0.1))
+        m.probe("vsdi", ps.probes.VSDI(sources={"net": VsdiSource(positions_um=((60.0, -10.0, 0.0),), area_um2=1.0e4)},
+                                       pixels=(2, 2), pixel_um=100.0, blur_um=0.0, depth_decay_um=None, every_ms=0.3))
+        return m
+    rec = ps.run(model(True)).probe("vsdi")
+    np.testing.assert_allclose(rec.time, np.arange(20) * 0.3, atol=1e-12)
+    want = 20 * 1.0e4 * 12.0 * np.exp(-rec.time / 10.0) / 100.0 ** 2
+    np.testing.assert_allclose(rec.data[:, 1], want, rtol=1e-12)
+    with pytest.raises(ps.ModelError, match=r"every_ms=0\.3 is not a multiple of the window \(1 ms\): "
+                                            r"the membrane potentials of solver 'net' are read at window "
+                                            r"ends \(set the model's window_ms, or give every population record_v=True\)"):
+        model(False).check()
+
+
+def test_frames_off_the_cell_step_grid_are_rejected():
     m = ps.Model(t_stop_ms=2.0, window_ms=0.5)
     m.solver("cells", ball_and_stick_population(n=1, dend_nseg=3))
-    m.probe("vsdi", ps.probes.VSDI(sources=["cells"], every_ms=0.25))
-    with pytest.raises(ps.ModelError, match=r"every_ms=0\.25 is not a multiple of the window \(0\.5 ms\): "
-                                            r"the membrane potentials of solver 'cells' are read at window ends"):
+    m.probe("vsdi", ps.probes.VSDI(sources=["cells"], every_ms=0.01))
+    with pytest.raises(ps.ModelError, match=r"every_ms=0\.01 is not a multiple of the step of solver 'cells' \(0\.025 ms\)"):
         m.check()
 
 

@@ -78,7 +78,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
                  syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
                  soma, thr, spk_cell, spk_frac, spk_step, rec_out, inj,
-                 want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac):
+                 want_imem, imem_row, imem, stim_out, v_out, rhs, d, gm, vfac):
     """Advance ``n_cells`` cells of one morphology by ``n_steps`` steps of ``dt`` ms, in place.
 
     Cells are in blocks of B: state arrays are (blocks, N, B) (cell = block * B + column; the
@@ -102,7 +102,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
             syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
             soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
-            want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac)
+            want_imem, imem_row, imem, stim_out, v_out, rhs, d, gm, vfac)
     return n_spk
 
 
@@ -113,7 +113,7 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                    syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                    ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
                    soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
-                   want_imem, imem_row, imem, stim_out, rhs, d, gm, vfac):
+                   want_imem, imem_row, imem, stim_out, v_out, rhs, d, gm, vfac):
     """One block of cells (columns c0 .. c0 + B of the population) over all steps.
 
     Arrays are (N, B): node-major, cell-minor.
@@ -131,7 +131,8 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     want_imem: write transmembrane currents (rows, N, n) nA into imem (outward positive:
     capacitive + ionic + synaptic) and clamp currents (rows, N, n) into stim_out, the step's
     row being imem_row[step] (n_steps,) int64; a step with row -1 is not written (the probes
-    sample only some steps).
+    sample only some steps). v_out (rows, N, n) mV, or (0, 0, 0): v after each step with a row
+    (the voltage at the step's end, for probes imaging V).
     rhs, d, gm (N, n): scratch.
     """
     N, n = v.shape
@@ -256,6 +257,10 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
             for i in range(N):
                 for c in range(n):
                     v[i, c] += vfac * rhs[i, c]
+        if v_out.shape[0] and imem_row[step] >= 0:
+            for i in range(N):
+                for c in range(n_real):
+                    v_out[imem_row[step], i, c0 + c] = v[i, c]
         # @mechanisms: states (the generated kernels of _generated.py advance theirs here)
         # gating states over dt with the new v (cnexp: exact for v held over the step)
         for k in range(hh_node.shape[0]):

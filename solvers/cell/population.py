@@ -435,6 +435,10 @@ class CellSolver:
         self.stim: np.ndarray | None = None
         # sample periods (ticks) of the probes reading the currents; empty: every step is kept
         self.current_periods: set[int] = set()
+        # frame periods (ticks) of the probes imaging V; v_rows (rows, N, n) mV: v at the end of
+        # the steps ending at imem_ticks (rows shared with the currents)
+        self.voltage_periods: set[int] = set()
+        self.v_rows = np.zeros((0, 0, 0))
         self.imem_ticks = np.zeros(0, np.int64)
         self.n_spikes = 0
         self.n_rate_events = 0
@@ -517,9 +521,11 @@ class CellSolver:
         cap = n * (steps // 2 + 1)
         spk_cell, spk_frac, spk_step = np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64)
         want = self.spec.record_currents
-        row = self._current_rows(t0, steps) if want else np.zeros(0, np.int64)
+        want_v = bool(self.voltage_periods)
+        row = self._current_rows(t0, steps) if want or want_v else np.zeros(0, np.int64)
         n_rows = int(row.max(initial=-1)) + 1
         shape = (n_rows, self.nodes_per_cell, n) if want else (0, 0, 0)
+        v_out = np.empty((n_rows, self.nodes_per_cell, n) if want_v else (0, 0, 0))
         i_inj = inputs.get("i_inj")
         inj = (np.ascontiguousarray(i_inj.data, dtype=np.float64)
                if i_inj is not None and i_inj.data.any() else np.zeros((0, 0)))
@@ -534,10 +540,12 @@ class CellSolver:
                          self.syn_a, self.syn_b,
                          ev_start, ev_step, ev_syn, ev_cell, ev_w,
                          self.soma_node, self.spec.threshold_mV, spk_cell, spk_frac, spk_step, rec, inj,
-                         want, row, imem, stim, *self._scratch, self.vfac, *self._mech_args)
+                         want, row, imem, stim, v_out, *self._scratch, self.vfac, *self._mech_args)
         self.n_spikes += k
         if want:
             self.imem, self.stim = imem, stim
+        if want_v:
+            self.v_rows = v_out
         # the crossing time within its step, to the tick; kept inside the step (and the window)
         off = np.minimum(np.rint(spk_frac[:k] * self.dt_ticks).astype(np.int64), self.dt_ticks - 1)
         ticks = t0 + spk_step[:k] * self.dt_ticks + off
@@ -550,10 +558,12 @@ class CellSolver:
         # a registered sample period, or every step when none is registered
         ends = t0 + self.dt_ticks * np.arange(1, steps + 1, dtype=np.int64)
         keep = np.ones(steps, bool)
-        if self.current_periods:
+        if self.current_periods or self.voltage_periods:
             keep = np.zeros(steps, bool)
-            for p in self.current_periods:
+            for p in self.current_periods | self.voltage_periods:
                 keep |= ends % p == 0
+            if self.spec.record_currents and not self.current_periods:
+                keep[:] = True      # currents read by nobody known: keep every step
         self.imem_ticks = ends[keep]
         row = np.full(steps, -1, np.int64)
         row[keep] = np.arange(int(keep.sum()))
@@ -570,6 +580,16 @@ class CellSolver:
             raise ModelError(f"cell_population: a current sample period must be a positive multiple "
                              f"of the step ({self.dt_ticks} ticks; got {period_ticks})")
         self.current_periods.add(p)
+
+    def sample_voltages_every(self, period_ticks: int) -> None:
+        """Keep every node's v at the end of the steps that end on a multiple of ``period_ticks``
+        (a multiple of dt), in ``v_rows`` (rows at ``imem_ticks``); for probes imaging V
+        between window ends (VSDI). Call before the first window."""
+        p = int(period_ticks)
+        if p <= 0 or p % self.dt_ticks:
+            raise ModelError(f"cell_population: a voltage sample period must be a positive multiple "
+                             f"of the step ({self.dt_ticks} ticks; got {period_ticks})")
+        self.voltage_periods.add(p)
 
     def segment_geometry(self) -> dict[str, np.ndarray]:
         """Every segment of every cell after placement, cell-major (cell c's S segments are rows
