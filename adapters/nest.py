@@ -58,7 +58,7 @@ Needs ``pip install 'polyscale[nest]'``; this module imports without NEST.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -92,6 +92,26 @@ NEST_NEURON = Translation(
     ("g_l_nS", "g_L", 1.0),
     ("e_ex_mV", "E_ex", 1.0),
     ("e_in_mV", "E_in", 1.0),
+    # adaptive exponential (aeif_cond_exp, aeif_psc_exp)
+    ("delta_t_mV", "Delta_T", 1.0),
+    ("v_peak_mV", "V_peak", 1.0),
+    ("a_nS", "a", 1.0),
+    ("b_pA", "b", 1.0),
+    ("tau_w_ms", "tau_w", 1.0),
+    ("w_init_pA", "w", 1.0),
+)
+
+#: polyscale's Izhikevich model -> NEST's ``izhikevich`` (a, b, d dimensionless; I in pA as is)
+NEST_IZHIKEVICH = Translation(
+    "nest izhikevich parameters",
+    ("a", "a", 1.0),
+    ("b", "b", 1.0),
+    ("c_mV", "c", 1.0),
+    ("d", "d", 1.0),
+    ("v_th_mV", "V_th", 1.0),
+    ("i_e_pA", "I_e", 1.0),
+    ("v_init_mV", "V_m", 1.0),
+    ("u_init", "U_m", 1.0),
 )
 
 #: other units into NEST's: factor that multiplies a value in the first unit
@@ -105,22 +125,43 @@ NEST_UNITS = Translation(
     ("rate_Hz", "rate_Hz", 1.0),   # NEST's generators take Hz
 )
 
-#: polyscale point-model type -> NEST model name (same dynamics, exact integration)
+#: polyscale point-model type -> NEST model name (the same equations, NEST's names and defaults)
 NEST_MODELS = {"iaf_psc_delta": "iaf_psc_delta", "iaf_psc_exp": "iaf_psc_exp",
-               "izhikevich": "izhikevich"}
+               "iaf_cond_exp": "iaf_cond_exp", "aeif_cond_exp": "aeif_cond_exp",
+               "aeif_psc_exp": "aeif_psc_exp", "izhikevich": "izhikevich"}
+
+#: the translation table of each polyscale point-model type
+NEST_TABLES = {t: NEST_IZHIKEVICH if t == "izhikevich" else NEST_NEURON for t in NEST_MODELS}
+
+#: polyscale fields that NEST's model has no parameter for: ``substep_ms`` is polyscale's RK4
+#: substep (NEST integrates these models with adaptive RKF45); aeif_psc_exp's current synapses
+#: have no reversal potentials (polyscale's class inherits E_ex, E_in unused)
+NEST_NOT_PASSED = {"iaf_cond_exp": ("substep_ms",), "aeif_cond_exp": ("substep_ms",),
+                   "aeif_psc_exp": ("substep_ms", "e_ex_mV", "e_in_mV")}
+
+#: NEST parameters set to make NEST's model the one polyscale's implements
+NEST_FIXED = {"izhikevich": {"consistent_integration": True}}
 
 
-def nest_neuron(model) -> tuple[str, dict[str, float]]:
-    """(NEST model name, NEST parameters) of a polyscale LIF point-model spec (iaf_psc_delta,
-    iaf_psc_exp), through :data:`NEST_NEURON`; for build callables that make the same neurons
-    as PointNetwork. ``v_init_mV=None`` gives V_m = E_L (both simulators' default)."""
-    if model.type not in ("iaf_psc_delta", "iaf_psc_exp"):
-        raise ModelError(f"nest_neuron: model {model.type!r} has no translation here "
-                         f"(have: 'iaf_psc_delta', 'iaf_psc_exp')")
-    values = {name: getattr(model, name) for name in NEST_NEURON.ours() if hasattr(model, name)}
-    if values.get("v_init_mV") is None:
-        values["v_init_mV"] = model.e_l_mV
-    return NEST_MODELS[model.type], NEST_NEURON.to_external(values)
+def nest_neuron(model) -> tuple[str, dict[str, Any]]:
+    """(NEST model name, NEST parameters) of a polyscale point-model spec (solvers/point/models.py:
+    every type in :data:`NEST_MODELS`), through its table in :data:`NEST_TABLES`; for build
+    callables that make the same neurons as PointNetwork. Every field of the spec is passed
+    (a field with no row is an error) except those in :data:`NEST_NOT_PASSED`. ``v_init_mV=None``
+    gives the model's own initial V (E_L; -65 mV for izhikevich), ``u_init=None`` gives
+    U_m = b V_m (NEST's default)."""
+    name = NEST_MODELS.get(getattr(model, "type", None))
+    if name is None:
+        raise ModelError(f"nest_neuron: model {getattr(model, 'type', model)!r} has no NEST "
+                         f"translation (have: {', '.join(map(repr, NEST_MODELS))})")
+    skip = NEST_NOT_PASSED.get(model.type, ())
+    values = {f.name: getattr(model, f.name) for f in fields(model) if f.name not in skip}
+    values["v_init_mV"] = model.v0()
+    if model.type == "izhikevich":
+        values["u_init"] = model.u0(values["v_init_mV"])
+    params = NEST_TABLES[model.type].to_external(values)
+    params.update(NEST_FIXED.get(model.type, {}))
+    return name, params
 
 
 def import_nest():
