@@ -211,3 +211,16 @@ def test_out_of_range_synapse_channel_and_probes_without_currents_are_refused():
     m.probe("lfp", LFP(of="cells", electrodes_um=EL))
     with pytest.raises(ModelError, match=r"record_currents=True on every group \(off in: 'b'\)"):
         ps.run(m)
+
+
+def test_mixed_cells_example_runs_and_both_groups_fire(examples_dir):
+    """examples/mixed_cells.py: Poisson drive onto both groups through one rate port; both kinds
+    of cell fire, every cell starts at v_init, and the electrode sees their currents."""
+    from polyscale.coordinator.config import load_model
+    run = ps.run(load_model(examples_dir / "mixed_cells.py", {"t_stop_ms": 40.0, "n_stick": 4, "n_fork": 2}))
+    ids = run.spikes("cells", "spikes").ids
+    assert (ids < 4).any() and (ids >= 4).any()
+    v = run.signal("cells", "v_soma").data
+    assert v.shape[1] == 6 and (v[0] == -65.0).all()
+    lfp = run.probe("lfp").data
+    assert np.isfinite(lfp).all() and np.abs(lfp).max() > 0
