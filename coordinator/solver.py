@@ -32,6 +32,10 @@ class Solver(Protocol):
     and weights, or ``Samples`` on the port's grid) and returns the out-ports' signals for the
     same interval (a ``WindowResult``, or a plain dict of outputs). A solver whose spec declares
     an input lead L (``input_lead_ms()``) is handed the inputs over ``[t0 + L, t1 + L)`` instead.
+
+    Optional: ``spikes_at_stop(t_stop)`` -> {spike out-port: Spikes at tick t_stop}, asked after
+    the last window, for solvers that stamp a spike at the end of the step it occurs in (as NEST
+    does): a crossing in the run's last step is then recorded at t_stop.
     """
 
     dt_ticks: int
@@ -76,6 +80,12 @@ class SolverRunner:
         self.out_ports = {n: p for n, p in self.ports.items() if p.direction == "out"}
         self.in_ports = {n: p for n, p in self.ports.items() if p.direction == "in"}
         self.recordings = plan.recordings_of(name)
+        # spikes stamped at exactly t_stop (a threshold crossing in the run's last step, which
+        # NEST stamps at the step's end and reports): solvers that can have them say so with
+        # ``spikes_at_stop(t_stop)``; they are recorded, never routed nor given to probes
+        self._t_stop = plan.t_stop_ticks
+        self._spikes_at_stop = getattr(solver, "spikes_at_stop", None)
+        self._at_stop: dict[str, Spikes] = {}
         # what each window checks and selects, resolved once: (port, is spikes, size, period)
         self._checks = [(n, p.kind == "spikes", p.size, p.period_ticks) for n, p in self.out_ports.items()]
         self._recs = []   # (port, is spikes, None for every channel or the channel lookup, every_ticks)
@@ -119,7 +129,32 @@ class SolverRunner:
         if self.probes:
             self._probe_parts(t0, t1, result)
         self.t = t1
+        self._at_stop = {}
+        if t1 == self._t_stop and self._spikes_at_stop is not None:
+            self._at_stop = self._stop_spikes(t0, t1)
         return result
+
+    def _stop_spikes(self, t0: int, t1: int) -> dict[str, Spikes]:
+        """The solver's spikes at exactly t_stop = t1, checked as window outputs are."""
+        try:
+            got = dict(self._spikes_at_stop(t1))
+        except PolyscaleError:
+            raise
+        except Exception as exc:
+            raise self._fail(t0, "raised in spikes_at_stop", exc) from exc
+        out = {}
+        for pname, sig in got.items():
+            port = self.out_ports.get(pname)
+            if port is None or port.kind != "spikes" or not isinstance(sig, Spikes):
+                raise self._fail(t0, f"gave spikes at t_stop for {pname!r}, which is not a spike out-port")
+            ticks, ids = np.asarray(sig.ticks, np.int64), np.asarray(sig.ids, np.int64)
+            if ticks.shape != ids.shape or ticks.ndim != 1 or (ticks != t1).any() \
+                    or (len(ids) and (ids.min() < 0 or ids.max() >= port.size)):
+                raise self._fail(t0, f"gave spikes at t_stop for {pname!r} not all at tick {t1} "
+                                     f"with ids in [0, {port.size})")
+            if len(ticks):
+                out[pname] = Spikes(ticks, ids)
+        return out
 
     def _probe_parts(self, t0: int, t1: int, result: WindowResult) -> None:
         for pp, local in self.probes:
@@ -170,6 +205,9 @@ class SolverRunner:
         for port, spikes, sel, every in self._recs:
             sig = outputs[port]
             if spikes:
+                last = self._at_stop.get(port)
+                if last is not None:    # the last window: its spikes at t_stop after the others
+                    sig = Spikes(np.concatenate([sig.ticks, last.ticks]), np.concatenate([sig.ids, last.ids]))
                 if sel is not None:
                     keep = sel[sig.ids] >= 0
                     sig = Spikes(sig.ticks[keep], sig.ids[keep])

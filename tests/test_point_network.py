@@ -162,3 +162,25 @@ def test_mixed_delays_from_one_source():
         sp = run.spikes("net", p)
         np.testing.assert_allclose(sp.times, [t], atol=1e-9)
         assert sp.ids.tolist() == [1]
+
+
+@pytest.mark.parametrize("window_ms", [None, 5.0])
+def test_a_spike_in_the_last_step_is_recorded_at_t_stop_as_nest_does(window_ms):
+    """iaf_psc_delta with I_e = 400 pA (NEST's defaults otherwise) fires at 27.8 and 57.6 ms; a
+    run to t_stop = 57.6 ms crosses threshold in its last step. NEST 3.10 stamps that spike at
+    the step's end and reports it at t_stop; so does our run file (and not twice)."""
+    t_stop = 57.6
+    m = ps.Model(seed=1, t_stop_ms=t_stop, **({} if window_ms is None else {"window_ms": window_ms}))
+    m.solver("net", PointNetwork(populations=(Population(name="A", size=1, model=IafPscDelta(i_e_pA=400.0)),)))
+    m.record("net.A.spikes")
+    ours = ps.run(m).spikes("net", "A").times
+    nest = pytest.importorskip("nest", reason="NEST is the reference for the spike times")
+    nest.ResetKernel()
+    nest.SetKernelStatus({"resolution": 0.1, "print_time": False, "local_num_threads": 1})
+    n = nest.Create("iaf_psc_delta", params={"I_e": 400.0, "V_m": -70.0})
+    rec = nest.Create("spike_recorder")
+    nest.Connect(n, rec)
+    nest.Simulate(t_stop)
+    want = rec.get("events")["times"]
+    assert len(want) == 2 and abs(want[-1] - t_stop) < 1e-9
+    np.testing.assert_allclose(ours, want, atol=1e-9)

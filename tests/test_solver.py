@@ -95,3 +95,55 @@ def test_a_solver_that_fails_to_build_is_named():
                                              r"RuntimeError: no licence") as info:
         run_with("build")
     assert info.value.t_ms is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopStamper(ps.SolverSpec):
+    """A spike per window at its start (id 0), and through ``spikes_at_stop`` one at t_stop (id 1,
+    or with ``bad`` at t_stop - 1 tick)."""
+
+    type: ClassVar[str] = "test_stop_stamper"
+    level: ClassVar[str] = "test"
+    bad: bool = False
+    dt_ms: float = 0.1
+
+    def ports(self):
+        return {"s": ps.Port("spikes", "out", 2)}
+
+    def build(self, ctx):
+        return _StopStamper(self.bad)
+
+
+class _StopStamper:
+    dt_ticks = 100_000
+
+    def __init__(self, bad):
+        self.bad = bad
+        self.asked = []
+
+    def advance(self, t0, t1, inputs):
+        return {"s": ps.Spikes(np.array([t0], np.int64), np.array([0], np.int64))}
+
+    def spikes_at_stop(self, t_stop):
+        self.asked.append(t_stop)
+        return {"s": ps.Spikes(np.array([t_stop - self.bad], np.int64), np.array([1], np.int64))}
+
+    def state(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+def test_spikes_at_t_stop_are_recorded_after_the_last_window_only():
+    m = ps.Model(t_stop_ms=3.0, window_ms=1.0)
+    m.solver("src", StopStamper())
+    m.record("src.s")
+    sp = ps.run(m).spikes("src", "s")
+    np.testing.assert_allclose(sp.times, [0.0, 1.0, 2.0, 3.0])
+    assert sp.ids.tolist() == [0, 0, 0, 1]
+    m = ps.Model(t_stop_ms=3.0, window_ms=1.0)
+    m.solver("src", StopStamper(bad=True))
+    m.record("src.s")
+    with pytest.raises(ps.SolverError, match=r"gave spikes at t_stop for 's' not all at tick 3000000"):
+        ps.run(m)

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from .._jit import njit
+from .plasticity import stdp_post_spike, stdp_pre_spike
 
 # model kinds (the ``kind`` column of a population)
 DELTA = 0
@@ -168,7 +169,8 @@ def poisson_draw(cdf, k0, m, guide, st, i):
 
 
 @njit
-def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step, spk_id, vrec_idx, vrec):
+def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step, spk_id, vrec_idx, vrec,
+                   plastic):
     """Advance every neuron by ``n_steps`` steps; return the number of spikes written.
 
     pops : (lo (n_pops + 1,) int64, kind (n_pops,) int64, par (n_pops, N_PAR) float64,
@@ -193,6 +195,8 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
     rng : (n,) uint64 splitmix64 states, one per neuron (neuron_streams)
     spk_step, spk_id : outputs, step within the window and neuron index of each spike
     vrec_idx (k,) int64, vrec (n_steps, k) : output, v of these neurons at the start of each step
+    plastic : the STDP synapses and traces (plasticity.py, network.py's _connect_plastic);
+              empty arrays where no projection is plastic
 
     Step k first emits the spikes of the neurons that reached threshold at t_k (the end of the
     previous step; they were reset and made refractory there, as NEST does) and delivers them
@@ -210,6 +214,8 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
     n_pops = kind.shape[0]
     depth = ring.shape[0]
     n_ext = ext_step.shape[0]
+    n_plastic = plastic[2].shape[0]
+    post_hist = plastic[12].shape[0] > 0
     # Poisson CDF tables of the base rates, rebuilt for steps where rate_in changes the rate
     size = 64
     for p in range(n_pops):
@@ -261,6 +267,10 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                             ring[r, i] -= dn_w[q]
                         elif dn_own[q] == 1:
                             ring[r, inh_slot[i]] -= dn_w[q]
+            if n_plastic:
+                stdp_pre_spike(i, step0 + s, row, ring, plastic)
+            if post_hist:
+                stdp_post_spike(i, step0 + s, plastic)
         pend_n[0] = 0
         for j in range(n_vrec):
             vrec[s, j] = v[vrec_idx[j]]

@@ -8,10 +8,10 @@ Spikes are delivered through a ring buffer over delays, as NEST does.
 
 Time: a neuron whose membrane potential reaches threshold over the step ending at t_k spikes
 at t_k (NEST's spike time), is reset there and is refractory for round(t_ref / dt) steps; its
-spike is emitted in the window that starts at or contains t_k (so a crossing in the very last
-step of a run is not reported; NEST reports it at t_stop). A spike with delay d steps acts
-on V over the step ending at t_k + d * dt (NEST's delivery). A spike from another solver
-arriving at tick A acts over the step that contains A, so on V at the first grid time after A.
+spike is emitted in the window that starts at or contains t_k; a crossing in the very last
+step of a run is reported at t_stop, as NEST does, through ``spikes_at_stop`` (recorded
+only). A spike with delay d steps acts on V over the step ending at t_k + d * dt (NEST's
+delivery). A spike from another solver arriving at tick A acts over the step that contains A, so on V at the first grid time after A.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from ...coordinator.validation import fail, is_number, require_int, require_numb
 from . import _kernels as K
 from .connectivity import Distribution, FixedIndegree, Rule, draw_values
 from .models import IafPscDelta, NeuronModel
+from .plasticity import ERR_HISTORY, STDP, check_weights, empty_plastic
 
 _POP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -109,9 +110,14 @@ class Projection(Spec):
         its own share back where autapses are not allowed) instead of one CSR entry per
         synapse. The same dynamics with no memory per synapse; its synapses are not in the
         CSR arrays (``n_synapses`` counts them, ``connectome_bytes`` does not).
+    plasticity : None (static synapses), or STDP (plasticity.py): NEST's stdp_synapse on every
+        synapse of the projection, whose weights must then lie in [0, w_max]; plastic synapses
+        are held apart (float64 weights; read them with ``PointNetworkSolver.weights``) and
+        static projections keep their fast path
     """
 
-    nested: ClassVar[dict] = {"rule": Rule, "weight": Distribution, "delay_ms": Distribution}
+    nested: ClassVar[dict] = {"rule": Rule, "weight": Distribution, "delay_ms": Distribution,
+                              "plasticity": STDP}
 
     source: str
     target: str
@@ -121,6 +127,7 @@ class Projection(Spec):
     allow_autapses: bool = True
     allow_multapses: bool = True
     dense: bool = False
+    plasticity: STDP | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.rule, Rule):
@@ -140,6 +147,15 @@ class Projection(Spec):
             raise fail(self, f"{self.source}->{self.target}: 'dense' needs rule AllToAll with a constant "
                              f"weight and delay (got rule {self.rule.type!r}, weight {self.weight!r}, "
                              f"delay_ms {self.delay_ms!r})")
+        if self.plasticity is not None:
+            if not isinstance(self.plasticity, STDP):
+                raise fail(self, f"{self.source}->{self.target}: 'plasticity' must be None or an STDP spec "
+                                 f"(got {self.plasticity!r})")
+            if self.dense:
+                raise fail(self, f"{self.source}->{self.target}: 'dense' projections cannot be plastic "
+                                 f"(they hold no per-synapse weights)")
+            if is_number(self.weight):
+                check_weights(self.plasticity, np.array([self.weight], float), f"{self.source}->{self.target}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,6 +223,14 @@ class PointNetwork(SolverSpec):
             if is_number(pr.delay_ms) and round(pr.delay_ms / self.dt_ms) < 1:
                 raise fail(self, f"projection {pr.source}->{pr.target}: 'delay_ms'={pr.delay_ms} is "
                                  f"shorter than one step (dt_ms={self.dt_ms})")
+        tau_minus = {}
+        for pr in projs:
+            if pr.plasticity is not None:
+                tm = tau_minus.setdefault(pr.target, pr.plasticity.tau_minus_ms)
+                if tm != pr.plasticity.tau_minus_ms:
+                    raise fail(self, f"projection {pr.source}->{pr.target}: STDP 'tau_minus_ms'="
+                                     f"{pr.plasticity.tau_minus_ms} differs from {tm} of another plastic "
+                                     f"projection onto {pr.target!r} (the postsynaptic trace is the neuron's)")
         for p in pops:
             lam = p.poisson_rate_hz * self.dt_ms * 1e-3
             if lam > 1e4:
@@ -362,6 +386,7 @@ class PointNetworkSolver:
         parts = []
         max_d = 1
         dense = []
+        plastic = []
         self.n_dense_synapses = 0
         for pr in spec.projections:
             si, ti = index[pr.source], index[pr.target]
@@ -381,9 +406,9 @@ class PointNetworkSolver:
             # compact types from the start: the build's peak memory is these arrays of every
             # projection (13 bytes per synapse) plus the CSR (9)
             if isinstance(pr.weight, Distribution):
-                w = draw_values(pr.weight, rng, m).astype(np.float32)
+                w = draw_values(pr.weight, rng, m).astype(np.float64 if pr.plasticity else np.float32)
             else:
-                w = np.full(m, pr.weight, np.float32)
+                w = np.full(m, pr.weight, np.float64 if pr.plasticity else np.float32)
             if isinstance(pr.delay_ms, Distribution):
                 d = np.maximum(1, np.rint(draw_values(pr.delay_ms, rng, m) / spec.dt_ms)).astype(np.int64)
                 d = d.astype(_smallest_uint(int(d.max()) if m else 1))
@@ -398,8 +423,13 @@ class PointNetworkSolver:
             if spec.populations[ti].model.kind in K.TWO_SLOTS:
                 neg = w < 0
                 slot[neg] = self.inh_slot[slot[neg]]
+            if pr.plasticity is not None:
+                check_weights(pr.plasticity, w, f"projection {pr.source}->{pr.target}")
+                plastic.append((pr, si, ti, src, slot, w, d))
+                continue
             parts.append(self._keep_synapses(src, slot, w, d))
         self.depth = max_d
+        self._connect_plastic(plastic)
         cols = list(zip(*dense)) if dense else [(), (), (), (), ()]
         self.dense = (np.repeat(np.arange(len(spec.populations), dtype=np.int64), np.diff(self.lo)),
                       np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.float64),
@@ -427,14 +457,76 @@ class PointNetworkSolver:
         keeps those onto its own neurons (distributed.py)."""
         return src, slot, w, d
 
+    def _connect_plastic(self, plastic) -> None:
+        """The plastic projections' CSR and STDP state (plasticity.py; ``self.plastic`` is the
+        kernel's tuple): rows are (projection, source neuron), in projection order."""
+        n, n_pops = self.n, len(self.names)
+        self.plastic_projections = [pr for pr, *_ in plastic]
+        if not plastic:
+            self.plastic = empty_plastic(n, n_pops)
+            return
+        pop_of = np.repeat(np.arange(n_pops, dtype=np.int64), np.diff(self.lo))
+        q_src = np.array([si for _, si, *_ in plastic], np.int64)
+        sizes = np.array([self.spec.populations[si].size for si in q_src], np.int64)
+        q_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        rows, tgts, ws, ds = [], [], [], []
+        for q, (pr, si, ti, src, slot, w, d) in enumerate(plastic):
+            rows.append(q_off[q] + src.astype(np.int64) - self.lo[si])
+            tgts.append(slot.astype(np.int64))
+            ws.append(w)
+            ds.append(d.astype(np.int64))
+        rows = np.concatenate(rows)
+        order = np.argsort(rows, kind="stable")     # by source row, draw order within a row
+        n_rows = int(sizes.sum())
+        indptr = np.zeros(n_rows + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        tgt = np.concatenate(tgts)[order]
+        # postsynaptic histories: one row per neuron of a population a plastic projection targets
+        hidx = np.full(n, -1, np.int64)
+        taus = []
+        for pr, si, ti, *_ in plastic:
+            a, b = self.lo[ti], self.lo[ti + 1]
+            if hidx[a] < 0:
+                hidx[a:b] = np.arange(len(taus), len(taus) + (b - a))
+                taus += [pr.plasticity.tau_minus_ms] * int(b - a)
+        cap = max(pr.plasticity.history for pr, *_ in plastic)
+        nh = len(taus)
+        self.plastic = (pop_of, self.lo, q_src, np.stack([pr.plasticity.row() for pr, *_ in plastic]), q_off,
+                        indptr, tgt, np.concatenate(ws).astype(np.float64)[order], np.concatenate(ds)[order],
+                        np.zeros(n_rows), np.zeros(n_rows, np.int64), hidx, np.zeros((nh, cap), np.int64),
+                        np.zeros((nh, cap)), np.zeros(nh, np.int64), np.array(taus, np.float64),
+                        np.full(nh, np.iinfo(np.int64).min, np.int64), np.zeros(1, np.int64), float(self.spec.dt_ms))
+
+    def weights(self, source: str, target: str, index: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The synapses of the ``index``-th plastic projection from population ``source`` onto
+        ``target``: (source neuron (m,) int64, target neuron (m,) int64, current weight (m,)
+        float64), indices within the populations, in CSR order (by source neuron, then in the
+        order the rule drew them); weights in the projection's units (mV onto delta synapses,
+        pA onto current synapses, nS onto conductances). As NEST's GetStatus of the connections,
+        a weight holds the postsynaptic spikes only up to its last presynaptic spike."""
+        found = [q for q, pr in enumerate(self.plastic_projections) if pr.source == source and pr.target == target]
+        if index >= len(found):
+            raise KeyError(f"point_network: no plastic projection {source}->{target} number {index} "
+                           f"(have {len(found)})")
+        q = found[index]
+        pl = self.plastic
+        q_off, indptr = pl[4], pl[5]
+        si = self.names.index(source)
+        ti = self.names.index(target)
+        r0, r1 = q_off[q], q_off[q] + self.spec.populations[si].size
+        a, b = indptr[r0], indptr[r1]
+        src = np.repeat(np.arange(r1 - r0, dtype=np.int64), np.diff(indptr[r0:r1 + 1]))
+        return src, pl[6][a:b] - self.lo[ti], pl[7][a:b].copy()
+
     @property
     def n_synapses(self) -> int:
-        """Synapses of the network: those in the CSR plus those of dense projections."""
-        return int(self.indptr[-1]) + self.n_dense_synapses
+        """Synapses of the network: those in the CSR plus those of dense and plastic projections."""
+        return int(self.indptr[-1]) + self.n_dense_synapses + int(self.plastic[6].shape[0])
 
     def connectome_bytes(self) -> int:
-        """Bytes held by the connectome (CSR arrays)."""
-        return self.indptr.nbytes + self.slot.nbytes + self.weight.nbytes + self.delay.nbytes
+        """Bytes held by the connectome (CSR arrays, and those of plastic synapses and their traces)."""
+        return (self.indptr.nbytes + self.slot.nbytes + self.weight.nbytes + self.delay.nbytes
+                + (sum(a.nbytes for a in self.plastic[5:17]) if self.plastic_projections else 0))
 
     # -- the Solver protocol -------------------------------------------------------------------
     def advance(self, t0: int, t1: int, inputs) -> WindowResult:
@@ -498,15 +590,31 @@ class PointNetworkSolver:
             (self.v, self.i_ex, self.i_in, self.refr, self.ring, self.pend, self.pend_n, self.w_ad),
             (self.indptr, self.slot, self.weight, self.delay, self.row_delay, self.inh_slot),
             self.dense + (self.pring,), ext, self.rng_state, self._spk_step, self._spk_id,
-            self.vrec_idx, vrec)
+            self.vrec_idx, vrec, self.plastic)
         self.step += n_steps
+        if self.plastic[17][0] & ERR_HISTORY:
+            raise ModelError("point_network: a plastic projection's source was silent while a target fired more "
+                             "than STDP 'history' times; raise 'history' (postsynaptic spikes kept per neuron)")
         return count, vrec
+
+    def spikes_at_stop(self, t_stop: int) -> dict[str, Spikes]:
+        """The spikes at tick ``t_stop`` (the end of the last window): the neurons that crossed
+        threshold in its last step, still pending emission (SolverRunner records them)."""
+        ids = self.pend[:self.pend_n[0]]
+        out = {}
+        for p, name in enumerate(self.names):
+            keep = np.sort(ids[(ids >= self.lo[p]) & (ids < self.lo[p + 1])]) - self.lo[p]
+            out[f"{name}.spikes"] = Spikes(np.full(len(keep), t_stop, np.int64), keep.astype(np.int64))
+        return out
 
     def state(self) -> dict[str, np.ndarray]:
         return {"v_rel_mV": self.v.copy(), "i_ex_pA": self.i_ex.copy(), "i_in_pA": self.i_in.copy(),
                 "refractory_steps": self.refr.copy(), "ring": self.ring.copy(), "dense_ring": self.pring.copy(),
                 "pending_spikes": self.pend[:self.pend_n[0]].copy(),
-                "w_pA": self.w_ad.copy(), "rng_state": self.rng_state.copy(), "step": np.array(self.step)}
+                "w_pA": self.w_ad.copy(), "rng_state": self.rng_state.copy(), "step": np.array(self.step),
+                # plastic synapses in CSR order (see ``weights``), weights in the projections' units
+                "stdp_weights": self.plastic[7].copy(), "stdp_k_plus": self.plastic[9].copy(),
+                "stdp_post_spike_count": self.plastic[14].copy()}
 
     def close(self) -> None:
         pass
