@@ -105,6 +105,13 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
     """
 
     def __init__(self, spec: PointNetwork, rng: np.random.Generator, comm):
+        plastic = [f"{pr.source}->{pr.target}" for pr in spec.projections
+                   if getattr(pr, "plasticity", None) is not None]
+        if plastic:
+            # STDP updates weights at the post-synaptic neuron from both spike trains; its
+            # weights and traces are not split across ranks (yet)
+            raise ModelError(f"point_network: plastic projections ({', '.join(plastic)}) cannot span "
+                             f"{comm.Get_size()} MPI ranks yet; run this network on one (ranks=1)")
         from mpi4py import MPI
         self._MPI = MPI
         self.comm = comm
@@ -304,6 +311,16 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
                     outputs[f"{pop.name}.V_m"] = Samples(t0, dt, data)
                     col += k
         return WindowResult(outputs=outputs)
+
+    def spikes_at_stop(self, t_stop: int) -> dict[str, Spikes]:
+        """The spikes at tick ``t_stop``: crossings in the run's last step, emitted at the next
+        window's first step (``_carry``, already gathered from every rank), on every rank."""
+        gid = self._carry      # keys with emission step 0: the global ids, sorted
+        out = {}
+        for p, name in enumerate(self.names):
+            keep = gid[(gid >= self.glo[p]) & (gid < self.glo[p + 1])] - self.glo[p]
+            out[f"{name}.spikes"] = Spikes(np.full(len(keep), t_stop, np.int64), keep)
+        return out
 
     def _gather_v(self, mine: np.ndarray, n_steps: int) -> np.ndarray | None:
         """The recorded V of every rank (n_steps, all recorded neurons) on rank 0, None elsewhere."""
