@@ -112,8 +112,9 @@ def test_two_groups_equal_the_two_populations_as_separate_solvers(transport):
 
 def _step_inputs(steps: int, n_syn: int, n_cells: int):
     rng = np.random.default_rng(7)
-    rate = np.zeros((steps, n_syn))
-    rate[:, ::2] = 60.0
+    # a different rate on every channel (and none on some), so a misrouted column shows
+    rate = np.tile(20.0 * np.arange(n_syn, dtype=float), (steps, 1))
+    rate[:, 1] = 0.0
     inj = 0.05 * rng.standard_normal((steps, n_cells))
     return rate, inj
 
