@@ -302,13 +302,16 @@ class CSD(OverSolvers, ProbeSpec):
 
 def _cell_delta_csd(solver_name, solver, spec: CSD, period_ticks: int):
     kind = getattr(getattr(solver, "spec", None), "type", type(solver).__name__)
-    if kind != "cell_population":
+    if kind not in ("cell_population", "cell_groups"):
         raise ModelError(f"csd method 'delta' needs segment currents: solver {solver_name!r} ({kind}) "
-                         f"has none; only 'cell_population' can (use method 'second_difference')")
+                         f"has none; only 'cell_population' and 'cell_groups' can (use method "
+                         f"'second_difference')")
     from .sources import cell_matrix_part
     g = solver.segment_geometry()
     M = forward.laminar_csd_matrix(g["start_um"], g["end_um"], spec.z_edges(), spec.r_um, spec._axis(),
                                    lfpykit_fractions=spec.lfpykit_fractions)
+    if kind == "cell_groups":       # several populations: each group's columns of M, summed
+        return solver.matrix_part(M, period_ticks)
     return cell_matrix_part(solver, M, period_ticks)
 
 

@@ -16,7 +16,7 @@ from polyscale.coordinator.seeding import rng_for
 from polyscale.coordinator.signals import Samples, Spikes
 from polyscale.coordinator.specs import SolverContext
 from polyscale.coordinator.time import TICKS_PER_MS
-from polyscale.probes import EEG, LFP, CurrentDipole
+from polyscale.probes import CSD, EEG, LFP, CurrentDipole
 from polyscale.solvers.cell import (CellGroups, CellPopulation, Exp2Syn, IClamp, Insert, Morphology,
                                     ball_and_stick_population, cylinder)
 
@@ -71,6 +71,8 @@ def _model(mixed: bool) -> ps.Model:
     m.couple("drive.spikes[3]", f"{b}.syn[{off + 1}]", delay_ms=1.0, weight=0.01)   # b: cell 1
     of = "cells" if mixed else ("a", "b")
     m.probe("lfp", LFP(of=of, electrodes_um=EL))
+    m.probe("csd", CSD(of=of, method="delta", r_um=150.0,
+                       z_edges_um=[(Z0 - 100.0, Z0), (Z0, Z0 + 100.0), (Z0 + 100.0, Z0 + 300.0)]))
     m.probe("eeg", EEG(of=of, electrodes_um=SCALP))
     if mixed:
         m.probe("cdm", CurrentDipole(of="cells", per="source"))
@@ -84,7 +86,7 @@ def _model(mixed: bool) -> ps.Model:
 
 
 def test_two_groups_equal_the_two_populations_as_separate_solvers(transport):
-    """Same spikes, soma voltages and LFP bit for bit as groups 'a' and 'b' run as two solvers;
+    """Same spikes, soma voltages, LFP and CSD ('delta') bit for bit as groups 'a' and 'b' run as two solvers;
     per-cell dipoles bit for bit; EEG to rounding (one lead-field product instead of two). The
     mixed run is also the same on every transport as in process."""
     sep = ps.run(_model(False), transport=transport)
@@ -99,6 +101,8 @@ def test_two_groups_equal_the_two_populations_as_separate_solvers(transport):
     # the drive made both groups fire (else the comparison would be of resting cells)
     assert set(sa.ids.tolist()) >= {0, 2} and len(sb.times) > 0
     np.testing.assert_array_equal(mix.probe("lfp").data, sep.probe("lfp").data)
+    np.testing.assert_array_equal(mix.probe("csd").data, sep.probe("csd").data)
+    assert np.abs(mix.probe("csd").data).max() > 0
     np.testing.assert_array_equal(mix.probe("cdm").data,
                                   np.hstack([sep.probe("cdm_a").data, sep.probe("cdm_b").data]))
     e = sep.probe("eeg").data

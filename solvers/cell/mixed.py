@@ -15,7 +15,7 @@ Channel map (groups in the order of the ``groups`` dict; :meth:`CellGroups.chann
   no channels;
 - segments (the probes): ``segment_geometry()`` and ``transmembrane_currents()`` put the groups'
   segments one after the other, each group cell-major, so that the whole is cell-major over the
-  channels above; extracellular probes (LFP, ECoG, CSD by second difference) and dipole probes
+  channels above; extracellular probes (LFP, ECoG, CSD by either method) and dipole probes
   (CurrentDipole, EEG, MEG; one dipole per cell, in cell-channel order) take a ``cell_groups``
   solver as they take a ``cell_population`` (registered below with probes.sources).
 
@@ -249,6 +249,25 @@ class CellGroupsSolver:
         """(n_steps, S_total) nA injected by current clamps in the last window."""
         self._need_currents("electrode currents")
         return np.hstack([s.electrode_currents() for s in self.solvers.values()])
+
+    def matrix_part(self, M: np.ndarray, period_ticks: int):
+        """``part(t0, t1, result) -> (n_samples, n_out)``: M (n_out, S_total), whose columns are
+        the rows of segment_geometry, times the transmembrane currents of the step ending at each
+        sample: the sum over groups of each group's columns, as sources.cell_matrix_part does for
+        one population (what CSD's 'delta' method calls)."""
+        self._need_currents("segment-current probes")
+        parts, lo = [], 0
+        for s in self.solvers.values():
+            S = s.segment_geometry()["diam_um"].shape[0]
+            parts.append(sources.cell_matrix_part(s, np.ascontiguousarray(M[:, lo:lo + S]), period_ticks))
+            lo += S
+
+        def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+            out = parts[0](t0, t1, result)
+            for p in parts[1:]:
+                out = out + p(t0, t1, result)   # never in place: a part may hand out its memo
+            return out
+        return part
 
     def state(self) -> dict[str, np.ndarray]:
         """Each group's state arrays, keyed 'group.name' (shapes differ between groups)."""
