@@ -14,8 +14,9 @@ whatever R:
   its part, plus the CSR rows of all n sources (8 bytes per neuron) with only its synapses
   (9 bytes each, about 1/R of them).
 - spikes are exchanged every min-delay: the kernel runs chunks of at most ``min_delay_steps``
-  steps with no synapses of its own; after each chunk one ``Allgatherv`` (numpy int64 keys,
-  emission step * n + global neuron id; nothing pickled) gives every rank every spike of the
+  steps with no synapses of its own; after each chunk one ``Allgather`` of a block per rank
+  (numpy int64 keys, emission step * n + global neuron id; nothing pickled; an ``Allgatherv``
+  of the overflow where a rank has more, see _allgather) gives every rank every spike of the
   chunk, and :func:`deliver` adds them into the local ring buffer in (step, neuron) order, the
   order in which the single-process kernel adds them, so the float sums are identical. A
   spike emitted at step e acts from step e + d - 1 >= e + min_delay - 1, which is after the
@@ -204,6 +205,10 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
             cols = [col0[i] + ids[(ids >= glo[i]) & (ids < glo[i + 1])] - glo[i] for i in rec]
             self._vcols.append(np.concatenate(cols or [z]).astype(np.int64))
         self._carry = np.zeros(0, np.int64)   # keys of spikes emitted at the next window's first step
+        # keys per rank in the exchange's fixed block: small, it grows to what the network needs
+        self._block = 8
+        self._send = np.empty(0, np.int64)
+        self._recv = np.empty((0, 0), np.int64)
 
     @property
     def n_synapses(self) -> int:
@@ -249,13 +254,31 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
         return rate_in, cur_in, z, z, np.zeros(0)
 
     def _allgather(self, mine: np.ndarray) -> np.ndarray:
-        """Every rank's keys, sorted: (emission step, global neuron id) order."""
-        counts = np.zeros(self.n_ranks, np.int64)
-        self.comm.Allgather(np.array([mine.shape[0]], np.int64), counts)
-        out = np.empty(int(counts.sum()), np.int64)
-        displ = np.zeros(self.n_ranks, np.int64)
-        np.cumsum(counts[:-1], out=displ[1:])
-        self.comm.Allgatherv(mine, [out, (counts, displ), self._MPI.INT64_T])
+        """Every rank's keys, sorted: (emission step, global neuron id) order.
+
+        One ``Allgather`` of a fixed block per rank (its count, then up to ``_block`` keys) does
+        it in one collective while no rank has more; where one has, an ``Allgatherv`` of the
+        rest follows and the block grows (every rank sees the same counts, so all agree)."""
+        R, B = self.n_ranks, self._block
+        if self._send.shape[0] != B + 1:
+            self._send = np.empty(B + 1, np.int64)
+            self._recv = np.empty((R, B + 1), np.int64)
+        m = mine.shape[0]
+        k = min(m, B)
+        self._send[0] = m
+        self._send[1:1 + k] = mine[:k]
+        self.comm.Allgather(self._send, self._recv)
+        counts = self._recv[:, 0].copy()
+        parts = [self._recv[r, 1:1 + min(int(counts[r]), B)] for r in range(R)]
+        if counts.max() > B:
+            rest = np.maximum(counts - B, 0)
+            more = np.empty(int(rest.sum()), np.int64)
+            displ = np.zeros(R, np.int64)
+            np.cumsum(rest[:-1], out=displ[1:])
+            self.comm.Allgatherv(np.ascontiguousarray(mine[k:]), [more, (rest, displ), self._MPI.INT64_T])
+            parts.append(more)
+            self._block = 1 << int(counts.max() - 1).bit_length()
+        out = np.concatenate(parts)
         out.sort()
         return out
 
