@@ -33,8 +33,8 @@ python that has it installed:
 skipped with a message). Printed per row: wall and CPU seconds, us per cell per simulated ms
 and ns per segment-step (from CPU time, which a shared machine disturbs less than wall time),
 and the ratio polyscale / other (CPU time; below 1 is faster). Then, per row, whether the
-sides simulate the same cells: the spike times of the first cell of each shape, polyscale
-against Arbor and against NEURON (exact rates when run; NEURON's NetCon reports a crossing at
+sides simulate the same cells: the spike times and the soma voltage (every 1 ms) of the first
+cell of each shape, polyscale against Arbor and against NEURON (exact rates when run; NEURON's NetCon reports a crossing at
 the end of its step, polyscale and Arbor interpolate within it, so expect up to one dt there).
 """
 from __future__ import annotations
@@ -128,7 +128,9 @@ for secs, n in pops:
             vec = h.Vector()
             nc = h.NetCon(made["soma"](0.5)._ref_v, None, sec=made["soma"]); nc.threshold = 0
             nc.record(vec)
-            spikes.append((nc, vec))
+            vv = h.Vector()
+            vv.record(made["soma"](0.5)._ref_v, 1.0)
+            spikes.append((nc, vec, vv))
         i += 1
 h.usetable_hh = usetable
 h.celsius = 6.3
@@ -139,7 +141,7 @@ t0, c0 = time.perf_counter(), time.process_time()
 h.continuerun(t_ms)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 print(json.dumps({"wall_s": wall, "cpu_s": cpu, "v_end": cells[0][0]["soma"](0.5).v,
-                  "spikes": [list(v) for _, v in spikes]}))
+                  "spikes": [list(v) for _, v, _ in spikes], "v_1ms": [list(v)[:int(t_ms)] for _, _, v in spikes]}))
 """
 
 ARBOR_SCRIPT = r"""
@@ -189,18 +191,22 @@ class Recipe(A.recipe):
         return A.cell_kind.cable
     def cell_description(self, gid):
         return protos[kind[gid]]
+    def probes(self, gid):
+        return [A.cable_probe_membrane_voltage('"centre"', "Um")] if gid in first else []
     def global_properties(self, k):
         return self.props
 
 ctx = A.context(threads=1)
 sim = A.simulation(Recipe(), ctx)
 sim.record(A.spike_recording.local)   # (.all records nothing without connections in 0.12)
+handles = [sim.sample((g, "Um"), A.regular_schedule(1 * U.ms)) for g in first]
 t0, c0 = time.perf_counter(), time.process_time()
 sim.run(t_ms * U.ms, dt * U.ms)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 sp = sim.spikes()
 spikes = [sorted(float(t) for (gid, _), t in sp if gid == g) for g in first]
-print(json.dumps({"wall_s": wall, "cpu_s": cpu, "spikes": spikes, "n_spikes": len(sp)}))
+v_1ms = [[float(x) for x in sim.samples(hd)[0][0][:int(t_ms), 1]] for hd in handles]
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "spikes": spikes, "n_spikes": len(sp), "v_1ms": v_1ms}))
 """
 
 
@@ -261,14 +267,18 @@ def run_polyscale(pop) -> dict:
     w = TICKS_PER_MS
     first = [sum(n for _, n in pop[:k]) for k in range(len(pop))]
     spikes = {c: [] for c in first}
+    v_1ms = {c: [] for c in first}
     t0, c0 = time.perf_counter(), time.process_time()
     for k in range(int(T_MS)):
-        sp = s.advance(k * w, (k + 1) * w, {}).outputs["spikes"]
+        out = s.advance(k * w, (k + 1) * w, {}).outputs
+        sp = out["spikes"]
         for c in first:
             # a cheap look at one id per shape; negligible next to the step
             spikes[c].extend((sp.ticks[sp.ids == c] / TICKS_PER_MS).tolist())
+            v_1ms[c].append(float(out["v_soma"].data[0, c]))      # v at t = k ms
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"wall_s": wall, "cpu_s": cpu, "spikes": [spikes[c] for c in first], "n_spikes": s.n_spikes}
+    return {"wall_s": wall, "cpu_s": cpu, "spikes": [spikes[c] for c in first], "n_spikes": s.n_spikes,
+            "v_1ms": [v_1ms[c] for c in first]}
 
 
 def _python(arg: str | None, env: str, what: str) -> str | None:
@@ -284,6 +294,15 @@ def _max_dt(a: list[list[float]], b: list[list[float]]) -> str:
         return f"spike counts differ: {[len(x) for x in a]} vs {[len(x) for x in b]}"
     d = max((abs(x - y) for xa, xb in zip(a, b) for x, y in zip(xa, xb)), default=0.0)
     return f"max |dt_spike| {d:.4f} ms over {sum(len(x) for x in a)} spikes"
+
+
+def _max_dv(a: list[list[float]], b: list[list[float]]) -> str:
+    """Largest soma-voltage difference (mV) over the shapes' first cells, sampled every 1 ms."""
+    import numpy as np
+    d = [np.abs(np.array(x[:len(y)]) - np.array(y[:len(x)])) for x, y in zip(a, b)]
+    worst = max(float(x.max()) for x in d)
+    median = float(np.median(np.concatenate(d)))
+    return f"|dv_soma| at 1 ms samples: max {worst:.3g} mV, median {median:.2g} mV"
 
 
 def main() -> None:
@@ -339,7 +358,8 @@ def main() -> None:
         for who in ("neuron_notable" if "neuron_notable" in row else "neuron", "arbor"):
             if who in row:
                 print(f"same cells? {row['label']} x {n}, first cell of each shape, polyscale vs "
-                      f"{labels[who]}: {_max_dt(ps_sp, row[who]['spikes'])}")
+                      f"{labels[who]}: {_max_dt(ps_sp, row[who]['spikes'])}; "
+                      f"{_max_dv(row['polyscale']['v_1ms'], row[who]['v_1ms'])}")
 
 
 if __name__ == "__main__":
