@@ -31,7 +31,7 @@ from .errors import PolyscaleError, TransportError
 from .model import Model
 from .plan import make_plan
 from .routing import Inbox
-from .signals import Samples, Spikes, WindowResult
+from .signals import Samples, Spikes
 from .solver import SolverRunner, build_solver
 from .transports import wire
 
@@ -234,6 +234,55 @@ def sent_channels(plan) -> dict[tuple[str, str], np.ndarray | None]:
     return {k: None if len(ch) == size[k] else np.array(sorted(ch), dtype=np.int64) for k, ch in used.items()}
 
 
+def advance_layout(plan, solvers) -> tuple[list, wire.Layout]:
+    """What an ``advance`` to a worker running ``solvers`` carries, fixed for the run: the
+    incoming couplings (plan order) and the :class:`~.transports.wire.Layout` of their arrays:
+    ``l/<link index>/ticks`` and ``/ids`` (int64) for spikes, ``l/<link index>/data`` (float64,
+    one column per sent channel) for samples."""
+    sent = sent_channels(plan)
+    links, entries = [], []
+    for lk in plan.links:
+        if lk.target.solver not in solvers:
+            continue
+        p, sel = lk.source_port, sent[lk.source.solver, lk.source.port]
+        if p.kind == "spikes":
+            entries += [(f"l/{lk.index}/ticks", "<i8", ()), (f"l/{lk.index}/ids", "<i8", ())]
+        else:
+            entries.append((f"l/{lk.index}/data", "<f8", (p.size if sel is None else len(sel),)))
+        links.append(lk)
+    return links, wire.Layout.of(entries)
+
+
+def result_layout(plan, solvers) -> tuple[list, wire.Layout]:
+    """What a ``result`` from a worker running ``solvers`` carries, fixed for the run: per solver
+    in order, its recordings (``<s>/r/<port>/ticks`` and ``/ids``, or ``/data`` with the recorded
+    channels), its probe parts (``<s>/p/<probe>``) and its out-ports that feed a coupling
+    (``<s>/l/<port>/...``, only the channels some coupling reads). Returns the items, as
+    ``("rec", solver, RecordingPlan)``, ``("probe", solver, ProbePlan)`` or ``("linked", solver,
+    port, channels sent or None)``, and the :class:`~.transports.wire.Layout`."""
+    sent = sent_channels(plan)
+    items, entries = [], []
+    for s in solvers:
+        for r in plan.recordings_of(s):
+            if r.kind == "spikes":
+                entries += [(f"{s}/r/{r.port}/ticks", "<i8", ()), (f"{s}/r/{r.port}/ids", "<i8", ())]
+            else:
+                entries.append((f"{s}/r/{r.port}/data", "<f8", (len(r.channels),)))
+            items.append(("rec", s, r))
+        for pp in plan.probes_of(s):
+            entries.append((f"{s}/p/{pp.name}", "<f8", (pp.info.part_shape_channels,)))
+            items.append(("probe", s, pp))
+        ports = plan.solvers[s].ports
+        for port in sorted({lk.source.port for lk in plan.links_from(s)}):
+            p, sel = ports[port], sent[s, port]
+            if p.kind == "spikes":
+                entries += [(f"{s}/l/{port}/ticks", "<i8", ()), (f"{s}/l/{port}/ids", "<i8", ())]
+            else:
+                entries.append((f"{s}/l/{port}/data", "<f8", (p.size if sel is None else len(sel),)))
+            items.append(("linked", s, port, sel))
+    return items, wire.Layout.of(entries)
+
+
 def _select(sig, sel: np.ndarray | None):
     """The channels ``sel`` of a window's output (spikes keep their ids; samples lose columns)."""
     if sel is None:
@@ -263,29 +312,38 @@ class _Session:
         self.runners: dict[str, SolverRunner] = {}
         self.inboxes: dict[str, Inbox] = {}
         self.failed = False
+        self.layouts: dict[str, wire.Layout] = {}    # the window messages this worker takes
+        self._prev: tuple[int, int] | None = None   # the last window advanced
         try:
             plan = make_plan(Model.from_dict(meta["model"]))
             self.plan = plan
             for name in self.names:
                 self.runners[name] = build_solver(plan, name)
                 self.inboxes[name] = Inbox(plan, name)
-            # out-ports that feed a coupling, each window (the coordinator forwards them)
-            self.linked = {n: sorted({lk.source.port for lk in plan.links_from(n)}) for n in self.names}
-            self.link_target = {lk.index: lk.target.solver for lk in plan.links if lk.target.solver in self.runners}
             self.sent = sent_channels(plan)
-            self.link_source = {lk.index: (lk.source.solver, lk.source.port, lk.source_port.size)
-                                for lk in plan.links}
-            # what a window needs, looked up once: per incoming link (by its key on the wire)
-            # the inbox, link index, channels sent (None: all) and port size; per solver its
-            # runner, inbox, wire prefixes and linked ports with their channels sent
-            self._incoming = {}
-            for index, target in self.link_target.items():
-                src, port, size = self.link_source[index]
-                self._incoming[str(index)] = (self.inboxes[target].links[index].push, index,
-                                              self.sent[src, port], size)
-            self._steps = [(name, runner, self.inboxes[name].collect, f"{name}/r/", f"{name}/l/",
-                            [(p, self.sent[name, p]) for p in self.linked[name]])
-                           for name, runner in self.runners.items()]
+            # the window messages' layouts (wire v2): the coordinator sends them in assign;
+            # both sides derive them from the same plan, so they must agree
+            links, adv = advance_layout(plan, self.names)
+            items, res = result_layout(plan, self.names)
+            for key, mine in (("advance_layout", adv), ("result_layout", res)):
+                theirs = wire.Layout.from_wire(meta.get(key), f"assign: meta.{key}")
+                if theirs != mine:
+                    raise wire.ProtocolError(f"assign: meta.{key} differs from this worker's plan "
+                                             f"({theirs.names} vs {mine.names})")
+            self.layouts = {"advance": adv}
+            # what a window needs, looked up once: per incoming coupling (advance order) its
+            # link's push, whether spikes, channels sent (None: all), port size and period
+            self._incoming = [(self.inboxes[lk.target.solver].links[lk.index].push, lk.source_port.kind == "spikes",
+                               self.sent[lk.source.solver, lk.source.port], lk.source_port.size,
+                               lk.source_port.period_ticks) for lk in links]
+            # per solver: runner, inbox collect, recorded ports, probe names, linked ports with
+            # the channels sent, in the result layout's order
+            self._steps = []
+            for name, runner in self.runners.items():
+                recs = [r.port for kind, s, *rest in items if kind == "rec" and s == name for r in rest]
+                probes = [pp.name for kind, s, *rest in items if kind == "probe" and s == name for pp in rest]
+                linked = [(rest[0], rest[1]) for kind, s, *rest in items if kind == "linked" and s == name]
+                self._steps.append((runner, self.inboxes[name].collect, recs, probes, linked))
         except Exception as exc:
             self._error(exc, None)
             return
@@ -315,7 +373,7 @@ class _Session:
             except zmq.Again:
                 continue
             try:
-                msg = wire.decode(frames, max_bytes=self.max_bytes)
+                msg = wire.decode(frames, max_bytes=self.max_bytes, layouts=self.layouts)
             except Exception as exc:
                 self._error(exc, None)
                 continue
@@ -331,42 +389,60 @@ class _Session:
 
     def advance(self, msg: wire.Message) -> list:
         t0, t1 = msg.t0, msg.t1
-        if t0 is None or t1 is None:
-            raise wire.ProtocolError("advance: header.t0 and header.t1 are required")
-        links = wire.signals_from_wire("l/", msg.meta.get("links", {}), msg.arrays)
-        incoming = self._incoming
-        for key, sig in links.items():
-            into = incoming.get(key)
-            if into is None:
-                raise wire.ProtocolError(f"advance: link {key!r} does not lead to a solver of this worker")
-            push, index, sel, size = into
-            if sel is not None and type(sig) is Samples:
-                if sig.data.shape[1] != len(sel):
-                    raise wire.ProtocolError(f"advance: link {key}: {sig.data.shape[1]} channels, expected {len(sel)}")
-                # back to the port's width: the unsent channels are ones no coupling reads
-                full = np.zeros((sig.data.shape[0], size))
-                full[:, sel] = sig.data
-                sig = Samples(sig.t0, sig.period, full)
-            push(sig)
-        results: dict = {}
-        linked: dict = {}
-        compute: dict = {}
-        arrays: dict[str, np.ndarray] = {}
+        data, prev = msg.data, self._prev
+        if data:
+            # the previous window's outputs of the couplings' sources, in the layout's order
+            if prev is None:
+                raise wire.ProtocolError("advance: arrays in the first window (nothing to forward yet)")
+            k = 0
+            for push, spikes, sel, size, period in self._incoming:
+                if spikes:
+                    push(Spikes(data[k], data[k + 1]))
+                    k += 2
+                    continue
+                d = data[k]
+                k += 1
+                if d.shape[0] != (prev[1] - prev[0]) // period:
+                    raise wire.ProtocolError(f"advance: header.rows[{k - 1}]: {d.shape[0]} samples, expected "
+                                             f"{(prev[1] - prev[0]) // period}")
+                if sel is not None:
+                    # back to the port's width: the unsent channels are ones no coupling reads
+                    full = np.zeros((d.shape[0], size))
+                    full[:, sel] = d
+                    d = full
+                push(Samples(prev[0], period, d))
+        elif prev is not None and self._incoming:
+            raise wire.ProtocolError("advance: no arrays, but couplings lead into this worker's solvers")
+        arrays: list[np.ndarray] = []
+        compute: list[float] = []
         clock = time.perf_counter
-        for name, runner, collect, rprefix, lprefix, ports in self._steps:
+        contiguous = np.ascontiguousarray
+        f8, i8 = np.float64, np.int64
+        for runner, collect, recs, probes, linked in self._steps:
             inputs = collect(t0, t1)
             start = clock()
             res = runner.advance(t0, t1, inputs)
-            compute[name] = clock() - start
-            results[name], rarr = wire.result_to_wire(rprefix, WindowResult(
-                outputs=runner.recorded(res), probe_parts=res.probe_parts))
+            compute.append(clock() - start)
+            if recs:
+                rec = runner.recorded(res)
+                for port in recs:
+                    sig = rec[port]
+                    if type(sig) is Spikes:
+                        arrays += [contiguous(sig.ticks, i8), contiguous(sig.ids, i8)]
+                    else:
+                        arrays.append(contiguous(sig.data, f8))
+            parts = res.probe_parts
+            for name in probes:
+                arrays.append(contiguous(parts[name], f8))
             outs = res.outputs
-            linked[name], larr = wire.signals_to_wire(lprefix, {p: outs[p] if sel is None else _select(outs[p], sel)
-                                                               for p, sel in ports})
-            arrays.update(rarr)
-            arrays.update(larr)
-        return wire.encode("result", t0=t0, t1=t1, arrays=arrays,
-                           meta={"results": results, "linked": linked, "compute_s": compute})
+            for port, sel in linked:
+                sig = outs[port] if sel is None else _select(outs[port], sel)
+                if type(sig) is Spikes:
+                    arrays += [contiguous(sig.ticks, i8), contiguous(sig.ids, i8)]
+                else:
+                    arrays.append(contiguous(sig.data, f8))
+        self._prev = (t0, t1)
+        return wire.encode_window("result", t0, t1, arrays, compute)
 
     def close(self) -> None:
         for runner in self.runners.values():

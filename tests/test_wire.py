@@ -60,9 +60,10 @@ def test_window_result_round_trip_keeps_spikes_samples_weights_and_probe_parts()
 @pytest.mark.parametrize("frames, field", [
     ([], "message: no frames"),
     ([b"\xc1"], r"header: not valid msgpack"),
-    ([msgpack.packb([1, 2])], r"header: must be a map"),
+    ([msgpack.packb("x")], r"header: must be a map or, for a window message, an array"),
+    ([msgpack.packb([1, 2])], r"header: a window header is \[v, type, t0, t1, rows, compute_s\] \(got 2 items\)"),
     ([msgpack.packb({"v": 1})], r"header: keys must be v, type, solver, t0, t1, arrays, meta"),
-    ([header(v=2)], r"header.v: wire version 2 is not supported \(this side speaks 1\)"),
+    ([header(v=1)], r"header.v: wire version 1 is not supported \(this side speaks 2\)"),
     ([header(v=True)], r"header.v: wire version True"),
     ([header(type="pickle")], r"header.type: 'pickle' is not a message type"),
     ([header(solver=3)], r"header.solver: must be a string or nil \(got 3\)"),
@@ -117,15 +118,79 @@ def test_encoder_refuses_object_arrays():
         wire.encode("result", arrays={"a": np.array([object()])})
 
 
+# -- window messages in the compact form (v2): layout once, rows per window ------------------------
+LAYOUT = wire.Layout.of([("l/0/ticks", "<i8", ()), ("l/0/ids", "<i8", ()), ("l/1/data", "<f8", (3,))])
+LAYOUTS = {"result": LAYOUT}
+
+
+def window(v=wire.WIRE_VERSION, type="result", t0=0, t1=10, rows=(2, 2, 1), compute=(0.5,)):
+    return msgpack.packb([v, type, t0, t1, list(rows), list(compute)])
+
+
+def test_window_messages_round_trip_bit_for_bit_against_their_layout():
+    rng = np.random.default_rng(2)
+    ticks, ids, data = np.array([3, 7], np.int64), np.array([0, 4], np.int64), rng.standard_normal((5, 3))
+    frames = wire.encode_window("result", 100, 200, [ticks, ids, data], [0.25])
+    assert frames[3].obj is data  # the array's own buffer: no copy on the send side
+    msg = wire.decode(frames, layouts=LAYOUTS)
+    assert (msg.type, msg.t0, msg.t1, msg.compute_s) == ("result", 100, 200, [0.25])
+    assert [a.dtype.str for a in msg.data] == ["<i8", "<i8", "<f8"] and msg.data[2].shape == (5, 3)
+    for a, b in zip(msg.data, (ticks, ids, data)):
+        assert np.array_equal(a, b)
+    empty = wire.decode(wire.encode_window("result", 0, 10, [np.zeros(0, np.int64)] * 2 + [np.zeros((0, 3))]),
+                        layouts=LAYOUTS)
+    assert [a.shape for a in empty.data] == [(0,), (0,), (0, 3)]
+    # no arrays at all (the first advance) is allowed; the receiver decides whether it expects some
+    assert wire.decode(wire.encode_window("result", 0, 10, []), layouts=LAYOUTS).data == []
+
+
+def test_layouts_travel_as_plain_data_and_are_checked():
+    assert wire.Layout.from_wire(LAYOUT.to_wire(), "meta.layout") == LAYOUT
+    for bad, field in [({"name": "a"}, r"meta.layout\[0\]: must be a map"),
+                       ({"name": "", "dtype": "<f8", "shape": []}, r"meta.layout\[0\].name"),
+                       ({"name": "a", "dtype": "|O", "shape": []}, r"meta.layout\[0\].dtype: '\|O'"),
+                       ({"name": "a", "dtype": "<f8", "shape": [-1]}, r"meta.layout\[0\].shape")]:
+        with pytest.raises(ProtocolError, match=field):
+            wire.Layout.from_wire([bad], "meta.layout")
+    with pytest.raises(ProtocolError, match=r"meta.layout: must be a list"):
+        wire.Layout.from_wire({"a": 1}, "meta.layout")
+
+
+@pytest.mark.parametrize("frames, field", [
+    ([window()], r"header.rows: describes 3 arrays but the message has 0 buffer frames"),
+    ([window(v=1), b"", b"", b""], r"header.v: wire version 1 is not supported \(this side speaks 2\)"),
+    ([window(type="advance")], r"header.type: 'advance' is not a window message this side takes \(takes: result\)"),
+    ([window(type=3)], r"header.type: 3 is not a window message"),
+    ([window(t0=-1)], r"header.t0, header.t1: must be integer ticks"),
+    ([window(t0=5, t1=4)], r"header.t0, header.t1: must be integer ticks with 0 <= t0 <= t1"),
+    ([window(t1=None)], r"header.t0, header.t1"),
+    ([window(compute=[1])], r"header.compute_s: must be a list of floats"),
+    ([window(rows=(1, 1))], r"header.rows: must list the rows of each of the 3 arrays"),
+    ([window(rows=(1, -1, 0)), b"0" * 8, b"", b""], r"header.rows\[1\]: must be an integer >= 0"),
+    ([window(rows=(1, 1, 1)), b"0" * 8, b"0" * 8, b"0" * 16],
+     r"header.rows\[2\]: 1 rows of 'l/1/data' \(24 bytes each\) need 24 bytes but frame 3 has 16"),
+])
+def test_every_malformed_window_header_is_refused_naming_the_field(frames, field):
+    with pytest.raises(ProtocolError, match=field):
+        wire.decode(frames, layouts=LAYOUTS)
+
+
+def test_window_messages_without_a_layout_are_refused():
+    with pytest.raises(ProtocolError, match=r"header.type: 'result' is not a window message this side takes"):
+        wire.decode([window(rows=()), ])
+
+
 # -- fuzzing: whatever arrives, decode either returns a checked Message or raises ProtocolError --
 def _check_decodes_or_refuses(frames):
     try:
-        msg = wire.decode(frames, max_bytes=1 << 16)
+        msg = wire.decode(frames, max_bytes=1 << 16, layouts=LAYOUTS)
     except ProtocolError:
         return
     assert msg.type in wire.MESSAGE_TYPES
     for a in msg.arrays.values():
         assert a.dtype.str in wire.DTYPES
+    if msg.data:  # a window message: exactly its layout's arrays, dtypes and row shapes
+        assert [(a.dtype.str, a.shape[1:]) for a in msg.data] == list(zip(LAYOUT.dtypes, LAYOUT.rows))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -146,7 +211,7 @@ array_specs = st.fixed_dictionaries({
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(v=st.sampled_from([1, 1, 1, 0, 2, "1"]), type=st.sampled_from(list(wire.MESSAGE_TYPES) + ["x"]),
+@given(v=st.sampled_from([2, 2, 2, 0, 1, "2"]), type=st.sampled_from(list(wire.MESSAGE_TYPES) + ["x"]),
        solver=st.none() | st.text(max_size=3) | msgpack_ints,
        t0=st.none() | st.integers(-3, 2**64 - 1), t1=st.none() | st.integers(-3, 100),
        arrays=st.lists(array_specs, max_size=3) | msgpack_values,
@@ -155,3 +220,14 @@ def test_fuzz_structured_headers(v, type, solver, t0, t1, arrays, meta, extra):
     h = msgpack.packb({"v": v, "type": type, "solver": solver, "t0": t0, "t1": t1, "arrays": arrays,
                        "meta": meta})
     _check_decodes_or_refuses([h, *extra])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(v=st.sampled_from([2, 2, 2, 1, "2"]), type=st.sampled_from(["result", "result", "advance", "x", 1]),
+       t0=st.integers(-3, 2**64 - 1) | msgpack_values, t1=st.integers(-3, 100) | msgpack_values,
+       rows=st.lists(st.integers(-2, 4), max_size=4) | msgpack_values,
+       compute=st.lists(st.floats() | msgpack_ints, max_size=2) | msgpack_values,
+       more=st.lists(msgpack_values, max_size=1),
+       extra=st.lists(st.binary(max_size=48), max_size=4))
+def test_fuzz_window_headers(v, type, t0, t1, rows, compute, more, extra):
+    _check_decodes_or_refuses([msgpack.packb([v, type, t0, t1, rows, compute, *more]), *extra])

@@ -7,6 +7,7 @@ within seconds instead of hanging it.
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -333,6 +334,7 @@ def test_garbage_on_the_socket_is_refused_and_the_run_goes_on(tmp_path):
             sent.append(t_done)
             junk.send_multipart(wire.encode("result", t0=0, t1=1_000_000, meta={"results": {}}))
             junk.send_multipart([b"\x81\xa1v\x01"])  # a header map missing every other key
+            junk.send_multipart(wire.encode_window("result", 0, 100_000, [np.zeros((2, 1))], [0.0]))
             junk.send_multipart(wire.encode("result", arrays={"big": np.zeros(300_000)}))  # 2.4 MB
 
     tr = ZmqTransport(on_listen=listen, max_message_bytes=1 << 20)
@@ -347,7 +349,9 @@ def test_garbage_on_the_socket_is_refused_and_the_run_goes_on(tmp_path):
     ref = ps.run(long_model(300.0))
     assert np.array_equal(ref.signal("dst", "x").data, run.signal("dst", "x").data)
     assert answers and answers[0].type == "error"
-    assert "header.v: wire version 99 is not supported (this side speaks 1)" in answers[0].meta["message"]
+    assert "header.v: wire version 99 is not supported (this side speaks 2)" in answers[0].meta["message"]
+    # a window message in the compact form from a peer with no layout is refused, not decoded
+    assert any("is not a window message this side takes" in why for why in tr.rejected), tr.rejected
     text = "\n".join(tr.rejected)
     assert "header: not valid msgpack" in text or "header: keys must be" in text
     assert "a 'result' message from a peer that is not a worker of this run" in text
@@ -508,21 +512,45 @@ def test_ctrl_c_to_the_process_group_stops_a_zmq_run_with_130_and_a_valid_file(t
         model.record("a.x")
     """))
     out = tmp_path / "long.h5"
+    # stderr on a terminal, so the CLI draws its progress bar after each window: Ctrl-C goes
+    # once a window is done. (Waiting a fixed time after the file appeared was not enough on a
+    # loaded machine: forking the workers and loading their JIT code took longer, and no window
+    # was written when Ctrl-C came.)
+    master, slave = pty.openpty()
     proc = subprocess.Popen(PY + ["run", str(cfg), "--out", str(out), "--transport", "zmq"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=slave, text=True, start_new_session=True)
+    os.close(slave)
+    seen = bytearray()
+    first_window = threading.Event()
+
+    def drain():  # read the terminal until the process has gone, so its writes never block
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every writer has closed the terminal
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+            if b"ms/s" in seen:
+                first_window.set()
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 60
-        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(2.0)  # workers started, windows written out (the writer flushes every second)
-        assert proc.poll() is None, proc.communicate()
+        deadline = time.monotonic() + 120
+        while not first_window.wait(0.1) and time.monotonic() < deadline and proc.poll() is None:
+            pass
+        assert first_window.is_set() and proc.poll() is None, (bytes(seen), proc.communicate())
         workers = _children(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+        reader.join(timeout=10)
+        os.close(master)
+    err = bytes(seen).decode(errors="replace")
     assert proc.returncode == 130, err
     assert len(workers) == 2 and all(_gone(p) for p in workers)
     with ps.load(out) as run:
@@ -554,19 +582,26 @@ def foreign_worker(endpoint, result, bad=False):
     s.connect(endpoint)
 
     def send(type, t0=None, t1=None, arrays=(), meta=None):
-        header = {"v": 1, "type": type, "solver": None, "t0": t0, "t1": t1, "meta": meta or {},
+        header = {"v": 2, "type": type, "solver": None, "t0": t0, "t1": t1, "meta": meta or {},
                   "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
         s.send_multipart([msgpack.packb(header), *[np.ascontiguousarray(a).tobytes() for _, a in arrays]])
 
     def recv():
         assert s.poll(10_000), "the coordinator went quiet"
         frames = s.recv_multipart()
-        return msgpack.unpackb(frames[0]), frames[1:]
+        h = msgpack.unpackb(frames[0])
+        if isinstance(h, list):  # a window message in the compact form: [v, type, t0, t1, rows, compute_s]
+            h = {"v": h[0], "type": h[1], "t0": h[2], "t1": h[3], "rows": h[4]}
+        return h, frames[1:]
 
     try:
-        send("hello", meta={"host": "foreign", "pid": os.getpid(), "hostname": "x", "worker": "f1", "wire": 1})
+        send("hello", meta={"host": "foreign", "pid": os.getpid(), "hostname": "x", "worker": "f1", "wire": 2})
         h, _ = recv()
         assert h["type"] == "assign" and h["meta"]["solvers"] == ["src"], h
+        # the layout of each result, sent once: the recording of src.x, then its coupled output
+        layout = h["meta"]["result_layout"]
+        assert [(e["name"], e["dtype"], e["shape"]) for e in layout] == [
+            ("src/r/x/data", "<f8", [1]), ("src/l/x/data", "<f8", [1])], layout
         send("ready", meta={"solvers": ["src"]})
         while True:
             h, _ = recv()
@@ -577,12 +612,12 @@ def foreign_worker(endpoint, result, bad=False):
             if h["type"] != "advance":
                 continue  # heartbeats come to the !hb socket, which this worker does without
             t0, t1 = h["t0"], h["t1"]
-            x = (t0 + 100_000 * np.arange((t1 - t0) // 100_000 + (1 if bad else 0))) / 1e6
+            n = (t1 - t0) // 100_000
+            x = (t0 + 100_000 * np.arange(n)) / 1e6
             data = x[:, None].astype("<f8")
-            entry = {"kind": "samples", "t0": t0, "period": 100_000}
-            send("result", t0, t1, arrays=[("src/r/o/x/data", data), ("src/l/x/data", data)],
-                 meta={"results": {"src": {"outputs": {"x": entry}, "probes": []}},
-                       "linked": {"src": {"x": entry}}, "compute_s": {"src": 0.0}})
+            linked = data if not bad else np.concatenate([data, data[-1:]])  # one sample too many
+            s.send_multipart([msgpack.packb([2, "result", t0, t1, [n, len(linked)], [0.0]]),
+                              data.tobytes(), linked.tobytes()])
     except Exception as exc:
         result["error"] = exc
     finally:
@@ -617,8 +652,8 @@ def test_a_worker_written_from_the_protocol_document_joins_and_is_checked(bad):
     try:
         if bad:
             with pytest.raises(TransportError, match=r"solver 'src' \(worker pid \d+ on host 'foreign'\) sent a "
-                                                     r"malformed result: linked src.x: samples from tick 0 every "
-                                                     r"100000, shape \(6, 1\); expected 0, 100000, \(5, 1\)"):
+                                                     r"malformed result: linked src.x: 6 samples in window "
+                                                     r"\[0, 500000\) ticks every 100000, expected 5"):
                 ps.run(m, transport=tr)
             return
         run = ps.run(m, transport=tr)

@@ -10,6 +10,11 @@ checked at the handshake and in every header):
 * frames 1..n: one raw buffer per entry of ``arrays``, in order, C-contiguous, little-endian,
   exactly ``prod(shape) * itemsize`` bytes.
 
+The window loop's two messages, ``advance`` and ``result``, have a compact form (version 2): the
+array layout of each is fixed for a run and sent once, in ``assign`` (:class:`Layout`); per
+window the header is a msgpack *array* ``[v, type, t0, t1, rows, compute_s]`` with only the
+leading dimension (``rows``) of each array, and the frames follow in the layout's order.
+
 Decoding checks every field, a dtype whitelist and the byte length of every buffer, and a size
 limit for the whole message, and raises :class:`ProtocolError` naming the field. Nothing is ever
 unpickled: the header is msgpack without extension types, the arrays are raw numbers.
@@ -32,13 +37,17 @@ from ..errors import ProtocolError
 from ..signals import Samples, Signal, Spikes, WindowResult
 
 #: version of this protocol; a peer speaking another version is refused at the handshake
-WIRE_VERSION = 1
+#: (2: window messages in the compact form, layouts sent once in ``assign``)
+WIRE_VERSION = 2
 
 #: message types (docs/wire-protocol.md says who sends each and what ``meta`` holds)
 MESSAGE_TYPES = ("hello", "assign", "ready", "advance", "result", "error", "heartbeat", "stop", "bye")
 
 #: dtypes allowed on the wire (numpy ``dtype.str``): little-endian numbers and bool only
 DTYPES = ("<f8", "<f4", "<i8", "<i4", "<u8", "<u4", "|u1", "|i1", "|b1")
+
+#: the message types that travel in the compact window form (header a msgpack array)
+WINDOW_TYPES = ("advance", "result")
 
 #: default limit on a whole message (header + buffers), bytes
 MAX_MESSAGE_BYTES = 1 << 30
@@ -59,7 +68,11 @@ _MAX_DIM = 1 << 62
 
 @dataclass(slots=True)
 class Message:
-    """A decoded message. ``arrays`` are read-only views on the received frames."""
+    """A decoded message. ``arrays`` are read-only views on the received frames.
+
+    A window message (compact form) has its arrays in ``data``, in its layout's order, or
+    ``data`` empty when it carries none (the first ``advance``); ``compute_s`` holds the
+    seconds each solver of a ``result`` spent in ``advance``."""
 
     type: str
     solver: str | None = None
@@ -67,6 +80,74 @@ class Message:
     t1: int | None = None
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    data: list = field(default_factory=list)
+    compute_s: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The arrays of one kind of window message, fixed for a run: for each, its name, dtype
+    (numpy ``dtype.str``) and ``row`` shape (the shape without its leading dimension, which
+    alone varies from window to window)."""
+
+    names: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    rows: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self):
+        # bytes per row of each array, and numpy dtypes: what decoding a window needs
+        object.__setattr__(self, "_row_bytes", tuple(_DTYPE_OF[d].itemsize * int(np.prod(r, dtype=np.int64))
+                                                     for d, r in zip(self.dtypes, self.rows)))
+        object.__setattr__(self, "_np", tuple(_DTYPE_OF[d] for d in self.dtypes))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def of(cls, entries: Sequence[tuple[str, str, Sequence[int]]]) -> "Layout":
+        """From ``(name, dtype, row shape)`` entries."""
+        return cls(tuple(e[0] for e in entries), tuple(e[1] for e in entries),
+                   tuple(tuple(int(d) for d in e[2]) for e in entries))
+
+    def to_wire(self) -> list[dict]:
+        """As ``assign`` carries it: a list of ``{"name", "dtype", "shape"}`` (row shapes)."""
+        return [{"name": n, "dtype": d, "shape": list(r)} for n, d, r in zip(self.names, self.dtypes, self.rows)]
+
+    @classmethod
+    def from_wire(cls, obj: Any, field: str) -> "Layout":
+        """Inverse of :meth:`to_wire`, checked like a header's ``arrays`` (ProtocolError naming
+        ``field``)."""
+        if type(obj) is not list or len(obj) > MAX_ARRAYS:
+            raise ProtocolError(f"{field}: must be a list of at most {MAX_ARRAYS} array descriptions")
+        entries, seen = [], set()
+        for i, s in enumerate(obj):
+            if type(s) is not dict or s.keys() != _ARRAY_SET:
+                raise ProtocolError(f"{field}[{i}]: must be a map with exactly the keys {', '.join(_ARRAY_KEYS)}")
+            name, dtype, shape = s["name"], s["dtype"], s["shape"]
+            if type(name) is not str or not name or name in seen:
+                raise ProtocolError(f"{field}[{i}].name: must be a non-empty string, unique (got {name!r})")
+            seen.add(name)
+            if type(dtype) is not str or dtype not in _DTYPE_OF:
+                raise ProtocolError(f"{field}[{i}].dtype: {dtype!r} is not allowed (allowed: {', '.join(DTYPES)})")
+            if (type(shape) is not list or len(shape) >= MAX_NDIM
+                    or any(type(d) is not int or not 0 <= d < 1 << 31 for d in shape)):
+                raise ProtocolError(f"{field}[{i}].shape: must be a list of at most {MAX_NDIM - 1} integers "
+                                    f"in [0, 2**31) (got {shape!r})")
+            entries.append((name, dtype, shape))
+        return cls.of(entries)
+
+
+def encode_window(type: str, t0: int, t1: int, arrays: Sequence[np.ndarray],
+                  compute_s: Sequence[float] = ()) -> list[Any]:
+    """Frames of a window message in the compact form: the header ``[v, type, t0, t1, rows,
+    compute_s]``, then each array's buffer (not copied). ``arrays`` follow the message's
+    :class:`Layout` and must already be C-contiguous little-endian arrays of its dtypes (the
+    receiver checks the byte counts); an empty ``arrays`` sends no array at all."""
+    rows, bufs = [], []
+    for a in arrays:
+        rows.append(a.shape[0])
+        bufs.append(a.data if a.size else b"")
+    return [msgpack.packb([WIRE_VERSION, type, t0, t1, rows, list(compute_s)]), *bufs]
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -125,8 +206,12 @@ def _check_int(h: dict, key: str) -> int | None:
     return v
 
 
-def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES,
+           layouts: Mapping[str, Layout] | None = None) -> Message:
     """Decode and check one message (``frames`` as bytes, memoryviews or zmq Frames).
+
+    ``layouts`` (message type -> :class:`Layout`) are the window messages this side accepts in
+    the compact form; without one for its type such a message is refused.
 
     Raises
     ------
@@ -146,8 +231,11 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
         raise
     except Exception as exc:
         raise ProtocolError(f"header: not valid msgpack ({type(exc).__name__}: {exc})") from None
+    if type(h) is list:
+        return _decode_window(h, bufs, layouts)
     if type(h) is not dict:
-        raise ProtocolError(f"header: must be a map (got {type(h).__name__})")
+        raise ProtocolError(f"header: must be a map or, for a window message, an array "
+                            f"(got {type(h).__name__})")
     if h.keys() != _HEADER_SET:
         keys = set(h)
         missing, extra = sorted(set(_HEADER_KEYS) - keys), sorted(map(str, keys - set(_HEADER_KEYS)))
@@ -205,6 +293,51 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Mess
                                 f"{i + 1} has {buf.nbytes}")
         arrays[name] = np.frombuffer(buf, dtype=dt).reshape(shape) if n else np.zeros(shape, dt)
     return Message(mtype, solver, t0, t1, arrays, meta)
+
+
+def _decode_window(h: list, bufs: list, layouts: Mapping[str, Layout] | None) -> Message:
+    """The compact form: ``[v, type, t0, t1, rows, compute_s]`` and one frame per array."""
+    if len(h) != 6:
+        raise ProtocolError(f"header: a window header is [v, type, t0, t1, rows, compute_s] "
+                            f"(got {len(h)} items)")
+    v, mtype, t0, t1, rows, compute = h
+    if type(v) is not int or v != WIRE_VERSION:
+        raise ProtocolError(f"header.v: wire version {v!r} is not supported (this side speaks "
+                            f"{WIRE_VERSION})")
+    layout = layouts.get(mtype) if layouts is not None and type(mtype) is str else None
+    if layout is None:
+        raise ProtocolError(f"header.type: {mtype!r} is not a window message this side takes "
+                            f"(takes: {', '.join(layouts or ()) or 'none'})")
+    if type(t0) is not int or type(t1) is not int or not 0 <= t0 <= t1 < 1 << 63:
+        raise ProtocolError(f"header.t0, header.t1: must be integer ticks with 0 <= t0 <= t1 < 2**63 "
+                            f"(got {t0!r}, {t1!r})")
+    ok = type(compute) is list and len(compute) <= MAX_ARRAYS
+    if ok:
+        for c in compute:
+            if type(c) is not float:
+                ok = False
+                break
+    if not ok:
+        raise ProtocolError(f"header.compute_s: must be a list of floats (seconds) (got {compute!r:.80})")
+    if type(rows) is not list or (rows and len(rows) != len(layout)):
+        raise ProtocolError(f"header.rows: must list the rows of each of the {len(layout)} arrays of "
+                            f"a {mtype!r} (or none) (got {rows!r:.80})")
+    if len(rows) != len(bufs) - 1:
+        raise ProtocolError(f"header.rows: describes {len(rows)} arrays but the message has "
+                            f"{len(bufs) - 1} buffer frames")
+    data = []
+    row_bytes, dts, shapes = layout._row_bytes, layout._np, layout.rows
+    ndarray = np.ndarray
+    for i, n in enumerate(rows):
+        if type(n) is not int or not 0 <= n < 1 << 62:
+            raise ProtocolError(f"header.rows[{i}]: must be an integer >= 0 (got {n!r})")
+        buf = bufs[i + 1]
+        if n * row_bytes[i] != buf.nbytes:
+            raise ProtocolError(f"header.rows[{i}]: {n} rows of {layout.names[i]!r} ({row_bytes[i]} bytes "
+                                f"each) need {n * row_bytes[i]} bytes but frame {i + 1} has {buf.nbytes}")
+        # an array over the frame's (read-only) memory, no copy
+        data.append(ndarray((n, *shapes[i]), dts[i], buf))
+    return Message(mtype, None, t0, t1, data=data, compute_s=compute)
 
 
 # -- signals -----------------------------------------------------------------------------------
@@ -295,5 +428,6 @@ def result_from_wire(prefix: str, meta: Any, arrays: Mapping[str, np.ndarray]) -
     return WindowResult(outputs=outputs, probe_parts=parts)
 
 
-__all__ = ["WIRE_VERSION", "MESSAGE_TYPES", "DTYPES", "MAX_MESSAGE_BYTES", "Message", "encode", "decode",
+__all__ = ["WIRE_VERSION", "MESSAGE_TYPES", "WINDOW_TYPES", "DTYPES", "MAX_MESSAGE_BYTES", "Message", "Layout",
+           "encode", "encode_window", "decode",
            "signals_to_wire", "signals_from_wire", "result_to_wire", "result_from_wire"]

@@ -41,8 +41,8 @@ import zmq
 
 from ..errors import ProtocolError, SolverError, TransportError
 from ..plan import Plan
-from ..signals import Signal, Spikes, WindowResult
-from ..time import to_ms
+from ..signals import Samples, Spikes, WindowResult
+from ..time import grid_count, grid_start, to_ms
 from . import wire
 
 log = logging.getLogger("polyscale.zmq")
@@ -95,7 +95,13 @@ class _Worker:
     cpu: int = -1                            # CPU clock ticks used, when last looked at (/proc)
     cpu_seen: float = 0.0                    # when that count last went up
     last_seen: float = 0.0
-    pending: dict[str, Signal] = field(default_factory=dict)  # link index (text) -> next window's input
+    # wire v2: the result layout this worker answers with (decode), what each of its arrays is
+    # (_take's program), and the next advance's arrays (filled by the sources' results)
+    layouts: dict = field(default_factory=dict)
+    program: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+    filled: int = 0
+    n_result: int = 0
 
     @property
     def solver_set(self) -> frozenset:
@@ -260,7 +266,7 @@ class ZmqTransport:
             if w.host == LOCAL:
                 self._launch(w)
         self._handshake()
-        self.routes = self._routes()
+        self._programs()
         self._left_at = time.monotonic()
 
     def _launch(self, w: _Worker) -> None:
@@ -337,10 +343,14 @@ class ZmqTransport:
         w.ident, w.last_seen = ident, time.monotonic()
         self.by_ident[ident] = w
         self.by_ident[ident + b"!hb"] = w
+        from ..worker import advance_layout, result_layout
+        adv, res = advance_layout(self.plan, w.solvers)[1], result_layout(self.plan, w.solvers)[1]
+        w.layouts = {"result": res}
         self.sock.send_multipart([ident, *wire.encode("assign", meta={
             "model": model, "solvers": w.solvers, "heartbeat_s": self.heartbeat_s,
             "coordinator_timeout_s": self.coordinator_timeout_s,
-            "max_message_bytes": self.max_message_bytes})])
+            "max_message_bytes": self.max_message_bytes,
+            "advance_layout": adv.to_wire(), "result_layout": res.to_wire()})])
 
     # -- messages ----------------------------------------------------------------------------
     def _reject(self, ident: bytes, why: str) -> None:
@@ -361,7 +371,8 @@ class ZmqTransport:
         if w is not None:
             w.last_seen = time.monotonic()
         try:
-            msg = wire.decode(frames[1:], max_bytes=self.max_message_bytes)
+            msg = wire.decode(frames[1:], max_bytes=self.max_message_bytes,
+                              layouts=None if w is None else w.layouts)
         except ProtocolError as exc:
             if w is None:
                 self._reject(ident, str(exc))
@@ -461,10 +472,12 @@ class ZmqTransport:
         for w in self.workers.values():
             w.last_seen += away
         for w in self.workers.values():
-            lmeta, arrays = wire.signals_to_wire("l/", w.pending)
-            w.pending = {}
-            send_frames(self.sock, [w.ident, *wire.encode("advance", t0=t0, t1=t1, arrays=arrays,
-                                                           meta={"links": lmeta})])
+            # the sources' last outputs, all of them (none before the first result)
+            if w.filled and w.filled != len(w.pending):
+                raise TransportError(f"zmq transport: internal error: {w.filled} of {len(w.pending)} "
+                                     f"inputs of {w.describe()} arrived")
+            send_frames(self.sock, [w.ident, *wire.encode_window("advance", t0, t1, w.pending if w.filled else ())])
+            w.filled = 0
         waiting = set(self.workers)
         results: dict[str, WindowResult] = {}
         checked = time.monotonic()
@@ -506,56 +519,104 @@ class ZmqTransport:
         self._left_at = time.monotonic()
         return results
 
-    def _routes(self) -> dict[str, tuple]:
-        """solver -> (prefix of its results, prefix of its linked outputs, [(out-port, kind, is
-        spikes, size, period, channels sent, link index as text, worker of the link's target)]),
-        computed once per run so that a window only looks things up."""
-        from ..worker import sent_channels
-        owner = {n: w for w in self.workers.values() for n in w.solvers}
-        sent = sent_channels(self.plan)
-        routes: dict[str, tuple] = {n: (f"{n}/r/", f"{n}/l/", []) for n in self.plan.solvers}
-        for lk in self.plan.links:
-            sel = sent[lk.source.solver, lk.source.port]
-            p = lk.source_port
-            width = p.size if sel is None else len(sel)
-            routes[lk.source.solver][2].append((lk.source.port, p.kind, p.kind == "spikes", p.size,
-                                                p.period_ticks, width, str(lk.index), owner[lk.target.solver]))
-        return routes
+    def _programs(self) -> None:
+        """Per worker, once per run: what each array of its result is and where it goes (wire
+        v2, docs/wire-protocol.md), so that a window only walks a list."""
+        from ..worker import advance_layout, result_layout
+        # where each coupling's arrays sit in its target worker's advance
+        at: dict[int, tuple[_Worker, int]] = {}
+        for w in self.workers.values():
+            links, layout = advance_layout(self.plan, w.solvers)
+            w.pending = [None] * len(layout)
+            pos = 0
+            for lk in links:
+                at[lk.index] = (w, pos)
+                pos += 2 if lk.source_port.kind == "spikes" else 1
+        for w in self.workers.values():
+            items, _ = result_layout(self.plan, w.solvers)
+            program = []
+            for item in items:
+                kind, s = item[0], item[1]
+                if kind == "rec":
+                    r = item[2]
+                    port = self.plan.solvers[s].ports[r.port]
+                    program.append(("rec", s, r.port, r.kind == "spikes", r.every_ticks or 0, port.period_ticks))
+                elif kind == "probe":
+                    program.append(("probe", s, item[2].name, item[2].info.part_period))
+                else:
+                    port = self.plan.solvers[s].ports[item[2]]
+                    targets = [at[lk.index] for lk in self.plan.links_from(s) if lk.source.port == item[2]]
+                    program.append(("linked", s, item[2], port.kind == "spikes", port.size, port.period_ticks,
+                                    targets))
+            w.program = program
+            w.n_result = len(w.layouts["result"])
 
     def _take(self, w: _Worker, msg: wire.Message, results: dict[str, WindowResult]) -> None:
-        meta = msg.meta
-        t0, t1 = msg.t0, msg.t1
-        solver_set = w.solver_set
-        res_meta, linked_meta, compute = meta.get("results"), meta.get("linked"), meta.get("compute_s")
-        for key, part in (("results", res_meta), ("linked", linked_meta), ("compute_s", compute)):
-            if type(part) is not dict or part.keys() != solver_set:
-                raise ProtocolError(f"meta.{key}: must map each of {w.solvers} (got {part!r:.80})")
-        arrays = msg.arrays
-        for name in w.solvers:
-            rprefix, lprefix, routes = self.routes[name]
-            results[name] = wire.result_from_wire(rprefix, res_meta[name], arrays)
-            linked = wire.signals_from_wire(lprefix, linked_meta[name], arrays) if routes else {}
-            c = compute[name]
-            if type(c) is float or type(c) is int:
-                self.compute_s[name] += c
-            for port, kind, spikes, size, period, width, key, target in routes:
-                sig = linked.get(port)
-                if sig is None:
-                    raise ProtocolError(f"meta.linked.{name}: output {port!r} is missing")
-                # what goes on to another worker is checked here, whoever wrote the worker
-                if (type(sig) is Spikes) != spikes:
-                    raise ProtocolError(f"linked {name}.{port}: {type(sig).__name__} for a {kind} port")
+        """Check a worker's result (v2), file its recordings and probe parts under ``results``
+        and put its coupled outputs into the next advance of their targets' workers."""
+        t0, t1, data = msg.t0, msg.t1, msg.data
+        if len(data) != w.n_result:
+            raise ProtocolError(f"header.rows: {len(data)} arrays, the result layout has {w.n_result}")
+        if len(msg.compute_s) != len(w.solvers):
+            raise ProtocolError(f"header.compute_s: {len(msg.compute_s)} values for solvers {w.solvers}")
+        compute = self.compute_s
+        outputs = {n: {} for n in w.solvers}
+        parts = {n: {} for n in w.solvers}
+        for n, c in zip(w.solvers, msg.compute_s):
+            compute[n] += c
+        k = 0
+        for step in w.program:
+            kind, name = step[0], step[1]
+            if kind == "rec":
+                _, _, port, spikes, every, period = step
                 if spikes:
-                    if len(sig) and (sig.ticks.min() < t0 or sig.ticks.max() >= t1
-                                     or sig.ids.min() < 0 or sig.ids.max() >= size):
+                    outputs[name][port] = Spikes(data[k], data[k + 1])
+                    k += 2
+                    continue
+                d = data[k]
+                k += 1
+                # recorded samples: the port's grid in the window, or its ticks that are
+                # multiples of ``every``
+                want = grid_count(t0, t1, every) if every else (t1 - t0) // period
+                if d.shape[0] != want:
+                    raise ProtocolError(f"result {name}.{port} (recorded): {d.shape[0]} samples in window "
+                                        f"[{t0}, {t1}) ticks, expected {want}")
+                outputs[name][port] = (Samples(grid_start(t0, every), every, d) if every
+                                       else Samples(t0, period, d))
+            elif kind == "probe":
+                _, _, probe, period = step
+                d = data[k]
+                k += 1
+                if d.shape[0] != grid_count(t0, t1, period):
+                    raise ProtocolError(f"result {name}: part of probe {probe!r} has {d.shape[0]} rows in window "
+                                        f"[{t0}, {t1}) ticks, expected {grid_count(t0, t1, period)}")
+                parts[name][probe] = d
+            else:
+                _, _, port, spikes, size, period, targets = step
+                # what goes on to another worker is checked here, whoever wrote the worker
+                if spikes:
+                    ticks, ids = data[k], data[k + 1]
+                    if len(ticks) != len(ids):
+                        raise ProtocolError(f"linked {name}.{port}: {len(ticks)} ticks but {len(ids)} ids")
+                    if len(ticks) and (ticks.min() < t0 or ticks.max() >= t1 or ids.min() < 0 or ids.max() >= size):
                         raise ProtocolError(f"linked {name}.{port}: spikes outside window [{t0}, {t1}) "
                                             f"ticks or channels [0, {size})")
-                elif (sig.t0 != t0 or sig.period != period
-                      or sig.data.shape != ((t1 - t0) // period, width)):
-                    raise ProtocolError(f"linked {name}.{port}: samples from tick {sig.t0} every {sig.period}, "
-                                        f"shape {sig.data.shape}; expected {t0}, {period}, "
-                                        f"{((t1 - t0) // period, width)}")
-                target.pending[key] = sig
+                    for tw, pos in targets:
+                        tw.pending[pos] = ticks
+                        tw.pending[pos + 1] = ids
+                        tw.filled += 2
+                    k += 2
+                else:
+                    d = data[k]
+                    if d.shape[0] != (t1 - t0) // period:
+                        raise ProtocolError(f"linked {name}.{port}: {d.shape[0]} samples in window [{t0}, {t1}) "
+                                            f"ticks every {period}, expected {(t1 - t0) // period}")
+                    for tw, pos in targets:
+                        tw.pending[pos] = d
+                        tw.filled += 1
+                    k += 1
+        for n in w.solvers:
+            results[n] = WindowResult(outputs[n], parts[n])
 
     # -- close -------------------------------------------------------------------------------
     def close(self) -> None:
