@@ -179,3 +179,21 @@ def test_a_spec_asking_for_more_ranks_than_the_job_has_fails_the_mpi_run_with_th
     assert rc != 0
     assert ("'net': ranks=2 (its spec asks for them), but the job has only 1 rank(s); start it with "
             "mpiexec -n 2") in out + err
+
+
+def plastic_model() -> ps.Model:
+    from polyscale.solvers.point import STDP
+    m = ps.Model(seed=1, t_stop_ms=10.0)
+    m.solver("net", PointNetwork(populations=(Population(name="E", size=10),),
+                                 projections=(Projection(source="E", target="E", rule=FixedIndegree(indegree=2),
+                                                         weight=0.5, delay_ms=1.5, plasticity=STDP()),),
+                                 ranks=2))
+    return m
+
+
+def test_plastic_projections_refuse_to_span_ranks_with_the_reason(tmp_path):
+    if not hasattr(ps.solvers.point, "STDP"):
+        pytest.skip("no STDP in this tree")
+    rc, out, err, path = mpirun(tmp_path, 2, "from test_point_mpi import plastic_model\nmodel = plastic_model()\n")
+    assert rc != 0
+    assert "plastic projections (E->E) cannot span 2 MPI ranks yet; run this network on one (ranks=1)" in out + err
