@@ -17,13 +17,18 @@ Rows (Heun, dt 0.1 ms, no noise, one thread per process):
   multiple of its 100000-step chunk: 10 s at 0.1 ms is exactly one.)
 
 polyscale's time is a full ``ps.run`` (plan, windows, recording; no run file), after a warm-up
-that compiles the kernels; TVB's is ``Simulator.run`` after ``configure()``. TVB runs in its own
-virtual environment (it pins its own numpy/numba), called as a subprocess:
+that compiles the kernels; TVB's is ``Simulator.run`` after ``configure()``. Both are CPU time
+(``time.process_time`` of the process that runs them, one thread each), which other load on
+the machine distorts less than wall time; the wall times are printed too. TVB runs once per
+row, in a subprocess: by default this python when it imports tvb (``.[all]`` installs
+tvb-library), else the one --tvb-python names (a venv with tvb-library):
 
-    python3 -m venv /tmp/tvb-venv && /tmp/tvb-venv/bin/pip install tvb-library tvb-data
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/mass.py
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/mass.py --tvb-python /tmp/tvb-venv/bin/python
 
-Without --tvb-python only the polyscale column is filled.
+The 76-region connectome is TVB's connectivity_76.zip from tvb-data when that is installed
+(--conn76 names it), else the same arrays from ../shared/reference/mass (conn76_*.npy, saved
+from tvb-data by the reference scripts). Without any TVB only the polyscale column is filled.
 """
 from __future__ import annotations
 
@@ -31,8 +36,10 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -55,10 +62,17 @@ def synthetic_connectome(n: int, seed: int = 42):
     return w, lengths
 
 
+REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "mass"
+
+
 def connectome_arrays(n: int, conn76: str | None):
     if n == 76:
         if conn76 is None:
-            raise SystemExit("the 76-region rows need TVB's connectivity_76.zip: pass --conn76 or --tvb-python")
+            if (REFERENCE / "conn76_weights.npy").exists():
+                return (np.load(REFERENCE / "conn76_weights.npy"),
+                        np.load(REFERENCE / "conn76_tract_lengths_mm.npy"))
+            raise SystemExit("the 76-region rows need TVB's connectivity_76.zip: pass --conn76, or "
+                             "--tvb-python of a venv with tvb-data")
         from polyscale.solvers.mass import load_connectome
         c = load_connectome(conn76)
         return c.weight_matrix(), c.length_matrix()
@@ -67,8 +81,8 @@ def connectome_arrays(n: int, conn76: str | None):
 
 # -- polyscale -----------------------------------------------------------------------------------
 
-def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> tuple[float, np.ndarray]:
-    """Wall time (s) of the run and each region's time-mean activity."""
+def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """CPU and wall time (s) of the run and each region's time-mean activity."""
     import polyscale as ps
     from polyscale.solvers.mass import (Connectome, JansenRit, Linear, MontbrioPazoRoxin, RegionNetwork,
                                         SigmoidalJansenRit)
@@ -92,8 +106,9 @@ def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> tuple[float
 
     ps.run(model(10.0))                       # compile (numba caches to disk too)
     m = model(row["t_ms"])
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     run = ps.run(m)
+    cpu = time.process_time() - cpu0
     wall = time.perf_counter() - start
     assert np.isfinite(run.signal("brain", "activity").data).all()
     # the check column needs every step's activity (TVB averages all of them), which the timed
@@ -102,7 +117,7 @@ def polyscale_time(row: dict, w: np.ndarray, lengths: np.ndarray) -> tuple[float
     act = solver.advance(0, int(round(row["t_ms"] / DT)) * solver.dt_ticks, {}).outputs["activity"].data
     # TVB's averages 1, 2, ... cover our steps 9, 10, ... (its first one is partial: see
     # tests/test_mass_network.py, tvb_temporal_average)
-    return wall, act[9:].mean(axis=0)
+    return cpu, wall, act[9:].mean(axis=0)
 
 
 # -- TVB (run by the TVB venv's python) -----------------------------------------------------------
@@ -137,19 +152,20 @@ def tvb_worker(args) -> None:
                               monitors=(monitors.TemporalAverage(period=1.0, variables_of_interest=np.array(voi)),),
                               simulation_length=row["t_ms"], initial_conditions=ic, conduction_speed=SPEED)
     sim.configure()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     if numba:
         from tvb.simulator.backend.nb_mpr import NbMPRBackend
         # compatibility_mode: hold the coupling over the Heun step, as classic TVB and polyscale
         (t, y), = NbMPRBackend().run_sim(sim, simulation_length=row["t_ms"], compatibility_mode=True)
     else:
         (t, y), = sim.run()
+    cpu = time.process_time() - cpu0
     wall = time.perf_counter() - start
     assert np.isfinite(y).all()
     # each region's time mean of the activity polyscale records: y1 - y2 (JR), r (MPR), without
     # the first, partial average
     act = y[1:, 0, :, 0] - y[1:, 1, :, 0] if row["model"] == "jr" else y[1:, 0, :, 0]
-    print(json.dumps({"wall_s": wall, "samples": int(len(t)), "mean": act.mean(axis=0).tolist()}))
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "samples": int(len(t)), "mean": act.mean(axis=0).tolist()}))
 
 
 def tvb_time(tvb_python: str, row_name: str, w, lengths) -> dict:
@@ -165,7 +181,14 @@ def find_conn76(tvb_python: str | None) -> str | None:
     if tvb_python is None:
         return None
     code = "import tvb_data, os; print(os.path.join(os.path.dirname(tvb_data.__file__), 'connectivity', 'connectivity_76.zip'))"
-    return subprocess.run([tvb_python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run([tvb_python, "-c", code], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def default_tvb_python() -> str | None:
+    """This python, if it imports tvb.simulator."""
+    out = subprocess.run([sys.executable, "-c", "import tvb.simulator.simulator"], capture_output=True)
+    return sys.executable if out.returncode == 0 else None
 
 
 def main() -> None:
@@ -179,24 +202,27 @@ def main() -> None:
     args = ap.parse_args()
     if args.tvb_worker:
         return tvb_worker(args)
+    args.tvb_python = args.tvb_python or default_tvb_python()
     conn76 = args.conn76 or find_conn76(args.tvb_python)
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
           f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     # mean dev: max over regions of |time mean (TVB) - time mean (polyscale)| of the activity,
     # relative to TVB's largest |time mean|: a check that both ran the same model
-    print(f"{'row':9} {'regions':>7} {'sim s':>6} {'polyscale s':>12} {'TVB s':>9} {'TVB / polyscale':>16} "
+    print(f"TVB: {args.tvb_python}; 76-region connectome: {conn76 or REFERENCE}")
+    print("CPU seconds (wall seconds in brackets)")
+    print(f"{'row':9} {'regions':>7} {'sim s':>6} {'polyscale s':>16} {'TVB s':>16} {'TVB / polyscale':>16} "
           f"{'mean dev':>9}")
     for name in args.rows.split(","):
         row = ROWS[name]
         w, lengths = connectome_arrays(row["n"], conn76)
-        ours, mean = polyscale_time(row, w, lengths)
-        theirs, dev = float("nan"), float("nan")
+        ours, ours_wall, mean = polyscale_time(row, w, lengths)
+        theirs, theirs_wall, dev = float("nan"), float("nan"), float("nan")
         if args.tvb_python:
             tvb = tvb_time(args.tvb_python, name, w, lengths)
-            theirs = tvb["wall_s"]
+            theirs, theirs_wall = tvb["cpu_s"], tvb["wall_s"]
             dev = np.abs(np.array(tvb["mean"]) - mean).max() / np.abs(tvb["mean"]).max()
-        print(f"{name:9} {row['n']:7d} {row['t_ms'] / 1000:6.1f} {ours:12.2f} {theirs:9.2f} "
-              f"{theirs / ours:16.1f} {dev:9.1e}", flush=True)
+        print(f"{name:9} {row['n']:7d} {row['t_ms'] / 1000:6.1f} {ours:7.2f} ({ours_wall:6.2f}) "
+              f"{theirs:7.2f} ({theirs_wall:6.2f}) {theirs / ours:16.1f} {dev:9.1e}", flush=True)
 
 
 if __name__ == "__main__":

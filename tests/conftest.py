@@ -86,3 +86,39 @@ def feed_spikes(spec, n, ticks, ids, t_stop, cuts=(), period=100_000, coupling="
         assert s.data.shape == ((t1 - t0) // sig.period_ticks, sig.size)
         out.append(s.data)
     return np.concatenate(out)
+
+
+@pytest.fixture(scope="session")
+def tvb_raw():
+    """run(model, coupling, weights, lengths_mm, x0 (n_sv, n), t_ms, speed=3.0, integrator=None):
+    TVB's own deterministic run (HeunDeterministic, dt 0.1 ms unless an integrator is given) of
+    a region network from a history held at x0, as TVB's Raw monitor gives it: (n_steps, n_sv, n),
+    row k the state after step k + 1. Skips where TVB is not installed."""
+    pytest.importorskip("tvb.simulator.simulator", reason="TVB is not installed: pip install 'polyscale[tvb]'")
+    import warnings
+
+    import numpy as np
+
+    def run(model, cfun, w, lengths, x0, t_ms, speed=3.0, integrator=None):
+        from tvb.datatypes import connectivity
+        from tvb.simulator import integrators, monitors, simulator
+        w, lengths, x0 = (np.asarray(a, dtype=np.float64) for a in (w, lengths, x0))
+        n, n_sv = w.shape[0], x0.shape[0]
+        model.variables_of_interest = tuple(model.state_variables)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            conn = connectivity.Connectivity(weights=w, tract_lengths=lengths, centres=np.zeros((n, 3)),
+                                             region_labels=np.array([f"r{i}" for i in range(n)]),
+                                             speed=np.array([speed]))
+            conn.configure()
+            horizon = int(np.rint(lengths / speed / 0.1).max()) + 1
+            ic = np.repeat(x0[None, :, :, None], horizon, axis=0)
+            sim = simulator.Simulator(
+                model=model, connectivity=conn, coupling=cfun,
+                integrator=integrators.HeunDeterministic(dt=0.1) if integrator is None else integrator,
+                monitors=(monitors.Raw(variables_of_interest=np.arange(n_sv)),),
+                simulation_length=t_ms, initial_conditions=ic, conduction_speed=speed)
+            sim.configure()
+            (_, y), = sim.run()
+        return y[:, :, :, 0]
+    return run

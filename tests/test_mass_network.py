@@ -295,8 +295,9 @@ def test_additive_noise_gives_the_ornstein_uhlenbeck_variance(integrator):
     (lambda: RegionNetwork(dt_ms=0.0), r"'dt_ms' must be a finite number > 0 \(got 0.0\)"),
     (lambda: RegionNetwork(history_precision="half"), r"'history_precision' must be one of 'float64', 'float32'"),
     (lambda: RegionNetwork(model="jansen_rit"), r"'model' must be a node model spec"),
-    (lambda: RegionNetwork.from_dict({"coupling": {"type": "kuramoto"}}),
-     r"coupling function: 'type' must be one of 'linear', 'sigmoidal_jansen_rit' \(got 'kuramoto'\)"),
+    (lambda: RegionNetwork.from_dict({"coupling": {"type": "hyperbolic_tangent"}}),
+     r"coupling function: 'type' must be one of 'difference', 'kuramoto', 'linear', 'sigmoidal_jansen_rit' "
+     r"\(got 'hyperbolic_tangent'\)"),
 ])
 def test_bad_network_specs_name_the_field_the_value_and_what_is_allowed(make, message):
     with pytest.raises(ps.ModelError, match=message):

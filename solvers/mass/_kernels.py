@@ -1,12 +1,23 @@
 """numba kernels of the region-network solver: node models, couplings, integrators, delays.
 
-State is ``x`` (n_sv, n_regions) float64, as TVB's (state variable, node) layout. Delayed
-coupling keeps a ring buffer ``buf`` (2 * horizon, n_regions) of the coupling function's *pre*
-values (they depend on the source region only), written once per step into rows g % horizon
-and g % horizon + horizon; the coupling input of region i at step g is
-``post(sum_e w_e buf[g % horizon + horizon - d_e, col_e])`` over the incoming edges e of i (CSR: ``indptr``, ``cols``, ``delays`` in steps, ``weights``). As in TVB, the
-coupling and the external input are computed once per step and held over the integrator's
-stages.
+State is ``x`` (n_sv, n_regions) float64, as TVB's (state variable, node) layout; parameters
+``p`` (n_params, n_regions), one column per region (a scalar parameter is repeated).
+
+Delayed coupling keeps a ring buffer ``buf`` (n_ch * n_regions, 2 * horizon), region-major,
+of the coupling function's *pre* values (they depend on the source region only; a coupling
+that needs the target's state is split into source-only channels, see ``pre``/``post``): row
+ch * n + j holds channel ch of region j, and step g's value sits at columns g % horizon and
+g % horizon + horizon, so that any run of up to horizon consecutive steps is one contiguous
+slice. The edges with a delay of at least one step (CSR by target: ``indptr``, ``cols``,
+``delays`` in steps, ``weights``) are summed for ``B`` steps at once, B <= their smallest
+delay, so that every value a batch reads was written before it starts: each edge then reads B
+contiguous values instead of one scattered value per step. Edges without delay (self
+connections) are summed step by step from the current values. Per target and step the
+delayed sum runs over the edges in CSR order, then the undelayed ones are added: the result
+does not depend on B or on how a run is split into windows.
+
+As in TVB, the coupling and the external input are computed once per step and held over the
+integrator's stages.
 """
 import math
 
@@ -15,33 +26,208 @@ import numpy as np
 from .._jit import njit
 
 # Node models. The ids are the kernel's switch; models.py names them.
-JANSEN_RIT, WILSON_COWAN, MONTBRIO, WONG_WANG, GENERIC_2D = 0, 1, 2, 3, 4
+JANSEN_RIT, WILSON_COWAN, MONTBRIO, WONG_WANG, GENERIC_2D, ZERLAUT_1, ZERLAUT_2, KURAMOTO_M = range(8)
 MODEL_IDS = {"jansen_rit": JANSEN_RIT, "wilson_cowan": WILSON_COWAN,
              "montbrio_pazo_roxin": MONTBRIO, "reduced_wong_wang": WONG_WANG,
-             "generic_2d_oscillator": GENERIC_2D}
+             "generic_2d_oscillator": GENERIC_2D, "zerlaut_adaptation_first_order": ZERLAUT_1,
+             "zerlaut_adaptation_second_order": ZERLAUT_2, "kuramoto": KURAMOTO_M}
 # Coupling functions.
-LINEAR, SIGMOIDAL_JR = 0, 1
-COUPLING_IDS = {"linear": LINEAR, "sigmoidal_jansen_rit": SIGMOIDAL_JR}
+LINEAR, SIGMOIDAL_JR, DIFFERENCE, KURAMOTO = 0, 1, 2, 3
+COUPLING_IDS = {"linear": LINEAR, "sigmoidal_jansen_rit": SIGMOIDAL_JR, "difference": DIFFERENCE,
+                "kuramoto": KURAMOTO}
 # Integrators.
 EULER, HEUN, RK4, EULER_MARUYAMA, HEUN_STOCHASTIC = 0, 1, 2, 3, 4
 INTEGRATOR_IDS = {"euler": EULER, "heun": HEUN, "rk4": RK4, "euler_maruyama": EULER_MARUYAMA,
                   "heun_stochastic": HEUN_STOCHASTIC}
 
 
+# exp(x) = 2^k exp(r), k = rint(x / ln 2), |r| <= ln 2 / 2 (Cody-Waite split of ln 2)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+
+
 @njit
-def dfun(model, p, x, c, u, dx):
-    """dx (n_sv, n) = f(x, c + u) for every region. p: the model's parameters (models.py order);
-    c, u (n,): coupling and external input, entering where the model says."""
+def vexp(x, out, kbuf):
+    """out[i] = exp(x[i]) for a whole array, written so that the loop vectorises (libm's exp is
+    a call per element, which it cannot): Taylor series to degree 13 on |r| <= ln 2 / 2
+    (truncation < 1e-17) scaled by 2^k built from its bits. Within 2 ulp of libm's exp for
+    |x| <= 708; x is clipped to [-708, 709] (exp(-708) ~ 3e-308, exp(709) ~ 8e307: a sigmoid
+    1 / (1 + exp(x)) is then 1 or ~1e-308 instead of exactly 1 or 0); NaN stays NaN.
+    kbuf: int64 scratch of x's length."""
+    n = x.shape[0]
+    for i in range(n):
+        xi = x[i]
+        if xi < -708.0:
+            xi = -708.0
+        elif xi > 709.0:
+            xi = 709.0
+        k = math.floor(xi * _LOG2E + 0.5)
+        r = (xi - k * _LN2_HI) - k * _LN2_LO
+        out[i] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+                1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
+                    1.0 / 6227020800)))))))))))))
+        kbuf[i] = (np.int64(k) + 1023) << 52 if xi == xi else 0
+    scale = kbuf.view(np.float64)
+    for i in range(n):
+        out[i] *= scale[i]
+
+
+@njit
+def _zerlaut_fluct(fe_r, fi_r, fe_ext, fi_ext, W, p, i, E_L):
+    """TVB's ZerlautAdaptationFirstOrder.get_fluct_regime_vars, term for term: mean (mV),
+    standard deviation (mV) and autocorrelation time (ms) of the membrane potential.
+    p rows (models.py ZERLAUT_PARAMS order) from 0: g_L, E_L_e, E_L_i, C_m, b_e, a_e, b_i, a_i,
+    tau_w_e, tau_w_i, E_e, E_i, Q_e, Q_i, tau_e, tau_i, N_tot, p_connect_e, p_connect_i, g,
+    K_ext_e, K_ext_i, T, ..."""
+    g_L, C_m, E_e, E_i = p[0, i], p[3, i], p[10, i], p[11, i]
+    Q_e, Q_i, tau_e, tau_i = p[12, i], p[13, i], p[14, i], p[15, i]
+    N_tot, p_e, p_i, g, K_e, K_i = p[16, i], p[17, i], p[18, i], p[19, i], p[20, i], p[21, i]
+    fe = (fe_r + 1.0e-6) * (1. - g) * p_e * N_tot + fe_ext * K_e
+    fi = (fi_r + 1.0e-6) * g * p_i * N_tot + fi_ext * K_i
+    mu_Ge, mu_Gi = Q_e * tau_e * fe, Q_i * tau_i * fi
+    mu_G = g_L + mu_Ge + mu_Gi
+    T_m = C_m / mu_G
+    mu_V = (mu_Ge * E_e + mu_Gi * E_i + g_L * E_L - W) / mu_G
+    U_e, U_i = Q_e / mu_G * (E_e - mu_V), Q_i / mu_G * (E_i - mu_V)
+    sigma_V = math.sqrt(fe * (U_e * tau_e) ** 2 / (2. * (tau_e + T_m))
+                        + fi * (U_i * tau_i) ** 2 / (2. * (tau_i + T_m)))
+    T_V = ((fe * (U_e * tau_e) ** 2 + fi * (U_i * tau_i) ** 2)
+           / (fe * (U_e * tau_e) ** 2 / (tau_e + T_m) + fi * (U_i * tau_i) ** 2 / (tau_i + T_m)))
+    return mu_V, sigma_V, T_V
+
+
+@njit
+def _zerlaut_tf(fe_r, fi_r, fe_ext, fi_ext, W, p, i, E_L, P0):
+    """TVB's ZerlautAdaptationFirstOrder.TF (kHz): the output rate of a population whose
+    threshold polynomial starts at row P0 of p."""
+    mu_V, sigma_V, T_V = _zerlaut_fluct(fe_r, fi_r, fe_ext, fi_ext, W, p, i, E_L)
+    V = (mu_V - -60.0) / 10.0
+    S = (sigma_V - 4.0) / 6.0
+    T = (T_V * p[0, i] / p[3, i] - 0.5) / 1.
+    V_thre = (p[P0, i] + p[P0 + 1, i] * V + p[P0 + 2, i] * S + p[P0 + 3, i] * T + p[P0 + 4, i] * V ** 2
+              + p[P0 + 5, i] * S ** 2 + p[P0 + 6, i] * T ** 2 + p[P0 + 7, i] * V * S
+              + p[P0 + 8, i] * V * T + p[P0 + 9, i] * S * T)
+    V_thre *= 1e3
+    return math.erfc((V_thre - mu_V) / (math.sqrt(2) * sigma_V)) / (2 * T_V)
+
+
+# rows of the Zerlaut parameters after the 23 scalars (see models.py)
+Z_PE, Z_PI = 23, 33
+Z_EXT_EE, Z_EXT_EI, Z_EXT_IE, Z_EXT_II, Z_TAU_OU, Z_W_NOISE, Z_S_I = 43, 44, 45, 46, 47, 48, 49
+
+
+@njit
+def _zerlaut2(p, i, E, I, C_ee, C_ei, C_ii, W_e, W_i, ou, c_in, dx):
+    """TVB's ZerlautAdaptationSecondOrder.dfun for region i, term for term."""
+    N_tot, g, T = p[16, i], p[19, i], p[22, i]
+    E_L_e, E_L_i = p[1, i], p[2, i]
+    N_e = N_tot * (1 - g)
+    N_i = N_tot * g
+    Ee_in = c_in + p[Z_EXT_EE, i] + p[Z_W_NOISE, i] * ou
+    if Ee_in < 0:
+        Ee_in = 0.0
+    Ei_in = p[Z_S_I, i] * c_in + p[Z_EXT_IE, i] + p[Z_W_NOISE, i] * ou
+    if Ei_in < 0:
+        Ei_in = 0.0
+    Ie_in = p[Z_EXT_EI, i]
+    Ii_in = p[Z_EXT_II, i]
+    df = 1e-7
+    TFe = _zerlaut_tf(E, I, Ee_in, Ie_in, W_e, p, i, E_L_e, Z_PE)
+    TFi = _zerlaut_tf(E, I, Ei_in, Ii_in, W_i, p, i, E_L_i, Z_PI)
+    # first derivatives, central differences as TVB's _diff_fe / _diff_fi
+    dfe_e = (_zerlaut_tf(E + df, I, Ee_in, Ie_in, W_e, p, i, E_L_e, Z_PE)
+             - _zerlaut_tf(E - df, I, Ee_in, Ie_in, W_e, p, i, E_L_e, Z_PE)) / (2 * df * 1e3)
+    dfe_i = (_zerlaut_tf(E + df, I, Ei_in, Ii_in, W_i, p, i, E_L_i, Z_PI)
+             - _zerlaut_tf(E - df, I, Ei_in, Ii_in, W_i, p, i, E_L_i, Z_PI)) / (2 * df * 1e3)
+    dfi_e = (_zerlaut_tf(E, I + df, Ee_in, Ie_in, W_e, p, i, E_L_e, Z_PE)
+             - _zerlaut_tf(E, I - df, Ee_in, Ie_in, W_e, p, i, E_L_e, Z_PE)) / (2 * df * 1e3)
+    dfi_i = (_zerlaut_tf(E, I + df, Ei_in, Ii_in, W_i, p, i, E_L_i, Z_PI)
+             - _zerlaut_tf(E, I - df, Ei_in, Ii_in, W_i, p, i, E_L_i, Z_PI)) / (2 * df * 1e3)
+    d2 = (df * 1e3) ** 2
+    out = np.empty(2)
+    for pop in range(2):
+        if pop == 0:
+            fe_in, fi_in, W, E_L, P0, TF = Ee_in, Ie_in, W_e, E_L_e, Z_PE, TFe
+        else:
+            fe_in, fi_in, W, E_L, P0, TF = Ei_in, Ii_in, W_i, E_L_i, Z_PI, TFi
+        fefe = (_zerlaut_tf(E + df, I, fe_in, fi_in, W, p, i, E_L, P0) - 2 * TF
+                + _zerlaut_tf(E - df, I, fe_in, fi_in, W, p, i, E_L, P0)) / d2
+        # _diff2_fe_fi: d/dfi of d/dfe
+        fefi = (((_zerlaut_tf(E + df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
+                  - _zerlaut_tf(E - df, I + df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))
+                - ((_zerlaut_tf(E + df, I - df, fe_in, fi_in, W, p, i, E_L, P0)
+                    - _zerlaut_tf(E - df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))) / (2 * df * 1e3)
+        # _diff2_fi_fe: d/dfe of d/dfi
+        fife = (((_zerlaut_tf(E + df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
+                  - _zerlaut_tf(E + df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))
+                - ((_zerlaut_tf(E - df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
+                    - _zerlaut_tf(E - df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))) / (2 * df * 1e3)
+        fifi = (_zerlaut_tf(E, I + df, fe_in, fi_in, W, p, i, E_L, P0) - 2 * TF
+                + _zerlaut_tf(E, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / d2
+        rate = E if pop == 0 else I
+        out[pop] = (TF - rate + .5 * C_ee * fefe + .5 * C_ei * fefi + .5 * C_ei * fife
+                    + .5 * C_ii * fifi) / T
+    dx[0, i] = out[0]
+    dx[1, i] = out[1]
+    dx[2, i] = (TFe * (1. / T - TFe) / N_e + (TFe - E) ** 2 + 2. * C_ee * dfe_e + 2. * C_ei * dfi_e
+                - 2. * C_ee) / T
+    dx[3, i] = ((TFe - E) * (TFi - I) + C_ee * dfe_e + C_ei * dfe_i + C_ei * dfi_e + C_ii * dfi_i
+                - 2. * C_ei) / T
+    dx[4, i] = (TFi * (1. / T - TFi) / N_i + (TFi - I) ** 2 + 2. * C_ii * dfi_i + 2. * C_ei * dfe_i
+                - 2. * C_ii) / T
+    mu_V = _zerlaut_fluct(E, I, Ee_in, Ie_in, W_e, p, i, E_L_e)[0]
+    dx[5, i] = -W_e / p[8, i] + p[4, i] * E + p[5, i] * (mu_V - E_L_e) / p[8, i]
+    mu_V = _zerlaut_fluct(E, I, Ei_in, Ii_in, W_i, p, i, E_L_i)[0]
+    dx[6, i] = -W_i / p[9, i] + p[6, i] * I + p[7, i] * (mu_V - E_L_i) / p[9, i]
+    dx[7, i] = -ou / p[Z_TAU_OU, i]
+
+
+@njit
+def dfun(model, p, x, c, u, dx, aux, fast, ws, wk):
+    """dx (n_sv, n) = f(x, c + u) for every region. p (n_params, n): the model's parameters
+    (models.py order), one column per region; c, u (n,): coupling and external input, entering
+    where the model says. aux (n,): Jansen-Rit writes its pyramidal rate 2 nu_max S(y1 - y2)
+    (1/ms) there, which the step reuses for the rate output. fast: allow rewrites that change
+    the last bits (vexp's exponentials); off to reproduce TVB's operations exactly. ws (>= 6, n)
+    float64 and wk (n,) int64: scratch."""
     n = x.shape[1]
-    if model == JANSEN_RIT:
-        A, B, a, b, v0, nu_max, r, J = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
-        a_1, a_2, a_3, a_4, mu = p[8], p[9], p[10], p[11], p[12]
+    if model == JANSEN_RIT and fast:
+        # TVB's _numba_dfun_jr with every exponential from vexp: the arguments, the three
+        # exponentials and the rest each in one loop over the regions, which vectorise
+        ta, tb, tc, ea, eb, ec = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
         for i in range(n):
+            r, v0, J = p[6, i], p[4, i], p[7, i]
+            ta[i] = r * (v0 - (x[1, i] - x[2, i]))
+            tb[i] = r * (v0 - (p[8, i] * J * x[0, i]))
+            tc[i] = r * (v0 - (p[10, i] * J * x[0, i]))
+        vexp(ta, ea, wk)
+        vexp(tb, eb, wk)
+        vexp(tc, ec, wk)
+        for i in range(n):
+            A, B, a, b, nu_max, J = p[0, i], p[1, i], p[2, i], p[3, i], p[5, i], p[7, i]
+            a_2, a_4, mu = p[9, i], p[11, i], p[12, i]
+            sigm_y1_y2 = 2.0 * nu_max / (1.0 + ea[i])
+            sigm_y0_1 = 2.0 * nu_max / (1.0 + eb[i])
+            sigm_y0_3 = 2.0 * nu_max / (1.0 + ec[i])
+            aux[i] = sigm_y1_y2
+            dx[0, i] = x[3, i]
+            dx[1, i] = x[4, i]
+            dx[2, i] = x[5, i]
+            dx[3, i] = A * a * sigm_y1_y2 - 2.0 * a * x[3, i] - a ** 2 * x[0, i]
+            dx[4, i] = A * a * (mu + a_2 * J * sigm_y0_1 + c[i] + u[i]) - 2.0 * a * x[4, i] - a ** 2 * x[1, i]
+            dx[5, i] = B * b * (a_4 * J * sigm_y0_3) - 2.0 * b * x[5, i] - b ** 2 * x[2, i]
+    elif model == JANSEN_RIT:
+        for i in range(n):
+            A, B, a, b, v0, nu_max, r, J = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], p[5, i], p[6, i], p[7, i]
+            a_1, a_2, a_3, a_4, mu = p[8, i], p[9, i], p[10, i], p[11, i], p[12, i]
             y0, y1, y2, y3, y4, y5 = x[0, i], x[1, i], x[2, i], x[3, i], x[4, i], x[5, i]
             # as TVB's _numba_dfun_jr, term for term
             sigm_y1_y2 = 2.0 * nu_max / (1.0 + math.exp(r * (v0 - (y1 - y2))))
             sigm_y0_1 = 2.0 * nu_max / (1.0 + math.exp(r * (v0 - (a_1 * J * y0))))
             sigm_y0_3 = 2.0 * nu_max / (1.0 + math.exp(r * (v0 - (a_3 * J * y0))))
+            aux[i] = sigm_y1_y2
             dx[0, i] = y3
             dx[1, i] = y4
             dx[2, i] = y5
@@ -49,12 +235,14 @@ def dfun(model, p, x, c, u, dx):
             dx[4, i] = A * a * (mu + a_2 * J * sigm_y0_1 + c[i] + u[i]) - 2.0 * a * y4 - a ** 2 * y1
             dx[5, i] = B * b * (a_4 * J * sigm_y0_3) - 2.0 * b * y5 - b ** 2 * y2
     elif model == WILSON_COWAN:
-        c_ee, c_ei, c_ie, c_ii, tau_e, tau_i = p[0], p[1], p[2], p[3], p[4], p[5]
-        a_e, b_e, c_e, theta_e, a_i, b_i, c_i, theta_i = p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]
-        r_e, r_i, k_e, k_i, P, Q, alpha_e, alpha_i = p[14], p[15], p[16], p[17], p[18], p[19], p[20], p[21]
-        s0_e = 1.0 / (1.0 + math.exp(a_e * b_e))
-        s0_i = 1.0 / (1.0 + math.exp(a_i * b_i))
         for i in range(n):
+            c_ee, c_ei, c_ie, c_ii, tau_e, tau_i = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], p[5, i]
+            a_e, b_e, c_e, theta_e = p[6, i], p[7, i], p[8, i], p[9, i]
+            a_i, b_i, c_i, theta_i = p[10, i], p[11, i], p[12, i], p[13, i]
+            r_e, r_i, k_e, k_i, P, Q = p[14, i], p[15, i], p[16, i], p[17, i], p[18, i], p[19, i]
+            alpha_e, alpha_i = p[20, i], p[21, i]
+            s0_e = 1.0 / (1.0 + math.exp(a_e * b_e))
+            s0_i = 1.0 / (1.0 + math.exp(a_i * b_i))
             E, I = x[0, i], x[1, i]
             x_e = alpha_e * (c_ee * E - c_ei * I + P - theta_e + c[i] + u[i])
             x_i = alpha_i * (c_ie * E - c_ii * I + Q - theta_i)
@@ -63,28 +251,53 @@ def dfun(model, p, x, c, u, dx):
             dx[0, i] = (-E + (k_e - r_e * E) * s_e) / tau_e
             dx[1, i] = (-I + (k_i - r_i * I) * s_i) / tau_i
     elif model == MONTBRIO:
-        tau, I0, Delta, J, eta, cr = p[0], p[1], p[2], p[3], p[4], p[5]
         for i in range(n):
+            tau, I0, Delta, J, eta, cr = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], p[5, i]
             r, V = x[0, i], x[1, i]
             dx[0, i] = (Delta / (math.pi * tau) + 2.0 * V * r) / tau
             dx[1, i] = (V * V - math.pi ** 2 * tau ** 2 * r * r + eta + J * tau * r + I0
                         + cr * c[i] + u[i]) / tau
     elif model == WONG_WANG:
-        a, b, d, gamma, tau_s, w, J_N, I_o = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
         for i in range(n):
+            a, b, d, gamma, tau_s, w, J_N, I_o = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], p[5, i], p[6, i], p[7, i]
             S = x[0, i]
             xx = w * J_N * S + I_o + J_N * (c[i] + u[i])
             y = a * xx - b
             H = y / (1.0 - math.exp(-d * y))
             dx[0, i] = -(S / tau_s) + (1.0 - S) * H * gamma
-    else:  # GENERIC_2D
-        tau, I0, a, b, cc, d, e, f, g = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
-        alpha, beta, gamma = p[9], p[10], p[11]
+    elif model == GENERIC_2D:
         for i in range(n):
+            tau, I0, a, b, cc, d, e, f, g = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], p[5, i], p[6, i], p[7, i], p[8, i]
+            alpha, beta, gamma = p[9, i], p[10, i], p[11, i]
             V, W = x[0, i], x[1, i]
             dx[0, i] = d * tau * (alpha * W - f * V ** 3 + e * V ** 2 + g * V + gamma * I0
                                   + gamma * (c[i] + u[i]))
             dx[1, i] = d * (a + b * V + cc * V ** 2 - beta * W) / tau
+    elif model == ZERLAUT_1:
+        for i in range(n):
+            E, I, W_e, W_i, ou = x[0, i], x[1, i], x[2, i], x[3, i], x[4, i]
+            # TVB's ZerlautAdaptationFirstOrder.dfun (no local coupling)
+            Fe_ext = c[i] + u[i] + p[Z_W_NOISE, i] * ou
+            if Fe_ext * p[20, i] < 0:
+                Fe_ext = 0.0
+            Fi_ext = 0.0
+            E_L_e, E_L_i, T = p[1, i], p[2, i], p[22, i]
+            dx[0, i] = (_zerlaut_tf(E, I, Fe_ext + p[Z_EXT_EE, i], Fi_ext + p[Z_EXT_EI, i], W_e, p, i,
+                                    E_L_e, Z_PE) - E) / T
+            dx[1, i] = (_zerlaut_tf(E, I, Fe_ext + p[Z_EXT_IE, i], Fi_ext + p[Z_EXT_II, i], W_i, p, i,
+                                    E_L_i, Z_PI) - I) / T
+            mu_V = _zerlaut_fluct(E, I, Fe_ext + p[Z_EXT_EE, i], Fi_ext + p[Z_EXT_EI, i], W_e, p, i, E_L_e)[0]
+            dx[2, i] = -W_e / p[8, i] + p[4, i] * E + p[5, i] * (mu_V - E_L_e) / p[8, i]
+            mu_V = _zerlaut_fluct(E, I, Fe_ext + p[Z_EXT_IE, i], Fi_ext + p[Z_EXT_II, i], W_i, p, i, E_L_i)[0]
+            dx[3, i] = -W_i / p[9, i] + p[6, i] * I + p[7, i] * (mu_V - E_L_i) / p[9, i]
+            dx[4, i] = -ou / p[Z_TAU_OU, i]
+    elif model == ZERLAUT_2:
+        for i in range(n):
+            _zerlaut2(p, i, x[0, i], x[1, i], x[2, i], x[3, i], x[4, i], x[5, i], x[6, i], x[7, i],
+                      c[i] + u[i], dx)
+    else:  # KURAMOTO_M: TVB's Kuramoto, d theta / dt = omega + c
+        for i in range(n):
+            dx[0, i] = p[0, i] + (c[i] + u[i])
 
 
 @njit
@@ -103,45 +316,80 @@ def activity(model, x, i, f32):
 
 
 @njit
-def rate_hz(model, p, s):
-    """Firing rate (Hz) from activity s, for the models that have one (models.py)."""
+def rate_hz(model, p, s, i):
+    """Firing rate (Hz) of region i from activity s, for the models that have one (models.py)."""
     if model == JANSEN_RIT:  # 1000 * 2 nu_max / (1 + exp(r (v0 - s)))
-        return 1000.0 * (2.0 * p[5] / (1.0 + math.exp(p[6] * (p[4] - s))))
-    if model == MONTBRIO:
+        return 1000.0 * (2.0 * p[5, i] / (1.0 + math.exp(p[6, i] * (p[4, i] - s))))
+    if model == MONTBRIO or model == ZERLAUT_1 or model == ZERLAUT_2:  # activity in 1/ms (kHz)
         return 1000.0 * s
     return math.nan
 
 
 @njit
-def pre(cfun, cp, s):
-    """The coupling function's per-source part of activity s."""
-    if cfun == SIGMOIDAL_JR:  # cp = (cmin, cmax, midpoint, r, a)
-        return cp[0] + (cp[1] - cp[0]) / (1.0 + math.exp(cp[3] * (cp[2] - s)))
-    return s  # LINEAR: cp = (a, b)
+def n_channels(cfun):
+    """How many pre values per source region the coupling function buffers."""
+    return 2 if cfun == KURAMOTO else 1
 
 
 @njit
-def post(cfun, cp, g):
+def pre(cfun, cp, s, ch):
+    """Channel ch of the coupling function's per-source part of activity s."""
+    if cfun == SIGMOIDAL_JR:  # cp = (cmin, cmax, midpoint, r, a)
+        return cp[0] + (cp[1] - cp[0]) / (1.0 + math.exp(cp[3] * (cp[2] - s)))
+    if cfun == KURAMOTO:  # sin(s_j - s_i) = sin s_j cos s_i - cos s_j sin s_i
+        return math.sin(s) if ch == 0 else math.cos(s)
+    return s  # LINEAR: cp = (a, b); DIFFERENCE: cp = (a,)
+
+
+@njit
+def post(cfun, cp, g0, g1, si, strength):
+    """The coupling input of a target whose activity is si (the current, undelayed value) from
+    the weighted sums g0, g1 of its sources' channels; strength = sum_j w_ij."""
     if cfun == SIGMOIDAL_JR:
-        return cp[4] * g
-    return cp[0] * g + cp[1]
+        return cp[4] * g0
+    if cfun == DIFFERENCE:  # TVB: a sum_j w_ij (s_j - s_i)
+        return cp[0] * (g0 - si * strength)
+    if cfun == KURAMOTO:  # TVB: a / n_cvar sum_j w_ij sin(s_j - s_i), n_cvar = 1
+        return cp[0] * (math.cos(si) * g0 - math.sin(si) * g1)
+    return cp[0] * g0 + cp[1]
 
 
 @njit
 def fill_history(model, cfun, cp, x, buf, f32):
     """Every slot of the ring buffer = pre(activity(x)): a history held constant at x."""
-    for j in range(x.shape[1]):
-        v = pre(cfun, cp, activity(model, x, j, f32))
-        for h in range(buf.shape[0]):
-            buf[h, j] = v
+    n = x.shape[1]
+    for ch in range(n_channels(cfun)):
+        for j in range(n):
+            v = pre(cfun, cp, activity(model, x, j, f32), ch)
+            for h in range(buf.shape[1]):
+                buf[ch * n + j, h] = v
 
 
 @njit
-def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, weights, cfun, cp,
-                    f32, u, noise, mult, repl, repl_val, out_x, out_s, out_c, out_r):
+def _bound(x, lo, hi):
+    """TVB's state_variable_boundaries: clip each state variable into [lo, hi] (+-inf: none)."""
+    for v in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            if x[v, i] < lo[v]:
+                x[v, i] = lo[v]
+            if x[v, i] > hi[v]:
+                x[v, i] = hi[v]
+
+
+@njit
+def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, weights, zindptr, zcols,
+                    zweights, strength, B, cfun, cp, f32, bounded, lo, hi, u, noise, mult, repl,
+                    repl_val, out_x, out_s, out_c, out_r):
     """Advance x (n_sv, n) in place by u.shape[0] steps of dt (ms), from global step step0.
 
-    f32: derive the buffered activity from float32 state, as TVB (see activity()).
+    indptr, cols, delays, weights: the delayed edges (delay >= B >= 1 steps, or any delay when
+    B = 1), CSR by target;
+    zindptr, zcols, zweights: the undelayed ones; strength (n,): sum_j w_ij over both.
+    f32: derive the buffered activity from float32 state, as TVB (see activity()), and compute
+    as TVB does, operation for operation (the network amplifies last-bit differences through
+    the float32 rounding): libm's exp rather than vexp; the caller then puts every edge in the
+    first CSR, in TVB's order, with B = 1 (an undelayed edge reads the value just written).
+    bounded: clip the state into [lo, hi] (n_sv,) after every stage, as TVB's integrators.
     u (n_steps, n): external input, held over each step. noise (n_steps, n_sv, n): the additive
     increments sqrt(2 D dt) z of the stochastic integrators (unused otherwise); mult: multiply
     them by the state at the start of the step (TVB's Multiplicative noise with b(x) = x). repl (r,):
@@ -151,9 +399,17 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     the start of each step, or (0, 0) for models without one.
     """
     n_sv, n = x.shape
-    H = buf.shape[0] // 2
+    H = buf.shape[1] // 2
+    n_ch = n_channels(cfun)
+    n_steps = u.shape[0]
     c = np.zeros(n)
     s = np.empty(n)
+    s32 = np.empty(n)
+    aux = np.empty(n)
+    is_repl = np.zeros(n, dtype=np.bool_)
+    for q in range(repl.shape[0]):
+        is_repl[repl[q]] = True
+    cb = np.zeros((n_ch, n, B))
     k1 = np.empty((n_sv, n))
     k2 = np.empty((n_sv, n))
     k3 = np.empty((n_sv, n))
@@ -161,40 +417,70 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     tmp = np.empty((n_sv, n))
     dn = np.empty((n_sv, n))
     keep = np.empty((n_sv, repl.shape[0]))
-    for k in range(u.shape[0]):
+    ws = np.empty((6, n))
+    wk = np.empty(n, dtype=np.int64)
+    kb = B
+    nb = B
+    for k in range(n_steps):
         g = step0 + k
         slot = g % H
         for j in range(n):
             s[j] = activity(model, x, j, False)
         for q in range(repl.shape[0]):
             s[repl[q]] = repl_val[k, q]
-        for j in range(n):
-            # the buffer holds what TVB's would: float32-derived activity when asked
-            sj = activity(model, x, j, True) if f32 else s[j]
-            v = pre(cfun, cp, sj)
-            buf[slot, j] = v
-            buf[slot + H, j] = v
-        if f32:
-            for q in range(repl.shape[0]):
-                v = pre(cfun, cp, np.float64(np.float32(repl_val[k, q])))
-                buf[slot, repl[q]] = v
-                buf[slot + H, repl[q]] = v
+        if cfun == SIGMOIDAL_JR and not f32:
+            # pre() with vexp, all regions at once
+            for j in range(n):
+                s32[j] = s[j]
+                ws[0, j] = cp[3] * (cp[2] - s[j])
+            vexp(ws[0], ws[1], wk)
+            for j in range(n):
+                v = cp[0] + (cp[1] - cp[0]) / (1.0 + ws[1, j])
+                buf[j, slot] = v
+                buf[j, slot + H] = v
+        else:
+            for j in range(n):
+                # the buffer holds what TVB's would: float32-derived activity when asked
+                if f32:
+                    s32[j] = np.float64(np.float32(s[j])) if is_repl[j] else activity(model, x, j, True)
+                else:
+                    s32[j] = s[j]
+                for ch in range(n_ch):
+                    v = pre(cfun, cp, s32[j], ch)
+                    buf[ch * n + j, slot] = v
+                    buf[ch * n + j, slot + H] = v
+        if kb == nb:
+            # a new batch: the delayed sums of the next nb steps, from values all written
+            # by this step (every delay >= B >= nb, or B = 1)
+            nb = min(B, n_steps - k)
+            for ch in range(n_ch):
+                for i in range(n):
+                    row = cb[ch, i]
+                    for b in range(nb):
+                        row[b] = 0.0
+                    for e in range(indptr[i], indptr[i + 1]):
+                        w = weights[e]
+                        src = buf[ch * n + cols[e]]
+                        # step g - d; base + nb - 1 < 2H (d >= nb, or d >= 0 with nb = 1)
+                        base = slot + H - delays[e]
+                        for b in range(nb):
+                            row[b] += w * src[base + b]
+            kb = 0
         for i in range(n):
-            acc = 0.0
-            for e in range(indptr[i], indptr[i + 1]):
-                # rows slot and slot + H hold the same values, so slot + H - d (delays < H)
-                # needs neither a modulo nor a branch
-                acc += weights[e] * buf[slot + H - delays[e], cols[e]]
-            c[i] = post(cfun, cp, acc)
+            g0 = cb[0, i, kb]
+            g1 = cb[1, i, kb] if n_ch == 2 else 0.0
+            for e in range(zindptr[i], zindptr[i + 1]):
+                g0 += zweights[e] * buf[zcols[e], slot]
+                if n_ch == 2:
+                    g1 += zweights[e] * buf[n + zcols[e], slot]
+            c[i] = post(cfun, cp, g0, g1, s32[i], strength[i])
+        kb += 1
         for v in range(n_sv):
             for i in range(n):
                 out_x[k, v, i] = x[v, i]
         for i in range(n):
             out_s[k, i] = s[i]
             out_c[k, i] = c[i]
-        if out_r.shape[0] > 0:
-            for i in range(n):
-                out_r[k, i] = rate_hz(model, p, s[i])
         for q in range(repl.shape[0]):
             for v in range(n_sv):
                 keep[v, q] = x[v, repl[q]]
@@ -204,8 +490,27 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             for v in range(n_sv):
                 for i in range(n):
                     dn[v, i] = noise[k, v, i] * x[v, i] if mult else noise[k, v, i]
+        dfun(model, p, x, c, uk, k1, aux, not f32, ws, wk)
+        if out_r.shape[0] > 0:
+            if model == JANSEN_RIT:
+                for i in range(n):
+                    out_r[k, i] = 1000.0 * aux[i]   # the first stage's 2 nu_max S(y1 - y2)
+                nr = repl.shape[0]
+                if nr > 0 and f32:
+                    for q in range(nr):
+                        out_r[k, repl[q]] = rate_hz(model, p, s[repl[q]], repl[q])
+                elif nr > 0:
+                    # a replaced region's rate from its given activity, computed as dfun's
+                    for q in range(nr):
+                        i = repl[q]
+                        ws[0, q] = p[6, i] * (p[4, i] - s[i])
+                    vexp(ws[0, :nr], ws[1, :nr], wk[:nr])
+                    for q in range(nr):
+                        out_r[k, repl[q]] = 1000.0 * (2.0 * p[5, repl[q]] / (1.0 + ws[1, q]))
+            else:
+                for i in range(n):
+                    out_r[k, i] = rate_hz(model, p, s[i], i)
         if integ == EULER or integ == EULER_MARUYAMA:
-            dfun(model, p, x, c, uk, k1)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + dt * k1[v, i]
@@ -215,13 +520,14 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                         x[v, i] += dn[v, i]
         elif integ == HEUN or integ == HEUN_STOCHASTIC:
             # TVB's HeunDeterministic / HeunStochastic, operation for operation
-            dfun(model, p, x, c, uk, k1)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt * k1[v, i]
                     if integ == HEUN_STOCHASTIC:
                         tmp[v, i] += dn[v, i]
-            dfun(model, p, tmp, c, uk, k2)
+            if bounded:
+                _bound(tmp, lo, hi)
+            dfun(model, p, tmp, c, uk, k2, aux, not f32, ws, wk)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + (k1[v, i] + k2[v, i]) * dt / 2.0
@@ -230,22 +536,29 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
         else:  # RK4, as TVB's RungeKutta4thOrderDeterministic
             dt2 = dt / 2.0
             dt6 = dt / 6.0
-            dfun(model, p, x, c, uk, k1)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt2 * k1[v, i]
-            dfun(model, p, tmp, c, uk, k2)
+            if bounded:
+                _bound(tmp, lo, hi)
+            dfun(model, p, tmp, c, uk, k2, aux, not f32, ws, wk)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt2 * k2[v, i]
-            dfun(model, p, tmp, c, uk, k3)
+            if bounded:
+                _bound(tmp, lo, hi)
+            dfun(model, p, tmp, c, uk, k3, aux, not f32, ws, wk)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt * k3[v, i]
-            dfun(model, p, tmp, c, uk, k4)
+            if bounded:
+                _bound(tmp, lo, hi)
+            dfun(model, p, tmp, c, uk, k4, aux, not f32, ws, wk)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + dt6 * (k1[v, i] + 2.0 * k2[v, i] + 2.0 * k3[v, i] + k4[v, i])
+        if bounded:
+            _bound(x, lo, hi)
         for q in range(repl.shape[0]):
             for v in range(n_sv):
                 x[v, repl[q]] = keep[v, q]

@@ -3,11 +3,11 @@
 Specs are plain data, so the connectome travels *in* the model: every process rebuilds the same
 network from ``Model.from_dict`` with no file to ship alongside, and the run file's ``/model``
 is self-contained (a file path + checksum would instead need the file on every host, and a run
-file that cannot be re-run without it). Matrices up to PACK_ABOVE entries (the 76- and
-96-region connectomes) are nested tuples, readable in the run file; larger ones are stored
-packed, as the string ``"f8le-b64:<n>:<base64 of little-endian float64>"``, exact and
-~25x cheaper to encode than JSON numbers: a 1000-region model as tuples took ~6 s to write
-into the run file, packed it takes milliseconds. Either form is accepted as input and
+file that cannot be re-run without it). Matrices up to PACK_ABOVE entries (up to 32 regions)
+are nested tuples, readable in the run file; larger ones are stored packed, as the string
+``"f8le-b64:<n>:<base64 of little-endian float64>"``, exact and ~25x cheaper to encode than
+JSON numbers: a 1000-region model as tuples took ~6 s to write into the run file, packed it
+takes milliseconds, and the 76-region connectome as tuples cost ~0.1 s of every run. Either form is accepted as input and
 normalised to the one its size calls for, so equal connectomes compare equal.
 ``load_connectome`` reads the common file formats into this spec.
 """
@@ -28,7 +28,7 @@ from ...coordinator.validation import as_tuple, fail, require_number
 
 
 #: matrices with more entries than this are stored packed (see the module docstring)
-PACK_ABOVE = 10_000
+PACK_ABOVE = 1024
 _PACKED = "f8le-b64:"
 
 

@@ -1,8 +1,11 @@
 """Coupling functions between regions, TVB's pre/post form: c_i = post(sum_j w_ij pre(s_j(t - d_ij))).
 
-``s_j`` is region j's activity (see models.py; for Jansen-Rit y1 - y2 in mV). Only couplings
-whose pre part depends on the source alone are here (that is what lets the ring buffer hold
-pre values); TVB's Difference and Kuramoto (which need the target's state) are not.
+``s_j`` is region j's activity (see models.py; for Jansen-Rit y1 - y2 in mV). The ring buffer
+holds per-source values only, so a coupling that needs the target's current activity s_i
+(TVB's Difference and Kuramoto) is split into source-only sums that post() combines with s_i:
+sum_j w_ij (s_j - s_i) = sum_j w_ij s_j - s_i sum_j w_ij, and sum_j w_ij sin(s_j - s_i) =
+cos s_i sum_j w_ij sin s_j - sin s_i sum_j w_ij cos s_j. This differs from TVB's direct form
+only by rounding (a few ulp of the sums).
 """
 from __future__ import annotations
 
@@ -61,4 +64,25 @@ class SigmoidalJansenRit(CouplingFunction):
     cmax: float = 2.0 * 0.0025   # 1/ms
     midpoint: float = 6.0        # mV
     r: float = 0.56              # 1/mV
+    a: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Difference(CouplingFunction):
+    """c_i = a sum_j w_ij (s_j(t - d_ij) - s_i(t)) (TVB's ``Difference``, default a = 0.1), with
+    s_i the target's current activity."""
+
+    type: ClassVar[str] = "difference"
+    params: ClassVar[tuple[str, ...]] = ("a",)
+    a: float = 0.1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kuramoto(CouplingFunction):
+    """c_i = a sum_j w_ij sin(s_j(t - d_ij) - s_i(t)) (TVB's ``Kuramoto``, default a = 1; s in
+    rad). TVB's post divides by gx.shape[0], the number of coupling variables (1 here), not by
+    the number of regions: so does this (scale a yourself for a 1/N normalisation)."""
+
+    type: ClassVar[str] = "kuramoto"
+    params: ClassVar[tuple[str, ...]] = ("a",)
     a: float = 1.0

@@ -170,27 +170,39 @@ class RegionNetworkSolver:
         self.dt_ticks = to_ticks(spec.dt_ms, "region_network: dt_ms")
         self.dt = float(spec.dt_ms)
         m = spec.model
-        self.model_id, self.p = m.model_id, m.param_array()
+        n = spec.n_regions
+        self.model_id, self.p = m.model_id, m.param_matrix(n)
+        self.bounded = m.bounds is not None
+        lo, hi = (m.bounds if self.bounded else ((), ()))
+        self.lo = np.array(lo, dtype=np.float64).reshape(-1)
+        self.hi = np.array(hi, dtype=np.float64).reshape(-1)
         self.cfun, self.cp = spec.coupling.coupling_id, spec.coupling.param_array()
         self.integ = K.INTEGRATOR_IDS[spec.integrator]
-        n = spec.n_regions
         if spec.connectome is None:
             w, d = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.int64)
         else:
             w, d = spec.connectome.weight_matrix(), spec.connectome.delay_steps(spec.dt_ms)
-        # sparse incoming edges per target (CSR over rows of w[i, j]: from j to i)
-        rows, cols = np.nonzero(w)
-        self.indptr = np.searchsorted(rows, np.arange(n + 1)).astype(np.int64)
-        self.cols = cols.astype(np.int64)
-        self.delays = d[rows, cols].astype(np.int64)
         self.f32 = spec.history_precision == "float32"
         if self.f32:  # TVB holds weights as float32 too
-            self.weights = w[rows, cols].astype(np.float32).astype(np.float64)
+            w = w.astype(np.float32).astype(np.float64)
+        # sparse incoming edges per target (CSR over rows of w[i, j]: from j to i), the delayed
+        # ones apart from the undelayed ones (see _kernels)
+        nz = w != 0
+        self.strength = w.sum(axis=1)
+        if self.f32:
+            # TVB's summation order (every edge in one CSR), one step per batch: see _kernels
+            (self.indptr, self.cols, self.delays, self.weights) = _csr(w, d, nz, n)
+            (self.zindptr, self.zcols, _, self.zweights) = _csr(w, d, np.zeros_like(nz), n)
+            self.batch = 1
         else:
-            self.weights = w[rows, cols].astype(np.float64)
-        self.horizon = int(self.delays.max(initial=0)) + 1
+            (self.indptr, self.cols, self.delays, self.weights) = _csr(w, d, nz & (d > 0), n)
+            (self.zindptr, self.zcols, _, self.zweights) = _csr(w, d, nz & (d == 0), n)
+            # steps summed per batch: at most the smallest delay, so a batch reads only the past
+            self.batch = int(min(self.delays.min(initial=64), 64))
+        self.horizon = int(d[nz].max(initial=0)) + 1
         self.x = spec.initial_array()
-        self.buf = np.empty((2 * self.horizon, n))  # each slot twice: see _kernels
+        n_ch = K.n_channels(self.cfun)
+        self.buf = np.empty((n_ch * n, 2 * self.horizon))  # each slot twice: see _kernels
         K.fill_history(self.model_id, self.cfun, self.cp, self.x, self.buf, self.f32)
         self.step = 0
         self.repl = np.array(spec.replaced, dtype=np.int64)
@@ -218,8 +230,10 @@ class RegionNetworkSolver:
         out_c = np.empty((n_steps, n))
         out_r = np.empty((n_steps, n) if self.spec.model.has_rate else (0, 0))
         K.network_advance(self.model_id, self.p, self.integ, self.dt, self.x, self.buf, self.step,
-                          self.indptr, self.cols, self.delays, self.weights, self.cfun, self.cp,
-                          self.f32, u, noise, self.mult, self.repl, rv, out_x, out_s, out_c, out_r)
+                          self.indptr, self.cols, self.delays, self.weights, self.zindptr, self.zcols,
+                          self.zweights, self.strength, self.batch, self.cfun, self.cp, self.f32,
+                          self.bounded, self.lo, self.hi, u, noise, self.mult, self.repl, rv,
+                          out_x, out_s, out_c, out_r)
         self.step += n_steps
         outputs = {"state": Samples(t0, self.dt_ticks, out_x.reshape(n_steps, n_sv * n)),
                    "activity": Samples(t0, self.dt_ticks, out_s),
@@ -234,6 +248,13 @@ class RegionNetworkSolver:
 
     def close(self) -> None:
         pass
+
+
+def _csr(w: np.ndarray, d: np.ndarray, mask: np.ndarray, n: int):
+    """The edges of mask as CSR by target: indptr (n + 1,), cols, delays (steps), weights."""
+    rows, cols = np.nonzero(mask)
+    indptr = np.searchsorted(rows, np.arange(n + 1)).astype(np.int64)
+    return indptr, cols.astype(np.int64), d[rows, cols].astype(np.int64), w[rows, cols].astype(np.float64)
 
 
 def _input(inputs, name: str, n_steps: int, size: int) -> np.ndarray:
