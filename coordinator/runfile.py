@@ -83,6 +83,44 @@ def check_writable(path: str | os.PathLike, force: bool) -> Path:
     return p
 
 
+class _Grid:
+    """``n`` sample ticks ``first + k * period`` of one window, kept as three numbers until the
+    writer flushes: then the times (ms) of all buffered windows are made at once."""
+
+    __slots__ = ("first", "period", "n")
+
+    def __init__(self, first: int, period: int, n: int):
+        self.first, self.period, self.n = first, period, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def nbytes(self) -> int:
+        return 8 * self.n
+
+    @staticmethod
+    def times_ms(grids: list["_Grid"]) -> np.ndarray:
+        """Times (ms, float64) of consecutive grids: one arange when they continue each other
+        (the usual case: windows follow each other on one grid), else one per grid. The same
+        numbers either way: int64 ticks divided by TICKS_PER_MS."""
+        period = grids[0].period
+        tick = first = total = 0
+        for g in grids:
+            if not g.n:  # an empty window (a decimated signal with no sample in it) adds nothing
+                continue
+            if total == 0:
+                tick = g.first
+            if g.period != period or g.first != tick:
+                return np.concatenate([(g.first + g.period * np.arange(g.n, dtype=np.int64)) / TICKS_PER_MS
+                                       for g in grids])
+            if total == 0:
+                first = g.first
+            tick += period * g.n
+            total += g.n
+        return (first + period * np.arange(total, dtype=np.int64)) / TICKS_PER_MS
+
+
 class RunWriter:
     """Writes one run. ``path`` None keeps the file in memory (returned by :meth:`reader`)."""
 
@@ -192,13 +230,14 @@ class RunWriter:
 
         All or nothing: if a probe's global stage fails, nothing of this window is kept.
         """
-        staged: list[tuple[h5py.Dataset, np.ndarray]] = []
+        staged: list[tuple[h5py.Dataset, np.ndarray | _Grid]] = []
         for (solver, port), (times, ids) in self._spikes.items():
             sig = results[solver].outputs[port]
             staged += [(times, sig.ticks / TICKS_PER_MS), (ids, sig.ids)]
         for (solver, port), (data, tds) in self._signals.items():
             sig = results[solver].outputs[port]
-            staged += [(data, sig.data), (tds, sig.times() / TICKS_PER_MS)]
+            # sample times are a regular grid: computed for all buffered windows at once in flush
+            staged += [(data, sig.data), (tds, _Grid(sig.t0, sig.period, sig.data.shape[0]))]
         for pp in self.plan.probes:
             parts = {s: results[s].probe_parts[pp.name] for s in pp.solvers}
             try:
@@ -213,8 +252,8 @@ class RunWriter:
                                  f"[{to_ms(t0):g}, {to_ms(t1):g}) ms into shape {out.shape}, "
                                  f"expected {want}", probe=pp.name, t_ms=to_ms(t0))
             data, tds = self._probes[pp.name]
-            times = np.arange(grid_start(t0, pp.info.period_ticks), t1, pp.info.period_ticks)
-            staged += [(data, out), (tds, times / TICKS_PER_MS)]
+            period = pp.info.period_ticks
+            staged += [(data, out), (tds, _Grid(grid_start(t0, period), period, grid_count(t0, t1, period)))]
             for s, ds in self._parts.get(pp.name, {}).items():
                 staged.append((ds, np.asarray(parts[s], dtype=np.float64)))
         self._pending.append((t1, [(ds, v) for ds, v in staged if len(v)]))
@@ -235,7 +274,10 @@ class RunWriter:
                     for ds, values in staged:
                         by_ds.setdefault(id(ds), (ds, []))[1].append(values)
                 for ds, chunks in by_ds.values():
-                    values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+                    if type(chunks[0]) is _Grid:
+                        values = _Grid.times_ms(chunks)
+                    else:
+                        values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
                     old = ds.shape[0]
                     ds.resize(old + len(values), axis=0)
                     ds[old:] = values

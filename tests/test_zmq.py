@@ -36,9 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 PY = [sys.executable, "-m", "polyscale"]
 
 
-def three_rate_model(t_stop_ms=12.0, window_ms=None):
+def three_rate_model(t_stop_ms=12.0, window_ms=None, every_ms=None):
     """Three solvers of different dt (0.1, 0.05, 0.025 ms), a spike source and a relay; spikes,
-    analog couplings with hold and linear interpolation, an adapter, channel maps, a probe."""
+    analog couplings with hold and linear interpolation, an adapter, channel maps, a probe;
+    ``every_ms``: a.x is recorded decimated, one channel only."""
     m = ps.Model(seed=11, t_stop_ms=t_stop_ms, window_ms=window_ms)
     m.solver("a", ps.solvers.LinearSystem(a=[[-0.05, 0.3], [-0.3, -0.05]], c=[0.1, 0.0], dt_ms=0.1))
     m.solver("b", ps.solvers.LinearSystem(a=[[-0.2]], dt_ms=0.05))
@@ -54,7 +55,10 @@ def three_rate_model(t_stop_ms=12.0, window_ms=None):
     m.couple("kick3.spikes[0, 2]", "relay.in", delay_ms=2.0, weight=2.0)
     m.couple("kick.spikes", "a.u[0]", delay_ms=1.0, via=[ps.adapters.SpikesToRate(bin_ms=0.1)])
     for s in ("a.x", "b.x", "c.x", "relay.out"):
-        m.record(s)
+        if s == "a.x" and every_ms is not None:
+            m.record("a.x[1]", every_ms=every_ms)
+        else:
+            m.record(s)
     m.probe("mix", ps.probes.LinearReadout(weights={"a.x": [[1.0, 2.0]], "c.x": [[-1.0, 0.5]]}, every_ms=0.1))
     return m
 
@@ -69,10 +73,14 @@ def datasets(path):
     return out, attrs
 
 
-def test_same_run_file_bit_for_bit_as_inproc(tmp_path):
-    ps.run(three_rate_model(), tmp_path / "inproc.h5")
+@pytest.mark.parametrize("every_ms", [None, 0.3])
+def test_same_run_file_bit_for_bit_as_inproc(tmp_path, every_ms):
+    """Also with a decimated recording whose samples do not start at each window's start (every
+    0.3 ms in windows of 1 ms): the result message carries only rows, the times follow from the
+    window."""
+    ps.run(three_rate_model(every_ms=every_ms), tmp_path / "inproc.h5")
     tr = ZmqTransport()
-    run = ps.run(three_rate_model(), tmp_path / "zmq.h5", transport=tr)
+    run = ps.run(three_rate_model(every_ms=every_ms), tmp_path / "zmq.h5", transport=tr)
     assert run.status == "complete" and run.attrs["transport"] == "zmq"
     ref, ref_attrs = datasets(tmp_path / "inproc.h5")
     got, got_attrs = datasets(tmp_path / "zmq.h5")
