@@ -3,9 +3,10 @@
 Prints one row per layout: wall time of the run, CPU time summed over the ranks (each rank's
 ``time.process_time`` around ``ps.run``, build included), the network solver's own compute time
 (the transport's ``compute_s``, the slowest rank; it includes the spike exchanges inside the
-window), the transport's window exchange, and the number of spikes (which must be the same in
-every row: the layouts give the same spikes). Run it outside mpiexec: it starts one
-``mpiexec -n K`` job per row running this file in worker mode.
+window), the transport's window exchange, the peak resident memory (the largest rank's;
+inproc: the benchmark's own process, which ran nothing bigger before), and the number of
+spikes (which must be the same in every row: the layouts give the same spikes). Run it
+outside mpiexec: it starts one ``mpiexec -n K`` job per row running this file in worker mode.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/point_mpi.py [--scale 0.2] [--t-stop 1000] [--ranks 1 2]
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -46,14 +48,15 @@ def worker(scale: float, t_stop_ms: float) -> None:
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
     rows = comm.gather({"cpu": cpu, "wall": wall, "compute": tr.compute_s.get("net", 0.0),
-                        "exchange": tr.exchange_s}, root=0)
+                        "exchange": tr.exchange_s, "rss": _peak_mib()}, root=0)
     if comm.Get_rank() == 0:
         n = sum(len(run.spikes("net", p).times) for p in ("E", "I"))
         run.close()
         print("ROW " + json.dumps({"ranks": comm.Get_size(), "spikes": n,
                                    "wall": max(r["wall"] for r in rows), "cpu": sum(r["cpu"] for r in rows),
                                    "compute": max(r["compute"] for r in rows),
-                                   "exchange": max(r["exchange"] for r in rows)}))
+                                   "exchange": max(r["exchange"] for r in rows),
+                                   "rss": max(r["rss"] for r in rows)}))
 
 
 def inproc(scale: float, t_stop_ms: float) -> dict:
@@ -68,7 +71,12 @@ def inproc(scale: float, t_stop_ms: float) -> dict:
     n = sum(len(run.spikes("net", p).times) for p in ("E", "I"))
     run.close()
     return {"ranks": "inproc", "spikes": n, "wall": wall, "cpu": cpu, "compute": float("nan"),
-            "exchange": float("nan")}
+            "exchange": float("nan"), "rss": _peak_mib()}
+
+
+def _peak_mib() -> float:
+    """Peak resident memory of this process (MiB; Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main() -> None:
@@ -98,10 +106,12 @@ def main() -> None:
         if p.returncode or not line:
             sys.exit(f"mpiexec -n {k} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
         rows.append(json.loads(line[0][4:]))
-    print(f"{'layout':>10} {'wall s':>8} {'CPU s (all ranks)':>18} {'solver s':>9} {'exchange s':>11} {'spikes':>9}")
+    print(f"{'layout':>10} {'wall s':>8} {'CPU s (all ranks)':>18} {'solver s':>9} {'exchange s':>11} "
+          f"{'peak MiB/rank':>14} {'spikes':>9}")
     for r in rows:
         name = r["ranks"] if r["ranks"] == "inproc" else f"{r['ranks']} rank(s)"
-        print(f"{name:>10} {r['wall']:8.2f} {r['cpu']:18.2f} {r['compute']:9.2f} {r['exchange']:11.3f} {r['spikes']:9d}")
+        print(f"{name:>10} {r['wall']:8.2f} {r['cpu']:18.2f} {r['compute']:9.2f} {r['exchange']:11.3f} "
+              f"{r['rss']:14.0f} {r['spikes']:9d}")
     same = len({r["spikes"] for r in rows}) == 1
     print("same number of spikes in every layout" if same else "SPIKE COUNTS DIFFER")
 
