@@ -186,6 +186,10 @@ class StepEndSampler:
             stride = self.period // self.dt
             j = (first - t0) // self.dt - 1
             return rows[j:j + (m - 1) * stride + 1:stride]
+        if m == 1:                               # the common case (one sample a window): no arrays
+            i = int(np.searchsorted(row_ticks, first))
+            if i < len(row_ticks) and row_ticks[i] == first:
+                return rows[i:i + 1]
         want = first + self.period * np.arange(m, dtype=np.int64)
         idx = np.searchsorted(row_ticks, want)
         if idx[-1] >= len(row_ticks) or (row_ticks[idx] != want).any():
@@ -253,20 +257,77 @@ def segment_to_node(solver, M: np.ndarray) -> np.ndarray:
     return out.reshape(N * n, M.shape[0])
 
 
+class _NodeMatrices:
+    """Every matrix that probes apply to one cell solver's currents at one sample period,
+    stacked into one (N n, n_out_total) matrix on the node-major current buffer: each window
+    reads the stack once (one BLAS product per run of nodes, for all the probes' channels and
+    samples of the window) and one StepEndSampler serves every probe, each taking its columns.
+
+    Rows of nodes without membrane (zero-area section ends) are skipped: the product runs over
+    the runs of segment nodes (a few for simple morphologies, else over all nodes in one call)."""
+
+    #: the most node runs multiplied apart; more (many short sections) -> one product over all
+    MAX_RUNS = 8
+
+    def __init__(self, solver, period_ticks: int):
+        self.solver, self.period = solver, period_ticks
+        self.mats: list[np.ndarray] = []
+        self.sampler: StepEndSampler | None = None
+        n = solver.n_cells
+        seg = np.unique(np.asarray(solver.layout.seg_node, dtype=np.int64))
+        # runs [a, b) of consecutive segment nodes, as column ranges [a n, b n) of a step
+        cuts = np.nonzero(np.diff(seg) != 1)[0] + 1
+        runs = [(int(r[0]) * n, (int(r[-1]) + 1) * n) for r in np.split(seg, cuts)] if len(seg) else []
+        self.cols = runs if len(runs) <= self.MAX_RUNS else [(0, solver.nodes_per_cell * n)]
+
+    def add(self, Mn: np.ndarray) -> tuple[int, int]:
+        """Stack Mn (N n, n_out); returns its output columns [a, b)."""
+        a = sum(m.shape[1] for m in self.mats)
+        self.mats.append(Mn)
+        return a, a + Mn.shape[1]
+
+    def _seal(self) -> None:
+        Mn = np.ascontiguousarray(np.hstack(self.mats))     # (N n, n_out)
+        self.mats = []
+        blocks = [(a, b, Mn[a:b]) for a, b in self.cols]   # row slices: contiguous
+
+        def f(rows: np.ndarray) -> np.ndarray:    # rows (k, N, n) strided, no copy -> (k, n_out)
+            x = rows.reshape(rows.shape[0], -1)
+            if x.shape[0] == 1:
+                x = x[0]                              # one sample: vector-matrix products
+            a, b, B = blocks[0]
+            out = x[..., a:b] @ B
+            for a, b, B in blocks[1:]:
+                out += x[..., a:b] @ B
+            return out.reshape(rows.shape[0], -1)
+        self.sampler = StepEndSampler(self.solver.dt_ticks, self.period, f, (Mn.shape[1],))
+
+    def __call__(self, t0: int, t1: int) -> np.ndarray:
+        if self.sampler is None:
+            self._seal()
+        return self.sampler(t0, t1, self.solver.imem, self.solver.imem_ticks)
+
+
+#: per live cell solver and sample period, the stack of matrices its probes share
+_NODE_MATRICES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def cell_matrix_part(solver, M: np.ndarray, period_ticks: int):
     """``part(t0, t1, result) -> (n_samples, n_out)``: M (n_out, n S) times the transmembrane
-    currents of the step ending at each sample (StepEndSampler), one matrix product per window
-    on the solver's node-major buffer."""
+    currents of the step ending at each sample (StepEndSampler), on the solver's node-major
+    buffer. The matrices of all probes on this solver and period are stacked and applied in
+    one product per window (_NodeMatrices); each part is its columns of it."""
     _check_period("cell_population", solver.dt_ticks, period_ticks)
     currents = cell_currents(solver, period_ticks)
-    Mn = segment_to_node(solver, M)
-
-    def f(rows: np.ndarray) -> np.ndarray:          # rows (k, N, n), strided: no copy
-        return rows.reshape(rows.shape[0], -1) @ Mn
-    sampler = StepEndSampler(solver.dt_ticks, period_ticks, f, (M.shape[0],))
+    stacks = _NODE_MATRICES.setdefault(solver, {})
+    stack = stacks.get(period_ticks)
+    if stack is None or stack.sampler is not None:   # sealed at its first window: a new one
+        stack = stacks[period_ticks] = _NodeMatrices(solver, period_ticks)
+    a, b = stack.add(segment_to_node(solver, M))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
-        return sampler(t0, t1, *currents(t0, t1))
+        currents(t0, t1)                             # raises the solver's error if none yet
+        return stack(t0, t1)[:, a:b]
     return part
 
 
@@ -292,22 +353,29 @@ def cell_extracellular(solver, ports, model, electrodes_um, sigma, method, min_d
 
 
 @njit
-def _node_dipoles(rows: np.ndarray, rel: np.ndarray, out: np.ndarray) -> None:
-    """out[k, d, c] = sum_j rows[k, j, c] rel[d, j, c]: each cell's dipole (nA um) from its
-    node currents rows (k, N, n) nA and node positions rel (3, N, n) um (cells innermost, so
-    the loop runs along contiguous memory)."""
-    k_n, N, n = rows.shape
+def _local_dipoles(rows: np.ndarray, seg_node: np.ndarray, m: np.ndarray, R: np.ndarray,
+                   q: np.ndarray, out: np.ndarray) -> None:
+    """out[k, c] = R[c] @ sum_j rows[k, j, c] m[:, j]: each cell's dipole (nA um) from its node
+    currents rows (k, N, n) nA, summed over the segment nodes ``seg_node`` with the segment
+    midpoints m (3, N) um in the cell's own frame (before rotation and placement), then turned
+    by the cell's rotation R (n, 3, 3). Reads only the currents and a few numbers per cell; q
+    (3, n) is scratch."""
+    k_n, n = rows.shape[0], rows.shape[2]
     for k in range(k_n):
         for d in range(3):
             for c in range(n):
-                out[k, d, c] = 0.0
-        for j in range(N):
-            # one pass over the step's currents, three accumulators
-            for c in range(n):
+                q[d, c] = 0.0
+        for jj in range(seg_node.shape[0]):
+            j = seg_node[jj]
+            m0, m1, m2 = m[0, j], m[1, j], m[2, j]
+            for c in range(n):          # cells innermost: contiguous memory
                 a = rows[k, j, c]
-                out[k, 0, c] += a * rel[0, j, c]
-                out[k, 1, c] += a * rel[1, j, c]
-                out[k, 2, c] += a * rel[2, j, c]
+                q[0, c] += a * m0
+                q[1, c] += a * m1
+                q[2, c] += a * m2
+        for c in range(n):
+            for d in range(3):
+                out[k, c, d] = R[c, d, 0] * q[0, c] + R[c, d, 1] * q[1, c] + R[c, d, 2] * q[2, c]
 
 
 def _root_segments(solver, g) -> np.ndarray:
@@ -334,18 +402,24 @@ def cell_dipoles(solver, ports, model, period_ticks):
     samplers = _DIPOLE_SAMPLERS.setdefault(solver, {})
     sampler = samplers.get(period_ticks)
     if sampler is None:
-        g = solver.segment_geometry()
-        mid = 0.5 * (g["start_um"] + g["end_um"])
-        S = len(g["diam_um"]) // n
         # per cell, the moment about its own position, sum I (r - r_cell): the same as about the
-        # origin when the cell's currents sum to zero, and better conditioned far from it
-        rel = np.zeros((3, solver.nodes_per_cell, n))
-        rel[:, np.asarray(solver.layout.seg_node)] = (mid.reshape(n, S, 3) - pos[:, None, :]).transpose(2, 1, 0)
+        # origin when the cell's currents sum to zero, and better conditioned far from it. With
+        # r = R r_local + r_cell (segment_geometry's placement), sum I (r - r_cell) = R sum I
+        # r_local: summed in the cell's frame, then turned once per cell
+        from ..solvers.cell.population import rotation_matrix
+        lay = solver.layout
+        seg_node = np.asarray(lay.seg_node, dtype=np.int64)
+        m = np.zeros((3, solver.nodes_per_cell))
+        m[:, seg_node] = (0.5 * (np.asarray(lay.seg_start_um) + np.asarray(lay.seg_end_um))).T
+        rot = solver.spec.rotations_deg
+        R = (np.broadcast_to(np.eye(3), (n, 3, 3)).copy() if rot is None
+             else np.stack([rotation_matrix(r) for r in np.array(rot, dtype=np.float64)]))
+        q = np.empty((3, n))
 
         def f(rows: np.ndarray) -> np.ndarray:      # rows (k, N, n) -> (k, n, 3)
-            out = np.empty((rows.shape[0], 3, n))
-            _node_dipoles(rows, rel, out)
-            return out.transpose(0, 2, 1)
+            out = np.empty((rows.shape[0], n, 3))
+            _local_dipoles(rows, seg_node, m, R, q, out)
+            return out
         sampler = samplers[period_ticks] = StepEndSampler(solver.dt_ticks, period_ticks, f, (n, 3))
 
     def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:

@@ -114,6 +114,44 @@ def test_cell_solver_keeps_only_the_steps_the_probes_sample():
         sampled.sample_currents_every(30000)
 
 
+def test_matrices_on_one_cell_solver_are_stacked_and_each_part_is_its_matrix_times_the_currents():
+    """Two probe matrices on one cell solver and period share one stack (one product per
+    window); each part equals its matrix times the segment currents of the step ending at each
+    sample, taken from a twin solver that keeps every step (1e-12: BLAS may sum in another order)."""
+    from polyscale.solvers.cell.mechanisms import IClamp
+    from polyscale.solvers.cell.population import ball_and_stick_population
+    spec = ball_and_stick_population(n=3, dend_nseg=7, record_currents=True,
+                                     iclamps=(IClamp(section="soma", x=0.5, delay_ms=0.1, dur_ms=3.0, amp_nA=0.6),))
+    solver, twin = spec.build(None), spec.build(None)
+    dt = solver.dt_ticks
+    rng = np.random.default_rng(0)
+    n_seg = 3 * len(solver.layout.seg_node)
+    M1, M2 = rng.normal(size=(4, n_seg)), rng.normal(size=(2, n_seg))
+    p1 = sources.cell_matrix_part(solver, M1, 4 * dt)
+    p2 = sources.cell_matrix_part(solver, M2, 4 * dt)
+    assert len(sources._NODE_MATRICES[solver]) == 1
+    got1, got2, want1, want2 = [], [], [], []
+    prev = np.zeros(n_seg)          # currents of the step ending at the window start
+    t = 0
+    for steps in (6, 10, 3, 13):
+        t1 = t + steps * dt
+        solver.advance(t, t1, {})
+        twin.advance(t, t1, {})
+        got1.append(p1(t, t1, None))
+        got2.append(p2(t, t1, None))
+        cur = np.vstack([prev, twin.transmembrane_currents()])  # row j: step ending at t + j dt
+        for tick in range(-(-t // (4 * dt)) * 4 * dt, t1, 4 * dt):
+            row = cur[(tick - t) // dt]
+            want1.append(M1 @ row)
+            want2.append(M2 @ row)
+        prev = cur[-1]
+        t = t1
+    got1, got2 = np.concatenate(got1), np.concatenate(got2)
+    assert got1.shape == (len(want1), 4) and np.abs(got1).max() > 0
+    np.testing.assert_allclose(got1, want1, rtol=1e-12, atol=1e-12 * np.abs(got1).max())
+    np.testing.assert_allclose(got2, want2, rtol=1e-12, atol=1e-12 * np.abs(got2).max())
+
+
 def test_sample_rows_picks_the_multiples_of_the_period():
     assert sources.sample_rows(0, 1000, 100, 300) == slice(0, 12, 3)
     assert sources.sample_rows(1000, 2000, 100, 300) == slice(2, 11, 3)
