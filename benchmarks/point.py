@@ -22,6 +22,22 @@ as a user would have them after a first run. NEST runs in its own virtual enviro
 
 Without --nest-python only the polyscale rows are run.
 
+Brian2 (Brunel only) is an optional third row: Brian2 needs numpy < 2.4, so it runs from its own
+virtual environment, named by ``--brian2-python`` or the environment variable
+POLYSCALE_BRIAN2_PYTHON (the row is skipped with a message otherwise):
+
+    python3 -m venv /tmp/brian2-venv && /tmp/brian2-venv/bin/pip install brian2 "numpy<2.4"
+    POLYSCALE_BRIAN2_PYTHON=/tmp/brian2-venv/bin/python python benchmarks/point.py
+
+It is the same model in cpp_standalone mode, one thread (openmp_threads 0): NeuronGroup with
+exact integration, input discarded while refractory (as iaf_psc_delta), PoissonInput of C_E
+sources per neuron at the NEST example's rate, fixed in-degree by ``sample`` (Brian2 draws
+without replacement: no multapses, unlike NEST's and ours). Its columns: build = the binary's
+setup (synapses created in C++) = its wall time minus the simulation's; sim = Brian2's own
+run time of the simulation loop; sim cpu is not separated ("-"); peak = the binary's maximum
+resident memory (GNU time), B/syn = peak / synapses. The C++ compilation (tens of seconds) is
+printed on its own line, not counted in build.
+
 ``--model microcircuit`` runs examples/microcircuit.py (Potjans & Diesmann 2014, scales e.g. 0.1
 and 1) instead; NEST's side is built in plain PyNEST from the same derived parameters
 (``parameters()`` of the example: neurons, fixed_total_number synapse counts, PSC weights
@@ -200,6 +216,49 @@ print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s
 '''
 
 
+BRIAN2_SCRIPT = '''
+import json, os, shutil, sys, tempfile, time
+scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+import brian2 as b2
+from brian2 import ms, mV
+workdir = tempfile.mkdtemp(prefix="brian2_brunel_")
+timefile = os.path.join(workdir, "time.txt")
+b2.set_device("cpp_standalone", directory=workdir, build_on_run=False)
+b2.prefs.devices.cpp_standalone.openmp_threads = 0
+b2.prefs.devices.cpp_standalone.run_cmd_unix = ["/usr/bin/time", "-f", "%M %U %S %e", "-o", timefile, "./main"]
+b2.defaultclock.dt = 0.1 * ms
+b2.seed(seed)
+NE, NI = int(round(10000 * scale)), int(round(2500 * scale))
+CE, CI = int(0.1 * NE), int(0.1 * NI)
+J, g, eta, D, tau_m, theta = 0.1 * mV, 5.0, 2.0, 1.5 * ms, 20.0 * ms, 20.0 * mV
+p_rate = 1000.0 * eta * 20.0 / (0.1 * CE * 20.0) * CE          # Hz per neuron, as NEST's example
+net = b2.NeuronGroup(NE + NI, "dv/dt = -v / tau_m : volt (unless refractory)", threshold="v >= theta",
+                     reset="v = 10*mV", refractory=2.0 * ms, method="exact",
+                     namespace={"tau_m": tau_m, "theta": theta})
+E, I = net[:NE], net[NE:]
+# input arriving while refractory is discarded, as NEST's iaf_psc_delta does
+se = b2.Synapses(E, net, on_pre="v_post += J * int(not_refractory_post)", delay=D, namespace={"J": J})
+si = b2.Synapses(I, net, on_pre="v_post += -g * J * int(not_refractory_post)", delay=D,
+                 namespace={"J": J, "g": g})
+se.connect(i=f"k for k in sample(N_pre, size={CE})")
+si.connect(i=f"k for k in sample(N_pre, size={CI})")
+drive = b2.PoissonInput(net, "v", N=CE, rate=p_rate / CE * b2.Hz, weight="J * int(not_refractory)")
+me, mi = b2.SpikeMonitor(E, record=False), b2.SpikeMonitor(I, record=False)
+b2.run(t_ms * ms, namespace={"J": J})
+t0 = time.perf_counter()
+b2.device.build(directory=workdir, compile=True, run=False)
+compile_s = time.perf_counter() - t0
+b2.device.run(directory=workdir, with_output=False)
+peak_kb, usr, sys_, wall = (float(x) for x in open(timefile).read().split()[-4:])
+sim_s = b2.device._last_run_time
+print(json.dumps({"build_s": wall - sim_s, "build_cpu_s": None, "sim_s": sim_s, "sim_cpu_s": None,
+                  "binary_cpu_s": usr + sys_, "compile_s": compile_s, "peak_mb": peak_kb / 1024.0, "rss0_mb": 0.0,
+                  "n_synapses": (CE + CI) * (NE + NI), "rate_e_hz": int(me.num_spikes) / NE / (t_ms / 1000.0),
+                  "rate_i_hz": int(mi.num_spikes) / NI / (t_ms / 1000.0), "version": b2.__version__}))
+shutil.rmtree(workdir, ignore_errors=True)
+'''
+
+
 def run_side(python: str, script: str, scale: float, t_ms: float, seed: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(script)
@@ -219,8 +278,9 @@ def row(name: str, scale: float, t_ms: float, r: dict) -> str:
     rtf = r["sim_s"] / (t_ms / 1000.0)
     bps = (r["peak_mb"] - r["rss0_mb"]) * 2**20 / r["n_synapses"]
     csr = f"{r['csr_bytes'] / r['n_synapses']:.1f}" if "csr_bytes" in r else "-"
+    cpu = "-" if r["sim_cpu_s"] is None else f"{r['sim_cpu_s']:.2f}"
     return (f"{name:<10} {scale:>5g} {r['n_synapses'] / 1e6:>8.2f} {r['build_s']:>8.2f} {r['sim_s']:>8.2f} "
-            f"{r['sim_cpu_s']:>8.2f} {rtf:>7.2f} {r['peak_mb']:>8.0f} {bps:>6.1f} {csr:>6} "
+            f"{cpu:>8} {rtf:>7.2f} {r['peak_mb']:>8.0f} {bps:>6.1f} {csr:>6} "
             f"{r['rate_e_hz']:>6.2f} {r['rate_i_hz']:>6.2f}")
 
 
@@ -230,6 +290,8 @@ def main(argv=None) -> int:
     ap.add_argument("--t-ms", type=float, default=1000.0, help="simulated time (ms)")
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--nest-python", help="python of a venv with nest-simulator installed")
+    ap.add_argument("--brian2-python", default=os.environ.get("POLYSCALE_BRIAN2_PYTHON"),
+                    help="python of a venv with brian2 (and numpy<2.4); default $POLYSCALE_BRIAN2_PYTHON")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--model", choices=["brunel", "microcircuit"], default="brunel")
     args = ap.parse_args(argv)
@@ -241,6 +303,12 @@ def main(argv=None) -> int:
     print(f"{'Potjans-Diesmann microcircuit' if pd14 else 'Brunel delta network'}, {args.t_ms:g} ms, "
           f"dt 0.1 ms, one thread per process")
     print(head)
+    brian2 = args.brian2_python if not pd14 else None
+    if not args.brian2_python:
+        print("(Brian2 row skipped: set POLYSCALE_BRIAN2_PYTHON or --brian2-python to the python of a venv "
+              "with brian2 and numpy<2.4)")
+    elif pd14:
+        print("(Brian2 row skipped: only the Brunel model has a Brian2 version here)")
     results = []
     for scale in args.scales:
         ps_r = run_side(sys.executable, ps_script, scale, args.t_ms, args.seed)
@@ -253,6 +321,12 @@ def main(argv=None) -> int:
             print(f"{'ratio':<10} {scale:>5g} polyscale/NEST: build {ps_r['build_s'] / nest_r['build_s']:.3f}, "
                   f"sim {ps_r['sim_s'] / nest_r['sim_s']:.3f} (cpu {ps_r['sim_cpu_s'] / nest_r['sim_cpu_s']:.3f}), "
                   f"peak memory {ps_r['peak_mb'] / nest_r['peak_mb']:.3f}", flush=True)
+        if brian2:
+            b2_r = run_side(brian2, BRIAN2_SCRIPT, scale, args.t_ms, args.seed)
+            print(row(f"Brian2 {b2_r['version']}", scale, args.t_ms, b2_r), flush=True)
+            print(f"{'':<10} {scale:>5g} Brian2: C++ compilation {b2_r['compile_s']:.1f} s (not in build); "
+                  f"polyscale/Brian2 sim {ps_r['sim_s'] / b2_r['sim_s']:.3f}", flush=True)
+            entry["brian2"] = b2_r
         results.append(entry)
     if args.json:
         Path(args.json).write_text(json.dumps({"t_ms": args.t_ms, "results": results}, indent=1))
