@@ -23,30 +23,19 @@ Storage: the plastic projections live in a CSR of their own (by source), with fl
 (the weight changes by small steps, and float32 would round them off) and int64 target neuron
 and delay steps: 24 bytes per synapse, plus K+ and the last spike time per source row, plus
 ``history`` postsynaptic spike times and traces per target neuron. Static projections keep
-their float32 CSR and their kernel path unchanged.
+their float32 CSR and their kernel path unchanged. The kernels (stdp_pre_spike,
+stdp_post_spike) are in _kernels.py, called by network_window for every emitted spike.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...coordinator.validation import fail, require_int, require_number
 from ...coordinator.specs import Spec
-from .._jit import njit
 
-# columns of the per-projection parameter table (n_plastic_projections, N_STDP)
-S_TAU_PLUS = 0     # ms
-S_LAMBDA = 1
-S_ALPHA = 2
-S_MU_PLUS = 3
-S_MU_MINUS = 4
-S_WMAX = 5
-N_STDP = 6
-
-#: error flags set by the kernel (bits of ``err[0]``)
-ERR_HISTORY = 1
+from ._kernels import ERR_HISTORY, N_STDP, S_ALPHA, S_LAMBDA, S_MU_MINUS, S_MU_PLUS, S_TAU_PLUS, S_WMAX
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,98 +95,3 @@ def empty_plastic(n: int, n_pops: int):
     return (np.zeros(n, np.int64), np.zeros(n_pops + 1, np.int64), z, np.zeros((0, N_STDP)), z,
             np.zeros(1, np.int64), z, np.zeros(0), z, np.zeros(0), z, np.full(n, -1, np.int64),
             np.zeros((0, 1), np.int64), np.zeros((0, 1)), z, np.zeros(0), z, np.zeros(1, np.int64), 0.1)
-
-
-@njit
-def _facilitate(w, kplus, p):
-    wmax = p[S_WMAX]
-    norm_w = (w / wmax) + (p[S_LAMBDA] * math.pow(1.0 - (w / wmax), p[S_MU_PLUS]) * kplus)
-    return norm_w * wmax if norm_w < 1.0 else wmax
-
-
-@njit
-def _depress(w, kminus, p):
-    wmax = p[S_WMAX]
-    norm_w = (w / wmax) - (p[S_ALPHA] * p[S_LAMBDA] * math.pow(w / wmax, p[S_MU_MINUS]) * kminus)
-    return norm_w * wmax if norm_w > 0.0 else 0.0
-
-
-@njit
-def stdp_post_spike(i, t, plastic):
-    """Add neuron i's spike at step t (global) to its history, if it is a plastic target."""
-    hidx, h_t, h_k, h_n, h_tau, h_lost, dt_ms = plastic[11], plastic[12], plastic[13], plastic[14], \
-        plastic[15], plastic[16], plastic[18]
-    h = hidx[i]
-    if h < 0:
-        return
-    c = h_n[h]
-    cap = h_t.shape[1]
-    k = 1.0
-    if c > 0:
-        prev = (c - 1) % cap
-        # NEST: Kminus = Kminus * exp((t_last - t) / tau_minus) + 1
-        k = h_k[h, prev] * math.exp((h_t[h, prev] - t) * dt_ms * (1.0 / h_tau[h])) + 1.0
-    pos = c % cap
-    if c >= cap:
-        h_lost[h] = h_t[h, pos]
-    h_t[h, pos] = t
-    h_k[h, pos] = k
-    h_n[h] = c + 1
-
-
-@njit
-def stdp_pre_spike(i, t, row, ring, plastic):
-    """Neuron i spikes at step t (global; ring row ``row``): update and deliver the weights of
-    its plastic synapses (see the module docstring), then its K+ and last spike time."""
-    pop_of, lo, q_src, q_par, q_off, indptr, tgt, w_arr, dly, kplus, tlast, hidx, h_t, h_k, h_n, h_tau, \
-        h_lost, err, dt_ms = plastic
-    depth = ring.shape[0]
-    cap = h_t.shape[1]
-    p_i = pop_of[i]
-    for q in range(q_src.shape[0]):
-        if q_src[q] != p_i:
-            continue
-        p = q_par[q]
-        tau_plus = p[S_TAU_PLUS]
-        r = q_off[q] + i - lo[p_i]
-        tl = tlast[r]
-        kp = kplus[r]
-        for k in range(indptr[r], indptr[r + 1]):
-            j = tgt[k]
-            d = dly[k]
-            w = w_arr[k]
-            h = hidx[j]
-            c = h_n[h]
-            first = c - cap if c > cap else 0
-            # facilitation: postsynaptic spikes with tl - d < t_post <= t - d, oldest first
-            a = c
-            while a > first and h_t[h, (a - 1) % cap] > tl - d:
-                a -= 1
-            if a == first and first > 0 and h_lost[h] > tl - d:
-                err[0] |= ERR_HISTORY
-            for b in range(a, c):
-                tp = h_t[h, b % cap]
-                if tp > t - d:
-                    break
-                minus_dt = (tl - (tp + d)) * dt_ms
-                w = _facilitate(w, kp * math.exp(minus_dt / tau_plus), p)
-            # depression: K- of the postsynaptic spikes strictly before t - d
-            kminus = 0.0
-            found = False
-            b = c
-            while b > first and not found:
-                b -= 1
-                tp = h_t[h, b % cap]
-                if tp < t - d:
-                    kminus = h_k[h, b % cap] * math.exp((tp - (t - d)) * dt_ms * (1.0 / h_tau[h]))
-                    found = True
-            if not found and first > 0:
-                err[0] |= ERR_HISTORY
-            w = _depress(w, kminus, p)
-            w_arr[k] = w
-            rr = row + d - 1
-            if rr >= depth:
-                rr -= depth
-            ring[rr, j] += w
-        kplus[r] = kp * math.exp((tl - t) * dt_ms / tau_plus) + 1.0
-        tlast[r] = t
