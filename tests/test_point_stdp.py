@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import polyscale as ps
 from polyscale.coordinator.errors import ModelError
 from polyscale.coordinator.signals import Spikes
 from polyscale.coordinator.specs import SolverContext
@@ -285,3 +286,29 @@ def test_spec_round_trips_and_static_projections_keep_float32_weights():
     assert w.dtype == np.float64 and w.shape == (100,) and np.all(w == 0.5)
     assert solver.n_synapses == 200
     assert np.bincount(tgt, minlength=20).tolist() == [5] * 20
+
+
+def plastic_run(transport="inproc", window_ms=None, plastic=True):
+    e = IafPscDelta(tau_m_ms=20.0, c_m_pF=1.0, e_l_mV=0.0, v_th_mV=20.0, v_reset_mV=10.0, t_ref_ms=2.0,
+                    v_init_mV=0.0)
+    rule = STDP(lambda_=0.05, alpha=1.05, w_max=2.0, history=64) if plastic else None
+    net = PointNetwork(populations=(Population(name="E", size=80, model=e, poisson_rate_hz=20000.0,
+                                               poisson_weight=0.1),),
+                       projections=(Projection(source="E", target="E", rule=FixedIndegree(indegree=20), weight=1.0,
+                                               delay_ms=1.5, plasticity=rule),), dt_ms=0.1)
+    m = ps.Model(seed=7, t_stop_ms=80.0, window_ms=window_ms)
+    m.solver("net", net)
+    m.record("net.E.spikes")
+    sp = ps.run(m, transport=transport).spikes("net", "E")
+    return sp.times, sp.ids
+
+
+def test_a_plastic_network_gives_the_same_spikes_on_every_transport(transport):
+    """The spec (with its STDP) travels to worker processes and runs there as in process; the
+    weights matter (a static copy of the network spikes differently)."""
+    ref = plastic_run()
+    assert len(ref[0]) > 100
+    for t, i in (plastic_run(transport=transport), plastic_run(window_ms=0.7)):
+        assert np.array_equal(t, ref[0]) and np.array_equal(i, ref[1])
+    static = plastic_run(plastic=False)
+    assert not (len(static[0]) == len(ref[0]) and np.array_equal(static[0], ref[0]))
