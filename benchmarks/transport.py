@@ -16,7 +16,10 @@ Prints six tables:
    through the coordinator;
 6. the mpi transport against raw mpi4py loops (benchmarks/mpi_transport.py).
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/transport.py [--quick] [--repeat 3]
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/transport.py [--quick] [--repeat 3] [--parts 123456]
+
+Parts 1 and 2 also print CPU time (this process with zmq's I/O threads, plus every worker from
+/proc): on a loaded machine wall time includes waiting for a core, CPU time far less so.
 """
 from __future__ import annotations
 
@@ -72,9 +75,24 @@ def _router_with_workers(k: int, worker, *args):
     return ctx, r, pids
 
 
-def raw_step_us(k: int, steps: int) -> float:
-    """Wall time per step (us): the ROUTER sends 1 KiB to each of ``k`` workers and waits for
-    1 KiB back from each."""
+def cpu_s(pids=()) -> float:
+    """CPU time (user + system, s) of this process (all its threads, zmq's I/O threads too) and of
+    the live processes ``pids`` (from /proc, 10 ms resolution). On a loaded machine CPU time is
+    distorted far less than wall time, which includes waiting for a core."""
+    total = time.process_time()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def raw_step(k: int, steps: int) -> tuple[float, float]:
+    """Wall time and CPU time (coordinator + workers) per step (us): the ROUTER sends 1 KiB to
+    each of ``k`` workers and waits for 1 KiB back from each."""
     ctx, r, pids = _router_with_workers(k, _raw_worker)
     ids = [r.recv_multipart()[0] for _ in range(k)]
     payload = b"c" * 1024
@@ -83,6 +101,7 @@ def raw_step_us(k: int, steps: int) -> float:
             r.send_multipart([i, payload])
         for _ in ids:
             r.recv_multipart()
+    cpu = cpu_s(pids)
     start = time.perf_counter()
     for _ in range(steps):
         for i in ids:
@@ -90,13 +109,19 @@ def raw_step_us(k: int, steps: int) -> float:
         for _ in ids:
             r.recv_multipart()
     dt = (time.perf_counter() - start) / steps
+    cpu = (cpu_s(pids) - cpu) / steps
     for i in ids:
         r.send_multipart([i, b"stop"])
     for pid in pids:
         os.waitpid(pid, 0)
     r.close()
     ctx.term()
-    return dt * 1e6
+    return dt * 1e6, cpu * 1e6
+
+
+def raw_step_us(k: int, steps: int) -> float:
+    """Wall time per step (us) of :func:`raw_step`."""
+    return raw_step(k, steps)[0]
 
 
 # -- 5. hub or direct --------------------------------------------------------------------------
@@ -165,15 +190,20 @@ def ring_step_us(k: int, size: int, direct: bool, steps: int) -> float:
 
 # -- helpers -------------------------------------------------------------------------------------
 def timed_windows(model: ps.Model, transport) -> tuple[float, int, object]:
-    """Wall time (s) of the window loop alone (start and close excluded) and the window count."""
+    """Wall time (s) of the window loop alone (start and close excluded) and the window count;
+    ``transport.loop_cpu_s`` is the CPU time of the loop (s), this process and its workers."""
     plan = make_plan(model)
     transport.start(plan)
     try:
         windows = list(plan.windows())
+        pids = [w.pid for w in getattr(transport, "workers", {}).values() if w.pid is not None]
+        cpu = cpu_s(pids)
         start = time.perf_counter()
         for t0, t1 in windows:
             transport.advance(t0, t1)
-        return time.perf_counter() - start, len(windows), transport
+        wall = time.perf_counter() - start
+        transport.loop_cpu_s = cpu_s(pids) - cpu
+        return wall, len(windows), transport
     finally:
         transport.close()
 
@@ -213,6 +243,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke test, noisier numbers)")
     ap.add_argument("--repeat", type=int, default=3, help="repeats of parts 1 and 2 (the minimum is shown)")
+    ap.add_argument("--parts", default="123456", help="which parts to run, e.g. 12 (parts 1 and 2 always run together)")
+    ap.add_argument("--windows", type=int, default=5000, help="windows of part 2 (raw steps: 4x as many)")
     args = ap.parse_args()
     q = 10 if args.quick else 1
     print(f"# {os.cpu_count()} cores; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
@@ -220,30 +252,57 @@ def main() -> None:
           f"libzmq {zmq.zmq_version()}")
     ps.run(ring_model(2, 10, False))  # compile and warm caches before anything forks
 
+    parts = set(args.parts)
+    if not parts & set("12"):
+        args.repeat = 0
     # parts 1 and 2 interleaved, --repeat times; the minimum of the repeats is printed, since on
     # a shared machine other processes only ever add time
     raw: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
+    raw_cpu: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
     zmq_us: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
+    zmq_cpu: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
     inproc_us: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
     for _ in range(args.repeat):
         for k in (1, 2, 4):
-            n = 5000 // q
-            raw[k].append(raw_step_us(k, 20000 // q))
-            wall, nw, _ = timed_windows(ring_model(k, n, False), ZmqTransport())
+            n = args.windows // q
+            wall, cpu = raw_step(k, 4 * args.windows // q)
+            raw[k].append(wall)
+            raw_cpu[k].append(cpu)
+            wall, nw, tr = timed_windows(ring_model(k, n, False), ZmqTransport())
             zmq_us[k].append(wall / nw * 1e6)
+            zmq_cpu[k].append(tr.loop_cpu_s / nw * 1e6)
             wall_in, _, _ = timed_windows(ring_model(k, n, False), InProcTransport())
             inproc_us[k].append(wall_in / nw * 1e6)
-    print(f"\n1. raw pyzmq ROUTER/DEALER, 1 KiB each way per step (min of {args.repeat} repeats)")
+    if args.repeat:
+        print_window_cost(args.repeat, raw, raw_cpu, zmq_us, zmq_cpu, inproc_us)
+    if "3" in parts:
+        spikes_part(q)
+    if "4" in parts:
+        busy_part(q)
+    if "5" in parts:
+        design_part(q)
+    if "6" in parts:
+        mpi_part(q)
+
+
+def print_window_cost(repeat, raw, raw_cpu, zmq_us, zmq_cpu, inproc_us) -> None:
+    """Parts 1 and 2: the minimum of the repeats of each."""
+    print(f"\n1. raw pyzmq ROUTER/DEALER, 1 KiB each way per step (min of {repeat} repeats; CPU: "
+          f"coordinator + workers)")
     for k in (1, 2, 4):
-        print(f"   {k} worker(s): {min(raw[k]):8.1f} us/step")
+        print(f"   {k} worker(s): {min(raw[k]):8.1f} us/step, CPU {min(raw_cpu[k]):8.1f} us/step")
 
     print(f"\n2. per-window cost, trivial solvers (1-state linear ring, one step per window; min of "
-          f"{args.repeat} repeats interleaved with part 1)")
-    print(f"   {'solvers':>7} {'zmq us/window':>14} {'inproc us/window':>17} {'zmq / raw':>10}")
+          f"{repeat} repeats interleaved with part 1; CPU: coordinator + workers)")
+    print(f"   {'solvers':>7} {'zmq us/window':>14} {'inproc us/window':>17} {'zmq / raw':>10} "
+          f"{'zmq CPU us/window':>18} {'CPU / raw CPU':>14}")
     for k in (1, 2, 4):
-        z, i = min(zmq_us[k]), min(inproc_us[k])
-        print(f"   {k:>7} {z:>14.1f} {i:>17.1f} {z / min(raw[k]):>10.2f}")
+        z, i, c = min(zmq_us[k]), min(inproc_us[k]), min(zmq_cpu[k])
+        print(f"   {k:>7} {z:>14.1f} {i:>17.1f} {z / min(raw[k]):>10.2f} {c:>18.1f} {c / min(raw_cpu[k]):>14.2f}")
 
+
+
+def spikes_part(q: int) -> None:
     print("\n3. routing throughput, spike train -> relay -> relay (1 ms windows)")
     n_spikes, size, t_stop = 400_000 // q, 1000, 200.0
     for name, tr in (("zmq", ZmqTransport()), ("inproc", InProcTransport())):
@@ -252,6 +311,9 @@ def main() -> None:
         print(f"   {name:>6}: {routed} spikes routed in {wall:.3f} s: {routed / wall:,.0f} spikes/s "
               f"({nw} windows)")
 
+
+
+def busy_part(q: int) -> None:
     print("\n4. busy solvers: dense 200-state linear systems in a ring, 200 steps of 0.01 ms per window")
     for k in (2, 4):
         model = busy_model(k, 200, 200, 100 // q)
@@ -263,6 +325,9 @@ def main() -> None:
         print(f"   {k} solvers, zmq:    wall {wall_z:.3f} s = {wall_z / compute:.2f} x inproc's sum of compute "
               f"(workers' own compute {compute_z:.3f} s)")
 
+
+
+def design_part(q: int) -> None:
     print("\n5. routing design (raw pyzmq), workers in a ring passing D bytes per step: us/step")
     print(f"   {'workers':>7} {'D':>8} {'through coordinator':>20} {'direct':>8}")
     for k in (2, 4):
@@ -271,6 +336,9 @@ def main() -> None:
             direct = ring_step_us(k, size, True, steps // q)
             print(f"   {k:>7} {size:>8} {hub:>20.1f} {direct:>8.1f}")
 
+
+
+def mpi_part(q: int) -> None:
     print("\n6. the mpi transport against raw mpi4py loops (benchmarks/mpi_transport.py, same run)")
     try:
         import mpi4py  # noqa: F401
