@@ -58,6 +58,7 @@ Needs ``pip install 'polyscale[nest]'``; this module imports without NEST.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -162,6 +163,19 @@ def nest_neuron(model) -> tuple[str, dict[str, Any]]:
     params = NEST_TABLES[model.type].to_external(values)
     params.update(NEST_FIXED.get(model.type, {}))
     return name, params
+
+
+def _status_setter(nest):
+    """``set(nodes, params)``: params (a dict for every node, or a list of one dict per node)
+    straight to NEST's kernel. NodeCollection.set first gets the whole status of the first
+    node (a recorder's: all its events) to look for list-valued parameters; these sets hold
+    none that need it. NEST < 3.10 has no such entry: NodeCollection.set then."""
+    try:
+        from nest import nestkernel_api
+        raw = nestkernel_api.llapi_set_nc_status
+    except (ImportError, AttributeError):
+        return lambda nodes, params: nodes.set(params)
+    return lambda nodes, params: raw(nodes._datum, [params] if isinstance(params, dict) else params)
 
 
 def import_nest():
@@ -288,13 +302,19 @@ class NestNetwork(SolverSpec):
 class NestNetworkSolver:
     """The live NEST network (see the module docstring). One per process."""
 
-    # The spike recorder is read every window and returns every event it holds (~0.15 us
-    # each, NEST 3.10); emptying it needs Cleanup + Prepare (~1.5 ms, ~1e4 events' worth): NEST
-    # refuses n_events = 0 inside Prepare/Cleanup (nest-simulator issue #3728).
-    # Emptying it once it holds E events costs per window c_e E / 2 + c_p s / E (s: events per
-    # window), least at E = sqrt(2 (c_p / c_e) s): the threshold follows the running mean of s.
-    PREPARE_OVER_EVENT = 1e4
-    MIN_HELD_EVENTS = 1000
+    # The spike recorder is read every window and returns every event it holds (~0.12 us
+    # each, NEST 3.10: any get() of a recorder builds its whole status, events included, so
+    # even n_events costs that); emptying it needs Cleanup + n_events = 0 + Prepare (NEST
+    # refuses n_events = 0 inside Prepare/Cleanup, nest-simulator issue #3728): c_p ~0.1 ms at
+    # 1,250 neurons, ~0.5 ms at 6,250 (Prepare grows with the network). Emptying once it holds E
+    # events costs per window c_e E / 2 + c_p s / E (s: events per window), least at
+    # E = sqrt(2 (c_p / c_e) s). c_p is measured as the run goes (PREPARE_OVER_EVENT c_e until
+    # it was), c_e is EVENT_READ_S (measured: the first read after a Run also costs ~0.08 ms
+    # whatever the recorder holds, so timing reads would overstate c_e), s is the running
+    # mean. Timing only moves the emptying, which leaves the dynamics bitwise unchanged (tested).
+    EVENT_READ_S = 0.2e-6
+    PREPARE_OVER_EVENT = 1e3
+    MIN_HELD_EVENTS = 100
     MAX_HELD_EVENTS: int | None = None      # fixed threshold (tests); None: adaptive
 
     def __init__(self, spec: NestNetwork, ctx: SolverContext):
@@ -380,6 +400,9 @@ class NestNetworkSolver:
         self.seen = 0
         self._n_windows = 0
         self._n_events = 0
+        self._empty_s = 0.0
+        self._n_empty = 0
+        self._set_status = _status_setter(nest)
         self.pending = {p: (np.zeros(0, np.int64), np.zeros(0, np.int64)) for p in self.names}
         nest.Prepare()
         self._prepared = True
@@ -403,14 +426,15 @@ class NestNetworkSolver:
             # R = t0 + 2 dt ... t1 + dt, and R = t0 + dt came with the last window
             values = np.maximum(r.data[:, 0], 0.0)
             times = (t0 + dt * np.arange(1, n + 1)) / TICKS_PER_MS
-            gen.set(rate_times=times.tolist(),
-                    rate_values=[self.rate_carry[p]] + values[:-1].tolist())
+            self._set_status(gen, {"rate_times": times.tolist(),
+                                   "rate_values": [self.rate_carry[p]] + values[:-1].tolist()})
             self.rate_carry[p] = float(values[-1])
         for p, gen in self.current_gens.items():
             c = inputs[f"{p}.current_in"]
             # sample at t: the current over [t, t + dt), so R = t - d_in = t0 + dt ... t1
             times = (t0 + dt * np.arange(1, n + 1)) / TICKS_PER_MS
-            gen.set(amplitude_times=times.tolist(), amplitude_values=c.data[:, 0].tolist())
+            self._set_status(gen, {"amplitude_times": times.tolist(),
+                                   "amplitude_values": c.data[:, 0].tolist()})
         nest.Run((t1 - t0) / TICKS_PER_MS)
         self.t = t1
         ev = self.recorder.get("events")
@@ -436,12 +460,19 @@ class NestNetworkSolver:
         limit = self.MAX_HELD_EVENTS
         if limit is None:
             per_window = self._n_events / self._n_windows
-            limit = max(self.MIN_HELD_EVENTS, (2.0 * self.PREPARE_OVER_EVENT * per_window) ** 0.5)
+            ratio = self.PREPARE_OVER_EVENT
+            if self._n_empty:
+                ratio = self._empty_s / self._n_empty / self.EVENT_READ_S
+            limit = max(self.MIN_HELD_EVENTS, (2.0 * ratio * per_window) ** 0.5)
         if self.seen > limit:
+            clock = time.perf_counter()
             nest.Cleanup()
-            self.recorder.n_events = 0
+            # straight to the kernel: NodeCollection.set first gets the whole status (events)
+            self._set_status(self.recorder, {"n_events": 0})
             self.seen = 0
             nest.Prepare()
+            self._empty_s += time.perf_counter() - clock
+            self._n_empty += 1
         return WindowResult(outputs=outputs)
 
     def _inject_spikes(self, p: str, s: Spikes | None, t1: int) -> None:
@@ -478,7 +509,7 @@ class NestNetworkSolver:
             f, inv = np.unique(fire[a:b], return_inverse=True)
             ww = np.bincount(inv, weights=w[a:b])
             values.append({"spike_times": (f / TICKS_PER_MS).tolist(), "spike_weights": ww.tolist()})
-        gens[targets.tolist()].set(values)
+        self._set_status(gens[targets.tolist()], values)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"t_ticks": np.array(self.t)}

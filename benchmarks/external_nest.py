@@ -107,7 +107,9 @@ def run_polyscale(t_ms: float, scale: float, transport: str, window_ms: float, r
                                 input_delay_ms=1.5))
     if rate_input:
         m.solver("src", ps.solvers.LinearSystem(a=((0.0,),), x0=(0.0,)))
-        m.couple("src.x", "net.E.rate_in", delay_ms=window_ms, via=[Affine(units="Hz", produces="rate")])
+        # NestNetwork takes its inputs input_lead_ms() ahead: the delay covers window + lead
+        m.couple("src.x", "net.E.rate_in", delay_ms=window_ms + m.solvers["net"].input_lead_ms(),
+                 via=[Affine(units="Hz", produces="rate")])
     m.record("net.E.spikes")
     m.record("net.I.spikes")
     nest_cpu = [0.0]
