@@ -184,3 +184,10 @@ def test_a_spike_in_the_last_step_is_recorded_at_t_stop_as_nest_does(window_ms):
     want = rec.get("events")["times"]
     assert len(want) == 2 and abs(want[-1] - t_stop) < 1e-9
     np.testing.assert_allclose(ours, want, atol=1e-9)
+
+
+def test_the_spike_at_t_stop_is_recorded_on_every_transport(transport):
+    m = ps.Model(seed=1, t_stop_ms=57.6)
+    m.solver("net", PointNetwork(populations=(Population(name="A", size=1, model=IafPscDelta(i_e_pA=400.0)),)))
+    m.record("net.A.spikes")
+    np.testing.assert_allclose(ps.run(m, transport=transport).spikes("net", "A").times, [27.8, 57.6], atol=1e-9)
