@@ -82,6 +82,23 @@ def test_lfp_does_not_depend_on_the_window_and_every_ms_subsamples():
     np.testing.assert_allclose(sub.data, base.data[::4], rtol=1e-12, atol=1e-15)
 
 
+def test_probes_of_several_periods_on_one_cell_solver_each_get_their_samples():
+    """An LFP every 0.1 ms and a dipole every 0.25 ms on the same cells: the solver keeps the
+    union of their steps, and each probe equals the same probe sampled from every step (the
+    every-step LFP subsampled; the dipole probe alone at every step, subsampled)."""
+    m = _short_model(1.0, every_ms=0.1, t_stop=12.0)
+    m.probe("cdm", CurrentDipole(of="cell", every_ms=0.25))
+    run = ps.run(m)
+    base = ps.run(_short_model(1.0, t_stop=12.0)).probe("lfp")
+    np.testing.assert_allclose(run.probe("lfp").data, base.data[::4], rtol=1e-12, atol=1e-15)
+    alone = ps.Model(seed=1, t_stop_ms=12.0, window_ms=1.0)
+    alone.solver("cell", cells(nseg=21))
+    alone.probe("cdm", CurrentDipole(of="cell"))
+    every = ps.run(alone).probe("cdm").data
+    assert np.abs(every).max() > 0
+    np.testing.assert_allclose(run.probe("cdm").data, every[::10], rtol=1e-12, atol=1e-12 * np.abs(every).max())
+
+
 def test_a_sample_period_longer_than_the_window_and_one_off_the_step_grid():
     base = ps.run(_short_model(1.0)).probe("lfp")
     slow = ps.run(_short_model(1.0, every_ms=2.0)).probe("lfp")
