@@ -230,14 +230,22 @@ class RunWriter:
 
         All or nothing: if a probe's global stage fails, nothing of this window is kept.
         """
+        # what this window adds to each dataset; empty values are left out here, and the byte
+        # count is summed as they are staged (both ran as extra passes over every window)
         staged: list[tuple[h5py.Dataset, np.ndarray | _Grid]] = []
+        nbytes = 0
         for (solver, port), (times, ids) in self._spikes.items():
             sig = results[solver].outputs[port]
-            staged += [(times, sig.ticks / TICKS_PER_MS), (ids, sig.ids)]
+            if len(sig.ticks):
+                staged += [(times, sig.ticks / TICKS_PER_MS), (ids, sig.ids)]
+                nbytes += 8 * len(sig.ticks) + sig.ids.nbytes
         for (solver, port), (data, tds) in self._signals.items():
             sig = results[solver].outputs[port]
-            # sample times are a regular grid: computed for all buffered windows at once in flush
-            staged += [(data, sig.data), (tds, _Grid(sig.t0, sig.period, sig.data.shape[0]))]
+            n = sig.data.shape[0]
+            if n:
+                # sample times are a regular grid: made for all buffered windows at once in flush
+                staged += [(data, sig.data), (tds, _Grid(sig.t0, sig.period, n))]
+                nbytes += sig.data.nbytes + 8 * n
         for pp in self.plan.probes:
             parts = {s: results[s].probe_parts[pp.name] for s in pp.solvers}
             try:
@@ -253,11 +261,16 @@ class RunWriter:
                                  f"expected {want}", probe=pp.name, t_ms=to_ms(t0))
             data, tds = self._probes[pp.name]
             period = pp.info.period_ticks
-            staged += [(data, out), (tds, _Grid(grid_start(t0, period), period, grid_count(t0, t1, period)))]
+            if want[0]:
+                staged += [(data, out), (tds, _Grid(grid_start(t0, period), period, want[0]))]
+                nbytes += out.nbytes + 8 * want[0]
             for s, ds in self._parts.get(pp.name, {}).items():
-                staged.append((ds, np.asarray(parts[s], dtype=np.float64)))
-        self._pending.append((t1, [(ds, v) for ds, v in staged if len(v)]))
-        self._pending_bytes += sum(v.nbytes for _, v in staged)
+                part = np.asarray(parts[s], dtype=np.float64)
+                if len(part):
+                    staged.append((ds, part))
+                    nbytes += part.nbytes
+        self._pending.append((t1, staged))
+        self._pending_bytes += nbytes
         if (self._pending_bytes >= self.flush_bytes
                 or time.monotonic() - self._last_flush >= self.flush_s):
             self.flush()
