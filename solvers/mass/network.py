@@ -98,6 +98,7 @@ class RegionNetwork(SolverSpec):
         require_choice(self, "integrator", DETERMINISTIC + STOCHASTIC)
         require_choice(self, "noise_kind", ("additive", "multiplicative"))
         n, n_sv = self.n_regions, self.model.n_sv
+        self.model.param_matrix(n)   # per-region parameters: one value per region, or one
         if self.integrator in STOCHASTIC:
             if self.noise is None:
                 raise fail(self, f"integrator {self.integrator!r} needs 'noise' ({n_sv} intensities, "
