@@ -283,14 +283,18 @@ def result_layout(plan, solvers) -> tuple[list, wire.Layout]:
     return items, wire.Layout.of(entries)
 
 
-def _select(sig, sel: np.ndarray | None):
-    """The channels ``sel`` of a window's output (spikes keep their ids; samples lose columns)."""
-    if sel is None:
-        return sig
-    if isinstance(sig, Samples):
-        return Samples(sig.t0, sig.period, sig.data[:, sel])
-    keep = np.isin(sig.ids, sel)
-    return Spikes(sig.ticks[keep], sig.ids[keep])
+def _linked_arrays(sig, sel: np.ndarray | None, mask: np.ndarray | None) -> list[np.ndarray]:
+    """The result arrays of a linked output: only the channels ``sel`` (spikes keep their ids
+    and only the events of those channels, found through ``mask``, True at each sent channel;
+    samples keep those columns), or all of them when ``sel`` is None."""
+    if isinstance(sig, Spikes):
+        ticks, ids = sig.ticks, sig.ids
+        if mask is not None:
+            keep = mask[ids]
+            ticks, ids = ticks[keep], ids[keep]
+        return [np.ascontiguousarray(ticks, np.int64), np.ascontiguousarray(ids, np.int64)]
+    data = sig.data if sel is None else sig.data[:, sel]
+    return [np.ascontiguousarray(data, np.float64)]
 
 
 class _Session:
@@ -342,7 +346,15 @@ class _Session:
             for name, runner in self.runners.items():
                 recs = [r.port for kind, s, *rest in items if kind == "rec" and s == name for r in rest]
                 probes = [pp.name for kind, s, *rest in items if kind == "probe" and s == name for pp in rest]
-                linked = [(rest[0], rest[1]) for kind, s, *rest in items if kind == "linked" and s == name]
+                linked = []
+                for kind, s, *rest in items:
+                    if kind == "linked" and s == name:
+                        port, sel = rest
+                        mask = None
+                        if sel is not None and plan.solvers[name].ports[port].kind == "spikes":
+                            mask = np.zeros(plan.solvers[name].ports[port].size, dtype=bool)
+                            mask[sel] = True
+                        linked.append((port, sel, mask))
                 self._steps.append((runner, self.inboxes[name].collect, recs, probes, linked))
         except Exception as exc:
             self._error(exc, None)
@@ -435,12 +447,8 @@ class _Session:
             for name in probes:
                 arrays.append(contiguous(parts[name], f8))
             outs = res.outputs
-            for port, sel in linked:
-                sig = outs[port] if sel is None else _select(outs[port], sel)
-                if type(sig) is Spikes:
-                    arrays += [contiguous(sig.ticks, i8), contiguous(sig.ids, i8)]
-                else:
-                    arrays.append(contiguous(sig.data, f8))
+            for port, sel, mask in linked:
+                arrays += _linked_arrays(outs[port], sel, mask)
         self._prev = (t0, t1)
         return wire.encode_window("result", t0, t1, arrays, compute)
 
