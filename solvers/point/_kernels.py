@@ -96,18 +96,21 @@ def normal(st, i):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-#: draws of splitmix64 between the starts of two neurons' streams (neuron_streams)
-STREAM_BLOCK = 2**32
-
-
 def neuron_streams(seed: int, ids) -> np.ndarray:
-    """Per-neuron splitmix64 states (len(ids),) uint64: neuron i starts ``STREAM_BLOCK * i``
-    draws into the single stream of ``seed``, so every neuron has a block of 2**32 draws of one
-    good stream to itself (no overlap before 2**32 draws per neuron, e.g. 4e5 s at one draw per
-    0.1 ms step) and its draws are the same whichever process holds it."""
+    """Per-neuron splitmix64 states (len(ids),) uint64: neuron i's stream starts at output
+    i + 1 of the splitmix64 stream of ``seed``, so the starts are spread over the 2**64 cycle,
+    unrelated in every bit (starts a fixed stride apart would keep the low bits of all neurons'
+    states equal at every step, and their draws correlated). Two neurons' streams overlap
+    only where one's start falls within the draws of the other: probability about
+    n**2 * draws / 2**64 (1e5 neurons, 1e7 draws each: 5e-3), and an overlap repeats a stretch
+    of one neuron's draws in another's, shifted in time. A neuron's draws are the same
+    whichever process holds it (distributed.py)."""
     i = np.asarray(ids, dtype=np.uint64)
-    stride = np.uint64((STREAM_BLOCK * 0x9E3779B97F4A7C15) % 2**64)
-    return np.uint64(seed) + i * stride      # uint64 arithmetic wraps modulo 2**64, as splitmix64's
+    # uint64 array arithmetic wraps modulo 2**64, as splitmix64's
+    z = np.uint64(seed) + (i + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
 
 
 @njit
