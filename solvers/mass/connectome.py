@@ -155,7 +155,8 @@ def load_connectome(path: str | os.PathLike, *, speed_mm_per_ms: float = 3.0) ->
     * a folder holding the same files;
     * a ``.npz`` with arrays ``weights`` and optional ``tract_lengths_mm`` and ``labels``;
     * a ``weights`` ``.npy`` next to a ``tract_lengths`` ``.npy`` (the name with ``weights``
-      replaced by ``tract_lengths_mm`` or ``tract_lengths``), optional ``region_labels.txt``.
+      replaced by ``tract_lengths_mm`` or ``tract_lengths``), optional ``region_labels.txt``
+      and optional centres (mm) in a ``.npy`` named with ``centres_mm`` or ``centres``.
     """
     p = Path(path)
     if not p.exists():
@@ -194,7 +195,13 @@ def load_connectome(path: str | os.PathLike, *, speed_mm_per_ms: float = 3.0) ->
             if q.exists():
                 labels = tuple(ln.strip() for ln in q.read_text().splitlines() if ln.strip())
                 break
-        return _make(w, t, labels, speed_mm_per_ms, p)
+        centres = None
+        for alt in ("centres_mm", "centres"):
+            q = p.with_name(p.name.replace("weights", alt))
+            if q.exists():
+                centres = np.load(q, allow_pickle=False)
+                break
+        return _make(w, t, labels, speed_mm_per_ms, p, centres)
     raise ModelError(f"connectome: cannot read {str(p)!r}: expected a TVB zip or folder "
                      "(weights.txt, tract_lengths.txt), a .npz, or a *weights*.npy")
 
