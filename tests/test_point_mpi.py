@@ -197,3 +197,23 @@ def test_plastic_projections_refuse_to_span_ranks_with_the_reason(tmp_path):
     rc, out, err, path = mpirun(tmp_path, 2, "from test_point_mpi import plastic_model\nmodel = plastic_model()\n")
     assert rc != 0
     assert "plastic projections (E->E) cannot span 2 MPI ranks yet; run this network on one (ranks=1)" in out + err
+
+
+def test_neuron_streams_start_at_successive_outputs_of_the_seeds_splitmix64():
+    """Each neuron's stream starts at output i + 1 of splitmix64 (Steele, Lea & Flood 2014;
+    constants of Vigna's reference C code) seeded with the solver's seed, computed here in pure
+    Python: starts spread over the whole cycle, and the same for a neuron whichever ids are
+    drawn with it (what makes the draws independent of the process layout)."""
+    from polyscale.solvers.point._kernels import neuron_streams
+
+    def splitmix64(seed, k):
+        z = (seed + k * 0x9E3779B97F4A7C15) % 2**64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+        return z ^ (z >> 31)
+
+    seed = 2**63 - 25
+    got = neuron_streams(seed, np.arange(50))
+    assert got.dtype == np.uint64
+    assert [int(x) for x in got] == [splitmix64(seed, i + 1) for i in range(50)]
+    assert np.array_equal(neuron_streams(seed, [7, 31]), got[[7, 31]])
