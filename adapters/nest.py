@@ -31,7 +31,9 @@ when it is due, as a NEST connection of the coupling's delay would make it act:
   ``spike_generator`` (one per neuron, one to one) at ``A - input_delay_ms`` and reaches the
   neuron at A: the PSP (or the PSC's onset) shows in V_m at A, as for a NEST spike at the
   emission time through a connection of the coupling's delay. An arrival off NEST's grid
-  acts at the next grid time (NEST rounds off-grid spike times up). The coupling's weight is
+  acts at the next grid time (NEST rounds off-grid spike times up), as in PointNetwork; an
+  arrival on the grid shows one step earlier than in PointNetwork, which applies it over the
+  step that starts at A (so on V at A + dt). The coupling's weight is
   the NEST synaptic weight (``spike_weights``: mV onto iaf_psc_delta, pA onto current-based
   synapses); spikes due in the same step onto one neuron are one event of the summed weight.
 * ``P.rate_in``: rate (Hz), one value shared by the population, every dt: the rate of one

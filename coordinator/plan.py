@@ -409,6 +409,13 @@ def _chain(r: dict, window: int, index: int) -> LinkPlan:
     if sig.period_ticks is not None and window % sig.period_ticks:
         raise ModelError(f"{what}: the chain produces samples every {fmt_ms(sig.period_ticks)}, "
                          f"which does not divide the window ({fmt_ms(window)})")
+    # a destination with an input lead runs the chain over windows shifted by it: every stage's
+    # samples must stay on their own grid
+    for st in stages:
+        if r["lead"] and st.period_ticks and r["lead"] % st.period_ticks:
+            raise ModelError(f"{what}: the chain carries samples every {fmt_ms(st.period_ticks)}, "
+                             f"which does not divide the input lead of solver {r['dst'].solver!r} "
+                             f"({fmt_ms(r['lead'])}, its input_lead_ms()); use a period that does")
     return LinkPlan(index=index, name=c.name, source=r["src"], target=r["dst"], source_port=sp,
                     target_port=dp, source_channels=r["src_ch"], target_channels=r["dst_ch"],
                     delay_ticks=r["delay"], weight=c.weight, interpolation=c.interpolation,

@@ -193,3 +193,18 @@ def test_a_lead_limits_the_window_and_a_short_delay_is_rejected_naming_it():
 def test_a_lead_off_the_solver_grid_is_rejected(lead_ms, message):
     with pytest.raises(ps.ModelError, match=r"solver 'echo' \(test_lead_echo\): " + message):
         lead_model(lead_ms).check()
+
+
+def test_a_chain_whose_samples_do_not_divide_the_lead_is_rejected():
+    """Bins of 0.5 ms run over windows shifted by a 0.4 ms lead would leave their grid."""
+    m = lead_model(0.4, delay_ms=2.0, window_ms=1.0)
+    m.couple("train.spikes", "echo.u", delay_ms=2.0,
+             via=[ps.adapters.SpikesToRate(bin_ms=0.5), ps.adapters.Affine(units="", produces="analog")])
+    with pytest.raises(ps.ModelError, match=r"coupling train\.spikes -> echo\.u: the chain carries samples "
+                                            r"every 0\.5 ms, which does not divide the input lead of "
+                                            r"solver 'echo' \(0\.4 ms"):
+        m.check()
+    ok = lead_model(0.4, delay_ms=2.0, window_ms=1.0)
+    ok.couple("train.spikes", "echo.u", delay_ms=2.0,
+              via=[ps.adapters.SpikesToRate(bin_ms=0.2), ps.adapters.Affine(units="", produces="analog")])
+    ok.check()
