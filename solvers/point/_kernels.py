@@ -647,16 +647,27 @@ ERR_HISTORY = 1
 
 
 @njit
+def _wpow(x, mu):
+    """x ** mu, without the call where mu is 0 or 1 (additive, multiplicative): the same
+    values as pow's, which are exact there."""
+    if mu == 1.0:
+        return x
+    if mu == 0.0:
+        return 1.0
+    return math.pow(x, mu)
+
+
+@njit
 def _facilitate(w, kplus, p):
     wmax = p[S_WMAX]
-    norm_w = (w / wmax) + (p[S_LAMBDA] * math.pow(1.0 - (w / wmax), p[S_MU_PLUS]) * kplus)
+    norm_w = (w / wmax) + (p[S_LAMBDA] * _wpow(1.0 - (w / wmax), p[S_MU_PLUS]) * kplus)
     return norm_w * wmax if norm_w < 1.0 else wmax
 
 
 @njit
 def _depress(w, kminus, p):
     wmax = p[S_WMAX]
-    norm_w = (w / wmax) - (p[S_ALPHA] * p[S_LAMBDA] * math.pow(w / wmax, p[S_MU_MINUS]) * kminus)
+    norm_w = (w / wmax) - (p[S_ALPHA] * p[S_LAMBDA] * _wpow(w / wmax, p[S_MU_MINUS]) * kminus)
     return norm_w * wmax if norm_w > 0.0 else 0.0
 
 
@@ -665,6 +676,7 @@ def stdp_post_spike(i, t, plastic):
     """Add neuron i's spike at step t (global) to its history, if it is a plastic target."""
     hidx, h_t, h_k, h_n, h_tau, h_lost, dt_ms = plastic[11], plastic[12], plastic[13], plastic[14], \
         plastic[15], plastic[16], plastic[18]
+    last_t, last_k = plastic[19], plastic[20]
     h = hidx[i]
     if h < 0:
         return
@@ -681,6 +693,9 @@ def stdp_post_spike(i, t, plastic):
     h_t[h, pos] = t
     h_k[h, pos] = k
     h_n[h] = c + 1
+    # the newest entry again in compact arrays: most presynaptic spikes need only it
+    last_t[h] = t
+    last_k[h] = k
 
 
 @njit
@@ -688,7 +703,7 @@ def stdp_pre_spike(i, t, row, ring, plastic):
     """Neuron i spikes at step t (global; ring row ``row``): update and deliver the weights of
     its plastic synapses (see the module docstring), then its K+ and last spike time."""
     pop_of, lo, q_src, q_par, q_off, indptr, tgt, w_arr, dly, kplus, tlast, hidx, h_t, h_k, h_n, h_tau, \
-        h_lost, err, dt_ms = plastic
+        h_lost, err, dt_ms, last_t, last_k = plastic
     depth = ring.shape[0]
     cap = h_t.shape[1]
     p_i = pop_of[i]
@@ -706,31 +721,37 @@ def stdp_pre_spike(i, t, row, ring, plastic):
             w = w_arr[k]
             h = hidx[j]
             c = h_n[h]
-            first = c - cap if c > cap else 0
-            # facilitation: postsynaptic spikes with tl - d < t_post <= t - d, oldest first
-            a = c
-            while a > first and h_t[h, (a - 1) % cap] > tl - d:
-                a -= 1
-            if a == first and first > 0 and h_lost[h] > tl - d:
-                err[0] |= ERR_HISTORY
-            for b in range(a, c):
-                tp = h_t[h, b % cap]
-                if tp > t - d:
-                    break
-                minus_dt = (tl - (tp + d)) * dt_ms
-                w = _facilitate(w, kp * math.exp(minus_dt / tau_plus), p)
-            # depression: K- of the postsynaptic spikes strictly before t - d
+            lt = last_t[h]
             kminus = 0.0
-            found = False
-            b = c
-            while b > first and not found:
-                b -= 1
-                tp = h_t[h, b % cap]
-                if tp < t - d:
-                    kminus = h_k[h, b % cap] * math.exp((tp - (t - d)) * dt_ms * (1.0 / h_tau[h]))
-                    found = True
-            if not found and first > 0:
-                err[0] |= ERR_HISTORY
+            if c > 0 and lt <= tl - d and lt < t - d:
+                # no postsynaptic spike since (the common case): no facilitation, and K- from
+                # the newest spike alone
+                kminus = last_k[h] * math.exp((lt - (t - d)) * dt_ms * (1.0 / h_tau[h]))
+            elif c > 0:
+                first = c - cap if c > cap else 0
+                # facilitation: postsynaptic spikes with tl - d < t_post <= t - d, oldest first
+                a = c
+                while a > first and h_t[h, (a - 1) % cap] > tl - d:
+                    a -= 1
+                if a == first and first > 0 and h_lost[h] > tl - d:
+                    err[0] |= ERR_HISTORY
+                for b in range(a, c):
+                    tp = h_t[h, b % cap]
+                    if tp > t - d:
+                        break
+                    minus_dt = (tl - (tp + d)) * dt_ms
+                    w = _facilitate(w, kp * math.exp(minus_dt / tau_plus), p)
+                # depression: K- of the postsynaptic spikes strictly before t - d
+                found = False
+                b = c
+                while b > first and not found:
+                    b -= 1
+                    tp = h_t[h, b % cap]
+                    if tp < t - d:
+                        kminus = h_k[h, b % cap] * math.exp((tp - (t - d)) * dt_ms * (1.0 / h_tau[h]))
+                        found = True
+                if not found and first > 0:
+                    err[0] |= ERR_HISTORY
             w = _depress(w, kminus, p)
             w_arr[k] = w
             rr = row + d - 1

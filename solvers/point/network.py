@@ -495,7 +495,8 @@ class PointNetworkSolver:
                         indptr, tgt, np.concatenate(ws).astype(np.float64)[order], np.concatenate(ds)[order],
                         np.zeros(n_rows), np.zeros(n_rows, np.int64), hidx, np.zeros((nh, cap), np.int64),
                         np.zeros((nh, cap)), np.zeros(nh, np.int64), np.array(taus, np.float64),
-                        np.full(nh, np.iinfo(np.int64).min, np.int64), np.zeros(1, np.int64), float(self.spec.dt_ms))
+                        np.full(nh, np.iinfo(np.int64).min, np.int64), np.zeros(1, np.int64), float(self.spec.dt_ms),
+                        np.zeros(nh, np.int64), np.zeros(nh))
 
     def weights(self, source: str, target: str, index: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The synapses of the ``index``-th plastic projection from population ``source`` onto
@@ -526,7 +527,7 @@ class PointNetworkSolver:
     def connectome_bytes(self) -> int:
         """Bytes held by the connectome (CSR arrays, and those of plastic synapses and their traces)."""
         return (self.indptr.nbytes + self.slot.nbytes + self.weight.nbytes + self.delay.nbytes
-                + (sum(a.nbytes for a in self.plastic[5:17]) if self.plastic_projections else 0))
+                + (sum(a.nbytes for a in self.plastic[5:17] + self.plastic[19:21]) if self.plastic_projections else 0))
 
     # -- the Solver protocol -------------------------------------------------------------------
     def advance(self, t0: int, t1: int, inputs) -> WindowResult:

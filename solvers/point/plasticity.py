@@ -63,7 +63,7 @@ class STDP(Spec):
     mu_plus: float = 1.0
     mu_minus: float = 1.0
     w_max: float = 100.0
-    history: int = 1024
+    history: int = 256
 
     def __post_init__(self) -> None:
         require_number(self, "tau_plus_ms", "tau_minus_ms", "w_max", positive=True)
@@ -94,4 +94,5 @@ def empty_plastic(n: int, n_pops: int):
     z = np.zeros(0, np.int64)
     return (np.zeros(n, np.int64), np.zeros(n_pops + 1, np.int64), z, np.zeros((0, N_STDP)), z,
             np.zeros(1, np.int64), z, np.zeros(0), z, np.zeros(0), z, np.full(n, -1, np.int64),
-            np.zeros((0, 1), np.int64), np.zeros((0, 1)), z, np.zeros(0), z, np.zeros(1, np.int64), 0.1)
+            np.zeros((0, 1), np.int64), np.zeros((0, 1)), z, np.zeros(0), z, np.zeros(1, np.int64), 0.1, z,
+            np.zeros(0))
