@@ -3,12 +3,11 @@
 State is ``x`` (n_sv, n_regions) float64, as TVB's (state variable, node) layout; parameters
 ``p`` (n_params, n_regions), one column per region (a scalar parameter is repeated).
 
-Delayed coupling keeps a ring buffer ``buf`` (n_ch * n_regions, 2 * horizon), region-major,
-of the coupling function's *pre* values (they depend on the source region only; a coupling
-that needs the target's state is split into source-only channels, see ``pre``/``post``): row
-ch * n + j holds channel ch of region j, and step g's value sits at columns g % horizon and
-g % horizon + horizon, so that any run of up to horizon consecutive steps is one contiguous
-slice. The edges with a delay of at least one step (CSR by target: ``indptr``, ``cols``,
+Delayed coupling keeps a ring buffer ``buf`` (n_ch * n_regions, horizon), region-major, of
+the coupling function's *pre* values (they depend on the source region only; a coupling that
+needs the target's state is split into source-only channels, see ``pre``/``post``): row
+ch * n + j holds channel ch of region j, step g's value at column g % horizon, so that a run
+of consecutive steps is one contiguous slice, or two where it wraps. The edges with a delay of at least one step (CSR by target: ``indptr``, ``cols``,
 ``delays`` in steps, ``weights``) are summed for ``B`` steps at once, B <= their smallest
 delay, so that every value a batch reads was written before it starts: each edge then reads B
 contiguous values instead of one scattered value per step. Edges without delay (self
@@ -399,7 +398,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     the start of each step, or (0, 0) for models without one.
     """
     n_sv, n = x.shape
-    H = buf.shape[1] // 2
+    H = buf.shape[1]
     n_ch = n_channels(cfun)
     n_steps = u.shape[0]
     c = np.zeros(n)
@@ -410,6 +409,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     for q in range(repl.shape[0]):
         is_repl[repl[q]] = True
     cb = np.zeros((n_ch, n, B))
+    cur = np.empty((n_ch, n))   # this step's pre values, for the undelayed edges
     k1 = np.empty((n_sv, n))
     k2 = np.empty((n_sv, n))
     k3 = np.empty((n_sv, n))
@@ -437,7 +437,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             for j in range(n):
                 v = cp[0] + (cp[1] - cp[0]) / (1.0 + ws[1, j])
                 buf[j, slot] = v
-                buf[j, slot + H] = v
+                cur[0, j] = v
         else:
             for j in range(n):
                 # the buffer holds what TVB's would: float32-derived activity when asked
@@ -448,7 +448,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                 for ch in range(n_ch):
                     v = pre(cfun, cp, s32[j], ch)
                     buf[ch * n + j, slot] = v
-                    buf[ch * n + j, slot + H] = v
+                    cur[ch, j] = v
         if kb == nb:
             # a new batch: the delayed sums of the next nb steps, from values all written
             # by this step (every delay >= B >= nb, or B = 1)
@@ -461,18 +461,24 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                     for e in range(indptr[i], indptr[i + 1]):
                         w = weights[e]
                         src = buf[ch * n + cols[e]]
-                        # step g - d; base + nb - 1 < 2H (d >= nb, or d >= 0 with nb = 1)
-                        base = slot + H - delays[e]
-                        for b in range(nb):
+                        # steps g - d .. g - d + nb - 1 (all <= g: d >= nb, or nb = 1),
+                        # in one or two runs of the ring
+                        base = slot - delays[e]
+                        if base < 0:
+                            base += H
+                        m = min(nb, H - base)
+                        for b in range(m):
                             row[b] += w * src[base + b]
+                        for b in range(m, nb):
+                            row[b] += w * src[base + b - H]
             kb = 0
         for i in range(n):
             g0 = cb[0, i, kb]
             g1 = cb[1, i, kb] if n_ch == 2 else 0.0
             for e in range(zindptr[i], zindptr[i + 1]):
-                g0 += zweights[e] * buf[zcols[e], slot]
+                g0 += zweights[e] * cur[0, zcols[e]]
                 if n_ch == 2:
-                    g1 += zweights[e] * buf[n + zcols[e], slot]
+                    g1 += zweights[e] * cur[1, zcols[e]]
             c[i] = post(cfun, cp, g0, g1, s32[i], strength[i])
         kb += 1
         for v in range(n_sv):

@@ -203,7 +203,7 @@ class RegionNetworkSolver:
         self.horizon = int(d[nz].max(initial=0)) + 1
         self.x = spec.initial_array()
         n_ch = K.n_channels(self.cfun)
-        self.buf = np.empty((n_ch * n, 2 * self.horizon))  # each slot twice: see _kernels
+        self.buf = np.empty((n_ch * n, self.horizon))  # region-major ring: see _kernels
         K.fill_history(self.model_id, self.cfun, self.cp, self.x, self.buf, self.f32)
         self.step = 0
         self.repl = np.array(spec.replaced, dtype=np.int64)
