@@ -9,7 +9,10 @@ their :class:`Inbox` es, so deliveries (and the run file) are the same bits as `
 
 Per window the coordinator sends each worker ``advance`` with the outputs of the last window that
 feed its solvers, and waits for every ``result``: recorded outputs and probe parts (for the run
-file) and the outputs that feed couplings (only the channels some coupling reads). Window
+file) and the outputs that feed couplings (only the channels some coupling reads). Both are
+window messages in wire v2's compact form: their layouts go once, in ``assign``, and a window
+carries only its ticks, each array's row count and the raw arrays, which the coordinator checks
+and forwards as they came (no per-window names, dicts or signal objects). Window
 outputs are routed *through the coordinator*: it has to receive every worker's result anyway
 (barrier, recordings, probes), so forwarding the coupled outputs in the next ``advance`` costs
 no extra message per window, whereas a direct worker-to-worker route adds one message per
