@@ -99,6 +99,7 @@ class Layout:
         object.__setattr__(self, "_row_bytes", tuple(_DTYPE_OF[d].itemsize * int(np.prod(r, dtype=np.int64))
                                                      for d, r in zip(self.dtypes, self.rows)))
         object.__setattr__(self, "_np", tuple(_DTYPE_OF[d] for d in self.dtypes))
+        object.__setattr__(self, "_n", len(self.names))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -143,11 +144,8 @@ def encode_window(type: str, t0: int, t1: int, arrays: Sequence[np.ndarray],
     compute_s]``, then each array's buffer (not copied). ``arrays`` follow the message's
     :class:`Layout` and must already be C-contiguous little-endian arrays of its dtypes (the
     receiver checks the byte counts); an empty ``arrays`` sends no array at all."""
-    rows, bufs = [], []
-    for a in arrays:
-        rows.append(a.shape[0])
-        bufs.append(a.data if a.size else b"")
-    return [msgpack.packb([WIRE_VERSION, type, t0, t1, rows, list(compute_s)]), *bufs]
+    return [msgpack.packb([WIRE_VERSION, type, t0, t1, [a.shape[0] for a in arrays], list(compute_s)]),
+            *[a.data if a.size else b"" for a in arrays]]
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -319,8 +317,8 @@ def _decode_window(h: list, bufs: list, layouts: Mapping[str, Layout] | None) ->
                 break
     if not ok:
         raise ProtocolError(f"header.compute_s: must be a list of floats (seconds) (got {compute!r:.80})")
-    if type(rows) is not list or (rows and len(rows) != len(layout)):
-        raise ProtocolError(f"header.rows: must list the rows of each of the {len(layout)} arrays of "
+    if type(rows) is not list or (rows and len(rows) != layout._n):
+        raise ProtocolError(f"header.rows: must list the rows of each of the {layout._n} arrays of "
                             f"a {mtype!r} (or none) (got {rows!r:.80})")
     if len(rows) != len(bufs) - 1:
         raise ProtocolError(f"header.rows: describes {len(rows)} arrays but the message has "
