@@ -14,10 +14,12 @@ solved by ``CellGroups`` (one group per shape, one solver).
 
 polyscale's time is the solver's ``advance`` over 100 ms in 1 ms windows (what a coupled run
 with a 1 ms window does), after a warm-up that compiles the kernels and an untimed build;
-polyscale evaluates the hh rates exactly every step. NEURON's is ``h.continuerun(100)`` after
-``h.finitialize(-65)``, with its defaults (hh rate tables on), and with ``--neuron-exact``
-also with ``usetable_hh = 0`` (exact rates, the arithmetic polyscale does; off by default to
-keep a run under about two minutes). Arbor's is ``simulation.run(100 ms, 0.025 ms)``
+polyscale takes hh's rates from NEURON's table (``hh_tables=True``, NEURON's default
+``usetable_hh = 1``: the same arithmetic as NEURON's default run). NEURON's is
+``h.continuerun(100)`` after ``h.finitialize(-65)``, with its defaults (hh rate tables on),
+and with ``--neuron-exact`` also with ``usetable_hh = 0`` against polyscale with exact rates
+(``hh_tables=False``, polyscale's default) in rows of their own (off by default to keep a run
+under about two minutes). Arbor's is ``simulation.run(100 ms, 0.025 ms)``
 in a context of one thread, after building the simulation (untimed), with one CV per NEURON
 segment (``cv_policy`` fixed-per-branch nseg on each section; Arbor joins a fork to its
 children without NEURON's zero-area node, so its voltages differ slightly: the spike-time
@@ -236,8 +238,9 @@ def run_arbor(python: str, pop) -> dict:
     return _subprocess(python, ARBOR_SCRIPT, [str(DT), str(T_MS), _pops_json(pop)])
 
 
-def population(shape: str, n: int):
-    """polyscale's CellPopulation of ``n`` cells of ``shape``."""
+def population(shape: str, n: int, hh_tables: bool = True):
+    """polyscale's CellPopulation of ``n`` cells of ``shape`` (hh rates from NEURON's table
+    unless ``hh_tables`` is False)."""
     from polyscale.solvers.cell import CellPopulation, IClamp, Insert, Morphology, cylinder
 
     secs = SHAPES[shape]()
@@ -247,19 +250,19 @@ def population(shape: str, n: int):
     mechs = tuple(Insert(mechanism=m, where=name, **({"params": {"g_S_cm2": 0.001, "e_mV": -65.0}}
                                                      if m == "pas" else {}))
                   for name, _, _, _, _, m in secs)
-    return CellPopulation(morphology=morph, n=n, mechanisms=mechs, dt_ms=DT,
+    return CellPopulation(morphology=morph, n=n, mechanisms=mechs, dt_ms=DT, hh_tables=hh_tables,
                           iclamps=(IClamp(section="soma", x=0.5, delay_ms=10.0, dur_ms=50.0, amp_nA=0.5),))
 
 
-def run_polyscale(pop) -> dict:
+def run_polyscale(pop, hh_tables: bool = True) -> dict:
     """One shape: a CellPopulation; several: a CellGroups with one group per shape."""
     from polyscale.coordinator.time import TICKS_PER_MS
     from polyscale.solvers.cell import CellGroups
 
     def make():
         if len(pop) == 1:
-            return population(*pop[0]).build(None)
-        return CellGroups(groups={s: population(s, n) for s, n in pop}).build(None)
+            return population(*pop[0], hh_tables).build(None)
+        return CellGroups(groups={s: population(s, n, hh_tables) for s, n in pop}).build(None)
 
     warm = make()
     warm.advance(0, TICKS_PER_MS, {})            # compiles (or loads) the kernel
@@ -309,7 +312,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--neuron-python", default=None, help="python with `neuron` (or POLYSCALE_NEURON_PYTHON)")
     ap.add_argument("--neuron-exact", action="store_true",
-                    help="also run NEURON with exact hh rates (usetable_hh 0), as polyscale computes them")
+                    help="also run NEURON with exact hh rates (usetable_hh 0) against polyscale with exact rates")
     ap.add_argument("--arbor-python", default=None, help="python with `arbor` (or POLYSCALE_ARBOR_PYTHON)")
     ap.add_argument("--cells", default="1,100,1000", help="ball-and-stick population sizes")
     ap.add_argument("--tree-cells", default="100", help="branched-tree population sizes ('' for none)")
@@ -327,6 +330,7 @@ def main() -> None:
         if neuron_py:
             row["neuron"] = run_neuron(neuron_py, pop, 1)
             if args.neuron_exact:
+                row["polyscale_exact"] = run_polyscale(pop, hh_tables=False)
                 row["neuron_notable"] = run_neuron(neuron_py, pop, 0)
         if arbor_py:
             row["arbor"] = run_arbor(arbor_py, pop)
@@ -336,30 +340,32 @@ def main() -> None:
           + ", ".join(f"{k} {sum(sec[4] for sec in f())}" for k, f in SHAPES.items())
           + f"; mixed = {' + '.join(MIXED)} in equal parts")
     print("per-cell figures from CPU time (time.process_time; the machine may be shared), wall for reference")
-    print(f"{'population':>15} {'cells':>6} {'who':>16} {'wall s':>8} {'cpu s':>8} {'us/cell/ms':>11} "
+    print(f"{'population':>15} {'cells':>6} {'who':>18} {'wall s':>8} {'cpu s':>8} {'us/cell/ms':>11} "
           f"{'ns/seg-step':>12} {'ratio':>6}")
-    labels = {"neuron": "NEURON (tables)", "neuron_notable": "NEURON (exact)", "arbor": "Arbor"}
+    labels = {"polyscale": "polyscale (tables)", "neuron": "NEURON (tables)", "polyscale_exact": "polyscale (exact)",
+              "neuron_notable": "NEURON (exact)", "arbor": "Arbor"}
     for row in rows:
         n = sum(c for _, c in row["pop"])
         segs = segments(row["pop"])
-        for who in ("polyscale", "neuron", "neuron_notable", "arbor"):
+        for who in ("polyscale", "neuron", "polyscale_exact", "neuron_notable", "arbor"):
             if who not in row:
                 continue
             r = row[who]
             us = r["cpu_s"] / (n * T_MS) * 1e6
             ns = r["cpu_s"] / (segs * T_MS / DT) * 1e9
-            ratio = "" if who == "polyscale" else f"{row['polyscale']['cpu_s'] / r['cpu_s']:.2f}"
-            print(f"{row['label']:>15} {n:>6} {labels.get(who, who):>16} {r['wall_s']:>8.3f} {r['cpu_s']:>8.3f} "
+            # exact rates against exact rates, tables against tables (and Arbor)
+            mine = row["polyscale_exact" if who == "neuron_notable" else "polyscale"]
+            ratio = "" if who.startswith("polyscale") else f"{mine['cpu_s'] / r['cpu_s']:.2f}"
+            print(f"{row['label']:>15} {n:>6} {labels.get(who, who):>18} {r['wall_s']:>8.3f} {r['cpu_s']:>8.3f} "
                   f"{us:>11.2f} {ns:>12.2f} {ratio:>6}")
     print("ratio = polyscale CPU time / other CPU time (below 1: polyscale is faster)")
     for row in rows:
         n = sum(c for _, c in row["pop"])
-        ps_sp = row["polyscale"]["spikes"]
-        for who in ("neuron_notable" if "neuron_notable" in row else "neuron", "arbor"):
+        for mine, who in (("polyscale", "neuron"), ("polyscale_exact", "neuron_notable"), ("polyscale", "arbor")):
             if who in row:
-                print(f"same cells? {row['label']} x {n}, first cell of each shape, polyscale vs "
-                      f"{labels[who]}: {_max_dt(ps_sp, row[who]['spikes'])}; "
-                      f"{_max_dv(row['polyscale']['v_1ms'], row[who]['v_1ms'])}")
+                print(f"same cells? {row['label']} x {n}, first cell of each shape, {labels[mine]} vs "
+                      f"{labels[who]}: {_max_dt(row[mine]['spikes'], row[who]['spikes'])}; "
+                      f"{_max_dv(row[mine]['v_1ms'], row[who]['v_1ms'])}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._jit import njit
 
 
@@ -59,21 +61,89 @@ def hh_rates(v, q10):
     return minf, mtau, hinf, htau, ninf, ntau
 
 
+#: NEURON's hh.mod (9.0): ``TABLE minf, mtau, hinf, htau, ninf, ntau DEPEND celsius FROM -100
+#: TO 100 WITH 200``: the six rates at v = -100, -99, ..., 100 mV (201 rows), linearly
+#: interpolated when ``usetable_hh`` is 1 (NEURON's default)
+HH_TABLE_VMIN_MV, HH_TABLE_STEPS = -100.0, 200
+
+
 @njit
-def hh_init(v, node, m, h, n, q10):
-    """Gates (blocks, K, B) at steady state for v (blocks, N, B) (NEURON's INITIAL block)."""
+def hh_table(q10):
+    """(202, 6) minf, mtau, hinf, htau, ninf, ntau (tau ms) at v = -100 + i mV, i = 0..200, as
+    nocmodl's ``_check_rates`` fills them (x accumulated by += 1 mV from -100, exact in binary
+    floating point); row 201 repeats row 200 so that v >= 100 mV reads row 200 exactly."""
+    tab = np.empty((HH_TABLE_STEPS + 2, 6))
+    dx = (100.0 - HH_TABLE_VMIN_MV) / HH_TABLE_STEPS
+    x = HH_TABLE_VMIN_MV
+    for i in range(HH_TABLE_STEPS + 1):
+        r = hh_rates(x, q10)
+        for j in range(6):
+            tab[i, j] = r[j]
+        x += dx
+    for j in range(6):
+        tab[HH_TABLE_STEPS + 1, j] = tab[HH_TABLE_STEPS, j]
+    return tab
+
+
+@njit
+def hh_rates_tabled(v, tab):
+    """hh_rates from the table of :func:`hh_table`, by nocmodl's ``_n_rates``: xi = v + 100;
+    xi <= 0 gives row 0, xi >= 200 row 200, NaN gives NaN, else row i = int(xi) plus (xi - i)
+    times the difference to row i + 1."""
+    xi = v - HH_TABLE_VMIN_MV
+    if xi >= HH_TABLE_STEPS:
+        xi = float(HH_TABLE_STEPS)
+    if xi > 0.0:
+        i = int(xi)
+        th = xi - i
+    else:
+        i = 0
+        th = 0.0 * xi          # 0 at or below -100 mV (row 0 exactly), NaN for NaN
+    return (tab[i, 0] + th * (tab[i + 1, 0] - tab[i, 0]), tab[i, 1] + th * (tab[i + 1, 1] - tab[i, 1]),
+            tab[i, 2] + th * (tab[i + 1, 2] - tab[i, 2]), tab[i, 3] + th * (tab[i + 1, 3] - tab[i, 3]),
+            tab[i, 4] + th * (tab[i + 1, 4] - tab[i, 4]), tab[i, 5] + th * (tab[i + 1, 5] - tab[i, 5]))
+
+
+@njit
+def hh_init(v, node, m, h, n, q10, tab):
+    """Gates (blocks, K, B) at steady state for v (blocks, N, B) (NEURON's INITIAL block); the
+    rates from ``tab`` (:func:`hh_table`) unless it has no rows (exact rates)."""
     for blk in range(v.shape[0]):
         for k in range(node.shape[0]):
             for c in range(v.shape[2]):
-                minf, _, hinf, _, ninf, _ = hh_rates(v[blk, node[k], c], q10)
+                if tab.shape[0]:
+                    minf, _, hinf, _, ninf, _ = hh_rates_tabled(v[blk, node[k], c], tab)
+                else:
+                    minf, _, hinf, _, ninf, _ = hh_rates(v[blk, node[k], c], q10)
                 m[blk, k, c] = minf
                 h[blk, k, c] = hinf
                 n[blk, k, c] = ninf
 
 
+def static_inverse(parent, g_ax, d0, pas_g, static):
+    """(N,) 1 / eliminated diagonal of the nodes where ``static`` (bool (N,)) is set, 0 elsewhere.
+
+    A node is static when nothing at it or below it adds a conductance that changes in time
+    (only pas and the axial coupling): the leaves-up elimination then gives it the same
+    diagonal every step and in every cell. This repeats the kernel's own operations in the same
+    order (d = d0 + g_pas, minus g f of each child, highest index first), so the kernel gets
+    the same bits as when it computes them each step. The root is never static.
+    """
+    N = parent.shape[0]
+    d = [float(d0[i]) + float(pas_g[i]) for i in range(N)]
+    out = [0.0] * N
+    for i in range(N - 1, 0, -1):
+        inv = 1.0 / d[i]
+        f = float(g_ax[i]) * inv
+        d[parent[i]] -= f * float(g_ax[i])
+        if static[i]:
+            out[i] = inv
+    return np.array(out)
+
+
 @njit
-def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
-                 hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
+def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
+                 hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10, hh_tab,
                  ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
                  syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
@@ -96,8 +166,8 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
     n_spk = 0
     for blk in range(v.shape[0]):
         n_spk = _block_advance(
-            n_steps, dt, t0_ms, blk * B, n_cells, v[blk], parent, g_ax, d0, cdt, pas_g, pas_e,
-            hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m[blk], hh_h[blk], hh_n[blk], q10,
+            n_steps, dt, t0_ms, blk * B, n_cells, v[blk], parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
+            hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m[blk], hh_h[blk], hh_n[blk], q10, hh_tab,
             ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
             syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
@@ -107,8 +177,8 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
 
 
 @njit
-def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e,
-                   hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10,
+def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
+                   hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10, hh_tab,
                    ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
                    syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
                    ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
@@ -120,7 +190,11 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
 
     v (N, n) mV. Per node (N,): parent (-1 at the root, node 0), g_ax uS to the parent, d0 =
     C/dt + axial conductances (uS), cdt = C/dt (uS), pas_g (uS, 0 where pas is absent), pas_e mV.
-    hh_*: node (K,), gnabar/gkbar/gl (K,) uS, ena/ek/el (K,) mV, gates m/h/n (K, n), q10.
+    s_inv (N,): 1 / (eliminated diagonal) of each static node (no conductance that changes in
+    time at it or below it: its elimination is the same every step and cell, computed once by
+    :func:`static_inverse`), 0 elsewhere (and at the root).
+    hh_*: node (K,), gnabar/gkbar/gl (K,) uS, ena/ek/el (K,) mV, gates m/h/n (K, n), q10;
+    hh_tab: NEURON's rate table (:func:`hh_table`), or (0, 6) for exact rates every step.
     ic_*: node, delay/duration (ms), amplitude (nA), one entry per clamp (same in every cell).
     al_*: alpha synapses: node, onset (ms), tau (ms), gmax (uS), e (mV), same in every cell.
     syn_*: node (S,), e mV, [Mg] mM (0: no Mg block; NMDA), peak factor, decay per step exp(-dt/tau1), exp(-dt/tau2); states
@@ -154,9 +228,14 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
             g = pas_g[i]
             e = pas_e[i]
             dd = d0[i] + g
-            for c in range(n):
-                rhs[i, c] = -g * (v[i, c] - e)
-                d[i, c] = dd
+            if s_inv[i] > 0.0 and r < 0:
+                # a static node's diagonal is never read (its inverse is s_inv[i])
+                for c in range(n):
+                    rhs[i, c] = -g * (v[i, c] - e)
+            else:
+                for c in range(n):
+                    rhs[i, c] = -g * (v[i, c] - e)
+                    d[i, c] = dd
         for k in range(hh_node.shape[0]):
             i = hh_node[k]
             for c in range(n):
@@ -217,9 +296,29 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
         # One sweep from the leaves up (children have higher indices than their parents): add
         # the axial current between i and its parent at v(t) to both right-hand sides, then
         # eliminate i (its own sum is complete: its children came before it). d[i] keeps 1/d.
+        # A static node's 1/d is s_inv[i] (the same bits as computed here), so only rhs moves;
+        # its parent's diagonal is updated only where the parent is not static itself.
         for i in range(N - 1, 0, -1):
             p = parent[i]
             g = g_ax[i]
+            si = s_inv[i]
+            if si > 0.0:
+                f = g * si
+                if s_inv[p] > 0.0:
+                    for c in range(n):
+                        cur = g * (v[p, c] - v[i, c])
+                        ri = rhs[i, c] + cur
+                        rhs[i, c] = ri
+                        rhs[p, c] += f * ri - cur
+                else:
+                    fg = f * g
+                    for c in range(n):
+                        cur = g * (v[p, c] - v[i, c])
+                        ri = rhs[i, c] + cur
+                        rhs[i, c] = ri
+                        d[p, c] -= fg
+                        rhs[p, c] += f * ri - cur
+                continue
             for c in range(n):
                 cur = g * (v[p, c] - v[i, c])
                 ri = rhs[i, c] + cur
@@ -229,34 +328,38 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 rhs[i, c] = ri
                 d[p, c] -= f * g
                 rhs[p, c] += f * ri - cur
-        # ... then substitute from the root down; rhs becomes dv
+        # ... then substitute from the root down; rhs becomes dv, and v moves by vfac dv in the
+        # same pass (the spike check below reads v before the step from rec_out)
         for c in range(n):
-            rhs[0, c] = rhs[0, c] / d[0, c]
+            x = rhs[0, c] / d[0, c]
+            rhs[0, c] = x
+            v[0, c] += vfac * x
         for i in range(1, N):
             p = parent[i]
             g = g_ax[i]
-            for c in range(n):
-                rhs[i, c] = (rhs[i, c] + g * rhs[p, c]) * d[i, c]
+            si = s_inv[i]
+            if si > 0.0:
+                for c in range(n):
+                    x = (rhs[i, c] + g * rhs[p, c]) * si
+                    rhs[i, c] = x
+                    v[i, c] += vfac * x
+            else:
+                for c in range(n):
+                    x = (rhs[i, c] + g * rhs[p, c]) * d[i, c]
+                    rhs[i, c] = x
+                    v[i, c] += vfac * x
         if r >= 0:
             for i in range(N):
                 for c in range(n_real):
                     imem[r, i, c0 + c] += (cdt[i] + gm[i, c]) * rhs[i, c]
         for c in range(n_real):
-            vo = v[soma, c]
-            vn = vo + vfac * rhs[soma, c]
+            vo = rec_out[step, c0 + c]
+            vn = v[soma, c]
             if vo < thr and vn >= thr:
                 spk_cell[n_spk] = c0 + c
                 spk_frac[n_spk] = (thr - vo) / (vn - vo)
                 spk_step[n_spk] = step
                 n_spk += 1
-        if vfac == 1.0:
-            for i in range(N):
-                for c in range(n):
-                    v[i, c] += rhs[i, c]
-        else:
-            for i in range(N):
-                for c in range(n):
-                    v[i, c] += vfac * rhs[i, c]
         if v_out.shape[0] and imem_row[step] >= 0:
             for i in range(N):
                 for c in range(n_real):
@@ -266,7 +369,10 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
         for k in range(hh_node.shape[0]):
             i = hh_node[k]
             for c in range(n):
-                minf, mtau, hinf, htau, ninf, ntau = hh_rates(v[i, c], q10)
+                if hh_tab.shape[0]:
+                    minf, mtau, hinf, htau, ninf, ntau = hh_rates_tabled(v[i, c], hh_tab)
+                else:
+                    minf, mtau, hinf, htau, ninf, ntau = hh_rates(v[i, c], q10)
                 hh_m[k, c] += (1.0 - math.exp(-dt / mtau)) * (minf - hh_m[k, c])
                 hh_h[k, c] += (1.0 - math.exp(-dt / htau)) * (hinf - hh_h[k, c])
                 hh_n[k, c] += (1.0 - math.exp(-dt / ntau)) * (ninf - hh_n[k, c])

@@ -22,7 +22,7 @@ from ...coordinator.time import TICKS_PER_MS, to_ticks
 from ...coordinator.validation import (as_tuple, fail, require_choice, require_int, require_number,
                                       require_str)
 from . import _generated
-from ._kernels import cell_advance, hh_init
+from ._kernels import cell_advance, hh_init, hh_table, static_inverse
 from .mech import IONS, registry
 from .mechanisms import AlphaSynapse, Exp2Syn, IClamp, Insert
 from .morphology import Morphology, Section, ball_and_stick
@@ -186,6 +186,11 @@ class CellPopulation(SolverSpec):
     rate_weight_uS : peak conductance of each Poisson event drawn from the ``rate`` port
     method : 'backward_euler' (NEURON's secondorder=0) or 'crank_nicolson' (secondorder=2:
         second order in dt for v; the output v_soma is then v at whole steps, as NEURON's)
+    hh_tables : hh's rates from NEURON's table (hh.mod's ``TABLE ... FROM -100 TO 100 WITH
+        200``: 1 mV steps, linear interpolation, the end rows outside [-100, 100] mV), as
+        NEURON's default ``usetable_hh = 1`` does; False (default): the exact rates every step
+        (NEURON's ``usetable_hh = 0``). Tables need hh's parameters shared by all cells (per-cell
+        values go through the mechanism file, which evaluates the rates exactly)
 
     Ports
     -----
@@ -222,6 +227,7 @@ class CellPopulation(SolverSpec):
     rate_weight_uS: float = 0.001
     method: str = "backward_euler"
     dt_ms: float = 0.025
+    hh_tables: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.morphology, Morphology):
@@ -261,6 +267,8 @@ class CellPopulation(SolverSpec):
         require_choice(self, "method", METHODS)
         if not isinstance(self.record_currents, bool):
             raise fail(self, f"'record_currents' must be True or False (got {self.record_currents!r})")
+        if not isinstance(self.hh_tables, bool):
+            raise fail(self, f"'hh_tables' must be True or False (got {self.hh_tables!r})")
         to_ticks(self.dt_ms, "cell_population: dt_ms")
 
     @classmethod
@@ -406,7 +414,13 @@ class CellSolver:
         nh = self.hh_node.shape[0]
         self.hh_m, self.hh_h, self.hh_n = (np.zeros((nb, nh, B)) for _ in range(3))
         self.q10 = 3.0 ** ((spec.celsius - 6.3) / 10.0)
-        hh_init(self.v, self.hh_node, self.hh_m, self.hh_h, self.hh_n, self.q10)
+        if spec.hh_tables and "hh" in generic:
+            raise ModelError("cell_population: hh_tables=True needs hh's parameters shared by all "
+                             "cells (per-cell values are integrated by mech/hh.py with exact rates); "
+                             "give one number per parameter or set hh_tables=False")
+        # NEURON's hh rate table at this temperature (DEPEND celsius), or none: exact rates
+        self.hh_tab = hh_table(self.q10) if spec.hh_tables else np.zeros((0, 6))
+        hh_init(self.v, self.hh_node, self.hh_m, self.hh_h, self.hh_n, self.q10, self.hh_tab)
         ic = spec.iclamps
         self.ic_node = np.array([lay.node_at(c.section, c.x) for c in ic], dtype=np.int64)
         self.ic = tuple(np.array([getattr(c, f) for c in ic], dtype=np.float64)
@@ -430,6 +444,16 @@ class CellSolver:
         self.syn_a = np.zeros((nb, len(sy), B))
         self.syn_b = np.zeros((nb, len(sy), B))
         self.soma_node = lay.node_at(spec.soma, 0.5)
+        # static nodes: no time-varying conductance at them or below them (only pas and the
+        # axial coupling), so their elimination in the tree solve is done once here
+        static = np.ones(N, bool)
+        static[0] = False
+        for nodes in (self.hh_node, self.syn_node, self.al_node, *self.mech_nodes.values()):
+            static[nodes] = False
+        for i in range(N - 1, 0, -1):
+            if not static[i]:
+                static[self.parent[i]] = False
+        self.s_inv = static_inverse(self.parent, self.g_ax, self.d0, self.pas_g, static)
         self._scratch = tuple(np.zeros((N, B)) for _ in range(3))
         self.imem: np.ndarray | None = None
         self.stim: np.ndarray | None = None
@@ -533,8 +557,8 @@ class CellSolver:
         # untouched pages, so recording costs one full array per step, not two
         imem, stim = np.empty(shape), np.zeros(shape)
         k = self._advance(steps, self.dt, t0 / TICKS_PER_MS, n, self.v, self.parent, self.g_ax, self.d0, self.cdt,
-                         self.pas_g, self.pas_e,
-                         self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10,
+                         self.pas_g, self.pas_e, self.s_inv,
+                         self.hh_node, *self.hh_par, self.hh_m, self.hh_h, self.hh_n, self.q10, self.hh_tab,
                          self.ic_node, *self.ic, self.al_node, *self.al,
                          self.syn_node, self.syn_e, self.syn_mg, self.syn_fac, self.syn_d1, self.syn_d2,
                          self.syn_a, self.syn_b,
