@@ -1,0 +1,272 @@
+"""Mechanism files (solvers/cell/mech/), the generated kernels, per-cell parameters, distance
+profiles and the AMPA/NMDA/GABA-A synapses of the cell solver.
+
+References: NEURON 9 running the .mod files of tests/data/mod (stored traces, made by
+tests/data/cell_mech_reference.py, and a slow test that reruns NEURON live), closed forms, and
+the hand-written pas/hh kernel. The first run compiles two generated kernels (tens of seconds);
+later runs load them from the kernel cache.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polyscale.coordinator.errors import ModelError
+from polyscale.coordinator.signals import Spikes
+from polyscale.coordinator.time import TICKS_PER_MS
+from polyscale.solvers.cell import mech as mech_pkg
+from polyscale.solvers.cell._generated import generate
+from polyscale.solvers.cell.mechanisms import AMPA, GABAA, NMDA, Distance, Exp2Syn, IClamp, Insert
+from polyscale.solvers.cell.morphology import Morphology, cylinder
+from polyscale.solvers.cell.population import CellPopulation, CellSolver, ball_and_stick_population
+
+DATA = Path(__file__).parent / "data"
+
+
+def _reference_module():
+    spec = importlib.util.spec_from_file_location("cell_mech_reference", DATA / "cell_mech_reference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+REF = _reference_module()
+
+
+def _compare(name: str, ours: dict, theirs: dict) -> None:
+    """Same equations and discretisation as NEURON: what is left is rounding and the float32 the
+    reference is stored in (~4e-6 mV at 100 mV), so the bounds are far inside the issue's 0.5 mV
+    RMS / 0.1 ms: 1e-3 mV RMS, 0.01 mV at worst (steepest spike flanks), spike times to 1 us,
+    cai to 1e-4 of its range."""
+    v = ours["v_soma"][::REF.DECIMATE]
+    ref_v = np.asarray(theirs["v_soma"], dtype=float)
+    assert np.sqrt(np.mean((v - ref_v) ** 2)) < 1e-3, name
+    assert np.abs(v - ref_v).max() < 1e-2, name
+    if "v_dend" in theirs:
+        ref_d = np.asarray(theirs["v_dend"], dtype=float)
+        assert np.sqrt(np.mean((ours["v_dend"] - ref_d) ** 2)) < 1e-3, name
+    ref_ca = np.asarray(theirs["cai"], dtype=float)
+    assert ref_ca.max() > 2 * ref_ca.min()                 # calcium did accumulate
+    assert np.abs(ours["cai"] - ref_ca).max() < 1e-4 * (ref_ca.max() - ref_ca.min()), name
+    assert len(ours["spikes"]) == len(theirs["spikes"]) >= 1, name
+    np.testing.assert_allclose(ours["spikes"], theirs["spikes"], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(REF.PROTOCOLS))
+def test_protocol_matches_stored_neuron_traces(name):
+    """hay_soma: Hay et al. (2011)'s full somatic channel set (Ca accumulating, eca by Nernst, SK
+    adaptation); ih_ball_stick: hh soma, an exponential Ih gradient and a Ca hot zone placed by
+    Distance profiles, and AMPA, NMDA (Mg block) and GABA-A synapses, against NEURON 9."""
+    stored = np.load(DATA / "cell_mech_reference.npz")
+    theirs = {k.split("/", 1)[1]: stored[k] for k in stored.files if k.startswith(name + "/")}
+    _compare(name, REF.polyscale_run(name), theirs)
+
+
+def _nrnivmodl_works() -> str | None:
+    exe = shutil.which("nrnivmodl") or str(Path(sys.executable).parent / "nrnivmodl")
+    if not Path(exe).exists():
+        return "nrnivmodl not found"
+    if shutil.which("make") is None or (shutil.which("gcc") is None and shutil.which("cc") is None):
+        return "nrnivmodl needs make and a C compiler"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(REF.PROTOCOLS))
+def test_protocol_matches_neuron_run_live(name, tmp_path):
+    """The same, against NEURON run now on the .mod files (compiled with nrnivmodl). NEURON runs
+    in a subprocess: its compiled mechanisms load once per process."""
+    why = _nrnivmodl_works()
+    if why:
+        pytest.skip(why)
+    pytest.importorskip("neuron")
+    out = tmp_path / "ref.npz"
+    code = (f"import sys, numpy as np; sys.path.insert(0, {str(DATA)!r}); import cell_mech_reference as r; "
+            f"m = r.compile_mods(__import__('pathlib').Path({str(tmp_path)!r})); "
+            f"d = r.neuron_run({name!r}, m); np.savez({str(out)!r}, **d)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=900, capture_output=True)
+    d = dict(np.load(out))
+    theirs = {k: (v[::REF.DECIMATE] if k in ("v_soma", "v_dend", "cai") else v) for k, v in d.items()}
+    _compare(name, REF.polyscale_run(name), theirs)
+
+
+# --- the generated kernel against the hand-written one ------------------------------------------
+def _clamped_ball_and_stick(n=2, **kw):
+    return ball_and_stick_population(n=n, dend_nseg=11, iclamps=(IClamp(section="soma", delay_ms=1.0, dur_ms=15.0, amp_nA=0.3),), **kw)
+
+
+def test_pas_and_hh_through_their_mechanism_files_equal_the_built_in_loops(monkeypatch):
+    """The mechanism files of pas and hh (density x area in the generated kernel) against the
+    kernel's own loops (conductances pre-multiplied by area): the same equations, so only the
+    order of rounding differs; 1e-9 mV over 20 ms with spikes."""
+    spec = _clamped_ball_and_stick()
+    T = int(20 * TICKS_PER_MS)
+    fast = spec.build(None)
+    v_fast = fast.advance(0, T, {}).outputs["v_soma"].data
+    monkeypatch.setattr(CellSolver, "_GENERIC_BUILTINS", True)
+    gen = spec.build(None)
+    assert [m.name for m in gen.mechs] == ["hh", "pas"]
+    v_gen = gen.advance(0, T, {}).outputs["v_soma"].data
+    assert v_fast.max() > 20.0                              # it spiked
+    np.testing.assert_allclose(v_gen, v_fast, atol=1e-9, rtol=0)
+
+
+def test_generated_source_splices_the_kernel_and_calls_each_mechanism():
+    reg = mech_pkg.registry()
+    src = generate((reg["CaDynamics_E2"], reg["SK_E2"]))
+    assert "def cell_advance(" in src and "def _block_advance(" in src and "def mech_init(" in src
+    assert "m1_current(" in src and "m0_advance(" in src and "m0_current(" not in src
+    # the concentration is advanced before SK reads it (NEURON's nrn_state order for Hay's files)
+    assert src.index("m0_advance(") < src.index("m1_advance(")
+    compile(src, "generated", "exec")
+
+
+# --- per-cell parameters and distance profiles --------------------------------------------------
+def test_per_cell_parameters_equal_separate_populations():
+    """hh's gnabar given per cell (three cells, one silenced) equals three one-cell populations
+    with the scalar value: per-cell values go through the generated kernel, scalars through the
+    built-in loop, so this also checks the two against each other (1e-9 mV)."""
+    g = (0.12, 0.0, 0.08)
+    base = _clamped_ball_and_stick(n=3)
+    mechs = (Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": g}),) + base.mechanisms[1:]
+    T = int(20 * TICKS_PER_MS)
+    v = base.replace(mechanisms=mechs).build(None).advance(0, T, {}).outputs["v_soma"].data
+    for c, gc in enumerate(g):
+        one = base.replace(n=1, mechanisms=(Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": gc}),)
+                           + base.mechanisms[1:])
+        v1 = one.build(None).advance(0, T, {}).outputs["v_soma"].data[:, 0]
+        np.testing.assert_allclose(v[:, c], v1, atol=1e-9, rtol=0)
+    assert v[:, 0].max() > 20.0 and v[:, 1].max() < 0.0     # gnabar 0: no spike
+
+
+def test_per_cell_parameter_of_the_wrong_length_names_field_value_and_rule():
+    base = _clamped_ball_and_stick(n=3)
+    with pytest.raises(ModelError, match=r"mechanisms\[0\].*'gnabar_S_cm2' has 2 values.*n = 3"):
+        base.replace(mechanisms=(Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": (0.1, 0.2)}),))
+    with pytest.raises(ModelError, match=r"'gnabar_S_cm2' must be a finite number.*nan"):
+        Insert(mechanism="hh", params={"gnabar_S_cm2": (0.1, float("nan"))})
+    with pytest.raises(ModelError, match=r"no parameter 'gbar'"):
+        Insert(mechanism="Ih", distribution=Distance(param="gbar"))
+    with pytest.raises(ModelError, match=r"'kind' must be one of"):
+        Distance(param="gIhbar_S_cm2", kind="sigmoid")
+    with pytest.raises(ModelError, match=r"unknown parameter 'gbar'.*gIhbar_S_cm2"):
+        Insert(mechanism="Ih", params={"gbar": 1.0})
+
+
+def test_distance_profile_is_placed_at_each_segment_centre():
+    """Ih on a 700 um dendrite (35 segments) after Hay et al. (2011): g(d) = gbar (-0.8696 +
+    2.087 exp(d / 323 um)), d = 20 um (soma) + (j + 1/2) 20 um for segment j, computed here."""
+    soma = cylinder("soma", 20.0, 20.0, kind="soma")
+    dend = cylinder("dend", 700.0, 2.0, parent="soma", nseg=35, start=(0.0, 0.0, 20.0))
+    prof = Distance(param="gIhbar_S_cm2", kind="exp", a=-0.8696, b=2.087, length_um=323.0)
+    spec = CellPopulation(morphology=Morphology(sections=(soma, dend)), n=2,
+                          mechanisms=(Insert(mechanism="Ih", where="dend", params={"gIhbar_S_cm2": (1e-4, 2e-4)},
+                                             distribution=prof),))
+    s = spec.build(None)
+    d = 20.0 + (np.arange(35) + 0.5) * 20.0
+    want = np.outer(-0.8696 + 2.087 * np.exp(d / 323.0), [1e-4, 2e-4])
+    par = s._mech_args[6 + 2]                              # Ih's (blocks, P, K, B) parameters
+    got = np.concatenate(list(par[:, 0]), axis=1)[:, :2]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert Distance(param="x", kind="window", a=0.1, b=1.0, lo_um=10, hi_um=20).factor([5, 10, 20, 25]).tolist() == [0.1, 1, 1, 0.1]
+    assert Distance(param="x", kind="linear", a=1.0, b=2.0, length_um=100).factor([50.0]).tolist() == [2.0]
+
+
+# --- synapses -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("make, tau1, tau2, e", [(AMPA, 0.2, 1.7, 0.0), (NMDA, 0.29, 43.0, 0.0),
+                                                 (GABAA, 0.2, 8.0, -80.0)])
+def test_synapse_conductance_is_the_normalised_dual_exponential(make, tau1, tau2, e):
+    """g(t) = w (exp(-t/tau2) - exp(-t/tau1)) / (exp(-tp/tau2) - exp(-tp/tau1)), tp the peak
+    time, for a spike of weight w at t = 0 (NEURON's Exp2Syn); the decay per step is exact, so
+    the bound is rounding (1e-12 uS)."""
+    syn = make(section="soma")
+    assert (syn.tau1_ms, syn.tau2_ms, syn.e_mV) == (tau1, tau2, e)
+    assert syn.mg_mM == (1.0 if make is NMDA else 0.0)
+    spec = ball_and_stick_population(n=1, dend_nseg=5, synapses=(syn,))
+    s = spec.build(None)
+    w, dt = 0.002, spec.dt_ms
+    s.advance(0, s.dt_ticks, {"syn": Spikes(np.array([0], np.int64), np.array([0], np.int64), np.array([w]))})
+    tp = tau1 * tau2 / (tau2 - tau1) * math.log(tau2 / tau1)
+    norm = math.exp(-tp / tau2) - math.exp(-tp / tau1)
+    for k in range(1, 400):
+        t = k * dt
+        assert s.synaptic_conductances()[0, 0] == pytest.approx(w * (math.exp(-t / tau2) - math.exp(-t / tau1)) / norm, abs=1e-12)
+        s.advance(k * s.dt_ticks, (k + 1) * s.dt_ticks, {})
+
+
+def test_nmda_mg_block_follows_jahr_and_stevens():
+    """One compartment, only an NMDA synapse and a leak: with the synapse's conductance g known in
+    closed form, the first step's voltage change must be that of i = g B(v) (v - e), B = 1 / (1
+    + exp(-0.062 v) [Mg] / 3.57): at -70 mV and 1 mM, B = 0.0445 (vs 1 without Mg)."""
+    soma = cylinder("soma", 20.0, 20.0, kind="soma")
+    dvs = {}
+    for mg in (0.0, 1.0):
+        spec = CellPopulation(morphology=Morphology(sections=(soma,)), v_init_mV=-70.0,
+                              mechanisms=(Insert(mechanism="pas", params={"g_S_cm2": 1e-9, "e_mV": -70.0}),),
+                              synapses=(Exp2Syn(section="soma", tau1_ms=0.29, tau2_ms=43.0, mg_mM=mg),))
+        s = spec.build(None)
+        s.advance(0, s.dt_ticks, {"syn": Spikes(np.array([0], np.int64), np.array([0], np.int64), np.array([1e-3]))})
+        v1 = s.voltages()[0, 0]
+        s.advance(s.dt_ticks, 2 * s.dt_ticks, {})
+        dvs[mg] = s.voltages()[0, 0] - v1
+    b = 1.0 / (1.0 + math.exp(0.062 * 70.0) / 3.57)
+    assert b == pytest.approx(0.0445, abs=1e-4)
+    assert dvs[1.0] / dvs[0.0] == pytest.approx(b, rel=0.02)    # linearised step: first order
+
+
+# --- registry ------------------------------------------------------------------------------------
+def test_entry_point_mechanisms_join_the_registry(monkeypatch):
+    """A third-party package's ``polyscale.mechanisms`` entry point is found, and Insert accepts it."""
+    pas = mech_pkg.registry()["pas"]
+    plug = mech_pkg.Mechanism(name="leak_ep", params={"g_S_cm2": 1e-4, "e_mV": -60.0}, states=(),
+                              init=pas.init, current=pas.current, advance=pas.advance)
+
+    class EP:
+        name = "leak_ep"
+
+        def load(self):
+            return plug
+    import importlib.metadata
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [EP()] if group == "polyscale.mechanisms" else [])
+    monkeypatch.setattr(mech_pkg, "_REGISTRY", None)
+    from polyscale.solvers.cell import mechanisms as mechs_mod
+    monkeypatch.setattr(mechs_mod, "MECHANISMS", mechs_mod._Defaults())
+    assert mech_pkg.get("leak_ep") is plug and "Ih" in mech_pkg.registry()
+    assert Insert(mechanism="leak_ep").value("e_mV") == -60.0
+
+
+@pytest.mark.slow
+def test_a_second_process_reuses_the_compiled_kernel(tmp_path):
+    """The generated source is written once under a content hash; a second process imports the
+    same file and numba's cache supplies the machine code: it must not compile again (the
+    first process does, which costs seconds; the second well under one)."""
+    code = ("import time; t = time.process_time(); "
+            "from polyscale.solvers.cell.population import ball_and_stick_population as b; "
+            "from polyscale.solvers.cell.mechanisms import Insert; "
+            "s = b(n=1, dend_nseg=3); s = s.replace(mechanisms=s.mechanisms + (Insert(mechanism='Im', where='dend'),)); "
+            "x = s.build(None); t1 = time.process_time(); x.advance(0, x.dt_ticks * 4, {}); "
+            "print(time.process_time() - t1)")
+    env = dict(os.environ, POLYSCALE_KERNEL_CACHE=str(tmp_path))
+    first = float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                 text=True, timeout=600).stdout.split()[-1])
+    second = float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                  text=True, timeout=600).stdout.split()[-1])
+    assert len(list(tmp_path.glob("cellk_*.py"))) == 1
+    assert second < 0.5 < first
+
+
+def test_specs_with_profiles_per_cell_values_and_nmda_round_trip_through_plain_data():
+    spec, _ = REF.polyscale_spec("ih_ball_stick")
+    spec = spec.replace(n=2, mechanisms=spec.mechanisms + (Insert(mechanism="Im", where="dend",
+                                                                  params={"gImbar_S_cm2": [1e-4, 2e-4]}),))
+    again = CellPopulation.from_dict(spec.to_dict())
+    assert again == spec
+    assert again.synapses[1].mg_mM == 1.0 and again.mechanisms[2].distribution[0].kind == "exp"
