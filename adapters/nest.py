@@ -17,7 +17,7 @@ NEST's grid exactly. NEST's own min_delay needs no agreement with the window: NE
 multiple of its resolution. A window that is a multiple of min_delay gives the same spikes,
 bitwise, whatever the window; one that splits NEST's min_delay slices changes the order in which
 NEST's Poisson generators draw, so the spikes differ, though not their statistics. A coupling
-into NEST needs only what every coupling needs (a delay of at least one window).
+into NEST needs a delay of at least one window plus the input lead (below).
 
 Inputs, exactly at their arrival time. NEST's devices cannot act on the step that is already
 under way when a window starts, and their connections have a delay of at least one step, so
