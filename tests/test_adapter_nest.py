@@ -427,6 +427,47 @@ def test_rate_in_drives_poisson_events_at_that_rate():
     assert sp.times.min() > 1.1 - 1e-9
 
 
+@needs_nest
+def test_rate_in_events_are_those_of_nest_with_the_rate_at_the_coupling_delay():
+    """A ramp rate r(t) = 400 (t - D) Hz (D = 1.5 ms, zero before) into 10 parrots, 30 ms,
+    against a pure NEST run built in the same order with the same kernel seed, in which one
+    inhomogeneous_poisson_generator holds the whole rate profile: the sample at t (the rate over
+    [t, t + dt)) at rate_time t + dt - d_in, so that its events act at t + dt. NEST draws the
+    same numbers for the same rates at the same steps, so the parrots' spikes must be equal,
+    bitwise: the rate acts in NEST exactly at the coupling delay (and not one step off)."""
+    from polyscale.coordinator.seeding import rng_for
+    n, t_stop, delay, dt = 10, 30.0, 1.5, 0.1
+    model = ps.Model(seed=21, t_stop_ms=t_stop)
+    model.solver("src", ps.solvers.LinearSystem(a=((0.0,),), c=(1.0,), dt_ms=dt))    # x(t) = t (ms)
+    model.solver("net", pnest.NestNetwork(builder=f"{HERE}:parrots", params={"n": n}, populations={"P": n},
+                                          inputs=("P.rate_in",)))
+    model.couple("src.x", "net.P.rate_in", delay_ms=delay, weight=400.0,
+                 via=[Affine(units="Hz", produces="rate")])
+    model.record("net.P.spikes")
+    sp = ps.run(model).spikes("net", "P")
+    got = sorted(zip(np.round(sp.times, 6), sp.ids))
+    nest = pnest.import_nest()
+    nest.ResetKernel()
+    seed = int(rng_for(21, "solver", "net").integers(1, 2**31 - 1))
+    nest.SetKernelStatus({"resolution": dt, "local_num_threads": 1, "rng_seed": seed})
+    par = parrots(n)["P"]
+    rec = nest.Create("spike_recorder")
+    nest.Connect(par, rec)
+    gen = nest.Create("inhomogeneous_poisson_generator")
+    d_in = dt                                   # NestNetwork's default device delay
+    nest.Connect(gen, par, "all_to_all", {"weight": 1.0, "delay": d_in})
+    t = np.round(np.arange(1, int(round(t_stop / dt))) * dt, 10)          # samples at t > 0
+    gen.set(rate_times=list(np.round(t + dt - d_in, 10)),
+            rate_values=list(400.0 * np.maximum(t - delay, 0.0)))
+    nest.Simulate(t_stop)
+    ev = rec.events
+    want = sorted((round(float(x), 6), int(g) - par[0].global_id) for x, g in zip(ev["times"], ev["senders"])
+                  if x < t_stop - 1e-9)
+    nest.ResetKernel()
+    assert len(want) > 300
+    assert got == want
+
+
 def lif_neuron(n: int = 1):
     import nest
     return {"N": nest.Create("iaf_psc_delta", n, params={"E_L": 0.0, "V_m": 0.0, "V_th": 15.0, "V_reset": 0.0,
