@@ -196,13 +196,14 @@ def main() -> None:
     ap.add_argument("--tvb-python", help="python of a venv with tvb-library and tvb-data")
     ap.add_argument("--conn76", help="TVB's connectivity_76.zip (default: from tvb-data in --tvb-python)")
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of " + ", ".join(ROWS))
+    ap.add_argument("--no-tvb", action="store_true", help="time polyscale only")
     ap.add_argument("--tvb-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--row", help=argparse.SUPPRESS)
     ap.add_argument("--arrays", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.tvb_worker:
         return tvb_worker(args)
-    args.tvb_python = args.tvb_python or default_tvb_python()
+    args.tvb_python = None if args.no_tvb else (args.tvb_python or default_tvb_python())
     conn76 = args.conn76 or find_conn76(args.tvb_python)
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
           f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")

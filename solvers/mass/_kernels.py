@@ -118,6 +118,30 @@ Z_EXT_EE, Z_EXT_EI, Z_EXT_IE, Z_EXT_II, Z_TAU_OU, Z_W_NOISE, Z_S_I = 43, 44, 45,
 
 
 @njit
+def _zerlaut2_rate(p, i, E, I, C_ee, C_ei, C_ii, fe_in, fi_in, W, E_L, P0, TF, rate, T):
+    """d rate / dt of one population of TVB's second-order model: its transfer function TF
+    (already computed) corrected by the (co)variances times its second derivatives, which TVB
+    takes by central differences with step df = 1e-7 (term for term as TVB's _diff2_*)."""
+    df = 1e-7
+    d2 = (df * 1e3) ** 2
+    fefe = (_zerlaut_tf(E + df, I, fe_in, fi_in, W, p, i, E_L, P0) - 2 * TF
+            + _zerlaut_tf(E - df, I, fe_in, fi_in, W, p, i, E_L, P0)) / d2
+    # _diff2_fe_fi: d/dfi of d/dfe
+    fefi = (((_zerlaut_tf(E + df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
+              - _zerlaut_tf(E - df, I + df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))
+            - ((_zerlaut_tf(E + df, I - df, fe_in, fi_in, W, p, i, E_L, P0)
+                - _zerlaut_tf(E - df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))) / (2 * df * 1e3)
+    # _diff2_fi_fe: d/dfe of d/dfi
+    fife = (((_zerlaut_tf(E + df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
+              - _zerlaut_tf(E + df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))
+            - ((_zerlaut_tf(E - df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
+                - _zerlaut_tf(E - df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))) / (2 * df * 1e3)
+    fifi = (_zerlaut_tf(E, I + df, fe_in, fi_in, W, p, i, E_L, P0) - 2 * TF
+            + _zerlaut_tf(E, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / d2
+    return (TF - rate + .5 * C_ee * fefe + .5 * C_ei * fefi + .5 * C_ei * fife + .5 * C_ii * fifi) / T
+
+
+@njit
 def _zerlaut2(p, i, E, I, C_ee, C_ei, C_ii, W_e, W_i, ou, c_in, dx):
     """TVB's ZerlautAdaptationSecondOrder.dfun for region i, term for term."""
     N_tot, g, T = p[16, i], p[19, i], p[22, i]
@@ -144,32 +168,8 @@ def _zerlaut2(p, i, E, I, C_ee, C_ei, C_ii, W_e, W_i, ou, c_in, dx):
              - _zerlaut_tf(E, I - df, Ee_in, Ie_in, W_e, p, i, E_L_e, Z_PE)) / (2 * df * 1e3)
     dfi_i = (_zerlaut_tf(E, I + df, Ei_in, Ii_in, W_i, p, i, E_L_i, Z_PI)
              - _zerlaut_tf(E, I - df, Ei_in, Ii_in, W_i, p, i, E_L_i, Z_PI)) / (2 * df * 1e3)
-    d2 = (df * 1e3) ** 2
-    out = np.empty(2)
-    for pop in range(2):
-        if pop == 0:
-            fe_in, fi_in, W, E_L, P0, TF = Ee_in, Ie_in, W_e, E_L_e, Z_PE, TFe
-        else:
-            fe_in, fi_in, W, E_L, P0, TF = Ei_in, Ii_in, W_i, E_L_i, Z_PI, TFi
-        fefe = (_zerlaut_tf(E + df, I, fe_in, fi_in, W, p, i, E_L, P0) - 2 * TF
-                + _zerlaut_tf(E - df, I, fe_in, fi_in, W, p, i, E_L, P0)) / d2
-        # _diff2_fe_fi: d/dfi of d/dfe
-        fefi = (((_zerlaut_tf(E + df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
-                  - _zerlaut_tf(E - df, I + df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))
-                - ((_zerlaut_tf(E + df, I - df, fe_in, fi_in, W, p, i, E_L, P0)
-                    - _zerlaut_tf(E - df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))) / (2 * df * 1e3)
-        # _diff2_fi_fe: d/dfe of d/dfi
-        fife = (((_zerlaut_tf(E + df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
-                  - _zerlaut_tf(E + df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))
-                - ((_zerlaut_tf(E - df, I + df, fe_in, fi_in, W, p, i, E_L, P0)
-                    - _zerlaut_tf(E - df, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / (2 * df * 1e3))) / (2 * df * 1e3)
-        fifi = (_zerlaut_tf(E, I + df, fe_in, fi_in, W, p, i, E_L, P0) - 2 * TF
-                + _zerlaut_tf(E, I - df, fe_in, fi_in, W, p, i, E_L, P0)) / d2
-        rate = E if pop == 0 else I
-        out[pop] = (TF - rate + .5 * C_ee * fefe + .5 * C_ei * fefi + .5 * C_ei * fife
-                    + .5 * C_ii * fifi) / T
-    dx[0, i] = out[0]
-    dx[1, i] = out[1]
+    dx[0, i] = _zerlaut2_rate(p, i, E, I, C_ee, C_ei, C_ii, Ee_in, Ie_in, W_e, E_L_e, Z_PE, TFe, E, T)
+    dx[1, i] = _zerlaut2_rate(p, i, E, I, C_ee, C_ei, C_ii, Ei_in, Ii_in, W_i, E_L_i, Z_PI, TFi, I, T)
     dx[2, i] = (TFe * (1. / T - TFe) / N_e + (TFe - E) ** 2 + 2. * C_ee * dfe_e + 2. * C_ei * dfi_e
                 - 2. * C_ee) / T
     dx[3, i] = ((TFe - E) * (TFi - I) + C_ee * dfe_e + C_ei * dfe_i + C_ei * dfi_e + C_ii * dfi_i

@@ -39,7 +39,8 @@ class RegionNetwork(SolverSpec):
 
     Parameters
     ----------
-    model : the node model, the same in every region (default JansenRit with TVB's defaults)
+    model : the node model, the same in every region (default JansenRit with TVB's defaults);
+        any of its parameters may be one number per region (models.py)
     connectome : Connectome (weights, tract lengths, speed), or None for one unconnected region
     coupling : coupling function; its ``a`` is the global coupling strength (default Linear)
     integrator : 'euler', 'heun', 'rk4' (deterministic) or 'euler_maruyama',
@@ -55,7 +56,10 @@ class RegionNetwork(SolverSpec):
     history_precision : 'float64', or 'float32' to reproduce TVB, which keeps the delay history
         and the weights in float32 (tvb.simulator.history declares them 'f'): the activity that
         couples regions is then computed from float32-rounded state variables in float32, and
-        the weights are rounded to float32. Only for comparisons with TVB.
+        the weights are rounded to float32. It also computes as TVB does operation for operation
+        (libm exponentials, TVB's summation order), since the network amplifies last-bit
+        differences through the float32 rounding; the float64 default uses faster forms that
+        differ from TVB's in the last bits (see _kernels). Only for comparisons with TVB.
 
     Ports
     -----
