@@ -10,10 +10,11 @@ ch * n + j holds channel ch of region j, step g's value at column g % horizon, s
 of consecutive steps is one contiguous slice, or two where it wraps. The edges with a delay of at least one step (CSR by target: ``indptr``, ``cols``,
 ``delays`` in steps, ``weights``) are summed for ``B`` steps at once, B <= their smallest
 delay, so that every value a batch reads was written before it starts: each edge then reads B
-contiguous values instead of one scattered value per step. Edges without delay (self
-connections) are summed step by step from the current values. Per target and step the
-delayed sum runs over the edges in CSR order, then the undelayed ones are added: the result
-does not depend on B or on how a run is split into windows.
+contiguous values instead of one scattered value per step. B is up to 64 steps: the few
+edges with shorter delays (self connections without delay, the nearest neighbours) are
+summed step by step instead. Per target and step the batched sum runs over its edges in CSR
+order, then the step-by-step ones are added: the result does not depend on how a run is
+split into windows.
 
 As in TVB, the coupling and the external input are computed once per step and held over the
 integrator's stages.
@@ -377,13 +378,13 @@ def _bound(x, lo, hi):
 
 @njit
 def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, weights, zindptr, zcols,
-                    zweights, strength, B, cfun, cp, f32, bounded, lo, hi, u, noise, mult, repl,
+                    zdelays, zweights, strength, B, cfun, cp, f32, bounded, lo, hi, u, noise, mult, repl,
                     repl_val, out_x, out_s, out_c, out_r):
     """Advance x (n_sv, n) in place by u.shape[0] steps of dt (ms), from global step step0.
 
-    indptr, cols, delays, weights: the delayed edges (delay >= B >= 1 steps, or any delay when
-    B = 1), CSR by target;
-    zindptr, zcols, zweights: the undelayed ones; strength (n,): sum_j w_ij over both.
+    indptr, cols, delays, weights: the edges summed in batches (delay >= B >= 1 steps, or any
+    delay when B = 1), CSR by target; zindptr, zcols, zdelays, zweights: the others (delay < B),
+    summed step by step; strength (n,): sum_j w_ij over both.
     f32: derive the buffered activity from float32 state, as TVB (see activity()), and compute
     as TVB does, operation for operation (the network amplifies last-bit differences through
     the float32 rounding): libm's exp rather than vexp; the caller then puts every edge in the
@@ -476,9 +477,16 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             g0 = cb[0, i, kb]
             g1 = cb[1, i, kb] if n_ch == 2 else 0.0
             for e in range(zindptr[i], zindptr[i + 1]):
-                g0 += zweights[e] * cur[0, zcols[e]]
-                if n_ch == 2:
-                    g1 += zweights[e] * cur[1, zcols[e]]
+                d = zdelays[e]
+                if d == 0:
+                    g0 += zweights[e] * cur[0, zcols[e]]
+                    if n_ch == 2:
+                        g1 += zweights[e] * cur[1, zcols[e]]
+                else:
+                    q = slot - d if slot >= d else slot - d + H
+                    g0 += zweights[e] * buf[zcols[e], q]
+                    if n_ch == 2:
+                        g1 += zweights[e] * buf[n + zcols[e], q]
             c[i] = post(cfun, cp, g0, g1, s32[i], strength[i])
         kb += 1
         for v in range(n_sv):

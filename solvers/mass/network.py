@@ -196,14 +196,17 @@ class RegionNetworkSolver:
         self.strength = w.sum(axis=1)
         if self.f32:
             # TVB's summation order (every edge in one CSR), one step per batch: see _kernels
-            (self.indptr, self.cols, self.delays, self.weights) = _csr(w, d, nz, n)
-            (self.zindptr, self.zcols, _, self.zweights) = _csr(w, d, np.zeros_like(nz), n)
             self.batch = 1
+            long = nz
         else:
-            (self.indptr, self.cols, self.delays, self.weights) = _csr(w, d, nz & (d > 0), n)
-            (self.zindptr, self.zcols, _, self.zweights) = _csr(w, d, nz & (d == 0), n)
-            # steps summed per batch: at most the smallest delay, so a batch reads only the past
-            self.batch = int(min(self.delays.min(initial=64), 64))
+            # steps summed per batch, at most the delay of every batched edge so that a batch
+            # reads only the past: 64, or less, so that at most 1/8 of the delayed edges (those
+            # with shorter delays) go step by step
+            delayed = np.sort(d[nz & (d > 0)])
+            self.batch = 64 if delayed.size == 0 else int(min(64, max(delayed[delayed.size // 8], 1)))
+            long = nz & (d >= self.batch)
+        (self.indptr, self.cols, self.delays, self.weights) = _csr(w, d, long, n)
+        (self.zindptr, self.zcols, self.zdelays, self.zweights) = _csr(w, d, nz & ~long, n)
         self.horizon = int(d[nz].max(initial=0)) + 1
         self.x = spec.initial_array()
         n_ch = K.n_channels(self.cfun)
@@ -236,7 +239,7 @@ class RegionNetworkSolver:
         out_r = np.empty((n_steps, n) if self.spec.model.has_rate else (0, 0))
         K.network_advance(self.model_id, self.p, self.integ, self.dt, self.x, self.buf, self.step,
                           self.indptr, self.cols, self.delays, self.weights, self.zindptr, self.zcols,
-                          self.zweights, self.strength, self.batch, self.cfun, self.cp, self.f32,
+                          self.zdelays, self.zweights, self.strength, self.batch, self.cfun, self.cp, self.f32,
                           self.bounded, self.lo, self.hi, u, noise, self.mult, self.repl, rv,
                           out_x, out_s, out_c, out_r)
         self.step += n_steps
