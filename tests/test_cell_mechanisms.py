@@ -151,6 +151,10 @@ def test_per_cell_parameter_of_the_wrong_length_names_field_value_and_rule():
     base = _clamped_ball_and_stick(n=3)
     with pytest.raises(ModelError, match=r"mechanisms\[0\].*'gnabar_S_cm2' has 2 values.*n = 3"):
         base.replace(mechanisms=(Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": (0.1, 0.2)}),))
+    both = (Insert(mechanism="hh", where="soma"),
+            Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": (0.1, 0.1, 0.1)}))
+    with pytest.raises(ModelError, match=r"'hh' is placed on some sections both with per-cell values"):
+        base.replace(mechanisms=both).build(None)
     with pytest.raises(ModelError, match=r"'gnabar_S_cm2' must be a finite number.*nan"):
         Insert(mechanism="hh", params={"gnabar_S_cm2": (0.1, float("nan"))})
     with pytest.raises(ModelError, match=r"no parameter 'gbar'"):

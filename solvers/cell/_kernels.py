@@ -197,7 +197,8 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     hh_tab: NEURON's rate table (:func:`hh_table`), or (0, 6) for exact rates every step.
     ic_*: node, delay/duration (ms), amplitude (nA), one entry per clamp (same in every cell).
     al_*: alpha synapses: node, onset (ms), tau (ms), gmax (uS), e (mV), same in every cell.
-    syn_*: node (S,), e mV, [Mg] mM (0: no Mg block; NMDA), peak factor, decay per step exp(-dt/tau1), exp(-dt/tau2); states
+    syn_*: node (S,), e mV, [Mg] mM (0: no Mg block; NMDA), peak factor, decay per step
+    exp(-dt/tau1), exp(-dt/tau2); states
     A, B (S, n) uS. ev_*: input spikes sorted by step: step, synapse, cell, weight (uS).
     soma: recording and threshold node; rec_out (n_steps, n) gets v there before each step;
     upward crossings of thr (mV) go to spk_cell / spk_frac (fraction of the step) / spk_step,

@@ -410,6 +410,13 @@ class CellSolver:
         if len(np.unique(self.hh_node)) != len(self.hh_node):
             raise ModelError("cell_population: 'hh' is inserted twice on some section")
         self.hh_par = tuple(cat(hh[k]) for k in ("gna", "gk", "gl", "ena", "ek", "el"))
+        for name, dense in (("hh", set(self.hh_node.tolist())), ("pas", set(np.nonzero(self.pas_g)[0].tolist()))):
+            # a placement with per-cell values goes to the generated kernel, one with shared
+            # values to the built-in loop: both on one node would count the mechanism twice
+            if dense & set(generic.get(name, ())):
+                raise ModelError(f"cell_population: {name!r} is placed on some sections both with "
+                                 f"per-cell values and with shared ones; give all its placements "
+                                 f"there per-cell values (or none)")
         self._setup_generic(generic, reg)
         nh = self.hh_node.shape[0]
         self.hh_m, self.hh_h, self.hh_n = (np.zeros((nb, nh, B)) for _ in range(3))
