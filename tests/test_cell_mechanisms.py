@@ -274,3 +274,17 @@ def test_specs_with_profiles_per_cell_values_and_nmda_round_trip_through_plain_d
     again = CellPopulation.from_dict(spec.to_dict())
     assert again == spec
     assert again.synapses[1].mg_mM == 1.0 and again.mechanisms[2].distribution[0].kind == "exp"
+
+
+def test_an_unwritable_cache_directory_falls_back_to_the_temporary_one(tmp_path, monkeypatch):
+    """Only where the generated source goes is tested (the kernel itself is the one the other
+    tests compile): a cache path under a plain file cannot be created."""
+    from polyscale.solvers.cell import _generated
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("POLYSCALE_KERNEL_CACHE", str(blocker / "sub"))
+    monkeypatch.setattr(_generated, "_LOADED", {})
+    monkeypatch.setattr(_generated.tempfile, "gettempdir", lambda: str(tmp_path))
+    reg = mech_pkg.registry()
+    mod = _generated.load((reg["hh"], reg["pas"]))
+    assert Path(mod.__file__).parent.name.startswith("polyscale_cell_kernels_")

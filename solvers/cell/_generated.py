@@ -9,7 +9,8 @@ call per step. The source goes to a cache directory under a name that hashes it 
 mechanism module it calls; it is imported from there, so numba's ``cache=True`` keeps the
 machine code for the next process (compiling once per set of mechanisms, per machine).
 
-Cache directory: ``$POLYSCALE_KERNEL_CACHE``, else ``~/.cache/polyscale/cell_kernels``.
+Cache directory: ``$POLYSCALE_KERNEL_CACHE``, else ``~/.cache/polyscale/cell_kernels`` (if that
+cannot be written, ``polyscale_cell_kernels_<uid>`` in the temporary directory).
 
 Per mechanism j the kernel gets: ``mj_node`` (K,) node of each instance, ``mj_area`` (K,) uS
 per S/cm2 (area um2 * 1e-2, also nA per mA/cm2), ``mj_par`` (blocks, P, K, B) parameter values
@@ -206,7 +207,14 @@ def load(mechs: tuple[Mechanism, ...]):
     if key in _LOADED:
         return _LOADED[key]
     d = cache_dir()
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if not os.access(d, os.W_OK):
+            raise PermissionError(str(d))
+    except OSError:
+        # a read-only home (batch nodes, containers): the temporary directory, per user
+        d = Path(tempfile.gettempdir()) / f"polyscale_cell_kernels_{os.getuid() if hasattr(os, 'getuid') else 0}"
+        d.mkdir(parents=True, exist_ok=True)
     path = d / f"cellk_{key}.py"
     if not path.exists() or path.read_text() != src:
         # write then rename: another process importing it never sees half a file, and an
