@@ -3,7 +3,10 @@
 The first run compiles the example's generated kernel (some tens of seconds); later runs load it
 from the kernel cache.
 """
+import shutil
+
 import numpy as np
+import pytest
 
 import polyscale as ps
 from polyscale.coordinator.config import load_model
@@ -41,3 +44,40 @@ def test_l5_cells_transmembrane_currents_sum_to_zero_per_cell(examples_dir):
     per_cell = i.reshape(i.shape[0], 3, -1)
     assert np.abs(i).max() > 0.01
     assert np.abs(per_cell.sum(axis=2)).max() < 1e-9 * np.abs(i).max()
+
+
+@pytest.mark.slow
+def test_the_example_cell_matches_neuron_live(examples_dir, tmp_path):
+    """One L5 cell of the example (its morphology, all 25 placements with the Ih gradient and
+    the Ca hot zone; no synapses) under a 0.8 nA step, against NEURON 9 on the .mod files of
+    tests/data/mod compiled now (a subprocess): same equations and discretisation, so the
+    bounds are rounding-level: 1e-3 mV RMS, spike times within 1 us."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    from polyscale.solvers.cell.mechanisms import IClamp
+    from polyscale.solvers.cell.population import CellPopulation
+    if shutil.which("make") is None:
+        pytest.skip("nrnivmodl needs make")
+    pytest.importorskip("neuron")
+    spec = load_model(examples_dir / "l5_cells.py", {"n_cells": 1, "t_stop_ms": 100.0}).solvers["cells"]
+    spec = spec.replace(synapses=(), record_currents=False,
+                        iclamps=(IClamp(section="soma", delay_ms=10.0, dur_ms=80.0, amp_nA=0.8),))
+    (tmp_path / "spec.json").write_text(json.dumps(spec.to_dict()))
+    data = Path(__file__).parent / "data"
+    code = (f"import sys, json, numpy as np; sys.path.insert(0, {str(data)!r}); import cell_mech_reference as r; "
+            f"from polyscale.solvers.cell.population import CellPopulation; from pathlib import Path; "
+            f"spec = CellPopulation.from_dict(json.loads(Path({str(tmp_path / 'spec.json')!r}).read_text())); "
+            f"m = r.compile_mods(Path({str(tmp_path)!r})); np.save({str(tmp_path / 'v.npy')!r}, r.neuron_run_spec(spec, m, 100.0))")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=900, capture_output=True)
+    v_nrn = np.load(tmp_path / "v.npy")
+    s = CellPopulation.from_dict(spec.to_dict()).build(None)
+    v = s.advance(0, int(100.0 * TICKS_PER_MS), {}).outputs["v_soma"].data[:, 0]
+
+    def spikes(x):
+        k = np.nonzero((x[:-1] < 0) & (x[1:] >= 0))[0]
+        return 0.025 * (k - x[k] / (x[k + 1] - x[k]))
+    assert np.sqrt(np.mean((v - v_nrn) ** 2)) < 1e-3
+    assert len(spikes(v_nrn)) >= 3 and len(spikes(v)) == len(spikes(v_nrn))
+    np.testing.assert_allclose(spikes(v), spikes(v_nrn), atol=1e-3)

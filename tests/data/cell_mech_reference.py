@@ -176,6 +176,62 @@ def neuron_run(name: str, moddir: Path) -> dict:
     return out
 
 
+def neuron_run_spec(spec, moddir: Path, t_stop_ms: float) -> np.ndarray:
+    """Any one-cell-type CellPopulation (morphology, Insert placements with Distance profiles,
+    IClamps; ``ek_mV`` / ``ena_mV`` parameters set the sections' ion reversals) built and run
+    in NEURON; v at soma(0.5) of the first cell every step (n_steps,). Used on the L5 cell of
+    examples/l5_cells.py (tests/test_l5_cells.py)."""
+    from neuron import h
+    lib = next(Path(moddir).glob("*/.libs/libnrnmech.so"), None) or next(Path(moddir).glob("*/libnrnmech.so"))
+    if not hasattr(h, "Ih"):
+        h.nrn_load_dll(str(lib))
+    h.load_file("stdrun.hoc")
+    h.celsius = spec.celsius
+    names = {"g_S_cm2": "g", "e_mV": "e", "decay_ms": "decay", "gamma": "gamma", "depth_um": "depth",
+             "minCai_mM": "minCai", "zTau_ms": "zTau", "ehcn_mV": "ehcn"}
+    secs, ions = {}, {}
+    for sd in spec.morphology.sections:
+        sec = h.Section(name=sd.name)
+        for x, y, z, d in sd.points:
+            h.pt3dadd(x, y, z, d, sec=sec)
+        sec.nseg, sec.Ra, sec.cm = sd.nseg, spec.ra_ohm_cm, spec.cm_uF_cm2
+        if sd.parent is not None:
+            sec.connect(secs[sd.parent](sd.parent_x))
+        secs[sd.name] = sec
+    root = secs[spec.morphology.sections[0].name]
+    for ins in spec.mechanisms:
+        for sd in spec.morphology.sections:
+            if ins.where not in ("all", sd.name, sd.kind):
+                continue
+            sec = secs[sd.name]
+            sec.insert(ins.mechanism)
+            for seg in sec:
+                d = h.distance(root(0.0), seg)
+                for pname, val in ins.params.items():
+                    f = 1.0
+                    for prof in ins.distribution:
+                        if prof.param == pname:
+                            f = float(prof.factor([d])[0])
+                    if pname in ("ek_mV", "ena_mV"):
+                        ions[sd.name, pname] = val
+                        continue
+                    setattr(seg, f"{names.get(pname, pname.replace('_S_cm2', ''))}_{ins.mechanism}", val * f)
+    for (sname, pname), val in ions.items():
+        setattr(secs[sname], pname[:-3], val)
+    clamps = []
+    for c in spec.iclamps:
+        ic = h.IClamp(secs[c.section](c.x))
+        ic.delay, ic.dur, ic.amp = c.delay_ms, c.dur_ms, c.amp_nA
+        clamps.append(ic)
+    rec = h.Vector().record(secs[spec.soma](0.5)._ref_v)
+    h.dt = spec.dt_ms
+    h.steps_per_ms = 1.0 / spec.dt_ms
+    h.secondorder = 0
+    h.finitialize(spec.v_init_mV)
+    h.continuerun(t_stop_ms)
+    return np.array(rec)[:int(round(t_stop_ms / spec.dt_ms))]
+
+
 # ----------------------------------------------------------------------------------------------
 # polyscale
 def polyscale_spec(name: str):
