@@ -1,6 +1,11 @@
 """Ca_HVA: high-voltage-activated calcium current (Reuveni et al. 1993), Ca_HVA.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
 
 ica = gbar m^2 h (v - eca); no temperature scaling.
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/Ca_HVA_mod/Ca_HVA.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
 """
 import math
 

@@ -1,5 +1,10 @@
 """Ca_LVAst: low-voltage-activated calcium current (Avery & Johnston 1996, shifted), Ca_LVAst.mod
 of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653. ica = gbar m^2 h (v - eca); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod).
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/Ca_LVAst_mod/Ca_LVAst.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
 """
 import math
 

@@ -4,6 +4,11 @@
 cai' = -1e4 ica gamma / (2 F depth) - (cai - minCai) / decay  (mM/ms; ica mA/cm2, depth um).
 With ica held over the step this is linear in cai, and cnexp's update is exact. cai starts at
 NEURON's cai0_ca_ion (5e-5 mM): the mod has no INITIAL block.
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/CaDynamics_E2_mod/CaDynamics_E2.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
 """
 import math
 

@@ -1,6 +1,11 @@
 """Ih: hyperpolarisation-activated cation current (Kole et al. 2006), Ih.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
 
 gIh = gIhbar m, ihcn = gIh (v - ehcn); no temperature scaling.
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/Ih_mod/Ih.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
 """
 import math
 

@@ -1,5 +1,11 @@
 """K_Pst: slow inactivating K current (Korngreen & Sakmann 2000), K_Pst.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
-ik = gbar m^2 h (v - ek); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod)."""
+ik = gbar m^2 h (v - ek); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod).
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/K_Pst_mod/K_Pst.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
+"""
 import math
 
 from ..._jit import njit

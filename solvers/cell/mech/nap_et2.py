@@ -1,5 +1,11 @@
 """Nap_Et2: persistent Na current (Magistretti & Alonso 1999), Nap_Et2.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
-ina = gbar m^3 h (v - ena); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod)."""
+ina = gbar m^3 h (v - ena); rates at 34 C (qt = 2.3^((34 - 21)/10), fixed in the mod).
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/Nap_Et2_mod/Nap_Et2.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
+"""
 import math
 
 from ..._jit import njit
@@ -11,20 +17,20 @@ _QT = 2.3 ** ((34.0 - 21.0) / 10.0)
 @njit
 def _rates(v):
     minf = 1.0 / (1.0 + math.exp((v + 52.6) / -4.6))
-    vm = v
-    if vm == -38.0:
-        vm = vm + 0.0001
-    ma = (0.182 * (vm + 38.0)) / (1.0 - math.exp(-(vm + 38.0) / 6.0))
-    mb = (0.124 * (-vm - 38.0)) / (1.0 - math.exp(-(-vm - 38.0) / 6.0))
+    # the original nudges v itself off each removable singularity, in sequence (after minf):
+    # the nudge at -38 mV also reaches hinf and the h rates (as in the published rates())
+    if v == -38.0:
+        v = v + 0.0001
+    ma = (0.182 * (v + 38.0)) / (1.0 - math.exp(-(v + 38.0) / 6.0))
+    mb = (0.124 * (-v - 38.0)) / (1.0 - math.exp(-(-v - 38.0) / 6.0))
     mtau = 6.0 * (1.0 / (ma + mb)) / _QT
-    vh = v
-    if vh == -17.0:
-        vh = vh + 0.0001
-    if vh == -64.4:
-        vh = vh + 0.0001
-    hinf = 1.0 / (1.0 + math.exp((vh + 48.8) / 10.0))
-    ha = -2.88e-6 * (vh + 17.0) / (1.0 - math.exp((vh + 17.0) / 4.63))
-    hb = 6.94e-6 * (vh + 64.4) / (1.0 - math.exp(-(vh + 64.4) / 2.63))
+    if v == -17.0:
+        v = v + 0.0001
+    if v == -64.4:
+        v = v + 0.0001
+    hinf = 1.0 / (1.0 + math.exp((v + 48.8) / 10.0))
+    ha = -2.88e-6 * (v + 17.0) / (1.0 - math.exp((v + 17.0) / 4.63))
+    hb = 6.94e-6 * (v + 64.4) / (1.0 - math.exp(-(v + 64.4) / 2.63))
     return minf, mtau, hinf, (1.0 / (ha + hb)) / _QT
 
 

@@ -2,6 +2,11 @@
 SK_E2.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653. ik = gbar z (v - ek), zInf = 1 / (1 + (0.43 uM / cai)^4.8), zTau 1 ms.
 
 ek is a parameter here (NEURON's ion default -77 mV; Hay sets -85 mV).
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/SK_E2_mod/SK_E2.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
 """
 import math
 

@@ -1,5 +1,11 @@
 """SKv3_1: fast non-inactivating K current (Rettig et al. 1992), SKv3_1.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653.
-ik = gbar m (v - ek)."""
+ik = gbar m (v - ek).
+
+Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
+neuroConstruct/cellMechanisms/SKv3_1_mod/SKv3_1.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
+conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
+and ion use are the same here.
+"""
 import math
 
 from ..._jit import njit

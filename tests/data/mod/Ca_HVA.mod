@@ -1,5 +1,7 @@
-: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (reproduced for polyscale's
-: validation; the equations are those of solvers/cell/mech/ and of the published file).
+: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (rewritten for polyscale's
+: validation). Checked against the published text, GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011
+: neuroConstruct/cellMechanisms/Ca_HVA_mod/Ca_HVA.mod: the same equations; NEURON runs of
+: tests/data/cell_mech_reference.py with that file and with this one are bitwise identical.
 : Reuveni, Friedman, Amitai & Gutnick (1993) J Neurosci 13:4609
 NEURON	{
 	SUFFIX Ca_HVA

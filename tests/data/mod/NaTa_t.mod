@@ -1,5 +1,7 @@
-: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (reproduced for polyscale's
-: validation; the equations are those of solvers/cell/mech/ and of the published file).
+: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (rewritten for polyscale's
+: validation). Checked against the published text, GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011
+: neuroConstruct/cellMechanisms/NaTa_t_mod/NaTa_t.mod: the same equations; NEURON runs of
+: tests/data/cell_mech_reference.py with that file and with this one are bitwise identical.
 NEURON	{
 	SUFFIX NaTa_t
 	USEION na READ ena WRITE ina
@@ -50,7 +52,6 @@ PROCEDURE rates(){
 	b = (0.124 * (-vv -38))/(1-(exp(-(-vv -38)/6)))
 	mTau = (1/(a + b))/qt
 	mInf = a/(a + b)
-	vv = v
 	if(vv == -66){ vv = vv + 0.0001 }
 	a = (-0.015 * (vv- -66))/(1-(exp((vv- -66)/6)))
 	b = (-0.015 * (-vv -66))/(1-(exp((-vv -66)/6)))

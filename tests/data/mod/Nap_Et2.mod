@@ -1,5 +1,7 @@
-: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (reproduced for polyscale's
-: validation; the equations are those of solvers/cell/mech/ and of the published file).
+: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (rewritten for polyscale's
+: validation). Checked against the published text, GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011
+: neuroConstruct/cellMechanisms/Nap_Et2_mod/Nap_Et2.mod: the same equations; NEURON runs of
+: tests/data/cell_mech_reference.py with that file and with this one are bitwise identical.
 NEURON	{
 	SUFFIX Nap_Et2
 	USEION na READ ena WRITE ina
@@ -50,7 +52,6 @@ PROCEDURE rates(){
 	a = (0.182 * (vv- -38))/(1-(exp(-(vv- -38)/6)))
 	b = (0.124 * (-vv -38))/(1-(exp(-(-vv -38)/6)))
 	mTau = 6*(1/(a + b))/qt
-	vv = v
 	if(vv == -17){ vv = vv + 0.0001 }
 	if(vv == -64.4){ vv = vv + 0.0001 }
 	hInf = 1.0/(1+exp((vv- -48.8)/10))

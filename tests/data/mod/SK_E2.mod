@@ -1,5 +1,7 @@
-: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (reproduced for polyscale's
-: validation; the equations are those of solvers/cell/mech/ and of the published file).
+: After Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653 (rewritten for polyscale's
+: validation). Checked against the published text, GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011
+: neuroConstruct/cellMechanisms/SK_E2_mod/SK_E2.mod: the same equations; NEURON runs of
+: tests/data/cell_mech_reference.py with that file and with this one are bitwise identical.
 : Koehler et al. (1996) Science 273:1709
 NEURON {
        SUFFIX SK_E2
