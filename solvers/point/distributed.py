@@ -220,38 +220,11 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
         return sum(a.nbytes for a in self.d_conn[:4])
 
     # -- a window -------------------------------------------------------------------------------
-    def _external(self, t0: int, n_steps: int, inputs):
-        """Rates, currents and this rank's share of the spikes from other solvers, as the base's
-        advance builds them (the same order, so the same sums)."""
-        dt = self.dt_ticks
-        n_pops = len(self.names)
-        rate_in = np.zeros((n_steps, n_pops))
-        cur_in = np.zeros((n_steps, n_pops))
-        steps, slots, ws = [], [], []
-        for p, name in enumerate(self.names):
-            r = inputs.get(f"{name}.rate_in")
-            if r is not None:
-                rate_in[:, p] = r.data[:, 0]
-            c = inputs.get(f"{name}.current_in")
-            if c is not None:
-                cur_in[:, p] = c.data[:, 0]
-            s = inputs.get(f"{name}.spikes_in")
-            if s is not None and len(s):
-                w = np.ones(len(s)) if s.weights is None else np.asarray(s.weights, np.float64)
-                loc = self._local_of[np.asarray(s.ids, np.int64) + self.glo[p]]
-                keep = loc >= 0
-                w, slot = w[keep], loc[keep]
-                if self.kind[p] in K.TWO_SLOTS:
-                    slot = np.where(w < 0, self.inh_slot[slot], slot)
-                steps.append((np.asarray(s.ticks, np.int64)[keep] - t0) // dt)
-                slots.append(slot)
-                ws.append(w)
-        if steps:
-            st = np.concatenate(steps)
-            order = np.argsort(st, kind="stable")
-            return rate_in, cur_in, st[order], np.concatenate(slots)[order], np.concatenate(ws)[order]
-        z = np.zeros(0, np.int64)
-        return rate_in, cur_in, z, z, np.zeros(0)
+    def _input_slots(self, p: int, ids: np.ndarray):
+        """This rank's slots of population ``p``'s neurons ``ids``, and which ids are here."""
+        loc = self._local_of[ids + self.glo[p]]
+        keep = loc >= 0
+        return loc[keep], keep
 
     def _allgather(self, mine: np.ndarray) -> np.ndarray:
         """Every rank's keys, sorted: (emission step, global neuron id) order.

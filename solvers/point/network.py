@@ -530,9 +530,15 @@ class PointNetworkSolver:
                 + (sum(a.nbytes for a in self.plastic[5:17] + self.plastic[19:21]) if self.plastic_projections else 0))
 
     # -- the Solver protocol -------------------------------------------------------------------
-    def advance(self, t0: int, t1: int, inputs) -> WindowResult:
+    def _input_slots(self, p: int, ids: np.ndarray):
+        """Ring slots of population ``p``'s neurons ``ids`` and which of the ids this solver
+        holds (None: all). distributed.py keeps only its rank's neurons."""
+        return ids + self.lo[p], None
+
+    def _external(self, t0: int, n_steps: int, inputs):
+        """The external inputs of a window as K.network_window takes them: rates and currents
+        (n_steps, populations), and spikes from other solvers sorted by step (step, slot, weight)."""
         dt = self.dt_ticks
-        n_steps = (t1 - t0) // dt
         n_pops = len(self.names)
         rate_in = np.zeros((n_steps, n_pops))
         cur_in = np.zeros((n_steps, n_pops))
@@ -547,19 +553,26 @@ class PointNetworkSolver:
             s = inputs.get(f"{name}.spikes_in")
             if s is not None and len(s):
                 w = np.ones(len(s)) if s.weights is None else np.asarray(s.weights, np.float64)
-                slot = np.asarray(s.ids, np.int64) + self.lo[p]
+                slot, keep = self._input_slots(p, np.asarray(s.ids, np.int64))
+                ticks = np.asarray(s.ticks, np.int64)
+                if keep is not None:
+                    w, ticks = w[keep], ticks[keep]
                 if self.kind[p] in K.TWO_SLOTS:
                     slot = np.where(w < 0, self.inh_slot[slot], slot)
-                steps.append((np.asarray(s.ticks, np.int64) - t0) // dt)
+                steps.append((ticks - t0) // dt)
                 slots.append(slot)
                 ws.append(w)
         if steps:
             st = np.concatenate(steps)
             order = np.argsort(st, kind="stable")
-            ext = (rate_in, cur_in, st[order], np.concatenate(slots)[order], np.concatenate(ws)[order])
-        else:
-            z = np.zeros(0, np.int64)
-            ext = (rate_in, cur_in, z, z, np.zeros(0))
+            return rate_in, cur_in, st[order], np.concatenate(slots)[order], np.concatenate(ws)[order]
+        z = np.zeros(0, np.int64)
+        return rate_in, cur_in, z, z, np.zeros(0)
+
+    def advance(self, t0: int, t1: int, inputs) -> WindowResult:
+        dt = self.dt_ticks
+        n_steps = (t1 - t0) // dt
+        ext = self._external(t0, n_steps, inputs)
         count, vrec = self._integrate(n_steps, ext)
         ticks = t0 + self._spk_step[:count] * dt
         ids = self._spk_id[:count]
