@@ -98,6 +98,43 @@ def test_protocol_matches_neuron_run_live(name, tmp_path):
     _compare(name, REF.polyscale_run(name), theirs)
 
 
+@pytest.mark.slow
+def test_every_gate_matches_neuron_over_the_whole_voltage_range(tmp_path):
+    """Each Hay channel's init (steady state) and one advance step against NEURON on the .mod
+    files, -120..60 mV every 0.5 mV plus the exact singular points the mods nudge v off (SK_E2:
+    cai 1e-8..1e-2 mM, the 1e-7 mM branch included). The protocols only visit the voltages a
+    trajectory passes; this covers the rest. Same formulas in double precision: init to 1e-12
+    relative, a step to 1e-14 (the states move by 1e-4..0.1 in it, so a wrong rate shows)."""
+    why = _nrnivmodl_works()
+    if why:
+        pytest.skip(why)
+    pytest.importorskip("neuron")
+    out = tmp_path / "gates.npz"
+    code = (f"import sys, numpy as np; sys.path.insert(0, {str(DATA)!r}); import cell_mech_reference as r; "
+            f"m = r.compile_mods(__import__('pathlib').Path({str(tmp_path)!r})); "
+            f"v = np.unique(np.concatenate([np.arange(-120.0, 60.01, 0.5), r.SINGULAR_MV])); "
+            f"ca = np.geomspace(1e-8, 1e-2, 61); "
+            f"np.savez({str(out)!r}, v=v, ca=ca, **r.neuron_gate_steps(m, v, ca))")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=900, capture_output=True)
+    d = dict(np.load(out))
+    mechs = {**{m: mech_pkg.get(m) for m in REF.GATED}, "SK_E2": mech_pkg.get("SK_E2")}
+    for name, mech in mechs.items():
+        pars, ns = list(mech.params.values()), len(mech.states)
+        init, step = d[f"{name}/init"], d[f"{name}/step"]
+        if name == "SK_E2":
+            ours_init = [mech.init(-70.0, 34.0, *pars, c) for c in d["ca"]]
+            ours_step = [mech.advance(-70.0, REF.DT, 34.0, *r[1:1 + ns], *pars, r[0]) for r in step]
+        else:
+            reads = [0.0] * len(mech.reads)             # eca: the gates do not use it
+            ours_init = [mech.init(v, 34.0, *pars, *reads) for v in d["v"]]
+            ours_step = [mech.advance(r[0], REF.DT, 34.0, *r[1:1 + ns], *pars, *reads) for r in step]
+            assert np.abs(step[:, 0] - d["v"]).max() < 1e-6, name      # the step ran at the grid v
+        np.testing.assert_allclose(np.array(ours_init), init, rtol=1e-12, atol=0, err_msg=name)
+        after, before = step[:, 1 + ns:], step[:, 1:1 + ns]
+        assert np.abs(after - before).max() > 1e-4, name
+        np.testing.assert_allclose(np.array(ours_step), after, rtol=0, atol=1e-14, err_msg=name)
+
+
 # --- the generated kernel against the hand-written one ------------------------------------------
 def _clamped_ball_and_stick(n=2, **kw):
     return ball_and_stick_population(n=n, dend_nseg=11, iclamps=(IClamp(section="soma", delay_ms=1.0, dur_ms=15.0, amp_nA=0.3),), **kw)

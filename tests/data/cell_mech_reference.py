@@ -232,6 +232,72 @@ def neuron_run_spec(spec, moddir: Path, t_stop_ms: float) -> np.ndarray:
     return np.array(rec)[:int(round(t_stop_ms / spec.dt_ms))]
 
 
+#: voltage-gated Hay channels whose gates neuron_gate_steps samples
+GATED = ("Ih", "Ca_HVA", "Ca_LVAst", "Im", "NaTa_t", "Nap_Et2", "SKv3_1", "K_Pst", "K_Tst")
+#: the removable singularities the .mod files nudge v off (mV), sampled exactly
+SINGULAR_MV = (-154.9, -66.0, -64.4, -38.0, -27.0, -17.0)
+
+
+def neuron_gate_steps(moddir: Path, v_mV, cai_mM, dt_ms: float = DT) -> dict:
+    """Each gating state of the .mod files sampled in NEURON over a grid, one 1-segment section per
+    mechanism (cm 1e6 uF/cm2, so v hardly moves in a step):
+
+    - ``{mech}/init``: states after ``finitialize(v)`` for v in v_mV (the mod's INITIAL: steady
+      state at exactly v, singular points included), shape (len(v_mV), n_states);
+    - ``{mech}/step``: from ``finitialize(v - 20)``, v set to v and one fadvance(dt):
+      columns v_used (mV, the v NEURON's state update saw), states before, states after;
+    - ``SK_E2/init`` over cai_mM (z at steady state) and ``SK_E2/step`` (cai, z before, z after)
+      from steady state at 10 x cai.
+    """
+    from neuron import h
+    lib = next(Path(moddir).glob("*/.libs/libnrnmech.so"), None) or next(Path(moddir).glob("*/libnrnmech.so"))
+    if not hasattr(h, "Ih"):
+        h.nrn_load_dll(str(lib))
+    h.celsius, h.dt, h.secondorder = 34.0, dt_ms, 0
+    secs, out = {}, {}
+    for mech in (*GATED, "SK_E2"):
+        s = h.Section(name=mech)
+        s.L = s.diam = 10.0
+        s.nseg, s.cm = 1, 1e6
+        s.insert(mech)
+        secs[mech] = s
+    states = {m: [n for n in ("m", "h", "z") if hasattr(secs[m](0.5), f"{n}_{m}")] for m in secs}
+
+    def read(m):
+        return [getattr(secs[m](0.5), f"{n}_{m}") for n in states[m]]
+    init = {m: [] for m in GATED}
+    step = {m: [] for m in GATED}
+    for v in v_mV:
+        h.finitialize(float(v))
+        for m in GATED:
+            init[m].append(read(m))
+        h.finitialize(float(v) - 20.0)
+        before = {m: read(m) for m in GATED}
+        for m in GATED:
+            secs[m](0.5).v = float(v)
+        h.fadvance()
+        for m in GATED:
+            step[m].append([secs[m](0.5).v, *before[m], *read(m)])
+    for m in GATED:
+        out[f"{m}/init"], out[f"{m}/step"] = np.array(init[m]), np.array(step[m])
+    sk_init, sk_step = [], []
+    sk = secs["SK_E2"](0.5)
+    for c in cai_mM:
+        # no mechanism writes cai in this section: NEURON's ion style keeps it a parameter,
+        # which finitialize leaves as set
+        sk.cai = float(c)
+        h.finitialize(-70.0)
+        sk_init.append(read("SK_E2"))
+        sk.cai = 10.0 * float(c)
+        h.finitialize(-70.0)
+        z0 = read("SK_E2")
+        sk.cai = float(c)
+        h.fadvance()
+        sk_step.append([sk.cai, *z0, *read("SK_E2")])
+    out["SK_E2/init"], out["SK_E2/step"] = np.array(sk_init), np.array(sk_step)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # polyscale
 def polyscale_spec(name: str):
