@@ -29,6 +29,18 @@ def test_l5_cells_spike_at_a_plausible_rate_and_the_lfp_is_finite(examples_dir):
     assert (np.ptp(lfp, axis=0) > 1e-4).all()                  # > 0.1 uV on every contact
 
 
+def test_l5_cells_are_silent_without_their_synaptic_drive(examples_dir):
+    """The rate above comes from the Poisson drive: the same cells (Ih, Ca hot zone, every
+    channel) advanced 300 ms with no input rest below threshold and never spike, so a broken
+    drive or an unstable mechanism set fails one of the two tests."""
+    model = load_model(examples_dir / "l5_cells.py", {"t_stop_ms": 300.0})
+    s = model.solvers["cells"].build(None)
+    out = s.advance(0, int(300 * TICKS_PER_MS), {}).outputs
+    assert len(out["spikes"]) == 0
+    v = np.asarray(out["v_soma"].data)
+    assert np.isfinite(v).all() and v.max() < -50.0, v.max()
+
+
 def test_l5_cells_transmembrane_currents_sum_to_zero_per_cell(examples_dir):
     """Charge conservation with every mechanism of the example active: capacitive + ionic +
     synaptic currents over each cell's segments sum to zero at every step (no electrode); the
