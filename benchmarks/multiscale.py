@@ -1,15 +1,53 @@
 """The flagship run (examples/multiscale_column.py): where its wall time goes, inproc vs zmq.
 
-On inproc (one process) every solver's ``advance`` and every runner's window (advance + the
-local parts of its probes) are timed; what is left of the wall time is routing, adapters and the
-run-file writer (coupling + writing). On zmq each solver runs in its own process, so wall time
-below the inproc sum is parallelism; the part of the zmq wall time above the busiest solver's
-own work (compute + probes, measured inproc) is what coupling costs there: communication,
-the coordinator and the writer (waiting caused by load imbalance is already excluded, since
-the busiest solver's work is subtracted).
+Issue 9 asks for the wall time split into solver compute, waiting, communication and writing,
+and for *coupling* = communication + waiting not caused by load imbalance, below 10 % of wall.
+Every phase of a window is timed from the inside (``time.perf_counter``, exclusive of the
+phases nested in it) by wrapping the functions that do it, in the coordinator and, on zmq, in
+every forked worker (the wrappers are installed before the fork; each worker writes its
+per-window timings to a file when it stops). Nothing in polyscale is changed for this.
+
+Phases (one window):
+
+* **compute**: the solver's ``advance``;
+* **probes**: the local parts of its probes (``SolverRunner._probe_parts``, solver side) and the
+  probes' global stage (the combiners, run by the writer on the coordinator). Probe work is
+  neither coupling nor writing; it is listed on its own;
+* **communication**: everything that moves a window's outputs to the inputs of the next one:
+  routing into the delay buffers (``Link.push``), delivery (``Inbox.collect``: delays, adapters,
+  channel maps), the runner's output checks; on zmq also encoding, sending, receiving and
+  decoding messages (coordinator and workers), the coordinator's ``_take`` and heartbeats, and
+  the rest of the worker's and the coordinator's window code;
+* **writing**: selecting the recorded channels (``SolverRunner.recorded``), the writer's
+  ``append`` (staging), ``flush`` (h5py) and ``finish``;
+* **waiting** (zmq only): a process blocked in a receive.
+
+inproc (one process, one solver after the other): wall = start-up + the sum of all phases +
+close + a residual (the loop itself, unaccounted); there is no waiting, so coupling =
+communication.
+
+zmq (one worker process per solver, the coordinator in this process), per window w on the
+coordinator's clock (from sending window w's ``advance`` to sending window w+1's):
+
+    wall_w = max_s work_s,w + probes_global_w + writing_w + coupling_w
+
+where work_s,w = compute + local probe parts of solver s: the busiest solver's work is the
+floor of the window (nothing parallel can beat it), and what the other workers wait for it is
+waiting *caused by load imbalance*, which the issue leaves out of coupling. Coupling_w is the
+rest: the coordinator's own communication, the busiest worker's own communication, and what
+neither accounts for (message latency, process wake-ups, CPU contention: on 2 cores the four
+workers and the coordinator share the CPUs). Per worker the same window is
+
+    wall_w = work + own communication + own recording + imbalance wait + other wait
+
+with imbalance wait = min(wait, max_s work_s,w - own work) of the wait for window w+1's advance
+(the barrier: every worker waits for all results of window w), and other wait the rest (the
+coordinator writing and routing, latency). Both tables are checked to add up to the wall time
+(the residual is printed). CPU time (this process, plus reaped children on zmq) is printed
+beside the wall time, since other jobs on a shared machine distort wall time.
 
     python benchmarks/multiscale.py                 # scale 1, 2000 ms (the README's run)
-    python benchmarks/multiscale.py --scale 2 --t-stop 1000
+    python benchmarks/multiscale.py --scale 2 --t-stop 1000 --repeat 1
 
 One thread per process (set below, before numpy loads); on 2 cores the zmq run has 4 solver
 processes plus the coordinator.
@@ -21,13 +59,20 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
+import pickle  # noqa: E402
+import resource  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import polyscale as ps  # noqa: E402
-from polyscale.coordinator import solver as solver_mod  # noqa: E402
+from polyscale.coordinator import routing, runfile, solver as solver_mod, worker as worker_mod  # noqa: E402
+from polyscale.coordinator.transports import inproc as inproc_mod, wire, zmq as zmq_mod  # noqa: E402
+
+perf = time.perf_counter
+COMM = ("push", "collect", "checks", "encode", "send", "recv", "decode", "take", "beat", "loop")
+WRITE = ("recorded", "append", "flush", "finish")
 
 
 def load_example():
@@ -38,89 +83,333 @@ def load_example():
     return mod
 
 
-def instrumented_inproc(model, out):
-    """Run inproc with every solver's advance and every runner's window timed (s)."""
-    compute, window = defaultdict(float), defaultdict(float)
-    original_init = solver_mod.SolverRunner.__init__
-    original_advance = solver_mod.SolverRunner.advance
+class Clock:
+    """Exclusive time per phase, per window, in this process."""
 
-    def init(self, plan, name, solver):
-        inner = solver.advance
+    def __init__(self) -> None:
+        self.reset()
 
-        def timed(t0, t1, inputs, _name=name):
-            c = time.perf_counter()
+    def reset(self) -> None:
+        self.stack: list[float] = []
+        self.acc: dict = defaultdict(float)     # the window being timed
+        self.windows: list[dict] = []           # closed windows, in order
+        self.dump_dir: str | None = getattr(self, "dump_dir", None)
+
+    def wrap(self, fn, key):
+        def timed(*a, **k):
+            st = self.stack
+            st.append(0.0)
+            s = perf()
             try:
-                return inner(t0, t1, inputs)
+                return fn(*a, **k)
             finally:
-                compute[_name] += time.perf_counter() - c
-        solver.advance = timed
+                d = perf() - s
+                child = st.pop()
+                self.acc[key] += d - child
+                if st:
+                    st[-1] += d
+        timed.__wrapped__ = fn
+        return timed
+
+    def close_window(self, **extra) -> None:
+        self.acc.update(extra)
+        self.windows.append(dict(self.acc))
+        self.acc = defaultdict(float)
+
+
+CLOCK = Clock()
+_PATCHED: list[tuple[object, str, object]] = []
+
+
+def _patch(owner, attr, key, wrapper=None):
+    fn = getattr(owner, attr)
+    _PATCHED.append((owner, attr, fn))
+    setattr(owner, attr, wrapper(fn) if wrapper else CLOCK.wrap(fn, key))
+
+
+def install(dump_dir: str) -> None:
+    """Wrap every phase (once); workers forked afterwards inherit the wrappers."""
+    CLOCK.dump_dir = dump_dir
+    if _PATCHED:
+        return
+    original_init = solver_mod.SolverRunner.__init__
+
+    def runner_init(self, plan, name, solver):
+        solver.advance = CLOCK.wrap(solver.advance, "compute")
         original_init(self, plan, name, solver)
+    _PATCHED.append((solver_mod.SolverRunner, "__init__", original_init))
+    solver_mod.SolverRunner.__init__ = runner_init
+    _patch(solver_mod.SolverRunner, "advance", "checks")
+    _patch(solver_mod.SolverRunner, "_probe_parts", "probes")
+    _patch(solver_mod.SolverRunner, "recorded", "recorded")
+    _patch(routing.Link, "push", "push")
+    _patch(routing.Inbox, "collect", "collect")
+    writer_init = runfile.RunWriter.__init__
 
-    def advance(self, t0, t1, inputs):
-        c = time.perf_counter()
-        try:
-            return original_advance(self, t0, t1, inputs)
-        finally:
-            window[self.name] += time.perf_counter() - c
+    def init(self, *a, **k):
+        writer_init(self, *a, **k)
+        self._combiners = {n: CLOCK.wrap(c, "probes_global") for n, c in self._combiners.items()}
+    _PATCHED.append((runfile.RunWriter, "__init__", writer_init))
+    runfile.RunWriter.__init__ = init
+    _patch(runfile.RunWriter, "append", "append")
+    _patch(runfile.RunWriter, "flush", "flush")
+    _patch(runfile.RunWriter, "finish", "finish")
+    # inproc: a window is one advance of the transport (+ the writer's append after it)
+    _patch(inproc_mod.InProcTransport, "advance", "loop", _window_start)
+    _patch(inproc_mod.InProcTransport, "close", "close", _close_start)
+    # zmq, both sides: message encoding, sockets, decoding
+    _patch(wire, "encode_window", "encode")
+    _patch(wire, "decode", "decode")
+    _patch(zmq_mod, "send_frames", "send", _send)
+    _patch(zmq_mod, "recv_frames", "recv")
+    _patch(zmq_mod.ZmqTransport, "advance", "loop", _window_start)
+    _patch(zmq_mod.ZmqTransport, "_take", "take")
+    _patch(zmq_mod.ZmqTransport, "_beat", "beat")
+    _patch(zmq_mod.ZmqTransport, "close", "close", _close_start)
+    # worker: one window per advance; the wait for it is what its recv took before
+    session_init, session_close = worker_mod._Session.__init__, worker_mod._Session.close
 
-    solver_mod.SolverRunner.__init__, solver_mod.SolverRunner.advance = init, advance
-    try:
-        w = time.perf_counter()
-        ps.run(model, out=out, force=True)
-        wall = time.perf_counter() - w
-    finally:
-        solver_mod.SolverRunner.__init__, solver_mod.SolverRunner.advance = original_init, original_advance
-    return wall, dict(compute), dict(window)
+    def s_init(self, *a, **k):
+        CLOCK.reset()
+        CLOCK.worker = True
+        session_init(self, *a, **k)
+        CLOCK.acc = defaultdict(float)   # the wait for the first window is start-up
+
+    def s_close(self):
+        path = Path(CLOCK.dump_dir) / f"worker-{os.getpid()}.pkl"
+        path.write_bytes(pickle.dumps({"solvers": self.names, "windows": CLOCK.windows}))
+        session_close(self)
+    for attr, fn in (("__init__", s_init), ("close", s_close)):
+        _PATCHED.append((worker_mod._Session, attr, getattr(worker_mod._Session, attr)))
+        setattr(worker_mod._Session, attr, fn)
+    _patch(worker_mod._Session, "advance", "loop", _worker_window)
+
+
+def _window_start(fn):
+    """Coordinator side: a window starts when the transport is asked to advance it."""
+    inner = CLOCK.wrap(fn, "loop")
+
+    def advance(self, t0, t1):
+        now = perf()
+        if CLOCK.windows or CLOCK.acc.get("t0") is not None:
+            CLOCK.close_window(end=now)
+        CLOCK.acc["t0"], CLOCK.acc["start"] = t0, now
+        return inner(self, t0, t1)
+    return advance
+
+
+def _close_start(fn):
+    inner = CLOCK.wrap(fn, "close")
+
+    def close(self):
+        if CLOCK.acc.get("t0") is not None:
+            CLOCK.close_window(end=perf())
+        return inner(self)
+    return close
+
+
+def _worker_window(fn):
+    inner = CLOCK.wrap(fn, "loop")
+
+    def advance(self, msg):
+        CLOCK.acc["t0"] = msg.t0
+        CLOCK.acc["wait"] = CLOCK.acc.pop("recv", 0.0)
+        return inner(self, msg)
+    return advance
+
+
+def _send(fn):
+    inner = CLOCK.wrap(fn, "send")
+
+    def send(sock, frames):
+        out = inner(sock, frames)
+        if getattr(CLOCK, "worker", False) and CLOCK.acc.get("t0") is not None:
+            CLOCK.close_window()   # the worker's window ends when its result is sent
+        return out
+    return send
+
+
+def uninstall() -> None:
+    while _PATCHED:
+        owner, attr, fn = _PATCHED.pop()
+        setattr(owner, attr, fn)
+
+
+def timed_run(model, out, transport, dump_dir):
+    """One run; returns wall s, CPU s (this process + children reaped), coordinator windows,
+    worker windows {solver: [window dicts]}, and the phases outside the window loop."""
+    for f in Path(dump_dir).glob("worker-*.pkl"):
+        f.unlink()
+    CLOCK.reset()
+    CLOCK.worker = False
+    c0, ch0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    w = perf()
+    ps.run(model, out=out, transport=transport, force=True)
+    wall = perf() - w
+    ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime)
+    windows = CLOCK.windows
+    outside = {k: v for k, v in CLOCK.acc.items() if k not in ("t0", "start", "end")}  # close, finish
+    workers = {}
+    for f in Path(dump_dir).glob("worker-*.pkl"):
+        d = pickle.loads(f.read_bytes())
+        workers[d["solvers"][0]] = d["windows"]
+    return dict(wall=wall, cpu=cpu, windows=windows, outside=outside, workers=workers,
+                loop=windows[-1]["end"] - windows[0]["start"])
+
+
+def _sum(rows, keys):
+    return sum(r.get(k, 0.0) for r in rows for k in keys)
+
+
+def report_inproc(r, detail=False) -> float:
+    """Print inproc's split; return the coupling share of wall time."""
+    ws, wall = r["windows"], r["wall"]
+    compute = _sum(ws, ("compute",))
+    probes = _sum(ws, ("probes", "probes_global"))
+    comm = _sum(ws, ("push", "collect", "checks", "loop"))
+    out = r["outside"]
+    writing = _sum(ws, WRITE) + out.get("finish", 0.0) + out.get("flush", 0.0)
+    close = out.get("close", 0.0)
+    start = wall - r["loop"] - close - out.get("finish", 0.0) - out.get("flush", 0.0)
+    resid = r["loop"] - (compute + probes + comm + _sum(ws, WRITE))
+    print(f"inproc: wall {wall:.3f} s, CPU {r['cpu']:.3f} s, {len(ws)} windows")
+    rows = [("solver compute", compute), ("probes (local + global)", probes),
+            ("communication (route, deliver, checks, loop)", comm), ("writing (select, stage, h5py)", writing),
+            ("start-up (plan, build, file) + close", start + close), ("residual (unaccounted)", resid)]
+    for name, v in rows:
+        print(f"  {name:<46} {v:8.3f} s {v / wall:7.1%}")
+    print(f"  {'sum':<46} {sum(v for _, v in rows):8.3f} s   (wall {wall:.3f} s)")
+    if detail:
+        print("  per phase, us per window (exclusive):")
+        _detail("inproc", ws)
+    share = comm / wall
+    print(f"  coupling = communication (no waiting in one process): {share:.1%} of wall, "
+          f"{comm / r['loop']:.1%} of the window loop\n")
+    return share
+
+
+def _detail(name, rows) -> None:
+    keys = sorted({k for r in rows for k in r} - {"t0", "start", "end"})
+    n = max(len(rows), 1)
+    print(f"    {name:<12} " + ", ".join(f"{k} {1e6 * sum(r.get(k, 0.0) for r in rows) / n:.0f}" for k in keys))
+
+
+def report_zmq(r, detail=False) -> tuple[float, float]:
+    """Print zmq's split, per window on the coordinator's clock and per worker; return the
+    coupling share of the wall time and of the window loop."""
+    ws, wall = r["windows"], r["wall"]
+    workers = r["workers"]
+    by_t0 = {s: {row["t0"]: row for row in rows} for s, rows in workers.items()}
+    work = {s: {t0: row.get("compute", 0.0) + row.get("probes", 0.0) for t0, row in rows.items()}
+            for s, rows in by_t0.items()}
+    tot = defaultdict(float)
+    per = {s: defaultdict(float) for s in workers}
+    t0s = [row["t0"] for row in ws]
+    for i, row in enumerate(ws):
+        t0 = row["t0"]
+        wall_w = row["end"] - row["start"]
+        busy = max(workers, key=lambda s: work[s][t0])
+        mx = work[busy][t0]
+        coord_comm = sum(row.get(k, 0.0) for k in COMM)   # its recv includes waiting: taken out below
+        coord_wait = row.get("recv", 0.0)
+        writing = sum(row.get(k, 0.0) for k in ("append", "flush"))
+        pg = row.get("probes_global", 0.0)
+        b = by_t0[busy][t0]
+        busy_comm = sum(b.get(k, 0.0) for k in COMM if k != "recv")
+        busy_rec = b.get("recorded", 0.0)
+        coupling = wall_w - mx - pg - writing - busy_rec
+        tot["wall"] += wall_w
+        tot["work"] += mx
+        tot["compute"] += b.get("compute", 0.0)
+        tot["probes_local"] += b.get("probes", 0.0)
+        tot["probes_global"] += pg
+        tot["writing"] += writing + busy_rec
+        tot["coupling"] += coupling
+        tot["coord_comm"] += coord_comm - coord_wait
+        tot["busy_comm"] += busy_comm
+        tot["coord_wait"] += coord_wait
+        # per worker: its window, and the wait before the next one split by the barrier
+        nxt = t0s[i + 1] if i + 1 < len(t0s) else None
+        for s in workers:
+            rw = by_t0[s][t0]
+            p = per[s]
+            p["compute"] += rw.get("compute", 0.0)
+            p["probes"] += rw.get("probes", 0.0)
+            p["comm"] += sum(rw.get(k, 0.0) for k in COMM if k != "recv")
+            p["recorded"] += rw.get("recorded", 0.0)
+            if nxt is not None:
+                wait = by_t0[s][nxt].get("wait", 0.0)
+                imb = min(wait, mx - work[s][t0])
+                p["imbalance"] += imb
+                p["other_wait"] += wait - imb
+    loop = tot["wall"]
+    rest = wall - loop
+    print(f"zmq: wall {wall:.3f} s, CPU {r['cpu']:.3f} s (coordinator + workers), {len(ws)} windows")
+    print("  critical path (per window: the busiest solver's work, then what else the coordinator waited for):")
+    rows = [("busiest solver's work (compute + local probes)", tot["work"]),
+            ("  of which solver compute", tot["compute"]), ("  of which local probe parts", tot["probes_local"]),
+            ("probes' global stage (coordinator)", tot["probes_global"]),
+            ("writing (select on the worker, stage, h5py)", tot["writing"]),
+            ("coupling (communication + waiting not from imbalance)", tot["coupling"]),
+            ("  of which coordinator communication", tot["coord_comm"]),
+            ("  of which the busiest worker's communication", tot["busy_comm"]),
+            ("  of which latency, wake-ups, CPU contention", tot["coupling"] - tot["coord_comm"] - tot["busy_comm"]),
+            ("start-up (fork, build, handshake) + close + finish", rest)]
+    for name, v in rows:
+        print(f"  {name:<56} {v:8.3f} s {v / wall:7.1%}")
+    top = tot["work"] + tot["probes_global"] + tot["writing"] + tot["coupling"] + rest
+    print(f"  {'sum':<56} {top:8.3f} s   (wall {wall:.3f} s; window loop {loop:.3f} s)")
+    print("  per worker (each line adds up to the window loop, less the first window's start-up wait):")
+    print(f"  {'solver':<10} {'compute':>8} {'probes':>7} {'comm':>7} {'record':>7} {'imbal.':>7} "
+          f"{'other':>7} {'sum':>7}")
+    for s in sorted(per):
+        p = per[s]
+        total = sum(p.values())
+        print(f"  {s:<10} {p['compute']:8.3f} {p['probes']:7.3f} {p['comm']:7.3f} {p['recorded']:7.3f} "
+              f"{p['imbalance']:7.3f} {p['other_wait']:7.3f} {total:7.3f}")
+    if detail:
+        print("  per phase, us per window (exclusive):")
+        _detail("coordinator", ws)
+        for s in sorted(workers):
+            _detail(s, workers[s][1:])
+    share, share_loop = tot["coupling"] / wall, tot["coupling"] / loop
+    print(f"  coupling: {share:.1%} of wall, {share_loop:.1%} of the window loop (without start-up)\n")
+    return share, share_loop
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--t-stop", type=float, default=2000.0, help="simulated ms")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per transport; the minimum is shown")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per transport; the fastest is shown")
+    ap.add_argument("--transports", default="inproc,zmq", help="comma-separated: inproc, zmq")
+    ap.add_argument("--detail", action="store_true", help="print every phase's time per window")
     args = ap.parse_args()
     ex = load_example()
     model = ex.build(scale=args.scale, t_stop_ms=args.t_stop)
     with tempfile.TemporaryDirectory() as tmp:
         ps.run(model.with_options(t_stop_ms=20.0), out=f"{tmp}/warm.h5", force=True)  # numba caches
-        best = None
-        for _ in range(args.repeat):
-            r = instrumented_inproc(model, f"{tmp}/inproc.h5")
-            best = r if best is None or r[0] < best[0] else best
-        wall_in, compute, window = best
-        zmq_walls = []
-        for _ in range(args.repeat):
-            w = time.perf_counter()
-            ps.run(model, out=f"{tmp}/zmq.h5", transport="zmq", force=True)
-            zmq_walls.append(time.perf_counter() - w)
-        wall_zmq = min(zmq_walls)
-        starts = []                      # starting worker processes and building: paid once per run
-        for _ in range(args.repeat):
-            w = time.perf_counter()
-            ps.run(model.with_options(t_stop_ms=2.0), out=f"{tmp}/start.h5", transport="zmq", force=True)
-            starts.append(time.perf_counter() - w)
-        start = min(starts)
-
-    print(f"multiscale_column, scale {args.scale:g}, {args.t_stop:g} ms simulated, "
-          f"{os.cpu_count()} cores, best of {args.repeat}\n")
-    print(f"{'solver':<10} {'compute s':>10} {'probes s':>9} {'window s':>9}")
-    for name in sorted(window):
-        c = compute.get(name, 0.0)
-        print(f"{name:<10} {c:>10.3f} {window[name] - c:>9.3f} {window[name]:>9.3f}")
-    total_c, total_w = sum(compute.values()), sum(window.values())
-    rest = wall_in - total_w
-    print(f"{'sum':<10} {total_c:>10.3f} {total_w - total_c:>9.3f} {total_w:>9.3f}\n")
-    busiest = max(window.values())
-    print(f"{'transport':<9} {'wall s':>8} {'coupling+writing s':>19} {'share of wall':>14}")
-    print(f"{'inproc':<9} {wall_in:>8.3f} {rest:>19.3f} {rest / wall_in:>13.1%}")
-    over = max(0.0, wall_zmq - busiest)
-    print(f"{'zmq':<9} {wall_zmq:>8.3f} {over:>19.3f} {over / wall_zmq:>13.1%}")
-    run_zmq = wall_zmq - start
-    over_run = max(0.0, run_zmq - busiest)
-    print(f"{'zmq run':<9} {run_zmq:>8.3f} {over_run:>19.3f} {over_run / run_zmq:>13.1%}   "
-          f"(less {start:.2f} s of worker start-up, measured on a one-window run)")
-    print(f"\nzmq / inproc wall: {wall_zmq / wall_in:.2f} with start-up, {run_zmq / wall_in:.2f} "
-          f"without (goal < 1); busiest solver's work {busiest:.3f} s = the floor for any parallel run")
+        install(tmp)
+        try:
+            best = {}
+            for tname in args.transports.split(","):
+                for _ in range(args.repeat):
+                    r = timed_run(model, f"{tmp}/{tname}.h5", tname, tmp)
+                    if tname not in best or r["wall"] < best[tname]["wall"]:
+                        best[tname] = r
+        finally:
+            uninstall()
+    print(f"multiscale_column, scale {args.scale:g}, {args.t_stop:g} ms simulated, {os.cpu_count()} cores, "
+          f"fastest of {args.repeat}\n")
+    if "inproc" in best:
+        report_inproc(best["inproc"], args.detail)
+    if "zmq" in best:
+        report_zmq(best["zmq"], args.detail)
+    if "inproc" in best and "zmq" in best:
+        a, b = best["inproc"], best["zmq"]
+        print(f"zmq / inproc: wall {b['wall'] / a['wall']:.2f}, window loop {b['loop'] / a['loop']:.2f} "
+              f"(goal < 1); CPU {b['cpu'] / a['cpu']:.2f}")
 
 
 if __name__ == "__main__":
