@@ -6,10 +6,14 @@ all spikes recorded, one Poisson generator per neuron. Each side runs in its own
 one thread (OMP_NUM_THREADS=1, NUMBA_NUM_THREADS=1, NEST local_num_threads 1), one after the
 other for each scale, and reports:
 
-* build: polyscale: building the solver (connectome drawn, CSR filled); NEST: Create + Connect.
+* build: polyscale: building the solver (connectome drawn, CSR filled), timed inside the run;
+  NEST: Create + Connect + Prepare (its connection sorting; the microcircuit's too).
 * sim: polyscale: a full ``ps.run`` of the model (plan, windows, recording into an in-memory run
-  file) minus the build time measured just before; NEST: ``Simulate`` (its Prepare included).
-  Wall and CPU seconds (CPU matters on a loaded machine).
+  file) minus the build timed inside that same run; NEST: ``Simulate``.
+  Wall and CPU seconds (CPU matters on a loaded machine), each the minimum over ``--repeat``
+  builds and runs in one process (default 3; ``--nest-repeat`` for NEST's long runs); "spread"
+  is max - min of the sim CPU seconds, and the ratio line adds polyscale's worst sim CPU over
+  NEST's best.
 * rtf: simulation wall seconds per simulated second.
 * peak: peak resident memory of the process (MB); B/syn: (peak - resident memory after imports)
   / synapses; polyscale's CSR alone is also given (csr B/syn).
@@ -71,66 +75,85 @@ def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 '''
 
+# polyscale's build is timed inside each ps.run (PointNetwork.build wrapped): build and
+# simulation come from the same run, so sim = run - build has no second, separately noisy build
+TIMED_BUILD = '''
+import time
+from polyscale.solvers.point.network import PointNetwork
+BUILDS = []
+_build = PointNetwork.build
+def _timed_build(self, ctx):
+    t0, c0 = time.perf_counter(), time.process_time()
+    solver = _build(self, ctx)
+    BUILDS.append((time.perf_counter() - t0, time.process_time() - c0, solver.n_synapses,
+                   solver.connectome_bytes()))
+    return solver
+PointNetwork.build = _timed_build
+'''
+
 NEST_SCRIPT = RSS + '''
 import json, sys, time
 import nest
-scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-nest.set_verbosity("M_ERROR")
-nest.ResetKernel()
-nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": 1, "rng_seed": seed, "print_time": False})
-rss0 = rss_mb()
-NE, NI = int(round(10000 * scale)), int(round(2500 * scale))
-CE, CI = int(0.1 * NE), int(0.1 * NI)
-J, g, eta, D, tau_m, theta = 0.1, 5.0, 2.0, 1.5, 20.0, 20.0
-p_rate = 1000.0 * eta * theta / (J * CE * tau_m) * CE
-params = {"C_m": 1.0, "tau_m": tau_m, "t_ref": 2.0, "E_L": 0.0, "V_reset": 10.0, "V_m": 0.0, "V_th": theta}
-t0, c0 = time.perf_counter(), time.process_time()
-ex = nest.Create("iaf_psc_delta", NE, params=params)
-inh = nest.Create("iaf_psc_delta", NI, params=params)
-noise = nest.Create("poisson_generator", params={"rate": p_rate})
-rec_e, rec_i = nest.Create("spike_recorder"), nest.Create("spike_recorder")
-nest.CopyModel("static_synapse", "excitatory", {"weight": J, "delay": D})
-nest.CopyModel("static_synapse", "inhibitory", {"weight": -g * J, "delay": D})
-nest.Connect(noise, ex, syn_spec="excitatory")
-nest.Connect(noise, inh, syn_spec="excitatory")
-nest.Connect(ex, rec_e, syn_spec="excitatory")
-nest.Connect(inh, rec_i, syn_spec="excitatory")
-nest.Connect(ex, ex + inh, {"rule": "fixed_indegree", "indegree": CE}, "excitatory")
-nest.Connect(inh, ex + inh, {"rule": "fixed_indegree", "indegree": CI}, "inhibitory")
-build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
-t0, c0 = time.perf_counter(), time.process_time()
-nest.Simulate(t_ms)
-sim_s, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
+scale, t_ms, seed, repeat = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
+reps = []
+rss0 = None
+for _ in range(repeat):
+    nest.set_verbosity("M_ERROR")
+    nest.ResetKernel()
+    nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": 1, "rng_seed": seed, "print_time": False})
+    rss0 = rss_mb() if rss0 is None else rss0
+    NE, NI = int(round(10000 * scale)), int(round(2500 * scale))
+    CE, CI = int(0.1 * NE), int(0.1 * NI)
+    J, g, eta, D, tau_m, theta = 0.1, 5.0, 2.0, 1.5, 20.0, 20.0
+    p_rate = 1000.0 * eta * theta / (J * CE * tau_m) * CE
+    params = {"C_m": 1.0, "tau_m": tau_m, "t_ref": 2.0, "E_L": 0.0, "V_reset": 10.0, "V_m": 0.0, "V_th": theta}
+    t0, c0 = time.perf_counter(), time.process_time()
+    ex = nest.Create("iaf_psc_delta", NE, params=params)
+    inh = nest.Create("iaf_psc_delta", NI, params=params)
+    noise = nest.Create("poisson_generator", params={"rate": p_rate})
+    rec_e, rec_i = nest.Create("spike_recorder"), nest.Create("spike_recorder")
+    nest.CopyModel("static_synapse", "excitatory", {"weight": J, "delay": D})
+    nest.CopyModel("static_synapse", "inhibitory", {"weight": -g * J, "delay": D})
+    nest.Connect(noise, ex, syn_spec="excitatory")
+    nest.Connect(noise, inh, syn_spec="excitatory")
+    nest.Connect(ex, rec_e, syn_spec="excitatory")
+    nest.Connect(inh, rec_i, syn_spec="excitatory")
+    nest.Connect(ex, ex + inh, {"rule": "fixed_indegree", "indegree": CE}, "excitatory")
+    nest.Connect(inh, ex + inh, {"rule": "fixed_indegree", "indegree": CI}, "inhibitory")
+    nest.Prepare()          # connection sorting etc. is NEST's build, as polyscale's CSR fill is ours
+    nest.Cleanup()
+    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
+    nest.Simulate(t_ms)
+    sim_s, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
+    reps.append({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": sim_s, "sim_cpu_s": sim_cpu})
 n_syn = (CE + CI) * (NE + NI)          # the recurrent synapses (fixed in-degree)
-print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": sim_s, "sim_cpu_s": sim_cpu,
-                  "peak_mb": peak_mb(), "rss0_mb": rss0, "n_synapses": n_syn,
+print(json.dumps({"reps": reps, "peak_mb": peak_mb(), "rss0_mb": rss0, "n_synapses": n_syn,
                   "rate_e_hz": rec_e.n_events / NE / (t_ms / 1000.0),
                   "rate_i_hz": rec_i.n_events / NI / (t_ms / 1000.0), "version": nest.__version__}))
 '''
 
-POLYSCALE_SCRIPT = RSS + '''
+POLYSCALE_SCRIPT = RSS + TIMED_BUILD + '''
 import json, sys, time
 sys.path.insert(0, sys.argv[4])
 import polyscale as ps
-from polyscale.coordinator.seeding import rng_for
-from polyscale.coordinator.specs import SolverContext
 from brunel import build
-scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+scale, t_ms, seed, repeat = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
 ps.run(build(scale=0.01, t_stop_ms=5.0))              # compile or load the kernels
 rss0 = rss_mb()
 model = build(scale=scale, t_stop_ms=t_ms, seed=seed)
 spec = model.solvers["net"]
-t0, c0 = time.perf_counter(), time.process_time()
-solver = spec.build(SolverContext("net", seed, rng_for(seed, "solver", "net")))
-build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
-n_syn, csr = solver.n_synapses, solver.connectome_bytes()
-del solver
-t0, c0 = time.perf_counter(), time.process_time()
-run = ps.run(model)
-total_s, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+reps = []
+for _ in range(repeat):
+    BUILDS.clear()
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = ps.run(model)
+    total_s, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+    (build_s, build_cpu, n_syn, csr), = BUILDS
+    reps.append({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s - build_s,
+                 "sim_cpu_s": total_cpu - build_cpu})
 ne, ni = (spec.population(p).size for p in "EI")
-print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s - build_s,
-                  "sim_cpu_s": total_cpu - build_cpu, "peak_mb": peak_mb(), "rss0_mb": rss0,
+print(json.dumps({"reps": reps, "peak_mb": peak_mb(), "rss0_mb": rss0,
                   "n_synapses": n_syn, "csr_bytes": csr,
                   "rate_e_hz": len(run.spikes("net", "E").times) / ne / (t_ms / 1000.0),
                   "rate_i_hz": len(run.spikes("net", "I").times) / ni / (t_ms / 1000.0),
@@ -141,76 +164,78 @@ PD14_NEST_SCRIPT = RSS + '''
 import json, runpy, sys, time
 import numpy as np
 import nest
-scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+scale, t_ms, seed, repeat = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
 mc = runpy.run_path(sys.argv[4] + "/microcircuit.py", run_name="pd14")
 p = mc["parameters"](scale)
-nest.set_verbosity("M_ERROR")
-nest.ResetKernel()
-nest.SetKernelStatus({"resolution": mc["DT_MS"], "local_num_threads": 1, "rng_seed": seed, "print_time": False})
-rss0 = rss_mb()
-t0, c0 = time.perf_counter(), time.process_time()
-pops, recs = [], []
-for i in range(8):
-    pop = nest.Create("iaf_psc_exp", int(p["n"][i]), params={
-        "C_m": mc["C_M"], "tau_m": mc["TAU_M"], "E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "t_ref": 2.0,
-        "tau_syn_ex": mc["TAU_SYN"], "tau_syn_in": mc["TAU_SYN"], "I_e": float(p["dc_pA"][i])})
-    pop.V_m = nest.random.normal(mc["V0_MEAN_MV"][i], mc["V0_STD_MV"][i])
-    pg = nest.Create("poisson_generator", params={"rate": float(p["bg_rate_hz"][i])})
-    nest.Connect(pg, pop, "all_to_all", {"weight": float(p["bg_weight_pA"]), "delay": 1.5})
-    rec = nest.Create("spike_recorder")
-    nest.Connect(pop, rec)
-    pops.append(pop)
-    recs.append(rec)
-for i in range(8):
-    for j in range(8):
-        n = int(p["synapses"][i, j])
-        if n <= 0:
-            continue
-        w = float(p["weight_pA"][i, j])
-        dm = mc["DELAY_MS"][j % 2]
-        nest.Connect(pops[j], pops[i], {"rule": "fixed_total_number", "N": n}, {
-            "weight": nest.math.redraw(nest.random.normal(mean=w, std=abs(w) * mc["WEIGHT_CV"]),
-                                       min=0.0 if w > 0 else -np.inf, max=np.inf if w > 0 else 0.0),
-            "delay": nest.math.redraw(nest.random.normal(mean=dm, std=dm * mc["DELAY_CV"]),
-                                      min=0.5 * mc["DT_MS"], max=np.inf)})
-nest.Prepare()
-nest.Cleanup()
-build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
-t0, c0 = time.perf_counter(), time.process_time()
-nest.Simulate(t_ms)
-sim_s, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
+reps = []
+rss0 = None
+for _ in range(repeat):
+    nest.set_verbosity("M_ERROR")
+    nest.ResetKernel()
+    nest.SetKernelStatus({"resolution": mc["DT_MS"], "local_num_threads": 1, "rng_seed": seed, "print_time": False})
+    rss0 = rss_mb() if rss0 is None else rss0
+    t0, c0 = time.perf_counter(), time.process_time()
+    pops, recs = [], []
+    for i in range(8):
+        pop = nest.Create("iaf_psc_exp", int(p["n"][i]), params={
+            "C_m": mc["C_M"], "tau_m": mc["TAU_M"], "E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "t_ref": 2.0,
+            "tau_syn_ex": mc["TAU_SYN"], "tau_syn_in": mc["TAU_SYN"], "I_e": float(p["dc_pA"][i])})
+        pop.V_m = nest.random.normal(mc["V0_MEAN_MV"][i], mc["V0_STD_MV"][i])
+        pg = nest.Create("poisson_generator", params={"rate": float(p["bg_rate_hz"][i])})
+        nest.Connect(pg, pop, "all_to_all", {"weight": float(p["bg_weight_pA"]), "delay": 1.5})
+        rec = nest.Create("spike_recorder")
+        nest.Connect(pop, rec)
+        pops.append(pop)
+        recs.append(rec)
+    for i in range(8):
+        for j in range(8):
+            n = int(p["synapses"][i, j])
+            if n <= 0:
+                continue
+            w = float(p["weight_pA"][i, j])
+            dm = mc["DELAY_MS"][j % 2]
+            nest.Connect(pops[j], pops[i], {"rule": "fixed_total_number", "N": n}, {
+                "weight": nest.math.redraw(nest.random.normal(mean=w, std=abs(w) * mc["WEIGHT_CV"]),
+                                           min=0.0 if w > 0 else -np.inf, max=np.inf if w > 0 else 0.0),
+                "delay": nest.math.redraw(nest.random.normal(mean=dm, std=dm * mc["DELAY_CV"]),
+                                          min=0.5 * mc["DT_MS"], max=np.inf)})
+    nest.Prepare()
+    nest.Cleanup()
+    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
+    nest.Simulate(t_ms)
+    sim_s, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
+    reps.append({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": sim_s, "sim_cpu_s": sim_cpu})
 ne, ni = int(p["n"][0::2].sum()), int(p["n"][1::2].sum())
 ce = sum(r.n_events for r in recs[0::2])
 ci = sum(r.n_events for r in recs[1::2])
-print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": sim_s, "sim_cpu_s": sim_cpu,
-                  "peak_mb": peak_mb(), "rss0_mb": rss0, "n_synapses": int(p["synapses"].sum()),
+print(json.dumps({"reps": reps, "peak_mb": peak_mb(), "rss0_mb": rss0, "n_synapses": int(p["synapses"].sum()),
                   "rate_e_hz": ce / ne / (t_ms / 1000.0), "rate_i_hz": ci / ni / (t_ms / 1000.0),
                   "version": nest.__version__}))
 '''
 
-PD14_POLYSCALE_SCRIPT = RSS + '''
+
+PD14_POLYSCALE_SCRIPT = RSS + TIMED_BUILD + '''
 import json, runpy, sys, time
 import polyscale as ps
-from polyscale.coordinator.seeding import rng_for
-from polyscale.coordinator.specs import SolverContext
-scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+scale, t_ms, seed, repeat = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
 mc = runpy.run_path(sys.argv[4] + "/microcircuit.py", run_name="pd14")
 ps.run(mc["build"](scale=0.002, t_stop_ms=5.0))           # compile or load the kernels
 rss0 = rss_mb()
 model = mc["build"](scale=scale, t_stop_ms=t_ms, seed=seed)
 spec = model.solvers["net"]
-t0, c0 = time.perf_counter(), time.process_time()
-solver = spec.build(SolverContext("net", seed, rng_for(seed, "solver", "net")))
-build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
-n_syn, csr = solver.n_synapses, solver.connectome_bytes()
-del solver
-t0, c0 = time.perf_counter(), time.process_time()
-run = ps.run(model)
-total_s, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+reps = []
+for _ in range(repeat):
+    BUILDS.clear()
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = ps.run(model)
+    total_s, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+    (build_s, build_cpu, n_syn, csr), = BUILDS
+    reps.append({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s - build_s,
+                 "sim_cpu_s": total_cpu - build_cpu})
 sizes = [p.size for p in spec.populations]
 counts = [len(run.spikes("net", p.name).times) for p in spec.populations]
-print(json.dumps({"build_s": build_s, "build_cpu_s": build_cpu, "sim_s": total_s - build_s,
-                  "sim_cpu_s": total_cpu - build_cpu, "peak_mb": peak_mb(), "rss0_mb": rss0,
+print(json.dumps({"reps": reps, "peak_mb": peak_mb(), "rss0_mb": rss0,
                   "n_synapses": n_syn, "csr_bytes": csr,
                   "rate_e_hz": sum(counts[0::2]) / sum(sizes[0::2]) / (t_ms / 1000.0),
                   "rate_i_hz": sum(counts[1::2]) / sum(sizes[1::2]) / (t_ms / 1000.0), "version": ""}))
@@ -260,19 +285,34 @@ shutil.rmtree(workdir, ignore_errors=True)
 '''
 
 
-def run_side(python: str, script: str, scale: float, t_ms: float, seed: int) -> dict:
+def run_side(python: str, script: str, scale: float, t_ms: float, seed: int, repeat: int = 1) -> dict:
+    """Run one side in a subprocess; ``repeat`` builds and runs in it. The result's build/sim
+    columns are the minimum over the repeats (the least disturbed by other load), with the
+    spread (max - min) and every repeat's values kept."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(script)
         path = f.name
     try:
         env = {**os.environ, **ONE_THREAD}
-        out = subprocess.run([python, path, str(scale), str(t_ms), str(seed), str(HERE.parent / "examples")],
+        out = subprocess.run([python, path, str(scale), str(t_ms), str(seed), str(HERE.parent / "examples"),
+                              str(repeat)],
                              capture_output=True, text=True, env=env, check=False)
     finally:
         os.unlink(path)
     if out.returncode != 0:
         raise RuntimeError(f"{python} failed at scale {scale}:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return summarize(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def summarize(r: dict) -> dict:
+    """Fold a side's repeats (``reps``) into min and spread (max - min) per time column."""
+    reps = r.get("reps") or [{k: r[k] for k in ("build_s", "build_cpu_s", "sim_s", "sim_cpu_s")}]
+    for key in ("build_s", "build_cpu_s", "sim_s", "sim_cpu_s"):
+        vals = [x[key] for x in reps if x[key] is not None]
+        r[key] = min(vals) if vals else None
+        r[key + "_spread"] = (max(vals) - min(vals)) if vals else None
+    r["reps"] = reps
+    return r
 
 
 def row(name: str, scale: float, t_ms: float, r: dict) -> str:
@@ -280,8 +320,10 @@ def row(name: str, scale: float, t_ms: float, r: dict) -> str:
     bps = (r["peak_mb"] - r["rss0_mb"]) * 2**20 / r["n_synapses"]
     csr = f"{r['csr_bytes'] / r['n_synapses']:.1f}" if "csr_bytes" in r else "-"
     cpu = "-" if r["sim_cpu_s"] is None else f"{r['sim_cpu_s']:.2f}"
-    return (f"{name:<10} {scale:>5g} {r['n_synapses'] / 1e6:>8.2f} {r['build_s']:>8.2f} {r['sim_s']:>8.2f} "
-            f"{cpu:>8} {rtf:>7.2f} {r['peak_mb']:>8.0f} {bps:>6.1f} {csr:>6} "
+    bcpu = "-" if r["build_cpu_s"] is None else f"{r['build_cpu_s']:.2f}"
+    spread = "-" if r["sim_cpu_s_spread"] is None else f"{r['sim_cpu_s_spread']:.2f}"
+    return (f"{name:<10} {scale:>5g} {r['n_synapses'] / 1e6:>8.2f} {r['build_s']:>8.2f} {bcpu:>9} "
+            f"{r['sim_s']:>8.2f} {cpu:>8} {spread:>7} {len(r['reps']):>3} {rtf:>7.2f} {r['peak_mb']:>8.0f} {bps:>6.1f} {csr:>6} "
             f"{r['rate_e_hz']:>6.2f} {r['rate_i_hz']:>6.2f}")
 
 
@@ -293,13 +335,18 @@ def main(argv=None) -> int:
     ap.add_argument("--nest-python", help="python of a venv with nest-simulator installed")
     ap.add_argument("--brian2-python", default=os.environ.get("POLYSCALE_BRIAN2_PYTHON"),
                     help="python of a venv with brian2 (and numpy<2.4); default $POLYSCALE_BRIAN2_PYTHON")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="builds and runs per side and scale (in one process each); min and spread reported")
+    ap.add_argument("--nest-repeat", type=int, default=None,
+                    help="repeats for NEST (default: --repeat; NEST's runs are long)")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--model", choices=["brunel", "microcircuit"], default="brunel")
     args = ap.parse_args(argv)
     pd14 = args.model == "microcircuit"
     ps_script = PD14_POLYSCALE_SCRIPT if pd14 else POLYSCALE_SCRIPT
     nest_script = PD14_NEST_SCRIPT if pd14 else NEST_SCRIPT
-    head = (f"{'simulator':<10} {'scale':>5} {'Msyn':>8} {'build s':>8} {'sim s':>8} {'sim cpu':>8} "
+    head = (f"{'simulator':<10} {'scale':>5} {'Msyn':>8} {'build s':>8} {'build cpu':>9} {'sim s':>8} "
+            f"{'sim cpu':>8} {'spread':>7} {'n':>3} "
             f"{'rtf':>7} {'peak MB':>8} {'B/syn':>6} {'csr':>6} {'E Hz':>6} {'I Hz':>6}")
     print(f"{'Potjans-Diesmann microcircuit' if pd14 else 'Brunel delta network'}, {args.t_ms:g} ms, "
           f"dt 0.1 ms, one thread per process")
@@ -312,15 +359,19 @@ def main(argv=None) -> int:
         print("(Brian2 row skipped: only the Brunel model has a Brian2 version here)")
     results = []
     for scale in args.scales:
-        ps_r = run_side(sys.executable, ps_script, scale, args.t_ms, args.seed)
+        ps_r = run_side(sys.executable, ps_script, scale, args.t_ms, args.seed, args.repeat)
         print(row("polyscale", scale, args.t_ms, ps_r), flush=True)
         entry = {"scale": scale, "polyscale": ps_r}
         if args.nest_python:
-            nest_r = run_side(args.nest_python, nest_script, scale, args.t_ms, args.seed)
+            nest_r = run_side(args.nest_python, nest_script, scale, args.t_ms, args.seed,
+                              args.nest_repeat or args.repeat)
             print(row(f"NEST {nest_r['version']}", scale, args.t_ms, nest_r), flush=True)
             entry["nest"] = nest_r
             print(f"{'ratio':<10} {scale:>5g} polyscale/NEST: build {ps_r['build_s'] / nest_r['build_s']:.3f}, "
-                  f"sim {ps_r['sim_s'] / nest_r['sim_s']:.3f} (cpu {ps_r['sim_cpu_s'] / nest_r['sim_cpu_s']:.3f}), "
+                  f"sim {ps_r['sim_s'] / nest_r['sim_s']:.3f} (cpu {ps_r['sim_cpu_s'] / nest_r['sim_cpu_s']:.3f}; "
+                  f"worst polyscale cpu / best NEST cpu "
+                  f"{max(x['sim_cpu_s'] for x in ps_r['reps']) / nest_r['sim_cpu_s']:.3f}), "
+                  f"build cpu {ps_r['build_cpu_s'] / nest_r['build_cpu_s']:.3f}, "
                   f"peak memory {ps_r['peak_mb'] / nest_r['peak_mb']:.3f}", flush=True)
         if brian2:
             b2_r = run_side(brian2, BRIAN2_SCRIPT, scale, args.t_ms, args.seed)
