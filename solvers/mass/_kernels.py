@@ -185,14 +185,16 @@ def _zerlaut2(p, i, E, I, C_ee, C_ei, C_ii, W_e, W_i, ou, c_in, dx):
 
 
 @njit
-def dfun(model, p, x, c, u, dx, aux, fast, ws, wk):
+def dfun(model, p, x, c, u, dx, aux, fast, ws, wk, ea_given):
     """dx (n_sv, n) = f(x, c + u) for every region. p (n_params, n): the model's parameters
     (models.py order), one column per region; c, u (n,): coupling and external input, entering
     where the model says. aux (n,): Jansen-Rit writes its pyramidal rate 2 nu_max S(y1 - y2)
     (1/ms) there, which the step reuses for the rate output. fast: 0 to reproduce TVB's
     operations exactly, 1 to allow rewrites that change the last bits (vexp's exponentials), 2
     for those and, for Jansen-Rit with a_1 = 4 a_3 everywhere, a shared exponential (below).
-    ws (7, n) float64 (row 6: exp(-3 r v0) for fast == 2) and wk (n,) int64: scratch."""
+    ws (7, n) float64 (row 6: exp(-3 r v0) for fast == 2) and wk (n,) int64: scratch.
+    ea_given: Jansen-Rit's fast path finds exp(r (v0 - (y1 - y2))) already in ws[3] (the
+    coupling computed the same exponentials)."""
     n = x.shape[1]
     if model == JANSEN_RIT and fast:
         # TVB's _numba_dfun_jr with every exponential from vexp: the arguments, the
@@ -205,9 +207,13 @@ def dfun(model, p, x, c, u, dx, aux, fast, ws, wk):
         for i in range(n):
             r, v0, J = p[6, i], p[4, i], p[7, i]
             ta[i] = r * (v0 - (x[1, i] - x[2, i]))
-            tb[i] = r * (v0 - (p[8, i] * J * x[0, i]))
             tc[i] = r * (v0 - (p[10, i] * J * x[0, i]))
-        vexp(ta, ea, wk)
+        if fast != 2:
+            for i in range(n):
+                r, v0, J = p[6, i], p[4, i], p[7, i]
+                tb[i] = r * (v0 - (p[8, i] * J * x[0, i]))
+        if not ea_given:
+            vexp(ta, ea, wk)
         vexp(tc, ec, wk)
         if fast == 2:
             k3 = ws[6]
@@ -410,7 +416,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     the start of each step, or (0, 0) for models without one.
     """
     n_sv, n = x.shape
-    H = buf.shape[1]
+    H = buf.shape[1] - B    # the ring proper; columns H .. H + B - 1 mirror columns 0 .. B - 1
     n_ch = n_channels(cfun)
     n_steps = u.shape[0]
     c = np.zeros(n)
@@ -438,6 +444,13 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             ws[6, i] = math.exp(-3.0 * p[6, i] * p[4, i])
             if p[8, i] != 4.0 * p[10, i]:
                 fast = 1
+    # the coupling's sigmoid has the model's exponent in every region: dfun's first stage
+    # reuses the coupling's exponentials (the same arguments, so the same values)
+    share = fast > 0 and model == JANSEN_RIT and cfun == SIGMOIDAL_JR
+    if share:
+        for i in range(n):
+            if cp[3] != p[6, i] or cp[2] != p[4, i]:
+                share = False
     kb = B
     nb = B
     for k in range(n_steps):
@@ -448,15 +461,19 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
         for q in range(repl.shape[0]):
             s[repl[q]] = repl_val[k, q]
         if cfun == SIGMOIDAL_JR and not f32:
-            # pre() with vexp, all regions at once
+            # pre() with vexp, all regions at once; when the sigmoid's exponent is the model's
+            # (share), the exponentials are those of dfun's first stage too: ws[3] keeps them
             for j in range(n):
                 s32[j] = s[j]
                 ws[0, j] = cp[3] * (cp[2] - s[j])
-            vexp(ws[0], ws[1], wk)
+            vexp(ws[0], ws[3], wk)
             for j in range(n):
-                v = cp[0] + (cp[1] - cp[0]) / (1.0 + ws[1, j])
+                v = cp[0] + (cp[1] - cp[0]) / (1.0 + ws[3, j])
                 buf[j, slot] = v
                 cur[0, j] = v
+            if slot < B:
+                for j in range(n):
+                    buf[j, slot + H] = cur[0, j]
         else:
             for j in range(n):
                 # the buffer holds what TVB's would: float32-derived activity when asked
@@ -468,6 +485,8 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                     v = pre(cfun, cp, s32[j], ch)
                     buf[ch * n + j, slot] = v
                     cur[ch, j] = v
+                    if slot < B:
+                        buf[ch * n + j, slot + H] = v
         if kb == nb:
             # a new batch: the delayed sums of the next nb steps, from values all written
             # by this step (every delay >= B >= nb, or B = 1)
@@ -479,17 +498,14 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                         row[b] = 0.0
                     for e in range(indptr[i], indptr[i + 1]):
                         w = weights[e]
-                        src = buf[ch * n + cols[e]]
-                        # steps g - d .. g - d + nb - 1 (all <= g: d >= nb, or nb = 1),
-                        # in one or two runs of the ring
+                        # steps g - d .. g - d + nb - 1 (all <= g: d >= nb, or nb = 1): one
+                        # run of nb values, through the mirror where the ring wraps
                         base = slot - delays[e]
                         if base < 0:
                             base += H
-                        m = min(nb, H - base)
-                        for b in range(m):
-                            row[b] += w * src[base + b]
-                        for b in range(m, nb):
-                            row[b] += w * src[base + b - H]
+                        src = buf[ch * n + cols[e], base:base + nb]
+                        for b in range(nb):
+                            row[b] += w * src[b]
             kb = 0
         for i in range(n):
             g0 = cb[0, i, kb]
@@ -522,7 +538,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             for v in range(n_sv):
                 for i in range(n):
                     dn[v, i] = noise[k, v, i] * x[v, i] if mult else noise[k, v, i]
-        dfun(model, p, x, c, uk, k1, aux, fast, ws, wk)
+        dfun(model, p, x, c, uk, k1, aux, fast, ws, wk, share)
         if out_r.shape[0] > 0:
             if model == JANSEN_RIT:
                 for i in range(n):
@@ -559,7 +575,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                         tmp[v, i] += dn[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk)
+            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk, False)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + (k1[v, i] + k2[v, i]) * dt / 2.0
@@ -573,19 +589,19 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                     tmp[v, i] = x[v, i] + dt2 * k1[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk)
+            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk, False)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt2 * k2[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k3, aux, fast, ws, wk)
+            dfun(model, p, tmp, c, uk, k3, aux, fast, ws, wk, False)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt * k3[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k4, aux, fast, ws, wk)
+            dfun(model, p, tmp, c, uk, k4, aux, fast, ws, wk, False)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + dt6 * (k1[v, i] + 2.0 * k2[v, i] + 2.0 * k3[v, i] + k4[v, i])

@@ -210,7 +210,8 @@ class RegionNetworkSolver:
         self.horizon = int(d[nz].max(initial=0)) + 1
         self.x = spec.initial_array()
         n_ch = K.n_channels(self.cfun)
-        self.buf = np.empty((n_ch * n, self.horizon))  # region-major ring: see _kernels
+        # region-major ring, its first batch of columns mirrored after it: see _kernels
+        self.buf = np.empty((n_ch * n, self.horizon + self.batch))
         K.fill_history(self.model_id, self.cfun, self.cp, self.x, self.buf, self.f32)
         self.step = 0
         self.repl = np.array(spec.replaced, dtype=np.int64)
@@ -251,7 +252,7 @@ class RegionNetworkSolver:
         return WindowResult(outputs=outputs)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"x": self.x.copy(), "history": self.buf.copy(),
+        return {"x": self.x.copy(), "history": self.buf[:, :self.horizon].copy(),
                 "step": np.array([self.step], dtype=np.int64)}
 
     def close(self) -> None:
