@@ -35,7 +35,8 @@ from .time import TICKS_PER_MS, grid_count, grid_start, to_ms
 
 FORMAT = "polyscale-run"
 FORMAT_VERSION = 1
-_SPIKE_CHUNK = 1 << 16
+_SPIKE_CHUNK = 1 << 13   # values per chunk (64 KiB): a flush rewrites each partly filled chunk
+_SAMPLE_CHUNK = 1 << 13
 # in-memory run files need names unique among the open ones: id(writer) is not (a writer can be
 # freed while the Run it returned keeps its file open, and the next writer reuses the id)
 _MEMORY_FILES = itertools.count()
@@ -216,9 +217,9 @@ class RunWriter:
 
     @staticmethod
     def _sampled(g: h5py.Group, n: int, units: str, kind: str) -> None:
-        rows = max(1, (1 << 16) // max(n, 1))
+        rows = max(1, _SAMPLE_CHUNK // max(n, 1))
         g.create_dataset("data", shape=(0, n), maxshape=(None, n), dtype="f8", chunks=(rows, n))
-        g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(min(rows * 4, 1 << 16),))
+        g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(min(rows * 4, _SAMPLE_CHUNK),))
         g["time"].attrs["units"] = "ms"
         g["data"].attrs["units"] = units
         g.attrs["units"] = units

@@ -282,3 +282,46 @@ def test_scheduler_closes_the_transport_and_keeps_complete_windows_on_failure(ru
         assert run.status.startswith("failed: scripted failure")
         assert run.attrs["n_windows"] == 2 and run.attrs["t_done_ms"] == 4.0
         assert len(run.signal("x", "x").data) == 40
+
+
+class PipelinedTransport(ScriptedTransport):
+    """A scripted transport whose solvers run elsewhere: post() sends a window, gather() returns it."""
+
+    def post(self, t0, t1):
+        self.calls.append(("post", t0, t1))
+
+    def gather(self, t0, t1):
+        self.calls.append(("gather", t0, t1))
+        if self.fail_at is not None and t0 >= self.fail_at:
+            raise ps.SolverError("scripted failure", solver="x", t_ms=t0 / TICKS_PER_MS)
+        n = (t1 - t0) // 100_000
+        return {"x": ps.WindowResult(outputs={"x": ps.Samples(t0, 100_000, np.full((n, 1), t0 / 1e6))})}
+
+    def advance(self, t0, t1):
+        raise AssertionError("a transport with post/gather is driven through them")
+
+
+def test_scheduler_posts_the_next_window_before_writing_this_one():
+    """The writer works while the solvers compute: window w + 1 is posted as soon as window w is
+    gathered, before w is written; every window is written once, in order, whole."""
+    fake = PipelinedTransport()
+    written = []
+    run = ps.run(scripted_model(), transport=fake, progress=lambda t, stop, wall: written.append((t, len(fake.calls))))
+    w = [(0, 2_000_000), (2_000_000, 4_000_000), (4_000_000, 5_000_000)]
+    assert fake.calls == [("start", 2_000_000), ("post", *w[0]), ("gather", *w[0]), ("post", *w[1]),
+                          ("gather", *w[1]), ("post", *w[2]), ("gather", *w[2])]
+    # window 0 is written after window 1 was posted (4 calls), window 1 after window 2 (6 calls)
+    assert written == [(2_000_000, 4), (4_000_000, 6), (5_000_000, 7)]
+    assert fake.closed == 1 and run.status == "complete"
+    assert run.signal("x", "x").data[:, 0].tolist() == [0.0] * 20 + [2.0] * 20 + [4.0] * 10
+
+
+def test_pipelined_failure_keeps_every_complete_window(run_file):
+    fake = PipelinedTransport(fail_at=4_000_000)
+    with pytest.raises(ps.SolverError, match="scripted failure"):
+        ps.run(scripted_model(), out=run_file, transport=fake)
+    assert fake.closed == 1
+    with ps.load(run_file) as run:
+        assert run.status.startswith("failed: scripted failure")
+        assert run.attrs["n_windows"] == 2 and run.attrs["t_done_ms"] == 4.0
+        assert run.signal("x", "x").data[:, 0].tolist() == [0.0] * 20 + [2.0] * 20

@@ -469,11 +469,23 @@ class ZmqTransport:
 
     # -- windows -----------------------------------------------------------------------------
     def advance(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
+        self.post(t0, t1)
+        return self.gather(t0, t1)
+
+    def _credit_away(self) -> None:
         # silence counts only while we listen: heartbeats that queued up while the scheduler
-        # was writing the last window are not read yet, so that time is credited to everyone
-        away = time.monotonic() - self._left_at
+        # was writing a window are not read yet, so that time is credited to everyone
+        now = time.monotonic()
+        away = now - self._left_at
         for w in self.workers.values():
             w.last_seen += away
+        self._left_at = now
+
+    def post(self, t0: int, t1: int) -> None:
+        """Send every worker window [t0, t1)'s ``advance`` (with the coupled outputs of the last
+        window) and return at once; :meth:`gather` collects the results. The scheduler writes the
+        previous window in between, while the workers compute."""
+        self._credit_away()
         for w in self.workers.values():
             # the sources' last outputs, all of them (none before the first result)
             if w.filled and w.filled != len(w.pending):
@@ -481,6 +493,10 @@ class ZmqTransport:
                                      f"inputs of {w.describe()} arrived")
             send_frames(self.sock, [w.ident, *wire.encode_window("advance", t0, t1, w.pending if w.filled else ())])
             w.filled = 0
+
+    def gather(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
+        """Wait for every worker's result of the window :meth:`post` sent; return them."""
+        self._credit_away()
         waiting = set(self.workers)
         results: dict[str, WindowResult] = {}
         checked = time.monotonic()
