@@ -71,6 +71,7 @@ from ..coordinator.signals import Port, Spikes, WindowResult
 from ..coordinator.specs import SolverContext, SolverSpec
 from ..coordinator.time import TICKS_PER_MS, to_ticks
 from ..coordinator.validation import fail, require_int, require_number
+from ..solvers._jit import njit
 from ._external import Translation, check_target, claim_process, load_target, release_process, require_extra
 
 EXTRA = "nest"
@@ -178,6 +179,17 @@ def _status_setter(nest):
     except (ImportError, AttributeError):
         return lambda nodes, params: nodes.set(params)
     return lambda nodes, params: raw(nodes._datum, [params] if isinstance(params, dict) else params)
+
+
+def _events_reader(recorder):
+    """``read()``: the recorder's events {'times': ms, 'senders': node ids}, straight from NEST's
+    kernel (NodeCollection.get adds its Python on top); NodeCollection.get before NEST 3.10."""
+    try:
+        from nest import nestkernel_api
+        raw, datum = nestkernel_api.llapi_get_nc_status, recorder._datum
+    except (ImportError, AttributeError):
+        return lambda: recorder.get("events")
+    return lambda: raw(datum, "events")
 
 
 def import_nest():
@@ -405,7 +417,11 @@ class NestNetworkSolver:
         self._empty_s = 0.0
         self._n_empty = 0
         self._set_status = _status_setter(nest)
-        self.pending = {p: (np.zeros(0, np.int64), np.zeros(0, np.int64)) for p in self.names}
+        # spikes NEST stamped at or after the window's end (ticks, population, position): the
+        # next window's
+        self.pending = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._out_names = [f"{p}.spikes" for p in self.names]
+        self._read_events = _events_reader(self.recorder)
         nest.Prepare()
         self._prepared = True
 
@@ -439,26 +455,19 @@ class NestNetworkSolver:
                                    "amplitude_values": c.data[:, 0].tolist()})
         nest.Run((t1 - t0) / TICKS_PER_MS)
         self.t = t1
-        ev = self.recorder.get("events")
-        times = np.asarray(ev["times"])[self.seen:]
-        senders = np.asarray(ev["senders"], np.int64)[self.seen:]
-        self.seen += len(times)
-        k = np.searchsorted(self.gids, senders)
-        ticks = np.rint(times * TICKS_PER_MS).astype(np.int64)
-        pop, ids = self.pop_of[k], self.pos[k]
-        outputs = {}
-        for i, p in enumerate(self.names):
-            mine = pop == i
-            pt, pi = self.pending[p]
-            tk = np.concatenate([pt, ticks[mine]])
-            ix = np.concatenate([pi, ids[mine]])
-            # NEST stamps (t0, t1]; a spike at t1 opens the next window
-            now = tk < t1
-            self.pending[p] = (tk[~now], ix[~now])
-            order = np.argsort(tk[now], kind="stable")
-            outputs[f"{p}.spikes"] = Spikes(tk[now][order], ix[now][order])
+        # straight to the kernel (NodeCollection.get adds ~10 us of Python per window); the
+        # recorder still builds its whole status (every event it holds), see the class comment
+        ev = self._read_events()
+        times, senders = ev["times"], ev["senders"]
+        n_new = len(times) - self.seen
+        ticks, ids, offsets, self.pending = _split_spikes(
+            times, senders, self.seen, self.gids, self.pop_of, self.pos, len(self.names), t1,
+            float(TICKS_PER_MS), *self.pending)
+        self.seen += n_new
+        outputs = {port: Spikes(ticks[offsets[i]:offsets[i + 1]], ids[offsets[i]:offsets[i + 1]])
+                   for i, port in enumerate(self._out_names)}
         self._n_windows += 1
-        self._n_events += len(times)
+        self._n_events += n_new
         limit = self.MAX_HELD_EVENTS
         if limit is None:
             per_window = self._n_events / self._n_windows
@@ -526,3 +535,61 @@ class NestNetworkSolver:
         if self._claimed:
             self._claimed = False
             release_process("NEST", self.name)
+
+
+@njit
+def _split_spikes(times_ms, senders, start, gids, pop_of, pos, n_pops, t1, ticks_per_ms,
+                  pend_ticks, pend_pop, pend_ids):
+    """One window's spikes from the recorder's events ``[start:]`` (times in ms, senders as NEST
+    node ids; ``gids`` sorted, ``pop_of``/``pos`` their population and position) after the
+    pending ones: (ticks, positions, offsets, pending), the spikes before tick ``t1`` grouped by
+    population (population i in ``offsets[i]:offsets[i + 1]``), each group in time order (stable),
+    and the rest (ticks >= t1: NEST stamps (t0, t1]) as (ticks, population, position)."""
+    n_p = len(pend_ticks)
+    n = n_p + len(times_ms) - start
+    tk = np.empty(n, np.int64)
+    pp = np.empty(n, np.int64)
+    ix = np.empty(n, np.int64)
+    for j in range(n_p):
+        tk[j], pp[j], ix[j] = pend_ticks[j], pend_pop[j], pend_ids[j]
+    for j in range(start, len(times_ms)):
+        k = np.searchsorted(gids, senders[j])
+        o = n_p + j - start
+        tk[o] = np.int64(np.rint(times_ms[j] * ticks_per_ms))
+        pp[o] = pop_of[k]
+        ix[o] = pos[k]
+    counts = np.zeros(n_pops + 1, np.int64)
+    n_later = 0
+    for j in range(n):
+        if tk[j] < t1:
+            counts[pp[j] + 1] += 1
+        else:
+            n_later += 1
+    offsets = np.cumsum(counts)
+    fill = offsets[:-1].copy()
+    out_t = np.empty(offsets[-1], np.int64)
+    out_i = np.empty(offsets[-1], np.int64)
+    later_t = np.empty(n_later, np.int64)
+    later_p = np.empty(n_later, np.int64)
+    later_i = np.empty(n_later, np.int64)
+    m = 0
+    for j in range(n):
+        if tk[j] < t1:
+            q = fill[pp[j]]
+            out_t[q], out_i[q] = tk[j], ix[j]
+            fill[pp[j]] += 1
+        else:
+            later_t[m], later_p[m], later_i[m] = tk[j], pp[j], ix[j]
+            m += 1
+    for i in range(n_pops):
+        a, b = offsets[i], offsets[i + 1]
+        ordered = True
+        for q in range(a + 1, b):
+            if out_t[q] < out_t[q - 1]:
+                ordered = False
+                break
+        if not ordered:
+            order = np.argsort(out_t[a:b], kind="mergesort")
+            out_t[a:b] = out_t[a:b][order]
+            out_i[a:b] = out_i[a:b][order]
+    return out_t, out_i, offsets, (later_t, later_p, later_i)
