@@ -114,23 +114,50 @@ def test_cell_solver_keeps_only_the_steps_the_probes_sample():
         sampled.sample_currents_every(30000)
 
 
+def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_window():
+    """sources._node_product on random currents of 7 cells (four summed at a time, then three)
+    at a few nodes of a strided buffer, against numpy's float64 product with the float32 matrix
+    widened exactly (only the summation order differs: 1e-13 of sum |M I|); several samples at
+    once give each sample bitwise as alone (a sample does not depend on its window)."""
+    rng = np.random.default_rng(3)
+    N, n, n_out = 6, 7, 5
+    nodes = np.array([1, 2, 4], dtype=np.int64)
+    M = rng.normal(size=(len(nodes) * n, n_out)).astype(np.float32)
+    buf = rng.normal(size=(9, N, n))
+    rows = buf[1::3]                                        # (3, N, n), a strided view
+    out = np.empty((3, n_out))
+    sources._node_product(rows, nodes, M, out)
+    x = rows[:, nodes, :].reshape(3, -1)                    # node-major, cell-minor: M's rows
+    want = x @ M.astype(np.float64)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-13 * (np.abs(x) @ np.abs(M.astype(np.float64))).max())
+    for s in range(3):
+        one = np.empty((1, n_out))
+        sources._node_product(rows[s:s + 1], nodes, M, one)
+        np.testing.assert_array_equal(one[0], out[s])
+
+
 def test_matrices_on_one_cell_solver_are_stacked_and_each_part_is_its_matrix_times_the_currents():
     """Two probe matrices on one cell solver and period share one stack (one product per
     window); each part equals its matrix times the segment currents of the step ending at each
-    sample, taken from a twin solver that keeps every step (1e-12: BLAS may sum in another order)."""
+    sample, taken from a twin solver that keeps every step: float64 products of the float64
+    matrices. The stack stores the matrices in float32 (sources.NODE_MATRIX_DTYPE), so each
+    sample may differ by at most NODE_MATRIX_REL_ERROR (2**-24 + float64 summation) times
+    sum_j |M_ij I_j|, the bound of rounding every entry once; a wrong row, column or step is
+    off by orders of magnitude more."""
     from polyscale.solvers.cell.mechanisms import IClamp
     from polyscale.solvers.cell.population import ball_and_stick_population
-    spec = ball_and_stick_population(n=3, dend_nseg=7, record_currents=True,
+    # 7 cells: the product sums cells four at a time, then the rest one by one
+    spec = ball_and_stick_population(n=7, dend_nseg=7, record_currents=True,
                                      iclamps=(IClamp(section="soma", x=0.5, delay_ms=0.1, dur_ms=3.0, amp_nA=0.6),))
     solver, twin = spec.build(None), spec.build(None)
     dt = solver.dt_ticks
     rng = np.random.default_rng(0)
-    n_seg = 3 * len(solver.layout.seg_node)
+    n_seg = solver.n_cells * len(solver.layout.seg_node)
     M1, M2 = rng.normal(size=(4, n_seg)), rng.normal(size=(2, n_seg))
     p1 = sources.cell_matrix_part(solver, M1, 4 * dt)
     p2 = sources.cell_matrix_part(solver, M2, 4 * dt)
     assert len(sources._NODE_MATRICES[solver]) == 1
-    got1, got2, want1, want2 = [], [], [], []
+    got1, got2, want1, want2, abs1, abs2 = [], [], [], [], [], []
     prev = np.zeros(n_seg)          # currents of the step ending at the window start
     t = 0
     for steps in (6, 10, 3, 13):
@@ -144,12 +171,16 @@ def test_matrices_on_one_cell_solver_are_stacked_and_each_part_is_its_matrix_tim
             row = cur[(tick - t) // dt]
             want1.append(M1 @ row)
             want2.append(M2 @ row)
+            abs1.append(np.abs(M1) @ np.abs(row))
+            abs2.append(np.abs(M2) @ np.abs(row))
         prev = cur[-1]
         t = t1
     got1, got2 = np.concatenate(got1), np.concatenate(got2)
     assert got1.shape == (len(want1), 4) and np.abs(got1).max() > 0
-    np.testing.assert_allclose(got1, want1, rtol=1e-12, atol=1e-12 * np.abs(got1).max())
-    np.testing.assert_allclose(got2, want2, rtol=1e-12, atol=1e-12 * np.abs(got2).max())
+    bound = sources.NODE_MATRIX_REL_ERROR
+    assert (np.abs(got1 - want1) <= bound * np.array(abs1)).all()
+    assert (np.abs(got2 - want2) <= bound * np.array(abs2)).all()
+    assert np.abs(got1 - want1).max() > 0       # the float32 storage is really in use
 
 
 def test_sample_rows_picks_the_multiples_of_the_period():
