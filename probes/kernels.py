@@ -319,18 +319,20 @@ def _synapse_classes(solver, targets: set[int], value) -> list[_Class]:
     index = {name: i for i, name in enumerate(solver.names)}
     out = []
     chunk = 1 << 21
+    # every CSR synapse, constant-weight groups included (the solver holds those apart)
+    indptr, slot, weight, delay = solver.csr()
     for x in range(n_pops):
         nx = int(lo[x + 1] - lo[x])
         acc = {}
-        a_all, b_all = int(solver.indptr[lo[x]]), int(solver.indptr[lo[x + 1]])
+        a_all, b_all = int(indptr[lo[x]]), int(indptr[lo[x + 1]])
         for a in range(a_all, b_all, chunk):
             b = min(b_all, a + chunk)
             idx = np.arange(a, b, dtype=np.int64)
-            src = np.searchsorted(solver.indptr, idx, side="right") - 1 - lo[x]
-            tgt = inv[solver.slot[a:b].astype(np.int64)]
+            src = np.searchsorted(indptr, idx, side="right") - 1 - lo[x]
+            tgt = inv[slot[a:b]]
             ypop = np.searchsorted(lo, tgt, side="right") - 1
-            w = solver.weight[a:b].astype(np.float64)
-            d = solver.delay[a:b].astype(np.int64)
+            w = weight[a:b]
+            d = delay[a:b]
             for y in targets:
                 for sign in (1, -1):
                     m = (ypop == y) & ((w >= 0) if sign > 0 else (w < 0))

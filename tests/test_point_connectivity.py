@@ -21,9 +21,10 @@ def build(projections, sizes=(("A", 50), ("B", 40)), models=None, seed=0):
 
 
 def edges(s):
-    """(src, target slot, weight, delay steps) of every synapse, from the CSR."""
-    src = np.repeat(np.arange(s.n), np.diff(s.indptr))
-    return src, s.slot.astype(np.int64), s.weight.astype(np.float64), s.delay.astype(np.int64)
+    """(src, target slot, weight, delay steps) of every synapse, from the CSR (constant-weight
+    groups included)."""
+    indptr, slot, w, d = s.csr()
+    return np.repeat(np.arange(s.n), np.diff(indptr)), slot, w, d
 
 
 @pytest.mark.parametrize("autapses,multapses", [(True, True), (False, True), (True, False), (False, False)])
@@ -135,3 +136,42 @@ def test_round_trip_and_errors():
         PointNetwork(populations=pop + pop)
     with pytest.raises(ModelError, match=r"'name' must be a name .* \(got 'E.x'\)"):
         Population(name="E.x", size=3)
+
+
+def test_constant_weight_groups_deliver_as_the_per_synapse_csr():
+    """Projections with a constant weight and delay are held as target-only groups (uint16 slots,
+    one weight per group; 2 bytes per synapse plus 8 per source row). Reference: the same
+    network built with every synapse in the per-synapse CSR (the path the MPI-spanning solver
+    uses, checked against NEST elsewhere): the same synapses, the same spikes bit for bit over
+    500 steps of a recurrent network with several groups onto both slot kinds."""
+    from polyscale.solvers.point.network import PointNetworkSolver
+
+    class PerSynapse(PointNetworkSolver):
+        _compact = False
+
+    pops = (Population(name="A", size=60, poisson_rate_hz=12000.0, poisson_weight=1.5),
+            Population(name="B", size=40, model=IafPscExp(), poisson_rate_hz=12000.0, poisson_weight=40.0))
+    projs = (Projection(source="A", target="A", rule=FixedIndegree(indegree=6), weight=0.7, delay_ms=1.5),
+             Projection(source="A", target="B", rule=FixedIndegree(indegree=6), weight=0.7, delay_ms=1.5),
+             Projection(source="B", target="A", rule=FixedIndegree(indegree=5), weight=-1.2, delay_ms=0.8),
+             Projection(source="B", target="B", rule=FixedIndegree(indegree=5), weight=-30.0, delay_ms=2.0),
+             Projection(source="A", target="B", rule=FixedIndegree(indegree=3), weight=Normal(mean=20, std=2)))
+    spec = PointNetwork(populations=pops, projections=projs, dt_ms=0.1)
+    a = spec.build(SolverContext("net", 4, np.random.default_rng(4)))
+    b = PerSynapse(spec, np.random.default_rng(4))
+    assert a.g_src.tolist() == [0, 1, 1] and a.c_tgt.dtype == np.uint16     # A->A and A->B merged
+    assert b.c_tgt.shape == (0,) and a.n_synapses == b.n_synapses == 1100 + 40 * 3
+    for x, y in zip(a.csr(), b.csr()):
+        assert np.array_equal(x, y)
+    # 1100 constant synapses (100 targets x 6 from A, 60 x 5 and 40 x 5 from B); rows: 60 + 40 + 40
+    assert a.connectome_bytes() == b.connectome_bytes() - 9 * 1100 + 2 * 1100 + 8 * (60 + 40 + 40 + 1)
+    tick = a.dt_ticks
+    n_spikes = 0
+    for w in range(50):
+        ra, rb = a.advance(w * 10 * tick, (w + 1) * 10 * tick, {}), b.advance(w * 10 * tick, (w + 1) * 10 * tick, {})
+        for name in ("A.spikes", "B.spikes"):
+            assert np.array_equal(ra.outputs[name].ticks, rb.outputs[name].ticks)
+            assert np.array_equal(ra.outputs[name].ids, rb.outputs[name].ids)
+            n_spikes += len(ra.outputs[name].ids)
+    assert a.step == 500 and np.array_equal(a.v, b.v) and a.pend_n[0] == b.pend_n[0]
+    assert n_spikes > 200 and np.any(a.i_in != 0.0)     # recurrent input of both signs acted

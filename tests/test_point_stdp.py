@@ -281,7 +281,9 @@ def test_spec_round_trips_and_static_projections_keep_float32_weights():
                                     Projection(source="b", target="a", rule=FixedIndegree(indegree=5), weight=0.5)))
     assert PointNetwork.from_dict(net.to_dict()) == net
     solver = net.build(SolverContext("net", 1, np.random.default_rng(1)))
-    assert solver.weight.dtype == np.float32 and solver.weight.shape == (100,)
+    # the static projection (constant weight) is a target-only group: 2 bytes per synapse
+    assert solver.c_tgt.dtype == np.uint16 and solver.c_tgt.shape == (100,) and solver.weight.shape == (0,)
+    assert np.all(solver.csr()[2] == np.float32(0.5))
     src, tgt, w = solver.weights("a", "b")
     assert w.dtype == np.float64 and w.shape == (100,) and np.all(w == 0.5)
     assert solver.n_synapses == 200

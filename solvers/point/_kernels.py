@@ -178,14 +178,18 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
     pops : (lo (n_pops + 1,) int64, kind (n_pops,) int64, par (n_pops, N_PAR) float64,
             bias (n,) float64 a constant current per neuron, added to the population's DC
             (pA; for QIF neurons their eta, dimensionless), th_off (n,) float64 per-neuron
-            threshold offsets (mV; LIF, Izhikevich and iaf_cond_exp neurons))
+            threshold offsets (mV; LIF, Izhikevich and iaf_cond_exp neurons), het (n_pops,) bool:
+            populations with per-neuron parameters, hrow (n,) int64: a neuron's row of hpar
+            (m, N_PAR) float64, used in place of par[p] for the neurons of those populations)
     state : (v (n,) mV rel. E_L, i_ex (n,) pA, i_in (n,) pA (for Izhikevich neurons: the
              recovery variable u), refr (n,) int64 steps left,
              ring (D, n_slots) float64, pend (n,) int64 neurons that crossed threshold in
              the last step, pend_n (1,) int64 how many)
     conn : CSR by source (indptr (n + 1,) int64, slot (nnz,) int32 target slot,
            weight (nnz,) float32, delay (nnz,) unsigned int steps >= 1, row_delay (n,) int64
-           the delay of every synapse of a row where they are all equal, else 0), inh_slot (n,) int64
+           the delay of every synapse of a row where they are all equal, else 0), inh_slot (n,) int64,
+           then the constant-weight groups (network.py's _compact_groups: g_src, g_w, g_d, g_off
+           (G,), c_indptr, c_tgt uint16 or int32 target slots), delivered first
     dense : all-to-all projections held as one input per target population (pop_of (n,)
             int64 population of each neuron, src (m,) int64 source population, col (m,) int64
             column of ``pring`` (target population, + n_pops for inhibitory currents),
@@ -206,9 +210,10 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
     neuron from t_k to t_k+1 with the input in the ring row of step k and checks threshold.
     Spikes are emitted one step late so that their time t_k lies inside the window.
     """
-    lo, kind, par, bias, th_off = pops
+    lo, kind, par, bias, th_off, het, hrow, hpar = pops
     v, i_ex, i_in, refr, ring, pend, pend_n, w_ad = state
-    indptr, slot, weight, delay, row_delay, inh_slot = conn
+    indptr, slot, weight, delay, row_delay, inh_slot, g_src, g_w, g_d, g_off, c_indptr, c_tgt = conn
+    n_groups = g_src.shape[0]
     pop_of, dn_src, dn_col, dn_w, dn_d, dn_own, pring = dense
     n_dense = dn_src.shape[0]
     n_vrec = vrec_idx.shape[0]
@@ -240,6 +245,19 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
             spk_step[nspk] = s
             spk_id[nspk] = i
             nspk += 1
+            if n_groups:
+                # constant weight and delay: targets only, one ring row per group
+                ps = pop_of[i]
+                for g in range(n_groups):
+                    if g_src[g] == ps:
+                        r = row + g_d[g] - 1
+                        if r >= depth:
+                            r -= depth
+                        target = ring[r]
+                        wg = g_w[g]
+                        rr = g_off[g] + i - lo[ps]
+                        for k in range(c_indptr[rr], c_indptr[rr + 1]):
+                            target[c_tgt[k]] += wg
             d = row_delay[i]
             if d > 0:
                 # every synapse of this neuron has delay d: one ring row for all
@@ -295,97 +313,152 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                 poisson_guide(cdf, m, guide)
             pw = par[p, P_PW]
             drive = lam > 0.0 and pw != 0.0
-            theta = par[p, P_THETA]
-            reset = par[p, P_RESET]
-            nref = np.int64(par[p, P_REF])
-            pv = par[p, P_DECAY_V]
-            pc = par[p, P_CURRENT]
-            dc = par[p, P_IE] + cur_in[s, p]
             noise = par[p, P_NOISE]
             # all-to-all input of this step, the same for every neuron of the population
             pe = pring[row, p]
             pi_ = pring[row, n_pops + p]
             pring[row, p] = 0.0
             pring[row, n_pops + p] = 0.0
-            if kind[p] == DELTA:
+            ring_row = ring[row]
+            if het[p]:
+                # per-neuron parameters: each neuron is a population of one with its own row
+                # of the parameter table (the same arithmetic as the homogeneous path)
                 for i in range(lo[p], lo[p + 1]):
-                    if refr[i] == 0:
-                        x = ring[row, i] + pe + pi_
-                        if drive:
-                            x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
-                        if noise > 0.0:
-                            x += pc * noise * normal(rng, i)
-                        v[i] = pc * (dc + bias[i]) + pv * v[i] + x
-                    else:
-                        # input arriving while refractory is discarded (NEST's default)
-                        refr[i] -= 1
-                    ring[row, i] = 0.0
-                    if v[i] >= theta + th_off[i]:
-                        v[i] = reset
-                        refr[i] = nref
-                        pend[pend_n[0]] = i
-                        pend_n[0] += 1
-            elif kind[p] == IZHIKEVICH:
-                # NEST's izhikevich with consistent_integration: one forward Euler step of
-                # v' = 0.04 v^2 + 5 v + 140 - u + I, u' = a (b v - u) from the old values;
-                # spike inputs add to v; at v >= V_th: v = c, u += d (no refractoriness)
-                a = par[p, P_IZH_A]
-                b = par[p, P_IZH_B]
-                dd = par[p, P_IZH_D]
-                for i in range(lo[p], lo[p + 1]):
-                    x = ring[row, i] + pe + pi_
-                    ring[row, i] = 0.0
-                    if drive:
-                        x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
-                    cur = dc + bias[i]
-                    if noise > 0.0:
-                        cur += noise * normal(rng, i)
-                    vo = v[i]
-                    uo = i_in[i]
-                    v[i] = vo + pc * (0.04 * vo * vo + 5.0 * vo + 140.0 - uo + cur) + x
-                    i_in[i] = uo + pc * a * (b * vo - uo)
-                    if v[i] >= theta + th_off[i]:
-                        v[i] = reset
-                        i_in[i] += dd
-                        pend[pend_n[0]] = i
-                        pend_n[0] += 1
-            elif kind[p] == COND:
-                cond_population(lo[p], lo[p + 1], par[p], dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr,
-                                ring[row], inh_slot, drive, pw, noise, cdf, k0, m, guide, rng, pend, pend_n)
-            elif kind[p] == QIF:
-                qif_population(lo[p], lo[p + 1], par[p], dc, pe + pi_, bias, v, refr, ring[row],
-                               drive, pw, noise, cdf, k0, m, guide, rng, pend, pend_n)
+                    pr = hpar[hrow[i]]
+                    population_step(kind[p], i, i + 1, pr, pr[P_IE] + cur_in[s, p], pe, pi_, bias, th_off, v,
+                                    i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, cdf, k0, m,
+                                    guide, rng, pend, pend_n)
             else:
-                de = par[p, P_DECAY_EX]
-                di = par[p, P_DECAY_IN]
-                se = par[p, P_SYN_EX]
-                si = par[p, P_SYN_IN]
-                for i in range(lo[p], lo[p + 1]):
-                    j = inh_slot[i]
-                    xe = ring[row, i] + pe
-                    xi = ring[row, j] + pi_
-                    ring[row, i] = 0.0
-                    ring[row, j] = 0.0
-                    if drive:
-                        c = pw * poisson_draw(cdf, k0, m, guide, rng, i)
-                        if pw >= 0.0:
-                            xe += c
-                        else:
-                            xi += c
-                    if refr[i] == 0:
-                        v[i] = pv * v[i] + se * i_ex[i] + si * i_in[i] + pc * (dc + bias[i])
-                        if noise > 0.0:
-                            v[i] += pc * noise * normal(rng, i)
-                    else:
-                        refr[i] -= 1
-                    i_ex[i] = i_ex[i] * de + xe
-                    i_in[i] = i_in[i] * di + xi
-                    if v[i] >= theta + th_off[i]:
-                        v[i] = reset
-                        refr[i] = nref
-                        pend[pend_n[0]] = i
-                        pend_n[0] += 1
+                population_step(kind[p], lo[p], lo[p + 1], par[p], par[p, P_IE] + cur_in[s, p], pe, pi_, bias,
+                                th_off, v, i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, cdf, k0,
+                                m, guide, rng, pend, pend_n)
     return nspk
+
+
+@njit
+def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr, row, inh_slot, drive, pw,
+                    noise, cdf, k0, m, guide, rng, pend, pend_n):
+    """One step of neurons [a, b) of model kind ``kd`` with the parameter row ``par`` (N_PAR,):
+    ``dc`` the DC current (I_e plus current_in), ``pe``/``pi_`` the all-to-all inputs, ``row``
+    this step's ring row (zeroed as it is read), the Poisson drive (cdf table) and the noise;
+    neurons crossing threshold are appended to ``pend``."""
+    if kd == DELTA:
+        delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, cdf, k0, m,
+                         guide, rng, pend, pend_n)
+    elif kd == IZHIKEVICH:
+        izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_in, row, drive, pw, noise, cdf, k0, m, guide,
+                       rng, pend, pend_n)
+    elif kd == COND:
+        cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr, row, inh_slot, drive, pw,
+                        noise, cdf, k0, m, guide, rng, pend, pend_n)
+    elif kd == QIF:
+        qif_population(a, b, par, dc, pe + pi_, bias, v, refr, row, drive, pw, noise, cdf, k0, m, guide, rng,
+                       pend, pend_n)
+    else:
+        exp_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, refr, row, inh_slot, drive, pw,
+                       noise, cdf, k0, m, guide, rng, pend, pend_n)
+
+
+@njit
+def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, cdf, k0, m, guide, rng,
+                     pend, pend_n):
+    """One exact step of the iaf_psc_delta neurons [a, b) (see population_step)."""
+    theta = par[P_THETA]
+    reset = par[P_RESET]
+    nref = np.int64(par[P_REF])
+    pv = par[P_DECAY_V]
+    pc = par[P_CURRENT]
+    for i in range(a, b):
+        if refr[i] == 0:
+            x = row[i] + pe + pi_
+            if drive:
+                x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
+            if noise > 0.0:
+                x += pc * noise * normal(rng, i)
+            v[i] = pc * (dc + bias[i]) + pv * v[i] + x
+        else:
+            # input arriving while refractory is discarded (NEST's default)
+            refr[i] -= 1
+        row[i] = 0.0
+        if v[i] >= theta + th_off[i]:
+            v[i] = reset
+            refr[i] = nref
+            pend[pend_n[0]] = i
+            pend_n[0] += 1
+
+
+@njit
+def izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, u, row, drive, pw, noise, cdf, k0, m, guide, rng,
+                   pend, pend_n):
+    """One step of the Izhikevich neurons [a, b) (``u``: their recovery variable).
+
+    NEST's izhikevich with consistent_integration: one forward Euler step of
+    v' = 0.04 v^2 + 5 v + 140 - u + I, u' = a (b v - u) from the old values; spike inputs add
+    to v; at v >= V_th: v = c, u += d (no refractoriness)."""
+    theta = par[P_THETA]
+    reset = par[P_RESET]
+    pc = par[P_CURRENT]
+    ia = par[P_IZH_A]
+    ib = par[P_IZH_B]
+    dd = par[P_IZH_D]
+    for i in range(a, b):
+        x = row[i] + pe + pi_
+        row[i] = 0.0
+        if drive:
+            x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
+        cur = dc + bias[i]
+        if noise > 0.0:
+            cur += noise * normal(rng, i)
+        vo = v[i]
+        uo = u[i]
+        v[i] = vo + pc * (0.04 * vo * vo + 5.0 * vo + 140.0 - uo + cur) + x
+        u[i] = uo + pc * ia * (ib * vo - uo)
+        if v[i] >= theta + th_off[i]:
+            v[i] = reset
+            u[i] += dd
+            pend[pend_n[0]] = i
+            pend_n[0] += 1
+
+
+@njit
+def exp_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, refr, row, inh_slot, drive, pw, noise, cdf,
+                   k0, m, guide, rng, pend, pend_n):
+    """One exact step of the iaf_psc_exp neurons [a, b): V from the currents at the step's
+    start (clamped while refractory), then the currents decay and take the step's input."""
+    theta = par[P_THETA]
+    reset = par[P_RESET]
+    nref = np.int64(par[P_REF])
+    pv = par[P_DECAY_V]
+    pc = par[P_CURRENT]
+    de = par[P_DECAY_EX]
+    di = par[P_DECAY_IN]
+    se = par[P_SYN_EX]
+    si = par[P_SYN_IN]
+    for i in range(a, b):
+        j = inh_slot[i]
+        xe = row[i] + pe
+        xi = row[j] + pi_
+        row[i] = 0.0
+        row[j] = 0.0
+        if drive:
+            c = pw * poisson_draw(cdf, k0, m, guide, rng, i)
+            if pw >= 0.0:
+                xe += c
+            else:
+                xi += c
+        if refr[i] == 0:
+            v[i] = pv * v[i] + se * i_ex[i] + si * i_in[i] + pc * (dc + bias[i])
+            if noise > 0.0:
+                v[i] += pc * noise * normal(rng, i)
+        else:
+            refr[i] -= 1
+        i_ex[i] = i_ex[i] * de + xe
+        i_in[i] = i_in[i] * di + xi
+        if v[i] >= theta + th_off[i]:
+            v[i] = reset
+            refr[i] = nref
+            pend[pend_n[0]] = i
+            pend_n[0] += 1
 
 
 @njit
@@ -614,6 +687,16 @@ def csr_fill(src, slot, weight, delay, indptr, out_slot, out_weight, out_delay, 
         out_delay[j] = delay[k]
         fill[i] = j + 1
 
+
+
+@njit
+def rows_fill(rows, slot, out, fill):
+    """Scatter target slots into CSR rows ``rows`` (fill: next free position per row), in order."""
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        j = fill[r]
+        out[j] = slot[k]
+        fill[r] = j + 1
 
 
 @njit

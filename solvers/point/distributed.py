@@ -105,6 +105,9 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
     ``local_synapses`` held here.
     """
 
+    # deliver() reads one per-synapse CSR of the spikes of every rank
+    _compact = False
+
     def __init__(self, spec: PointNetwork, rng: np.random.Generator, comm):
         plastic = [f"{pr.source}->{pr.target}" for pr in spec.projections
                    if getattr(pr, "plasticity", None) is not None]
@@ -179,7 +182,7 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
         self.row_delay = np.zeros(nl, np.int64)
         z = np.zeros(0, np.int64)
         self.dense = (self.g_dense[0][L].copy(), z, z, np.zeros(0), z, z)
-        for name in ("v", "bias", "th_off", "i_ex", "i_in", "refr", "w_ad", "rng_state"):
+        for name in ("v", "bias", "th_off", "hrow", "i_ex", "i_in", "refr", "w_ad", "rng_state"):
             setattr(self, name, np.ascontiguousarray(getattr(self, name)[L]))
         self.inh_slot = self._local_inh
         self.n_slots = self._n_slots_local
