@@ -383,11 +383,15 @@ class NestNetworkSolver:
             pos.append(np.arange(len(g), dtype=np.int64))
         gids = np.concatenate(gids)
         order = np.argsort(gids, kind="stable")
-        self.gids, self.pop_of, self.pos = gids[order], np.concatenate(pop_of)[order], np.concatenate(pos)[order]
-        if len(self.gids) > 1 and (np.diff(self.gids) == 0).any():
-            dup = int(self.gids[1:][np.diff(self.gids) == 0][0])
+        gids, pop_of, pos = gids[order], np.concatenate(pop_of)[order], np.concatenate(pos)[order]
+        if len(gids) > 1 and (np.diff(gids) == 0).any():
+            dup = int(gids[1:][np.diff(gids) == 0][0])
             raise ModelError(f"nest_network {ctx.name!r}: node {dup} is in two populations returned by "
                              f"{spec.builder!r}; populations must not overlap")
+        # node id - gid_base -> (population, position): one lookup per recorded spike
+        self.gid_base = int(gids[0])
+        self.lut = np.full((2, int(gids[-1]) - self.gid_base + 1), -1, np.int64)
+        self.lut[0, gids - self.gid_base], self.lut[1, gids - self.gid_base] = pop_of, pos
         self.spike_gens, self.rate_gens, self.current_gens = {}, {}, {}
         for p in self.names:
             if f"{p}.spikes_in" in spec.inputs:
@@ -458,11 +462,11 @@ class NestNetworkSolver:
         # straight to the kernel (NodeCollection.get adds ~10 us of Python per window); the
         # recorder still builds its whole status (every event it holds), see the class comment
         ev = self._read_events()
-        times, senders = ev["times"], ev["senders"]
+        # (an empty recorder gives float senders)
+        times, senders = np.asarray(ev["times"], np.float64), np.asarray(ev["senders"], np.int64)
         n_new = len(times) - self.seen
-        ticks, ids, offsets, self.pending = _split_spikes(
-            times, senders, self.seen, self.gids, self.pop_of, self.pos, len(self.names), t1,
-            float(TICKS_PER_MS), *self.pending)
+        ticks, ids, offsets, *self.pending = _split_spikes(
+            times, senders, self.seen, self.lut, self.gid_base, t1, *self.pending)
         self.seen += n_new
         outputs = {port: Spikes(ticks[offsets[i]:offsets[i + 1]], ids[offsets[i]:offsets[i + 1]])
                    for i, port in enumerate(self._out_names)}
@@ -538,26 +542,25 @@ class NestNetworkSolver:
 
 
 @njit
-def _split_spikes(times_ms, senders, start, gids, pop_of, pos, n_pops, t1, ticks_per_ms,
-                  pend_ticks, pend_pop, pend_ids):
+def _split_spikes(times_ms, senders, start, lut, base, t1, pend_ticks, pend_pop, pend_ids):
     """One window's spikes from the recorder's events ``[start:]`` (times in ms, senders as NEST
-    node ids; ``gids`` sorted, ``pop_of``/``pos`` their population and position) after the
-    pending ones: (ticks, positions, offsets, pending), the spikes before tick ``t1`` grouped by
-    population (population i in ``offsets[i]:offsets[i + 1]``), each group in time order (stable),
-    and the rest (ticks >= t1: NEST stamps (t0, t1]) as (ticks, population, position)."""
+    node ids; ``lut[:, id - base]`` their population and position) after the pending ones:
+    (ticks, positions, offsets, *pending), the spikes before tick ``t1`` grouped by population
+    (population i in ``offsets[i]:offsets[i + 1]``), each group in time order (stable), and the
+    rest (ticks >= t1: NEST stamps (t0, t1]) as ticks, populations, positions."""
+    n_pops = lut[0].max() + 1
     n_p = len(pend_ticks)
     n = n_p + len(times_ms) - start
     tk = np.empty(n, np.int64)
     pp = np.empty(n, np.int64)
     ix = np.empty(n, np.int64)
-    for j in range(n_p):
-        tk[j], pp[j], ix[j] = pend_ticks[j], pend_pop[j], pend_ids[j]
+    tk[:n_p], pp[:n_p], ix[:n_p] = pend_ticks, pend_pop, pend_ids
     for j in range(start, len(times_ms)):
-        k = np.searchsorted(gids, senders[j])
+        k = senders[j] - base
         o = n_p + j - start
-        tk[o] = np.int64(np.rint(times_ms[j] * ticks_per_ms))
-        pp[o] = pop_of[k]
-        ix[o] = pos[k]
+        tk[o] = np.int64(np.rint(times_ms[j] * TICKS_PER_MS))
+        pp[o] = lut[0, k]
+        ix[o] = lut[1, k]
     counts = np.zeros(n_pops + 1, np.int64)
     n_later = 0
     for j in range(n):
@@ -592,4 +595,4 @@ def _split_spikes(times_ms, senders, start, gids, pop_of, pos, n_pops, t1, ticks
             order = np.argsort(out_t[a:b], kind="mergesort")
             out_t[a:b] = out_t[a:b][order]
             out_i[a:b] = out_i[a:b][order]
-    return out_t, out_i, offsets, (later_t, later_p, later_i)
+    return out_t, out_i, offsets, later_t, later_p, later_i

@@ -526,6 +526,36 @@ def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatc
         assert np.array_equal(a.times, other.times) and np.array_equal(a.ids, other.ids)
 
 
+def test_recorded_events_split_by_population_as_a_plain_sort_does():
+    """_split_spikes (the numba pass over a window's recorder events) against plain Python:
+    events in any order from two populations with a gap in the node ids, a start offset (the
+    events already handed out), pending spikes of the last window, and spikes stamped at or
+    after t1 (the next window's). Reference: each population's spikes before t1, pending ones
+    first, then recorder order, stably sorted by tick; the rest kept for later."""
+    rng = np.random.default_rng(3)
+    gids = {0: np.arange(5, 15), 1: np.arange(20, 24)}    # E: nodes 5..14, I: 20..23
+    base = 5
+    lut = np.full((2, 24 - base), -1, np.int64)
+    for p, g in gids.items():
+        lut[0, g - base], lut[1, g - base] = p, np.arange(len(g))
+    t1 = 30 * TICKS_PER_MS // 10
+    senders = rng.choice(np.concatenate(list(gids.values())), 60).astype(np.int64)
+    times = rng.integers(1, 33, 60) / 10.0        # ms on a 0.1 ms grid, some >= t1 (3.0 ms)
+    start = 7
+    pend = (np.array([21 * TICKS_PER_MS // 10, 25 * TICKS_PER_MS // 10], np.int64),
+            np.array([1, 0], np.int64), np.array([3, 9], np.int64))
+    ticks, ids, offsets, *later = pnest._split_spikes(times, senders, start, lut, base, t1, *pend)
+    allev = list(zip(*[a.tolist() for a in pend]))
+    for t, s in zip(times[start:], senders[start:]):
+        p = 0 if s < 20 else 1
+        allev.append((int(round(t * TICKS_PER_MS)), p, int(s - gids[p][0])))
+    for p in (0, 1):
+        want = sorted([(t, i) for t, q, i in allev if q == p and t < t1], key=lambda e: e[0])
+        got = list(zip(ticks[offsets[p]:offsets[p + 1]].tolist(), ids[offsets[p]:offsets[p + 1]].tolist()))
+        assert got == want and len(want) > 3
+    assert [tuple(a.tolist()) for a in later] == [tuple(x) for x in zip(*[e for e in allev if e[0] >= t1])]
+
+
 @needs_nest
 def test_builder_that_disagrees_with_the_spec_is_rejected():
     model = ps.Model(seed=1, t_stop_ms=1.0)
