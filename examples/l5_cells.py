@@ -7,13 +7,17 @@ two-branch tuft, and a short axon. Channels after Hay et al. (2011, PLoS Comput 
 SKv3_1, K_Pst, K_Tst, Nap_Et2, SK_E2, Ca_HVA, Ca_LVAst and CaDynamics_E2 at the soma; Ih
 everywhere, growing with path distance d along the apical dendrite as gIhbar (-0.8696 + 2.087
 exp(d / 323 um)); a Ca_LVAst / Ca_HVA hot zone 685-885 um from the soma; Im, NaTa_t, SKv3_1 and
-SK_E2 on the apical tree; a passive leak everywhere (e -90 mV), ek -85 mV, ena 50 mV, 34 C.
+SK_E2 on the apical tree; a passive leak everywhere (e -90 mV), 34 C. The sections' ion
+reversal potentials are Hay's, ek -85 mV and ena 50 mV, read by every K and Na channel there
+(``Ions``, as NEURON's ``sec.ek``).
 The somatic Ih density differs from cell to cell (+-20 %, a per-cell parameter).
 
 The cells stand in a column (somata within 100 um of its axis, at depths 0-200 um, apical
 dendrites up along +z) each turned by a random angle about the column axis. Each cell has AMPA
-and NMDA synapses on its basal and tuft dendrites and a GABA-A synapse at the soma, each fed a
-Poisson train (a SpikeTrain drawn here from the seed). A 16-contact electrode along the column
+and NMDA synapses on its basal and tuft dendrites and a GABA-A synapse at the soma, each
+driven through the cells' ``rate`` port: a constant rate per synapse (a LinearSystem at rest,
+``x0`` = the rates) from which the cell solver draws Poisson events every step from the run's
+seeded stream, each of peak conductance ``rate_weight_uS``. A 16-contact electrode along the column
 axis, 50 um apart from -200 to 1300 um, records the LFP (line sources, 0.3 S/m).
 
     polyscale run examples/l5_cells.py --out l5.h5
@@ -23,13 +27,13 @@ from __future__ import annotations
 import numpy as np
 
 import polyscale as ps
-from polyscale.solvers.cell.mechanisms import AMPA, GABAA, NMDA, Distance, Insert
+from polyscale.adapters import Affine
+from polyscale.solvers.cell.mechanisms import AMPA, GABAA, NMDA, Distance, Insert, Ions
 from polyscale.solvers.cell.morphology import Morphology, cylinder
 from polyscale.solvers.cell.population import CellPopulation
-from polyscale.solvers.stimulus import SpikeTrain
 
 EK, ENA = -85.0, 50.0
-#: synapses of each cell (the `syn` port's channel = cell * len(SYNAPSES) + index) and the
+#: synapses of each cell (the `rate` port's channel = cell * len(SYNAPSES) + index) and the
 #: Poisson rate (Hz) each receives: one synapse stands for many afferents
 SYNAPSES = (AMPA(section="basal0", x=0.6), AMPA(section="basal1", x=0.6),
             NMDA(section="basal0", x=0.6), AMPA(section="tuft0", x=0.5), AMPA(section="tuft1", x=0.5),
@@ -58,8 +62,6 @@ def l5_morphology() -> Morphology:
 
 def l5_mechanisms(ih_soma_S_cm2) -> tuple:
     """Hay et al. (2011)-style placements; ``ih_soma_S_cm2``: one value or one per cell."""
-    k = {"ek_mV": EK}
-    na = {"ena_mV": ENA}
     return (
         Insert(mechanism="pas", params={"g_S_cm2": 3.38e-5, "e_mV": -90.0}),
         Insert(mechanism="pas", where="apic", params={"g_S_cm2": 5.89e-5, "e_mV": -90.0}),
@@ -67,20 +69,20 @@ def l5_mechanisms(ih_soma_S_cm2) -> tuple:
         Insert(mechanism="Ih", where="dend", params={"gIhbar_S_cm2": 2e-4}),
         Insert(mechanism="Ih", where="apic", params={"gIhbar_S_cm2": 2e-4},
                distribution=Distance(param="gIhbar_S_cm2", kind="exp", a=-0.8696, b=2.087, length_um=323.0)),
-        Insert(mechanism="NaTa_t", where="soma", params={"gNaTa_tbar_S_cm2": 2.04, **na}),
-        Insert(mechanism="NaTa_t", where="axon", params={"gNaTa_tbar_S_cm2": 3.137, **na}),
-        Insert(mechanism="NaTa_t", where="apic", params={"gNaTa_tbar_S_cm2": 0.0213, **na}),
-        Insert(mechanism="Nap_Et2", where="soma", params={"gNap_Et2bar_S_cm2": 0.00172, **na}),
-        Insert(mechanism="SKv3_1", where="soma", params={"gSKv3_1bar_S_cm2": 0.693, **k}),
-        Insert(mechanism="SKv3_1", where="axon", params={"gSKv3_1bar_S_cm2": 1.0, **k}),
-        Insert(mechanism="SKv3_1", where="apic", params={"gSKv3_1bar_S_cm2": 0.00261, **k}),
-        Insert(mechanism="K_Pst", where="soma", params={"gK_Pstbar_S_cm2": 0.00223, **k}),
-        Insert(mechanism="K_Pst", where="axon", params={"gK_Pstbar_S_cm2": 0.973, **k}),
-        Insert(mechanism="K_Tst", where="soma", params={"gK_Tstbar_S_cm2": 0.0812, **k}),
-        Insert(mechanism="K_Tst", where="axon", params={"gK_Tstbar_S_cm2": 0.089, **k}),
-        Insert(mechanism="Im", where="apic", params={"gImbar_S_cm2": 1.43e-4, **k}),
-        Insert(mechanism="SK_E2", where="soma", params={"gSK_E2bar_S_cm2": 0.0441, **k}),
-        Insert(mechanism="SK_E2", where="apic", params={"gSK_E2bar_S_cm2": 0.0012, **k}),
+        Insert(mechanism="NaTa_t", where="soma", params={"gNaTa_tbar_S_cm2": 2.04}),
+        Insert(mechanism="NaTa_t", where="axon", params={"gNaTa_tbar_S_cm2": 3.137}),
+        Insert(mechanism="NaTa_t", where="apic", params={"gNaTa_tbar_S_cm2": 0.0213}),
+        Insert(mechanism="Nap_Et2", where="soma", params={"gNap_Et2bar_S_cm2": 0.00172}),
+        Insert(mechanism="SKv3_1", where="soma", params={"gSKv3_1bar_S_cm2": 0.693}),
+        Insert(mechanism="SKv3_1", where="axon", params={"gSKv3_1bar_S_cm2": 1.0}),
+        Insert(mechanism="SKv3_1", where="apic", params={"gSKv3_1bar_S_cm2": 0.00261}),
+        Insert(mechanism="K_Pst", where="soma", params={"gK_Pstbar_S_cm2": 0.00223}),
+        Insert(mechanism="K_Pst", where="axon", params={"gK_Pstbar_S_cm2": 0.973}),
+        Insert(mechanism="K_Tst", where="soma", params={"gK_Tstbar_S_cm2": 0.0812}),
+        Insert(mechanism="K_Tst", where="axon", params={"gK_Tstbar_S_cm2": 0.089}),
+        Insert(mechanism="Im", where="apic", params={"gImbar_S_cm2": 1.43e-4}),
+        Insert(mechanism="SK_E2", where="soma", params={"gSK_E2bar_S_cm2": 0.0441}),
+        Insert(mechanism="SK_E2", where="apic", params={"gSK_E2bar_S_cm2": 0.0012}),
         Insert(mechanism="Ca_HVA", where="soma", params={"gCa_HVAbar_S_cm2": 9.92e-4}),
         Insert(mechanism="Ca_LVAst", where="soma", params={"gCa_LVAstbar_S_cm2": 3.43e-3}),
         # the hot zone: the value given is the zone's; 10 % (HVA) and 1 % (LVA) elsewhere
@@ -93,18 +95,9 @@ def l5_mechanisms(ih_soma_S_cm2) -> tuple:
     )
 
 
-def poisson_trains(rng: np.random.Generator, n_cells: int, t_stop_ms: float, dt_ms: float):
-    """(times_ms, ids) of independent Poisson trains, one per synapse channel, on the dt grid."""
-    times, ids = [], []
-    for c in range(n_cells):
-        for j, rate in enumerate(RATES_HZ):
-            k = rng.poisson(rate * t_stop_ms / 1000.0)
-            t = np.round(np.sort(rng.uniform(0.0, t_stop_ms - 1.0, k)) / dt_ms) * dt_ms
-            times.append(t)
-            ids.append(np.full(k, c * len(RATES_HZ) + j))
-    t, i = np.concatenate(times), np.concatenate(ids)
-    order = np.argsort(t, kind="stable")
-    return np.round(t[order], 6).tolist(), i[order].tolist()
+#: Hay's ion reversal potentials (L5PCbiophys3.hoc: ek -85 mV, ena 50 mV on every section
+#: with K or Na channels; here on all, which is the same)
+IONS = (Ions(params={"ek_mV": EK, "ena_mV": ENA}),)
 
 
 def build(n_cells: int = 5, t_stop_ms: float = 500.0, seed: int = 11, dt_ms: float = 0.025) -> ps.Model:
@@ -116,13 +109,16 @@ def build(n_cells: int = 5, t_stop_ms: float = 500.0, seed: int = 11, dt_ms: flo
     ih = tuple(2e-4 * rng.uniform(0.8, 1.2, n_cells))
     cells = CellPopulation(morphology=l5_morphology(), n=n_cells, positions_um=positions.tolist(),
                            rotations_deg=rotations.tolist(), mechanisms=l5_mechanisms(ih if n_cells > 1 else ih[0]),
-                           synapses=SYNAPSES, celsius=34.0, v_init_mV=-80.0, ra_ohm_cm=100.0,
-                           cm_uF_cm2=1.0, dt_ms=dt_ms, record_currents=True)
-    times, ids = poisson_trains(rng, n_cells, t_stop_ms, dt_ms)
+                           ions=IONS, synapses=SYNAPSES, celsius=34.0, v_init_mV=-80.0, ra_ohm_cm=100.0,
+                           cm_uF_cm2=1.0, dt_ms=dt_ms, record_currents=True, rate_weight_uS=WEIGHT_US)
+    n_ch = n_cells * len(SYNAPSES)
     model = ps.Model(seed=seed, t_stop_ms=t_stop_ms)
-    model.solver("input", SpikeTrain(times_ms=times, ids=ids, size=n_cells * len(SYNAPSES), dt_ms=dt_ms))
+    # a constant rate per synapse channel: a linear system at rest at x0 (dx/dt = 0); the
+    # cells draw the Poisson events from it (the `rate` port) with the run's seeded stream
+    model.solver("drive", ps.solvers.LinearSystem(a=np.zeros((n_ch, n_ch)).tolist(), x0=list(RATES_HZ) * n_cells,
+                                                  units="Hz", dt_ms=dt_ms))
     model.solver("cells", cells)
-    model.couple("input.spikes", "cells.syn", delay_ms=1.0, weight=WEIGHT_US)
+    model.couple("drive.x", "cells.rate", delay_ms=1.0, via=Affine(produces="rate"))
     model.record("cells.v_soma", every_ms=0.1)
     model.record("cells.spikes")
     electrodes = [(0.0, 0.0, float(z)) for z in range(-200, 1301, 100)]

@@ -122,10 +122,11 @@ def test_every_gate_matches_neuron_over_the_whole_voltage_range(tmp_path):
         pars, ns = list(mech.params.values()), len(mech.states)
         init, step = d[f"{name}/init"], d[f"{name}/step"]
         if name == "SK_E2":
-            ours_init = [mech.init(-70.0, 34.0, *pars, c) for c in d["ca"]]
-            ours_step = [mech.advance(-70.0, REF.DT, 34.0, *r[1:1 + ns], *pars, r[0]) for r in step]
+            ek = -77.0                                  # reads ('ek', 'cai'): z does not use ek
+            ours_init = [mech.init(-70.0, 34.0, *pars, ek, c) for c in d["ca"]]
+            ours_step = [mech.advance(-70.0, REF.DT, 34.0, *r[1:1 + ns], *pars, ek, r[0]) for r in step]
         else:
-            reads = [0.0] * len(mech.reads)             # eca: the gates do not use it
+            reads = [0.0] * len(mech.reads)             # ena / ek / eca: the gates do not use them
             ours_init = [mech.init(v, 34.0, *pars, *reads) for v in d["v"]]
             ours_step = [mech.advance(r[0], REF.DT, 34.0, *r[1:1 + ns], *pars, *reads) for r in step]
             assert np.abs(step[:, 0] - d["v"]).max() < 1e-6, name      # the step ran at the grid v
@@ -214,7 +215,7 @@ def test_distance_profile_is_placed_at_each_segment_centre():
     s = spec.build(None)
     d = 20.0 + (np.arange(35) + 0.5) * 20.0
     want = np.outer(-0.8696 + 2.087 * np.exp(d / 323.0), [1e-4, 2e-4])
-    par = s._mech_args[6 + 2]                              # Ih's (blocks, P, K, B) parameters
+    par = s.mech_params["Ih"]                              # (blocks, P, K, B) parameters
     got = np.concatenate(list(par[:, 0]), axis=1)[:, :2]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert Distance(param="x", kind="window", a=0.1, b=1.0, lo_um=10, hi_um=20).factor([5, 10, 20, 25]).tolist() == [0.1, 1, 1, 0.1]

@@ -1,4 +1,5 @@
-"""examples/l5_cells.py: Hay-style L5 cells driven by Poisson synapses, with an LFP electrode.
+"""examples/l5_cells.py: Hay-style L5 cells driven by Poisson synapses through the cells' ``rate``
+port (constant rates from a LinearSystem at rest), with an LFP electrode.
 
 The first run compiles the example's generated kernel (some tens of seconds); later runs load it
 from the kernel cache.
@@ -10,13 +11,14 @@ import pytest
 
 import polyscale as ps
 from polyscale.coordinator.config import load_model
-from polyscale.coordinator.signals import Spikes
+from polyscale.coordinator.signals import Samples, Spikes
 from polyscale.coordinator.time import TICKS_PER_MS
 
 
 def test_l5_cells_spike_at_a_plausible_rate_and_the_lfp_is_finite(examples_dir):
     """Driven cortical pyramidal cells fire at a few to tens of Hz (here 1-40 Hz per cell over
-    300 ms); the LFP has every contact finite and nonzero, sampled every 0.5 ms."""
+    300 ms, the Poisson events drawn by the cells from their `rate` input); the LFP has every
+    contact finite and nonzero, sampled every 0.5 ms."""
     model = load_model(examples_dir / "l5_cells.py", {"t_stop_ms": 300.0})
     run = ps.run(model)
     sp = run.spikes("cells", "spikes")
@@ -27,6 +29,29 @@ def test_l5_cells_spike_at_a_plausible_rate_and_the_lfp_is_finite(examples_dir):
     assert lfp.shape == (600, 16)
     assert np.isfinite(lfp).all()
     assert (np.ptp(lfp, axis=0) > 1e-4).all()                  # > 0.1 uV on every contact
+
+
+def test_l5_cells_drive_is_the_rate_port_with_poisson_counts(examples_dir):
+    """The example couples a constant rate per synapse channel (the LinearSystem's x0 = the
+    example's RATES_HZ, cell-major) into `cells.rate` and nothing into `cells.syn`; the cells
+    turn those rates into Poisson events: over 100 ms the count must be Poisson with mean
+    sum(rate) x 0.1 s (1100 for 5 cells), within 5 standard deviations."""
+    import importlib.util
+    spec_ = importlib.util.spec_from_file_location("l5_cells_example", examples_dir / "l5_cells.py")
+    ex = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(ex)
+    model = load_model(examples_dir / "l5_cells.py", {"t_stop_ms": 100.0})
+    targets = {(c.source, c.target) for c in model.couplings}
+    assert targets == {("drive.x", "cells.rate")}
+    rates = np.asarray(model.solvers["drive"].x0, dtype=float)
+    np.testing.assert_array_equal(rates, np.tile(ex.RATES_HZ, 5))
+    cells = model.solvers["cells"]
+    assert cells.rate_weight_uS == ex.WEIGHT_US
+    s = cells.build(None)
+    steps = int(round(100.0 / cells.dt_ms))
+    s.advance(0, steps * s.dt_ticks, {"rate": Samples(0, s.dt_ticks, np.tile(rates, (steps, 1)))})
+    mean = rates.sum() * 0.1
+    assert abs(s.n_rate_events - mean) < 5 * np.sqrt(mean), (s.n_rate_events, mean)
 
 
 def test_l5_cells_are_silent_without_their_synaptic_drive(examples_dir):

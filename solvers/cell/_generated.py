@@ -16,7 +16,9 @@ Per mechanism j the kernel gets: ``mj_node`` (K,) node of each instance, ``mj_ar
 per S/cm2 (area um2 * 1e-2, also nA per mA/cm2), ``mj_par`` (blocks, P, K, B) parameter values
 per instance and cell, ``mj_st`` (blocks, S, K, B) states. With calcium: ``ca_c`` (blocks, N, B)
 cai mM, ``ca_i`` (N, B) scratch (ica mA/cm2 of the step), ``ca_ktf`` (RT/2F mV), ``ca_co``
-(cao mM), ``ca_e0`` (eca mV when no mechanism writes cai). ``celsius`` (C).
+(cao mM), ``ca_w`` (N,) int8, 1 where a mechanism writes cai (eca is Nernst there). Ion
+reversal potentials per node and cell: ``ion_ena``, ``ion_ek``, ``ion_eca`` (blocks, N, B) mV
+(the sections' values, shared by every mechanism reading them). ``celsius`` (C).
 """
 from __future__ import annotations
 
@@ -54,12 +56,17 @@ def _args(j: int) -> list[str]:
 
 
 def _read_expr(r: str, ca_written: bool, i: str, c: str) -> str:
+    if r in ("ena", "ek"):
+        return f"ion_{r}[{i}, {c}]"
     if r == "cai":
         return f"ca_c[{i}, {c}]"
     if r == "ica":
         return f"ca_i[{i}, {c}]"
-    # eca: Nernst from cai when a mechanism writes it (NEURON's ion style then), else fixed
-    return f"ca_ktf * math.log(ca_co / ca_c[{i}, {c}])" if ca_written else "ca_e0"
+    # eca: Nernst from cai at nodes where a mechanism writes it (NEURON's ion style there),
+    # else the section's value
+    if not ca_written:
+        return f"ion_eca[{i}, {c}]"
+    return f"(ca_ktf * math.log(ca_co / ca_c[{i}, {c}]) if ca_w[{i}] else ion_eca[{i}, {c}])"
 
 
 def _call(j: int, m: Mechanism, fn: str, ca_written: bool, *, with_dt: bool, states: bool) -> str:
@@ -118,7 +125,7 @@ def _state_code(mechs, ca_written: bool) -> str:
 
 def _init_code(mechs, ca_written: bool) -> str:
     lines = ["@njit",
-             "def mech_init(v, celsius, ca_c, ca_i, ca_ktf, ca_co, ca_e0, "
+             "def mech_init(v, celsius, ca_c, ca_i, ca_ktf, ca_co, ca_w, ion_ena, ion_ek, ion_eca, "
              + ", ".join(a for j in range(len(mechs)) for a in _args(j)) + "):",
              '    """States at steady state for v (blocks, N, B), concentrations first."""',
              "    for _b in range(v.shape[0]):"]
@@ -129,6 +136,8 @@ def _init_code(mechs, ca_written: bool) -> str:
             continue
         call = _call(j, m, "init", ca_written, with_dt=False, states=False)
         call = call.replace("v[_i, _c]", "v[_b, _i, _c]").replace("ca_c[_i, _c]", "ca_c[_b, _i, _c]")
+        for ion in ("ena", "ek", "eca"):
+            call = call.replace(f"ion_{ion}[_i, _c]", f"ion_{ion}[_b, _i, _c]")
         call = call.replace(f"m{j}_par[", f"m{j}_par[_b, ")
         lines += [f"        for _k in range(m{j}_node.shape[0]):",
                   f"            _i = m{j}_node[_k]",
@@ -144,10 +153,11 @@ def _init_code(mechs, ca_written: bool) -> str:
 def generate(mechs: tuple[Mechanism, ...]) -> str:
     """The source of a module with ``cell_advance`` (the kernel of ``_kernels.py`` with the
     mechanisms' arrays appended to its arguments) and ``mech_init``."""
-    uses_ca = any("ca" in (m.current_ion or "") or m.writes == "cai" or m.reads for m in mechs)
+    uses_ca = any(m.current_ion == "ca" or m.writes == "cai" or {"cai", "ica"} & set(m.reads) for m in mechs)
     ca_written = any(m.writes == "cai" for m in mechs)
-    extra = ["celsius", "ca_c", "ca_i", "ca_ktf", "ca_co", "ca_e0"] + [a for j in range(len(mechs)) for a in _args(j)]
-    extra_blk = ["celsius", "ca_c[blk]", "ca_i", "ca_ktf", "ca_co", "ca_e0"]
+    common = ["celsius", "ca_c", "ca_i", "ca_ktf", "ca_co", "ca_w", "ion_ena", "ion_ek", "ion_eca"]
+    extra = common + [a for j in range(len(mechs)) for a in _args(j)]
+    extra_blk = ["celsius", "ca_c[blk]", "ca_i", "ca_ktf", "ca_co", "ca_w", "ion_ena[blk]", "ion_ek[blk]", "ion_eca[blk]"]
     for j in range(len(mechs)):
         extra_blk += [f"m{j}_node", f"m{j}_area", f"m{j}_par[blk]", f"m{j}_st[blk]"]
     outer = _function_source("cell_advance")

@@ -2,7 +2,9 @@
 
 :class:`Insert` places a density mechanism on sections (by name or kind, or 'all'), with
 parameters that override the mechanism's defaults: one number for every cell, or one per cell,
-optionally scaled along the tree by a :class:`Distance` profile. The mechanisms themselves are
+optionally scaled along the tree by a :class:`Distance` profile; :class:`Ions` sets the sections'
+ion reversal potentials (ena, ek, eca) the same way, shared by every mechanism that reads them
+(NEURON's ``sec.ek``). The mechanisms themselves are
 modules of ``mech/`` (one file each, plus the ``polyscale.mechanisms`` entry points).
 :class:`IClamp`, :class:`Exp2Syn` (and its presets :func:`AMPA`, :func:`NMDA`, :func:`GABAA`)
 and :class:`AlphaSynapse` are point processes at a section and relative position, placed in
@@ -19,7 +21,7 @@ from typing import ClassVar
 
 from ...coordinator.specs import Spec
 from ...coordinator.validation import fail, require_number, require_str
-from .mech import registry
+from .mech import ION_REVERSALS, registry
 
 
 class _Defaults(dict):
@@ -105,6 +107,55 @@ def _finite(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
+def _ion_hint(name: str) -> str:
+    return (f"{name!r} is an ion reversal potential shared by every mechanism at the node that "
+            f"uses the ion (NEURON's sec.{name[:-3]}), not a mechanism parameter: set it per "
+            f"section with CellPopulation(ions=(Ions(where=..., params={{{name!r}: ...}}),))")
+
+
+def _clean_params(spec, params: dict, known, label: str) -> dict:
+    # parameter -> float, or tuple of one float per cell; unknown names and bad values refused
+    if not isinstance(params, dict):
+        raise fail(spec, f"'params' must be a dict (got {type(params).__name__})")
+    clean = {}
+    for k, v in params.items():
+        if k not in known:
+            if k in ION_REVERSALS:
+                raise fail(spec, f"{label}: {_ion_hint(k)}")
+            raise fail(spec, f"{label}: unknown parameter {k!r} (known: {', '.join(known)})")
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if isinstance(v, (list, tuple)):
+            if not v or not all(_finite(x) for x in v):
+                raise fail(spec, f"{label}: parameter {k!r} must be a finite number or a "
+                                 f"non-empty sequence of finite numbers, one per cell (got {v!r})")
+            clean[k] = tuple(float(x) for x in v)
+        elif _finite(v):
+            clean[k] = float(v)
+        else:
+            raise fail(spec, f"{label}: parameter {k!r} must be a finite number or a "
+                             f"sequence of one per cell (got {v!r})")
+    return clean
+
+
+def _clean_distribution(spec, dist, known, label: str) -> tuple:
+    if isinstance(dist, Distance):
+        dist = (dist,)
+    if not isinstance(dist, (list, tuple)) or not all(isinstance(x, Distance) for x in dist):
+        raise fail(spec, f"'distribution' must be a Distance or a sequence of them (got {dist!r})")
+    seen = set()
+    for x in dist:
+        if x.param not in known:
+            if x.param in ION_REVERSALS:
+                raise fail(spec, f"distribution: {_ion_hint(x.param)}")
+            raise fail(spec, f"distribution: {label} has no parameter {x.param!r} "
+                             f"(known: {', '.join(known)})")
+        if x.param in seen:
+            raise fail(spec, f"distribution: parameter {x.param!r} has two profiles")
+        seen.add(x.param)
+    return tuple(dist)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Insert(Spec):
     """Insert density mechanism ``mechanism`` on sections matching ``where`` (name, kind or 'all').
@@ -126,44 +177,47 @@ class Insert(Spec):
             raise fail(self, f"'mechanism' must be one of {', '.join(map(repr, MECHANISMS))} "
                              f"(got {self.mechanism!r})")
         require_str(self, "where")
-        if not isinstance(self.params, dict):
-            raise fail(self, f"'params' must be a dict (got {type(self.params).__name__})")
         known = MECHANISMS[self.mechanism]
-        clean = {}
-        for k, v in self.params.items():
-            if k not in known:
-                raise fail(self, f"{self.mechanism}: unknown parameter {k!r} (known: {', '.join(known)})")
-            if hasattr(v, "tolist"):
-                v = v.tolist()
-            if isinstance(v, (list, tuple)):
-                if not v or not all(_finite(x) for x in v):
-                    raise fail(self, f"{self.mechanism}: parameter {k!r} must be a finite number or a "
-                                     f"non-empty sequence of finite numbers, one per cell (got {v!r})")
-                clean[k] = tuple(float(x) for x in v)
-            elif _finite(v):
-                clean[k] = float(v)
-            else:
-                raise fail(self, f"{self.mechanism}: parameter {k!r} must be a finite number or a "
-                                 f"sequence of one per cell (got {v!r})")
-        object.__setattr__(self, "params", clean)
-        dist = self.distribution
-        if isinstance(dist, Distance):
-            dist = (dist,)
-        if not isinstance(dist, (list, tuple)) or not all(isinstance(x, Distance) for x in dist):
-            raise fail(self, f"'distribution' must be a Distance or a sequence of them (got {dist!r})")
-        seen = set()
-        for x in dist:
-            if x.param not in known:
-                raise fail(self, f"distribution: {self.mechanism} has no parameter {x.param!r} "
-                                 f"(known: {', '.join(known)})")
-            if x.param in seen:
-                raise fail(self, f"distribution: parameter {x.param!r} has two profiles")
-            seen.add(x.param)
-        object.__setattr__(self, "distribution", tuple(dist))
+        object.__setattr__(self, "params", _clean_params(self, self.params, known, self.mechanism))
+        object.__setattr__(self, "distribution",
+                           _clean_distribution(self, self.distribution, known, self.mechanism))
 
     def value(self, name: str):
         """The parameter's value: a float, or a tuple of one per cell."""
         return self.params.get(name, MECHANISMS[self.mechanism][name])
+
+    def per_cell(self) -> bool:
+        return any(isinstance(v, tuple) for v in self.params.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ions(Spec):
+    """Ion reversal potentials (mV) of the sections matching ``where`` (name, kind or 'all'),
+    as NEURON's ``sec.ena = 50``: every mechanism at a node that uses the ion (``reads`` 'ena',
+    'ek' or 'eca') sees the node's value. Placements apply in order, a later one overriding an
+    earlier one where both match; nodes no placement sets keep NEURON's defaults
+    (:data:`ION_REVERSALS`: ena 50 mV, ek -77 mV, eca 132.46 mV). 'eca_mV' holds only where no
+    mechanism writes cai; where one does, eca is the Nernst potential of cai (NEURON's ion style).
+
+    params : 'ena_mV' / 'ek_mV' / 'eca_mV' -> a number, or a sequence of one per cell
+    distribution : Distance profiles multiplying their parameter along the tree
+    """
+
+    where: str = "all"
+    params: dict = field(default_factory=dict)
+    distribution: tuple = ()
+
+    nested: ClassVar = {"distribution": Distance}
+
+    def __post_init__(self) -> None:
+        require_str(self, "where")
+        object.__setattr__(self, "params", _clean_params(self, self.params, ION_REVERSALS, "ions"))
+        object.__setattr__(self, "distribution",
+                           _clean_distribution(self, self.distribution, ION_REVERSALS, "ions"))
+
+    def value(self, name: str):
+        """The reversal potential (mV): a float, or a tuple of one per cell (None: not set here)."""
+        return self.params.get(name)
 
     def per_cell(self) -> bool:
         return any(isinstance(v, tuple) for v in self.params.values())

@@ -23,8 +23,8 @@ from ...coordinator.validation import (as_tuple, fail, require_choice, require_i
                                       require_str)
 from . import _generated
 from ._kernels import cell_advance, hh_init, hh_table, static_inverse
-from .mech import IONS, registry
-from .mechanisms import AlphaSynapse, Exp2Syn, IClamp, Insert
+from .mech import ION_REVERSALS, IONS, registry
+from .mechanisms import AlphaSynapse, Exp2Syn, IClamp, Insert, Ions
 from .morphology import Morphology, Section, ball_and_stick
 
 
@@ -175,7 +175,9 @@ class CellPopulation(SolverSpec):
     n : number of cells
     positions_um : (n, 3) where each cell's local origin goes in tissue; default all at 0
     rotations_deg : (n, 3) rotations (rx, ry, rz) about x, y, z, applied before translation
-    mechanisms : Insert placements; iclamps, synapses (Exp2Syn, fed by the ``syn`` port),
+    mechanisms : Insert placements; ions : Ions placements, the sections' ion reversal
+        potentials (ena, ek, eca mV; NEURON's defaults 50, -77, 132.46 where none is set)
+    iclamps, synapses (Exp2Syn, fed by the ``syn`` port),
         alpha_synapses (timed AlphaSynapse) : point processes placed in every cell
     ra_ohm_cm, cm_uF_cm2 : axial resistivity, specific capacitance
     celsius : temperature (C) for Q10 scaling of rates; v_init_mV : initial voltage
@@ -205,7 +207,7 @@ class CellPopulation(SolverSpec):
 
     type: ClassVar[str] = "cell_population"
     level: ClassVar[str] = "I"
-    nested: ClassVar = {"morphology": Morphology, "mechanisms": Insert, "iclamps": IClamp,
+    nested: ClassVar = {"morphology": Morphology, "mechanisms": Insert, "ions": Ions, "iclamps": IClamp,
                         "synapses": Exp2Syn, "alpha_synapses": AlphaSynapse}
 
     morphology: Morphology
@@ -213,6 +215,7 @@ class CellPopulation(SolverSpec):
     positions_um: tuple | None = None
     rotations_deg: tuple | None = None
     mechanisms: tuple = ()
+    ions: tuple = ()
     iclamps: tuple = ()
     synapses: tuple = ()
     alpha_synapses: tuple = ()
@@ -242,23 +245,26 @@ class CellPopulation(SolverSpec):
         kinds = {s.kind for s in self.morphology.sections}
         if self.soma not in names:
             raise fail(self, f"'soma' must name a section (got {self.soma!r}; has: {', '.join(sorted(names))})")
-        for fname, cls in (("mechanisms", Insert), ("iclamps", IClamp), ("synapses", Exp2Syn),
+        for fname, cls in (("mechanisms", Insert), ("ions", Ions), ("iclamps", IClamp), ("synapses", Exp2Syn),
                            ("alpha_synapses", AlphaSynapse)):
             items = as_tuple(self, fname)
             for i, it in enumerate(items):
                 if not isinstance(it, cls):
                     raise fail(self, f"{fname}[{i}] must be a {cls.__name__} (got {type(it).__name__})")
-                where = it.where if cls is Insert else it.section
-                ok = where in names or (cls is Insert and (where in kinds or where == "all"))
+                placed = cls in (Insert, Ions)
+                where = it.where if placed else it.section
+                ok = where in names or (placed and (where in kinds or where == "all"))
                 if not ok:
                     raise fail(self, f"{fname}[{i}]: {where!r} matches no section "
                                      f"(names: {', '.join(sorted(names))}; kinds: {', '.join(sorted(kinds))})")
-        for i, ins in enumerate(self.mechanisms):
-            for pname, val in ins.params.items():
-                if isinstance(val, tuple) and len(val) != self.n:
-                    raise fail(self, f"mechanisms[{i}] ({ins.mechanism}): parameter {pname!r} has "
-                                     f"{len(val)} values but the population has n = {self.n} cells "
-                                     f"(give one number, or one per cell)")
+        for fname in ("mechanisms", "ions"):
+            for i, ins in enumerate(getattr(self, fname)):
+                for pname, val in ins.params.items():
+                    if isinstance(val, tuple) and len(val) != self.n:
+                        what = f" ({ins.mechanism})" if fname == "mechanisms" else ""
+                        raise fail(self, f"{fname}[{i}]{what}: parameter {pname!r} has "
+                                         f"{len(val)} values but the population has n = {self.n} cells "
+                                         f"(give one number, or one per cell)")
         for fname in ("positions_um", "rotations_deg"):
             if getattr(self, fname) is not None:
                 arr = np.array(as_tuple(self, fname, float))
@@ -363,14 +369,20 @@ class CellSolver:
         hh = {k: [] for k in ("node", "gna", "gk", "gl", "ena", "ek", "el")}
         reg = registry()
         dist = path_distance_um(lay)
+        # the sections' ion reversal potentials, (N, n) mV each, shared by the mechanisms there
+        self.ions = self._ion_values(spec, lay, dist)
         generic: dict[str, dict[int, tuple]] = {}     # name -> node -> (area factor, (P, n) values)
         for ins in spec.mechanisms:
             mech = reg[ins.mechanism]
-            builtin = mech.builtin if not (ins.per_cell() or self._GENERIC_BUILTINS) else None
             for k, sec in enumerate(morph.sections):
                 if not _matches(sec, ins.where):
                     continue
                 nodes = lay.nodes_of(k)
+                # the kernel's own hh loop takes one ena/ek per node: ions that differ between
+                # cells there send hh to its mechanism file, as per-cell parameters do
+                ion_cells = any(np.ptp(self.ions[f"{r}_mV"][nodes], axis=1).max(initial=0.0) > 0.0
+                                for r in mech.reads if f"{r}_mV" in ION_REVERSALS)
+                builtin = mech.builtin if not (ins.per_cell() or ion_cells or self._GENERIC_BUILTINS) else None
                 a = lay.area_um2[nodes] * 1e-2
                 fac = {x.param: x.factor(dist[nodes]) for x in ins.distribution}
 
@@ -391,8 +403,9 @@ class CellSolver:
                     hh["node"].append(nodes)
                     for key, pname in (("gna", "gnabar_S_cm2"), ("gk", "gkbar_S_cm2"), ("gl", "gl_S_cm2")):
                         hh[key].append(val(pname) * a)
-                    for key, pname in (("ena", "ena_mV"), ("ek", "ek_mV"), ("el", "el_mV")):
-                        hh[key].append(np.array(val(pname), dtype=np.float64))
+                    hh["el"].append(np.array(val("el_mV"), dtype=np.float64))
+                    hh["ena"].append(self.ions["ena_mV"][nodes, 0].copy())
+                    hh["ek"].append(self.ions["ek_mV"][nodes, 0].copy())
                 else:
                     # node -> (area factor, (P, n) values); a later placement replaces an earlier
                     inst = generic.setdefault(mech.name, {})
@@ -477,13 +490,32 @@ class CellSolver:
     #: tests set this to integrate pas and hh through their mechanism files (generated kernel)
     _GENERIC_BUILTINS = False
 
+    @staticmethod
+    def _ion_values(spec: CellPopulation, lay: CellLayout, dist: np.ndarray) -> dict[str, np.ndarray]:
+        # 'ena_mV' / 'ek_mV' / 'eca_mV' -> (N, n) mV: NEURON's defaults, then each Ions
+        # placement in order (a later one overrides an earlier one on the sections both match),
+        # times its Distance profile at each segment centre
+        N, n = lay.n_nodes, spec.n
+        out = {k: np.full((N, n), v) for k, v in ION_REVERSALS.items()}
+        for ions in spec.ions:
+            fac = {x.param: x for x in ions.distribution}
+            for k, sec in enumerate(lay.morphology.sections):
+                if not _matches(sec, ions.where):
+                    continue
+                nodes = lay.nodes_of(k)
+                for pname, v in ions.params.items():
+                    f = fac[pname].factor(dist[nodes]) if pname in fac else np.ones(len(nodes))
+                    out[pname][nodes] = np.asarray(v, dtype=np.float64)[None] * f[:, None] if isinstance(v, tuple) \
+                        else (v * f)[:, None]
+        return out
+
     def _setup_generic(self, generic: dict, reg: dict) -> None:
         # the generated kernel for the mechanisms outside the kernel's own loops: per mechanism
         # (in name order, so the same set gives the same cached kernel) node (K,), area factor
         # (K,), parameters (blocks, P, K, B) and states (blocks, S, K, B)
         nb, B, N, n = self.n_blocks, self.block, self.nodes_per_cell, self.n_cells
         self.mechs = tuple(reg[name] for name in sorted(generic))
-        self.mech_nodes, self.mech_states = {}, {}
+        self.mech_nodes, self.mech_states, self.mech_params = {}, {}, {}
         if not self.mechs:
             self._advance, self._mech_args = cell_advance, ()
             return
@@ -491,7 +523,19 @@ class CellSolver:
         ca = IONS["ca"]
         self.ca_c = np.full((nb, N, B), ca[1])
         ca_i = np.zeros((N, B))
-        head = (self.spec.celsius, self.ca_c, ca_i, _generated.nernst_factor(self.spec.celsius, ca[0]), ca[2], ca[3])
+        # nodes where a mechanism writes cai: eca is the Nernst potential of cai there
+        ca_w = np.zeros(N, np.int8)
+        for m in self.mechs:
+            if m.writes == "cai":
+                ca_w[np.array(sorted(generic[m.name]), dtype=np.int64)] = 1
+
+        def blocks(a):
+            # (N, n) -> (blocks, N, B); padding columns repeat the last cell
+            a = np.pad(a, ((0, 0), (0, pad)), mode="edge")
+            return np.ascontiguousarray(a.reshape(N, nb, B).transpose(1, 0, 2))
+        ions = tuple(blocks(self.ions[k]) for k in ("ena_mV", "ek_mV", "eca_mV"))
+        head = (self.spec.celsius, self.ca_c, ca_i, _generated.nernst_factor(self.spec.celsius, ca[0]), ca[2],
+                ca_w, *ions)
         arrays = []
         for m in self.mechs:
             inst = generic[m.name]
@@ -503,6 +547,7 @@ class CellSolver:
             par = np.ascontiguousarray(par.reshape(len(m.params), len(nodes), nb, B).transpose(2, 0, 1, 3))
             st = np.zeros((nb, len(m.states), len(nodes), B))
             self.mech_nodes[m.name], self.mech_states[m.name] = nodes, st
+            self.mech_params[m.name] = par
             arrays += [nodes, area, par, st]
         mod = _generated.load(self.mechs)
         mod.mech_init(self.v, *head, *arrays)

@@ -178,7 +178,7 @@ def neuron_run(name: str, moddir: Path) -> dict:
 
 def neuron_run_spec(spec, moddir: Path, t_stop_ms: float) -> np.ndarray:
     """Any one-cell-type CellPopulation (morphology, Insert placements with Distance profiles,
-    IClamps; ``ek_mV`` / ``ena_mV`` parameters set the sections' ion reversals) built and run
+    IClamps; ``ions`` placements set the sections' ena / ek) built and run
     in NEURON; v at soma(0.5) of the first cell every step (n_steps,). Used on the L5 cell of
     examples/l5_cells.py (tests/test_l5_cells.py)."""
     from neuron import h
@@ -189,7 +189,7 @@ def neuron_run_spec(spec, moddir: Path, t_stop_ms: float) -> np.ndarray:
     h.celsius = spec.celsius
     names = {"g_S_cm2": "g", "e_mV": "e", "decay_ms": "decay", "gamma": "gamma", "depth_um": "depth",
              "minCai_mM": "minCai", "zTau_ms": "zTau", "ehcn_mV": "ehcn"}
-    secs, ions = {}, {}
+    secs = {}
     for sd in spec.morphology.sections:
         sec = h.Section(name=sd.name)
         for x, y, z, d in sd.points:
@@ -212,12 +212,23 @@ def neuron_run_spec(spec, moddir: Path, t_stop_ms: float) -> np.ndarray:
                     for prof in ins.distribution:
                         if prof.param == pname:
                             f = float(prof.factor([d])[0])
-                    if pname in ("ek_mV", "ena_mV"):
-                        ions[sd.name, pname] = val
-                        continue
                     setattr(seg, f"{names.get(pname, pname.replace('_S_cm2', ''))}_{ins.mechanism}", val * f)
-    for (sname, pname), val in ions.items():
-        setattr(secs[sname], pname[:-3], val)
+    for ion in spec.ions:
+        for sd in spec.morphology.sections:
+            if ion.where not in ("all", sd.name, sd.kind):
+                continue
+            sec = secs[sd.name]
+            for seg in sec:
+                d = h.distance(root(0.0), seg)
+                for pname, val in ion.params.items():
+                    val = val[0] if isinstance(val, tuple) else val     # the first cell's value
+                    f = 1.0
+                    for prof in ion.distribution:
+                        if prof.param == pname:
+                            f = float(prof.factor([d])[0])
+                    # NEURON has the ion only where a mechanism uses it
+                    if h.ismembrane(f"{pname[1:-3]}_ion", sec=sec):
+                        setattr(seg, pname[:-3], val * f)
     clamps = []
     for c in spec.iclamps:
         ic = h.IClamp(secs[c.section](c.x))
@@ -302,7 +313,7 @@ def neuron_gate_steps(moddir: Path, v_mV, cai_mM, dt_ms: float = DT) -> dict:
 # polyscale
 def polyscale_spec(name: str):
     """(CellPopulation of one cell, inputs for advance) for the protocol."""
-    from polyscale.solvers.cell.mechanisms import Distance, Exp2Syn, IClamp, Insert
+    from polyscale.solvers.cell.mechanisms import Distance, Exp2Syn, IClamp, Insert, Ions
     from polyscale.solvers.cell.morphology import Morphology, cylinder
     from polyscale.solvers.cell.population import CellPopulation
 
@@ -310,10 +321,6 @@ def polyscale_spec(name: str):
         params = {}
         for k, v in pars.items():
             params[UNIT.get(k, k if k.endswith("_S_cm2") else f"{k}_S_cm2")] = v
-        if mech in ("SK_E2", "SKv3_1", "K_Tst", "K_Pst", "Im"):
-            params["ek_mV"] = EK
-        if mech in ("NaTa_t", "Nap_Et2"):
-            params["ena_mV"] = ENA
         return Insert(mechanism=mech, where=where, params=params, distribution=dist)
 
     p = PROTOCOLS[name]
@@ -329,8 +336,7 @@ def polyscale_spec(name: str):
         morph = Morphology(sections=(soma, dend))
         g0, a, b, lam = IH_GRADIENT
         lo, hi, ch = HOT_ZONE
-        # NEURON's hh reads ek and ena from the ions, which the protocol sets
-        mechs = (Insert(mechanism="hh", where="soma", params={"ek_mV": EK, "ena_mV": ENA}),
+        mechs = (Insert(mechanism="hh", where="soma"),
                  Insert(mechanism="Ih", where="soma", params={"gIhbar_S_cm2": 0.0001}),
                  Insert(mechanism="Ih", where="dend", params={"gIhbar_S_cm2": g0},
                         distribution=Distance(param="gIhbar_S_cm2", kind="exp", a=a, b=b, length_um=lam)))
@@ -341,7 +347,9 @@ def polyscale_spec(name: str):
         mechs += tuple(ins(m, pars, "dend") for m, pars in DEND.items())
         syns = tuple(Exp2Syn(section="dend", x=0.8, tau1_ms=t1, tau2_ms=t2, e_mV=e, mg_mM=mg)
                      for _, t1, t2, e, mg, _, _ in SYNAPSES)
-    spec = CellPopulation(morphology=morph, n=1, mechanisms=mechs, iclamps=clamps, synapses=syns,
+    # the sections' ek and ena, read by hh and every Hay channel (NEURON's sec.ek, sec.ena)
+    spec = CellPopulation(morphology=morph, n=1, mechanisms=mechs, ions=(Ions(params={"ek_mV": EK, "ena_mV": ENA}),),
+                          iclamps=clamps, synapses=syns,
                           ra_ohm_cm=100.0, cm_uF_cm2=1.0, celsius=p["celsius"], v_init_mV=p["v_init"],
                           dt_ms=DT)
     inputs = {}

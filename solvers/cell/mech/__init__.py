@@ -9,9 +9,13 @@ scalars, written in NEURON's density units (mV, ms, S/cm2, mA/cm2, mM) as the .m
     advance(v, dt, celsius, *states, *params, *reads) -> tuple of states after dt with v held
                                                         (cnexp: exact for v held over the step)
 
-``reads`` are ion variables: 'eca' (mV: Nernst from cai when a mechanism writes cai, else the
-fixed default), 'cai' (mM), 'ica' (mA/cm2: the total calcium current at the node, taken with
-the other currents before the solve). ``current_ion='ca'`` adds the mechanism's current to ica;
+``reads`` are ion variables of the node, shared by every mechanism there that uses the ion
+(NEURON's USEION ... READ): 'ena', 'ek' (mV: the section's reversal potentials, set with
+``CellPopulation(ions=(Ions(...),))`` as NEURON's ``sec.ena``; defaults :data:`ION_REVERSALS`),
+'eca' (mV: Nernst from cai at nodes where a mechanism writes cai, else the section's value),
+'cai' (mM), 'ica' (mA/cm2: the total calcium current at the node, taken with the other
+currents before the solve). A mechanism has no parameter of its own for them.
+``current_ion='ca'`` adds the mechanism's current to ica;
 ``writes='cai'`` makes its first state the node's cai (a concentration mechanism has no
 current). The solver generates one kernel for the set of mechanisms a model uses
 (``_generated.py``), so the functions are called from compiled code, inlined by LLVM.
@@ -32,7 +36,11 @@ from typing import Callable
 #: NEURON's defaults for ca (cai0_ca_ion, cao0_ca_ion; eca when no mechanism writes cai)
 IONS = {"ca": (2, 5e-5, 2.0, 132.4579341637009)}
 #: the ion variables a mechanism may read
-ION_VARIABLES = ("eca", "cai", "ica")
+ION_VARIABLES = ("ena", "ek", "eca", "cai", "ica")
+#: per-node ion reversal potentials (mV) -> NEURON's defaults (ena 50, ek -77; eca where no
+#: mechanism writes cai: NEURON's eca0 from cai0/cao0). Set per section, Distance profile or
+#: cell with ``Ions`` (solvers/cell/mechanisms.py), as NEURON's ``sec.ena = 50``.
+ION_REVERSALS = {"ena_mV": 50.0, "ek_mV": -77.0, "eca_mV": IONS["ca"][3]}
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ class Mechanism:
         for r in self.reads:
             if r not in ION_VARIABLES:
                 raise ValueError(f"mechanism {self.name!r}: reads {r!r} is not one of {ION_VARIABLES}")
+        for p in self.params:
+            if p in ION_REVERSALS:
+                raise ValueError(f"mechanism {self.name!r}: {p!r} is an ion reversal potential of the "
+                                 f"node, not a mechanism parameter: read it with reads=({p[:-3]!r},)")
         if self.current_ion not in (None, *IONS):
             raise ValueError(f"mechanism {self.name!r}: current_ion must be None or one of {tuple(IONS)}")
         if self.writes not in (None, "cai"):

@@ -30,6 +30,6 @@ def advance(v, dt, celsius, m, h, n, gnabar, gkbar, gl, el, ena, ek):
 
 MECHANISM = Mechanism(
     name="hh", params={"gnabar_S_cm2": 0.12, "gkbar_S_cm2": 0.036, "gl_S_cm2": 0.0003,
-                       "el_mV": -54.3, "ena_mV": 50.0, "ek_mV": -77.0},
-    states=("m", "h", "n"), init=init, current=current, advance=advance, builtin="hh",
+                       "el_mV": -54.3},
+    states=("m", "h", "n"), reads=("ena", "ek"), init=init, current=current, advance=advance, builtin="hh",
     source="NEURON's built-in hh.mod (Hodgkin & Huxley 1952)")

@@ -38,6 +38,6 @@ def advance(v, dt, celsius, m, gbar, ek):
     return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
 
 
-MECHANISM = Mechanism(name="Im", params={"gImbar_S_cm2": 1e-5, "ek_mV": -77.0}, states=("m",),
+MECHANISM = Mechanism(name="Im", params={"gImbar_S_cm2": 1e-5}, states=("m",), reads=("ek",),
                       init=init, current=current, advance=advance,
                       source="Im.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Adams, Brown & Constanti (1982) J Physiol 330:537")

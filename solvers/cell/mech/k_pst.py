@@ -46,6 +46,6 @@ def advance(v, dt, celsius, m, h, gbar, ek):
             h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
 
 
-MECHANISM = Mechanism(name="K_Pst", params={"gK_Pstbar_S_cm2": 1e-5, "ek_mV": -77.0}, states=("m", "h"),
+MECHANISM = Mechanism(name="K_Pst", params={"gK_Pstbar_S_cm2": 1e-5}, states=("m", "h"), reads=("ek",),
                       init=init, current=current, advance=advance,
                       source="K_Pst.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Korngreen & Sakmann (2000) J Physiol 525:621")

@@ -53,6 +53,6 @@ def advance(v, dt, celsius, m, h, gbar, ena):
             h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
 
 
-MECHANISM = Mechanism(name="Nap_Et2", params={"gNap_Et2bar_S_cm2": 1e-5, "ena_mV": 50.0}, states=("m", "h"),
+MECHANISM = Mechanism(name="Nap_Et2", params={"gNap_Et2bar_S_cm2": 1e-5}, states=("m", "h"), reads=("ena",),
                       init=init, current=current, advance=advance,
                       source="Nap_Et2.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Magistretti & Alonso (1999) J Gen Physiol 114:491")

@@ -48,6 +48,6 @@ def advance(v, dt, celsius, m, h, gbar, ena):
             h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
 
 
-MECHANISM = Mechanism(name="NaTa_t", params={"gNaTa_tbar_S_cm2": 1e-5, "ena_mV": 50.0}, states=("m", "h"),
+MECHANISM = Mechanism(name="NaTa_t", params={"gNaTa_tbar_S_cm2": 1e-5}, states=("m", "h"), reads=("ena",),
                       init=init, current=current, advance=advance,
                       source="NaTa_t.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Colbert & Pan (2002) Nat Neurosci 5:533")

@@ -1,7 +1,7 @@
 """SK_E2: small-conductance calcium-activated potassium current (Koehler et al. 1996),
 SK_E2.mod of Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653. ik = gbar z (v - ek), zInf = 1 / (1 + (0.43 uM / cai)^4.8), zTau 1 ms.
 
-ek is a parameter here (NEURON's ion default -77 mV; Hay sets -85 mV).
+ek is the node's potassium reversal (the section's ``ek``: NEURON's default -77 mV; Hay sets -85 mV).
 
 Checked against the published text (issue 6): GitHub OpenSourceBrain/L5bPyrCellHayEtAl2011,
 neuroConstruct/cellMechanisms/SK_E2_mod/SK_E2.mod (neuroConstruct's copy of the ModelDB 139653 file, SUFFIX and
@@ -37,6 +37,6 @@ def advance(v, dt, celsius, z, gbar, ztau, ek, cai):
     return (z + (1.0 - math.exp(-dt / ztau)) * (_zinf(cai) - z),)
 
 
-MECHANISM = Mechanism(name="SK_E2", params={"gSK_E2bar_S_cm2": 1e-6, "zTau_ms": 1.0, "ek_mV": -77.0},
-                      states=("z",), reads=("cai",), init=init, current=current, advance=advance,
+MECHANISM = Mechanism(name="SK_E2", params={"gSK_E2bar_S_cm2": 1e-6, "zTau_ms": 1.0},
+                      states=("z",), reads=("ek", "cai"), init=init, current=current, advance=advance,
                       source="SK_E2.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Koehler et al. (1996) Science 273:1709")

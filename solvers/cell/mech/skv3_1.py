@@ -35,6 +35,6 @@ def advance(v, dt, celsius, m, gbar, ek):
     return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
 
 
-MECHANISM = Mechanism(name="SKv3_1", params={"gSKv3_1bar_S_cm2": 1e-5, "ek_mV": -77.0}, states=("m",),
+MECHANISM = Mechanism(name="SKv3_1", params={"gSKv3_1bar_S_cm2": 1e-5}, states=("m",), reads=("ek",),
                       init=init, current=current, advance=advance,
                       source="SKv3_1.mod, Hay et al. (2011) PLoS Comput Biol 7:e1002107, ModelDB 139653; Rettig et al. (1992) EMBO J 11:2473")
