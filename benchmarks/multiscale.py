@@ -149,7 +149,9 @@ def install(dump_dir: str) -> None:
     _patch(solver_mod.SolverRunner, "advance", "checks")
     _patch(solver_mod.SolverRunner, "_probe_parts", "probes")
     _patch(solver_mod.SolverRunner, "recorded", "recorded")
-    _patch(routing.Link, "push", "push")
+    for attr in ("push", "_push_spikes", "_push_samples"):   # a link may bind its push per kind
+        if attr in vars(routing.Link):
+            _patch(routing.Link, attr, "push")
     _patch(routing.Inbox, "collect", "collect")
     writer_init = runfile.RunWriter.__init__
 
@@ -242,6 +244,17 @@ def _send(fn):
     return send
 
 
+class Unpipelined(zmq_mod.ZmqTransport):
+    """zmq as the scheduler drove it before it pipelined (``--no-pipeline``): each window is
+    posted, gathered and written before the next one is posted."""
+
+    post = gather = None   # the scheduler then calls advance
+
+    def advance(self, t0, t1):
+        zmq_mod.ZmqTransport.post(self, t0, t1)
+        return zmq_mod.ZmqTransport.gather(self, t0, t1)
+
+
 def uninstall() -> None:
     while _PATCHED:
         owner, attr, fn = _PATCHED.pop()
@@ -257,6 +270,9 @@ def timed_run(model, out, transport, dump_dir):
     CLOCK.worker = False
     c0, ch0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     w = perf()
+    pipelined = transport == "zmq"
+    if transport == "zmq-unpipelined":
+        transport = Unpipelined()
     ps.run(model, out=out, transport=transport, force=True)
     wall = perf() - w
     ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -267,7 +283,7 @@ def timed_run(model, out, transport, dump_dir):
     for f in Path(dump_dir).glob("worker-*.pkl"):
         d = pickle.loads(f.read_bytes())
         workers[d["solvers"][0]] = d["windows"]
-    return dict(wall=wall, cpu=cpu, windows=windows, outside=outside, workers=workers,
+    return dict(wall=wall, cpu=cpu, windows=windows, outside=outside, workers=workers, pipelined=pipelined,
                 loop=windows[-1]["end"] - windows[0]["start"])
 
 
@@ -322,7 +338,7 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
     tot = defaultdict(float)
     per = {s: defaultdict(float) for s in workers}
     t0s = [row["t0"] for row in ws]
-    pipelined = any("posted" in row for row in ws)   # the scheduler used post/gather
+    pipelined = r["pipelined"]
     for i, row in enumerate(ws):
         t0 = row["t0"]
         wall_w = row["end"] - row["start"]
@@ -411,7 +427,9 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--t-stop", type=float, default=2000.0, help="simulated ms")
     ap.add_argument("--repeat", type=int, default=2, help="runs per transport; the fastest is shown")
-    ap.add_argument("--transports", default="inproc,zmq", help="comma-separated: inproc, zmq")
+    ap.add_argument("--transports", default="inproc,zmq",
+                    help="comma-separated: inproc, zmq, zmq-unpipelined (zmq without the scheduler's "
+                         "pipelining: the next window is posted only after this one is written)")
     ap.add_argument("--detail", action="store_true", help="print every phase's time per window")
     args = ap.parse_args()
     ex = load_example()
@@ -432,8 +450,10 @@ def main() -> None:
           f"fastest of {args.repeat}\n")
     if "inproc" in best:
         report_inproc(best["inproc"], args.detail)
-    if "zmq" in best:
-        report_zmq(best["zmq"], args.detail)
+    for name in ("zmq", "zmq-unpipelined"):
+        if name in best:
+            print(f"[{name}]")
+            report_zmq(best[name], args.detail)
     if "inproc" in best and "zmq" in best:
         a, b = best["inproc"], best["zmq"]
         print(f"zmq / inproc: wall {b['wall'] / a['wall']:.2f}, window loop {b['loop'] / a['loop']:.2f} "

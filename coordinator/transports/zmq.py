@@ -64,10 +64,11 @@ ZERO_COPY_BYTES = 1 << 16
 
 def send_frames(sock: zmq.Socket, frames: list) -> None:
     """Send ``frames`` (bytes or buffers) as one multipart message; large ones without a copy."""
-    last = len(frames) - 1
-    for i, f in enumerate(frames):
-        n = f.nbytes if type(f) is memoryview else len(f)
-        _csend(sock, f, 0 if i == last else _SNDMORE, n < ZERO_COPY_BYTES)
+    last = frames[-1]
+    for i in range(len(frames) - 1):
+        f = frames[i]
+        _csend(sock, f, _SNDMORE, (f.nbytes if type(f) is memoryview else len(f)) < ZERO_COPY_BYTES)
+    _csend(sock, last, 0, (last.nbytes if type(last) is memoryview else len(last)) < ZERO_COPY_BYTES)
 
 
 def recv_frames(sock: zmq.Socket) -> list:
@@ -364,7 +365,9 @@ class ZmqTransport:
         """One decoded message (worker or None, identity, message), or None after 100 ms
         (the socket's receive timeout); refuses (drops and counts) anything malformed from a peer
         that is not a worker."""
-        self._beat()
+        now = time.monotonic()
+        if now - self._last_beat >= self.heartbeat_s:
+            self._beat()
         try:
             frames = recv_frames(self.sock)
         except zmq.Again:
@@ -486,7 +489,10 @@ class ZmqTransport:
         window) and return at once; :meth:`gather` collects the results. The scheduler writes the
         previous window in between, while the workers compute."""
         self._credit_away()
-        for w in self.workers.values():
+        # the busiest workers first (by the compute they reported so far): the window's critical
+        # path runs through them, so they should not wait for the others' messages
+        compute = self.compute_s
+        for w in sorted(self.workers.values(), key=lambda w: -sum(compute[n] for n in w.solvers)):
             # the sources' last outputs, all of them (none before the first result)
             if w.filled and w.filled != len(w.pending):
                 raise TransportError(f"zmq transport: internal error: {w.filled} of {len(w.pending)} "
