@@ -14,7 +14,8 @@ recorded, the same NEST seed in every variant.
 * by-hand: what a user coupling NEST by hand pays at that window: the same Run(window) pieces,
   and after each the new spikes read from one recorder of both populations (new events taken
   from the recorder's whole list; the recorder emptied by Cleanup, n_events = 0, Prepare by
-  NestNetwork's rule); the baseline of "vs the same pieces by hand";
+  NestNetwork's rule), through NEST's kernel API as NestNetwork does (NodeCollection.get/set
+  cost more); the baseline of "vs by hand";
 * inproc / zmq: ``ps.run`` of a model holding only the NestNetwork (``window_ms``, default 2 ms,
   the exchange interval of a coupled run), recording both populations' spikes (no run file);
   on zmq NEST runs in a worker process and every window's spikes cross a socket;
@@ -99,20 +100,27 @@ def run_alone(t_ms: float, scale: float, window_ms: float | None = None, by_hand
             nest.Run(window_ms)
         nest.Cleanup()
     else:
+        # NEST's kernel API, as NestNetwork uses it (NodeCollection.get/set cost more)
+        from nest import nestkernel_api as api
+
         from polyscale.adapters.nest import NestNetworkSolver as S
         rec, seen, windows = recs[0], 0, int(round(t_ms / window_ms))
+        empty_s, n_empty = 0.0, 0
         nest.Prepare()
         for w in range(windows):
             nest.Run(window_ms)
-            ev = rec.get("events")
+            ev = api.llapi_get_nc_status(rec._datum, "events")
             times, senders = ev["times"][seen:], ev["senders"][seen:]
             seen += len(times)
             n += len(times)
-            if seen > max(S.MIN_HELD_EVENTS, (2.0 * S.PREPARE_OVER_EVENT * n / (w + 1)) ** 0.5):
+            ratio = empty_s / n_empty / S.EVENT_READ_S if n_empty else S.PREPARE_OVER_EVENT
+            if seen > max(S.MIN_HELD_EVENTS, (2.0 * ratio * n / (w + 1)) ** 0.5):
+                c = time.process_time()
                 nest.Cleanup()
-                rec.n_events = 0
+                api.llapi_set_nc_status(rec._datum, [{"n_events": 0}])
                 seen = 0
                 nest.Prepare()
+                empty_s, n_empty = empty_s + time.process_time() - c, n_empty + 1
         nest.Cleanup()
     if not by_hand:
         n = sum(len(r.get("events")["times"]) for r in recs)
