@@ -184,6 +184,159 @@ def _zerlaut2(p, i, E, I, C_ee, C_ei, C_ii, W_e, W_i, ou, c_in, dx):
     dx[7, i] = -ou / p[Z_TAU_OU, i]
 
 
+# ws rows of Jansen-Rit's fast path: scratch 0..5, then per-region constants (jr_constants)
+JR_WS = 21
+
+
+@njit
+def jr_constants(p, ws):
+    """ws[6..20] for _jr_fast: exp(-3 r v0), then r, v0, a_1 J, a_3 J, 2 nu_max, A a, 2 a, a^2,
+    a_2 J, B b, 2 b, b^2, a_4 J, mu, one column per region. Each is a leading product of TVB's
+    expressions (evaluated left to right), so that using it changes no bit."""
+    for i in range(p.shape[1]):
+        A, B, a, b, v0, nu_max, r, J = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], p[5, i], p[6, i], p[7, i]
+        a_1, a_2, a_3, a_4, mu = p[8, i], p[9, i], p[10, i], p[11, i], p[12, i]
+        ws[6, i] = math.exp(-3.0 * r * v0)
+        ws[7, i], ws[8, i], ws[9, i], ws[10, i], ws[11, i] = r, v0, a_1 * J, a_3 * J, 2.0 * nu_max
+        ws[12, i], ws[13, i], ws[14, i], ws[15, i] = A * a, 2.0 * a, a ** 2, a_2 * J
+        ws[16, i], ws[17, i], ws[18, i], ws[19, i], ws[20, i] = B * b, 2.0 * b, b ** 2, a_4 * J, mu
+
+
+@njit(error_model="numpy")
+def _jr_fast(x, c, u, dx, aux, fast, ws, wk, ea_given):
+    """dfun's Jansen-Rit with every exponential from vexp (fast >= 1), TVB's _numba_dfun_jr
+    operation for operation otherwise. Each loop writes one array: LLVM then vectorises it (with
+    several outputs its runtime alias checks exceed its limit and it stays scalar); and IEEE
+    division (error_model='numpy': the divisors are 1 + exp(.) >= 1) drops numba's zero check,
+    whose branch would keep the divisions scalar. With a_1 = 4 a_3 in every region (TVB's
+    defaults; fast == 2) the two sigmoids of y0 share one exponential:
+    exp(r (v0 - a_1 J y0)) = exp(r (v0 - a_3 J y0))^4 exp(-3 r v0) (a few ulp from the direct
+    value; an overflow to inf gives the sigmoid's limit 0, as the direct value would).
+    ws: (JR_WS, n), rows 6.. from jr_constants; ea_given: ws[3] already holds
+    exp(r (v0 - (y1 - y2))) (the coupling's exponentials, when its sigmoid is the model's)."""
+    n = x.shape[1]
+    ta, tb, tc, ea, eb, ec, k3 = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6]
+    r, v0, a1J, a3J, nu2 = ws[7], ws[8], ws[9], ws[10], ws[11]
+    Aa, a2a, asq, a2J, Bb, b2b, bsq, a4J, mu = ws[12], ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], ws[20]
+    x0, x1, x2, x3, x4, x5 = x[0], x[1], x[2], x[3], x[4], x[5]
+    if not ea_given:
+        for i in range(n):
+            ta[i] = r[i] * (v0[i] - (x1[i] - x2[i]))
+        vexp(ta, ea, wk)
+    for i in range(n):
+        tc[i] = r[i] * (v0[i] - a3J[i] * x0[i])
+    vexp(tc, ec, wk)
+    if fast == 2:
+        for i in range(n):
+            e2 = ec[i] * ec[i]
+            eb[i] = (e2 * e2) * k3[i]
+    else:
+        for i in range(n):
+            tb[i] = r[i] * (v0[i] - a1J[i] * x0[i])
+        vexp(tb, eb, wk)
+    for i in range(n):
+        aux[i] = nu2[i] / (1.0 + ea[i])              # sigm_y1_y2
+    for i in range(n):
+        tb[i] = mu[i] + a2J[i] * (nu2[i] / (1.0 + eb[i])) + c[i] + u[i]
+    for i in range(n):
+        tc[i] = nu2[i] / (1.0 + ec[i])               # sigm_y0_3
+    d = dx[0]
+    for i in range(n):
+        d[i] = x3[i]
+    d = dx[1]
+    for i in range(n):
+        d[i] = x4[i]
+    d = dx[2]
+    for i in range(n):
+        d[i] = x5[i]
+    d = dx[3]
+    for i in range(n):
+        d[i] = Aa[i] * aux[i] - a2a[i] * x3[i] - asq[i] * x0[i]
+    d = dx[4]
+    for i in range(n):
+        d[i] = Aa[i] * tb[i] - a2a[i] * x4[i] - asq[i] * x1[i]
+    d = dx[5]
+    for i in range(n):
+        d[i] = Bb[i] * (a4J[i] * tc[i]) - b2b[i] * x5[i] - bsq[i] * x2[i]
+
+
+
+@njit(error_model="numpy")
+def _jr_heun(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt):
+    """One Heun step of Jansen-Rit (fast >= 1) in place on x: dfun's _jr_fast twice with TVB's
+    HeunDeterministic between, fused (the intermediate state tmp and the final update are
+    written as the stages produce them, k1's copies of y3..y5 read from x). Every value is
+    computed by the same operations as the unfused dfun + Heun, so the result is the same to
+    the bit. aux gets the first stage's 2 nu_max S(y1 - y2); k1, tmp (6, n): scratch."""
+    n = x.shape[1]
+    ta, tb, tc, ea, eb, ec, k3 = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6]
+    r, v0, a1J, a3J, nu2 = ws[7], ws[8], ws[9], ws[10], ws[11]
+    Aa, a2a, asq, a2J, Bb, b2b, bsq, a4J, mu = ws[12], ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], ws[20]
+    x0, x1, x2, x3, x4, x5 = x[0], x[1], x[2], x[3], x[4], x[5]
+    t0, t1, t2, t3, t4, t5 = tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5]
+    d3, d4, d5 = k1[3], k1[4], k1[5]
+    for stage in range(2):
+        y0, y1, y2 = (x0, x1, x2) if stage == 0 else (t0, t1, t2)
+        y3, y4, y5 = (x3, x4, x5) if stage == 0 else (t3, t4, t5)
+        if stage == 1 or not ea_given:
+            for i in range(n):
+                ta[i] = r[i] * (v0[i] - (y1[i] - y2[i]))
+            vexp(ta, ea, wk)
+        for i in range(n):
+            tc[i] = r[i] * (v0[i] - a3J[i] * y0[i])
+        vexp(tc, ec, wk)
+        if fast == 2:
+            for i in range(n):
+                e2 = ec[i] * ec[i]
+                eb[i] = (e2 * e2) * k3[i]
+        else:
+            for i in range(n):
+                tb[i] = r[i] * (v0[i] - a1J[i] * y0[i])
+            vexp(tb, eb, wk)
+        sa = aux if stage == 0 else ta
+        for i in range(n):
+            sa[i] = nu2[i] / (1.0 + ea[i])                                  # sigm_y1_y2
+        for i in range(n):
+            tb[i] = mu[i] + a2J[i] * (nu2[i] / (1.0 + eb[i])) + c[i] + u[i]
+        for i in range(n):
+            tc[i] = nu2[i] / (1.0 + ec[i])                                  # sigm_y0_3
+        if stage == 0:
+            # k1 = (y3, y4, y5, d3, d4, d5); tmp = x + dt k1
+            for i in range(n):
+                d3[i] = Aa[i] * sa[i] - a2a[i] * x3[i] - asq[i] * x0[i]
+            for i in range(n):
+                d4[i] = Aa[i] * tb[i] - a2a[i] * x4[i] - asq[i] * x1[i]
+            for i in range(n):
+                d5[i] = Bb[i] * (a4J[i] * tc[i]) - b2b[i] * x5[i] - bsq[i] * x2[i]
+            for i in range(n):
+                t0[i] = x0[i] + dt * x3[i]
+            for i in range(n):
+                t1[i] = x1[i] + dt * x4[i]
+            for i in range(n):
+                t2[i] = x2[i] + dt * x5[i]
+            for i in range(n):
+                t3[i] = x3[i] + dt * d3[i]
+            for i in range(n):
+                t4[i] = x4[i] + dt * d4[i]
+            for i in range(n):
+                t5[i] = x5[i] + dt * d5[i]
+        else:
+            # x + (k1 + k2) dt / 2, k2 = (t3, t4, t5, f3(tmp), f4(tmp), f5(tmp)); y0..y2
+            # first, while x3..x5 still hold k1's
+            for i in range(n):
+                x0[i] = x0[i] + (x3[i] + t3[i]) * dt / 2.0
+            for i in range(n):
+                x1[i] = x1[i] + (x4[i] + t4[i]) * dt / 2.0
+            for i in range(n):
+                x2[i] = x2[i] + (x5[i] + t5[i]) * dt / 2.0
+            for i in range(n):
+                x3[i] = x3[i] + (d3[i] + (Aa[i] * sa[i] - a2a[i] * t3[i] - asq[i] * t0[i])) * dt / 2.0
+            for i in range(n):
+                x4[i] = x4[i] + (d4[i] + (Aa[i] * tb[i] - a2a[i] * t4[i] - asq[i] * t1[i])) * dt / 2.0
+            for i in range(n):
+                x5[i] = x5[i] + (d5[i] + (Bb[i] * (a4J[i] * tc[i]) - b2b[i] * t5[i] - bsq[i] * t2[i])) * dt / 2.0
+
+
 @njit
 def dfun(model, p, x, c, u, dx, aux, fast, ws, wk, ea_given):
     """dx (n_sv, n) = f(x, c + u) for every region. p (n_params, n): the model's parameters
@@ -192,49 +345,13 @@ def dfun(model, p, x, c, u, dx, aux, fast, ws, wk, ea_given):
     (1/ms) there, which the step reuses for the rate output. fast: 0 to reproduce TVB's
     operations exactly, 1 to allow rewrites that change the last bits (vexp's exponentials), 2
     for those and, for Jansen-Rit with a_1 = 4 a_3 everywhere, a shared exponential (below).
-    ws (7, n) float64 (row 6: exp(-3 r v0) for fast == 2) and wk (n,) int64: scratch.
+    ws (7, n) float64, for Jansen-Rit (JR_WS, n) with rows 6.. from jr_constants, and wk (n,)
+    int64: scratch.
     ea_given: Jansen-Rit's fast path finds exp(r (v0 - (y1 - y2))) already in ws[3] (the
     coupling computed the same exponentials)."""
     n = x.shape[1]
     if model == JANSEN_RIT and fast:
-        # TVB's _numba_dfun_jr with every exponential from vexp: the arguments, the
-        # exponentials and the rest each in one loop over the regions, which vectorise. With
-        # a_1 = 4 a_3 in every region (TVB's defaults; fast == 2) the two sigmoids of y0 share
-        # one: exp(r (v0 - a_1 J y0)) = exp(r (v0 - a_3 J y0))^4 exp(-3 r v0), ws[6] holding
-        # exp(-3 r v0) (a few ulp from the direct value; an overflow to inf gives the sigmoid's
-        # limit 0, as the direct value would)
-        ta, tb, tc, ea, eb, ec = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
-        for i in range(n):
-            r, v0, J = p[6, i], p[4, i], p[7, i]
-            ta[i] = r * (v0 - (x[1, i] - x[2, i]))
-            tc[i] = r * (v0 - (p[10, i] * J * x[0, i]))
-        if fast != 2:
-            for i in range(n):
-                r, v0, J = p[6, i], p[4, i], p[7, i]
-                tb[i] = r * (v0 - (p[8, i] * J * x[0, i]))
-        if not ea_given:
-            vexp(ta, ea, wk)
-        vexp(tc, ec, wk)
-        if fast == 2:
-            k3 = ws[6]
-            for i in range(n):
-                e2 = ec[i] * ec[i]
-                eb[i] = (e2 * e2) * k3[i]
-        else:
-            vexp(tb, eb, wk)
-        for i in range(n):
-            A, B, a, b, nu_max, J = p[0, i], p[1, i], p[2, i], p[3, i], p[5, i], p[7, i]
-            a_2, a_4, mu = p[9, i], p[11, i], p[12, i]
-            sigm_y1_y2 = 2.0 * nu_max / (1.0 + ea[i])
-            sigm_y0_1 = 2.0 * nu_max / (1.0 + eb[i])
-            sigm_y0_3 = 2.0 * nu_max / (1.0 + ec[i])
-            aux[i] = sigm_y1_y2
-            dx[0, i] = x[3, i]
-            dx[1, i] = x[4, i]
-            dx[2, i] = x[5, i]
-            dx[3, i] = A * a * sigm_y1_y2 - 2.0 * a * x[3, i] - a ** 2 * x[0, i]
-            dx[4, i] = A * a * (mu + a_2 * J * sigm_y0_1 + c[i] + u[i]) - 2.0 * a * x[4, i] - a ** 2 * x[1, i]
-            dx[5, i] = B * b * (a_4 * J * sigm_y0_3) - 2.0 * b * x[5, i] - b ** 2 * x[2, i]
+        _jr_fast(x, c, u, dx, aux, fast, ws, wk, ea_given)
     elif model == JANSEN_RIT:
         for i in range(n):
             A, B, a, b, v0, nu_max, r, J = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], p[5, i], p[6, i], p[7, i]
@@ -435,13 +552,13 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     tmp = np.empty((n_sv, n))
     dn = np.empty((n_sv, n))
     keep = np.empty((n_sv, repl.shape[0]))
-    ws = np.empty((7, n))
+    ws = np.empty((JR_WS if model == JANSEN_RIT else 7, n))
     wk = np.empty(n, dtype=np.int64)
     fast = 0 if f32 else 1
     if fast and model == JANSEN_RIT:
         fast = 2
+        jr_constants(p, ws)
         for i in range(n):
-            ws[6, i] = math.exp(-3.0 * p[6, i] * p[4, i])
             if p[8, i] != 4.0 * p[10, i]:
                 fast = 1
     # the coupling's sigmoid has the model's exponent in every region: dfun's first stage
@@ -451,6 +568,8 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
         for i in range(n):
             if cp[3] != p[6, i] or cp[2] != p[4, i]:
                 share = False
+    # Jansen-Rit's fused Heun step (same values as dfun + Heun below)
+    jr_heun = fast > 0 and model == JANSEN_RIT and integ == HEUN and not bounded
     kb = B
     nb = B
     for k in range(n_steps):
@@ -538,7 +657,10 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             for v in range(n_sv):
                 for i in range(n):
                     dn[v, i] = noise[k, v, i] * x[v, i] if mult else noise[k, v, i]
-        dfun(model, p, x, c, uk, k1, aux, fast, ws, wk, share)
+        if jr_heun:
+            _jr_heun(x, c, uk, k1, tmp, aux, fast, ws, wk, share, dt)
+        else:
+            dfun(model, p, x, c, uk, k1, aux, fast, ws, wk, share)
         if out_r.shape[0] > 0:
             if model == JANSEN_RIT:
                 for i in range(n):
@@ -558,7 +680,9 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
             else:
                 for i in range(n):
                     out_r[k, i] = rate_hz(model, p, s[i], i)
-        if integ == EULER or integ == EULER_MARUYAMA:
+        if jr_heun:
+            pass
+        elif integ == EULER or integ == EULER_MARUYAMA:
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + dt * k1[v, i]
