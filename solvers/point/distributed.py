@@ -305,7 +305,7 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
             for pop in self.spec.populations:
                 if pop.record_v:
                     k = pop.size
-                    data = (v[:, col:col + k] + pop.model.e_l_mV) if v is not None else \
+                    data = (v[:, col:col + k] + self.vrec_el[col:col + k]) if v is not None else \
                         np.broadcast_to(np.float64(0.0), (n_steps, k))
                     outputs[f"{pop.name}.V_m"] = Samples(t0, dt, data)
                     col += k

@@ -18,8 +18,10 @@ delivery). A spike from another solver arriving at tick A acts over the step tha
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,6 +38,22 @@ from .models import IafPscDelta, NeuronModel
 from .plasticity import ERR_HISTORY, STDP, check_weights, empty_plastic
 
 _POP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+#: numeric model fields that stay one value per population (see Population.params)
+_SHARED_ONLY = {"qif": ("eta_bar", "delta")}
+
+
+def per_neuron_fields(model: NeuronModel) -> list[str]:
+    """The fields of ``model`` that may vary per neuron (Population.params): its numeric fields."""
+    skip = _SHARED_ONLY.get(model.type, ())
+    return [f.name for f in dataclasses.fields(model)
+            if f.name not in skip and (is_number(getattr(model, f.name)) or getattr(model, f.name) is None)
+            and not isinstance(getattr(model, f.name), str)]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +75,17 @@ class Population(Spec):
         in place of the model's ``i_e_pA`` (``i_e`` for QIF); None: the model's
     record_v : give the population a ``<name>.V_m`` output port (the membrane potential of
         every neuron at every step; off by default, as it costs a copy per step)
+    params : per-neuron model parameters: {name of a numeric field of ``model``: values}, the
+        values either a sequence (or array) of ``size`` numbers, neuron i's first, or a
+        Distribution to draw one per neuron from the solver's generator (drawn in the order of
+        the sorted names, after every other draw of the network). The neurons of such a
+        population are each ``model`` with these fields replaced (validated as the model is:
+        the error names the population and the neuron) and integrated with their own
+        parameters; the other populations keep the shared, faster path. E.g.
+        ``params={"tau_m_ms": Normal(mean=10, std=1, low=5), "v_th_mV": thresholds}``. Not
+        with the population's own ``v_init_mV``, ``v_th_mV`` or ``i_e_pA`` for the same field;
+        QIF's ``eta_bar`` and ``delta`` stay shared (eta is per neuron already; add offsets
+        through ``i_e``), and ``eta_sampling`` (not a number) too.
     DC current: the model's ``i_e_pA``, plus the ``<name>.current_in`` port.
     """
 
@@ -73,6 +102,7 @@ class Population(Spec):
     v_th_mV: Distribution | None = None
     i_e_pA: Distribution | None = None
     record_v: bool = False
+    params: dict | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _POP_RE.match(self.name):
@@ -97,6 +127,38 @@ class Population(Spec):
                              f"iaf_psc_exp, iaf_cond_exp and izhikevich neurons (got {self.model.type!r})")
         if not isinstance(self.record_v, bool):
             raise fail(self, f"population {self.name!r}: 'record_v' must be True or False (got {self.record_v!r})")
+        if self.params is not None:
+            object.__setattr__(self, "params", self._check_params())
+
+    def _check_params(self) -> dict:
+        """``params`` with arrays as tuples of floats and Distributions decoded (from the wire)."""
+        if not isinstance(self.params, Mapping):
+            raise fail(self, f"population {self.name!r}: 'params' must be a dict of per-neuron model "
+                             f"parameters or None (got {type(self.params).__name__})")
+        allowed = per_neuron_fields(self.model)
+        own = {"v_init_mV": self.v_init_mV, "v_th_mV": self.v_th_mV, "i_e_pA": self.i_e_pA}
+        out = {}
+        for name, value in self.params.items():
+            if name not in allowed:
+                raise fail(self, f"population {self.name!r}: 'params' key {name!r} is not a per-neuron "
+                                 f"parameter of {self.model.type} (allowed: {', '.join(allowed)})")
+            if own.get(name) is not None:
+                raise fail(self, f"population {self.name!r}: {name!r} is given both as the population's "
+                                 f"field and in 'params'; give it once")
+            if isinstance(value, Mapping) and "type" in value:
+                value = Distribution.from_dict(value)
+            if not isinstance(value, Distribution):
+                try:
+                    arr = np.asarray(value, dtype=np.float64)
+                except (TypeError, ValueError):
+                    arr = None
+                if isinstance(value, (str, bytes)) or arr is None or arr.shape != (self.size,) \
+                        or not np.all(np.isfinite(arr)):
+                    raise fail(self, f"population {self.name!r}: params[{name!r}] must be a Distribution or "
+                                     f"{self.size} finite numbers, one per neuron (got {_short(value)})")
+                value = tuple(arr.tolist())
+            out[str(name)] = value
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -363,6 +425,8 @@ class PointNetworkSolver:
         for i, p in enumerate(pops):
             if hasattr(p.model, "w_init_pA"):
                 self.w_ad[self.lo[i]:self.lo[i + 1]] = p.model.w_init_pA
+        self.e_l = np.concatenate([np.full(p.size, p.model.e_l_mV) for p in pops])
+        self._per_neuron(rng)
         # neurons that crossed threshold at the end of the last step: their spikes are emitted
         # (time stamped t1 of that window, which is t0 of the next) at the start of the next
         self.pend = np.zeros(n, np.int64)
@@ -388,6 +452,51 @@ class PointNetworkSolver:
         self._spk_step = np.zeros(0, np.int64)
         self._spk_id = np.zeros(0, np.int64)
         self.ref_steps = par[:, K.P_REF].astype(np.int64)
+        for i in np.flatnonzero(self.het):
+            # the spike buffer's bound needs the shortest refractory period of the population
+            self.ref_steps[i] = int(self.hpar[self.hrow[self.lo[i]:self.lo[i + 1]], K.P_REF].min())
+        # E_L of the recorded neurons (network order, before distributed.py localizes vrec_idx)
+        self.vrec_el = self.e_l[self.vrec_idx]
+
+    def _per_neuron(self, rng: np.random.Generator) -> None:
+        """Populations with ``params``: draw the per-neuron values (sorted names, after every
+        other per-neuron draw), build each neuron's model (validated), fill its kernel row in
+        ``hpar`` (``hrow``, ``het``) and its initial state (V, u, w) and E_L."""
+        rows = []
+        n_rows = 0
+        dt = self.spec.dt_ms
+        for i, p in enumerate(self.spec.populations):
+            if not p.params:
+                continue
+            a, b = int(self.lo[i]), int(self.lo[i + 1])
+            values = {name: (draw_values(v, rng, p.size) if isinstance(v, Distribution)
+                             else np.asarray(v, np.float64)) for name, v in sorted(p.params.items())}
+            v_abs = self.v[a:b] + self.e_l[a:b]
+            block = np.empty((p.size, K.N_PAR))
+            for j in range(p.size):
+                try:
+                    m = p.model.replace(**{name: float(v[j]) for name, v in values.items()})
+                except ModelError as exc:
+                    raise ModelError(f"point_network: population {p.name!r} neuron {j}: {exc}") from None
+                block[j] = m.kernel_params(dt)
+                if p.v_init_mV is None:
+                    v_abs[j] = m.v0()
+                self.e_l[a + j] = m.e_l_mV
+                if m.kind == K.IZHIKEVICH:
+                    self.i_in[a + j] = m.u0(v_abs[j])
+                if hasattr(m, "w_init_pA"):
+                    self.w_ad[a + j] = m.w_init_pA
+            # the drive is the population's
+            block[:, K.P_LAM] = self.par[i, K.P_LAM]
+            block[:, K.P_PW] = self.par[i, K.P_PW]
+            block[:, K.P_NOISE] = self.par[i, K.P_NOISE]
+            self.v[a:b] = v_abs - self.e_l[a:b]
+            self.hrow[a:b] = np.arange(n_rows, n_rows + p.size)
+            self.het[i] = True
+            n_rows += p.size
+            rows.append(block)
+        if rows:
+            self.hpar = np.ascontiguousarray(np.concatenate(rows))
 
     # -- connectome ----------------------------------------------------------------------------
     def _connect(self, rng: np.random.Generator) -> None:
@@ -661,7 +770,7 @@ class PointNetworkSolver:
         for p, pop in enumerate(self.spec.populations):
             if pop.record_v:
                 k = pop.size
-                outputs[f"{pop.name}.V_m"] = Samples(t0, dt, vrec[:, col:col + k] + pop.model.e_l_mV)
+                outputs[f"{pop.name}.V_m"] = Samples(t0, dt, vrec[:, col:col + k] + self.vrec_el[col:col + k])
                 col += k
         return WindowResult(outputs=outputs)
 
