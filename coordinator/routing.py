@@ -61,35 +61,74 @@ class Link:
         if src.kind == "spikes":
             self._pending_ticks: list[np.ndarray] = []
             self._pending_ids: list[np.ndarray] = []
+            self.push = self._push_spikes
         else:
             self.src_period = src.period_ticks
             self.grid = lk.stages[0].period_ticks
-            # history of source samples: row i is source sample index hist_k0 + i
-            self.hist = np.zeros((0, len(lk.source_channels)))
+            # history of source samples, kept as the windows' blocks as they came (each a private
+            # copy; joining them every window would copy the whole history): row i of their
+            # concatenation is source sample index hist_k0 + i, hist_n rows in all
+            self._blocks: list[np.ndarray] = []
+            self._width = len(lk.source_channels)
             self.hist_k0 = 0
+            self.hist_n = 0
             self.contiguous = (self.grid == self.src_period and self.delay % self.src_period == 0)
+            self.push = self._push_samples
+        # the window's signal, resolved once: the delayed signal itself when no adapter follows
+        self.collect = (self._collect_chain if self.adapters else
+                        self._delayed_spikes if src.kind == "spikes" else self._delayed_samples)
 
     # -- source side ------------------------------------------------------------------------
     def push(self, sig: Signal) -> None:
-        """Take the source port's output for one window (in window order)."""
-        if isinstance(sig, Spikes):
-            ids = sig.ids
-            ticks = sig.ticks
-            if self.lut is not None:
-                pos = self.lut[ids]
-                keep = pos >= 0
-                ids, ticks = pos[keep], ticks[keep]
-            if len(ids):
-                self._pending_ticks.append(ticks + self.delay)
-                self._pending_ids.append(ids)
-        else:
-            data = sig.data if self.lut is None else sig.data[:, self.src_channels]
-            k = sig.t0 // self.src_period
-            if k != self.hist_k0 + len(self.hist):
-                raise SolverError(f"coupling {self.plan.name}: source samples from tick {sig.t0} "
-                                  f"arrived out of order", solver=self.plan.source.solver,
-                                  t_ms=to_ms(sig.t0))
-            self.hist = np.concatenate([self.hist, np.asarray(data, dtype=np.float64)])
+        """Take the source port's output for one window (in window order).
+
+        (Bound per instance, at construction, to the spike or the sampled version.)"""
+        (self._push_spikes if isinstance(sig, Spikes) else self._push_samples)(sig)
+
+    def _push_spikes(self, sig: Spikes) -> None:
+        ids = sig.ids
+        ticks = sig.ticks
+        if self.lut is not None:
+            pos = self.lut[ids]
+            keep = pos >= 0
+            ids, ticks = pos[keep], ticks[keep]
+        if len(ids):
+            self._pending_ticks.append(ticks + self.delay)
+            self._pending_ids.append(ids)
+
+    def _push_samples(self, sig: Samples) -> None:
+        self.push_rows(sig.t0, sig.data)
+
+    def push_rows(self, t0: int, data: np.ndarray) -> None:
+        """Take a sampled source's output for one window: ``data`` (n, source port size) from tick
+        ``t0`` on the source's grid (what :meth:`push` does with a ``Samples``, without one)."""
+        if self.lut is not None:
+            data = data[:, self.src_channels]
+        if t0 // self.src_period != self.hist_k0 + self.hist_n:
+            raise SolverError(f"coupling {self.plan.name}: source samples from tick {t0} "
+                              f"arrived out of order", solver=self.plan.source.solver,
+                              t_ms=to_ms(t0))
+        # a private copy: the source may reuse its output buffer, the wire's frames are read-only
+        block = np.array(data, dtype=np.float64)
+        if block.ndim != 2 or block.shape[1] != self._width:
+            raise SolverError(f"coupling {self.plan.name}: source samples of shape {block.shape} from tick "
+                              f"{t0}, expected (n, {self._width})", solver=self.plan.source.solver,
+                              t_ms=to_ms(t0))
+        if len(block):
+            self._blocks.append(block)
+            self.hist_n += len(block)
+
+    @property
+    def hist(self) -> np.ndarray:
+        """The source samples kept, (hist_n, channels): row i is source sample hist_k0 + i."""
+        blocks = self._blocks
+        if len(blocks) == 1:
+            return blocks[0]
+        if not blocks:
+            return np.zeros((0, self._width))
+        joined = np.concatenate(blocks)
+        self._blocks = [joined]
+        return joined
 
     # -- destination side -------------------------------------------------------------------
     def _delayed_spikes(self, t0: int, t1: int) -> Spikes:
@@ -118,41 +157,73 @@ class Link:
         return (1.0 - frac) * self._rows(k) + frac * self._rows(k + 1)
 
     def _rows(self, k: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(k), self.hist.shape[1]))
+        hist = self.hist
+        out = np.zeros((len(k), self._width))
         have = k >= 0
         idx = k[have] - self.hist_k0
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(self.hist)):
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(hist)):
             raise SolverError(f"coupling {self.plan.name}: source sample {int(k[have].max())} is not "
                               f"available yet (internal error: delay shorter than the window?)",
                               solver=self.plan.target.solver)
-        out[have] = self.hist[idx]
+        out[have] = hist[idx]
         return out
 
     def _delayed_samples(self, t0: int, t1: int) -> Samples:
         grid = self.grid
         p = self.src_period
         if self.contiguous:
-            # same grid and a delay of whole periods: the rows are one slice of the history
+            # same grid and a delay of whole periods: the rows are one slice of the history,
+            # usually of one window's block
             k0 = (t0 - self.delay) // p
             n = (t1 - t0) // p
             lo = k0 - self.hist_k0
-            if k0 >= 0 and lo >= 0 and lo + n <= len(self.hist):
-                data = self.hist[lo:lo + n].copy()
+            data = None
+            if k0 >= 0 and lo >= 0 and lo + n <= self.hist_n:
+                for b in self._blocks:
+                    m = len(b)
+                    if lo < m:
+                        if lo + n <= m:
+                            data = b[lo:lo + n].copy()
+                        break
+                    lo -= m
+                if data is None:  # across blocks
+                    lo = k0 - self.hist_k0
+                    data = self.hist[lo:lo + n].copy()
             else:
                 data = self._rows(np.arange(k0, k0 + n, dtype=np.int64))
         else:
             times = np.arange(t0, t1, grid, dtype=np.int64)
             data = self._source_at(times - self.delay)
         # forget what no later window can ask for
-        oldest_needed = (t1 - self.delay) // self.src_period - 1
+        oldest_needed = (t1 - self.delay) // p - 1
         drop = oldest_needed - self.hist_k0
         if drop > 0:
-            self.hist = self.hist[drop:]
-            self.hist_k0 += drop
+            self._drop(drop)
         return Samples(t0, grid, data)
 
+    def _drop(self, drop: int) -> None:
+        """Forget the oldest ``drop`` rows of the history (whole blocks, then part of one)."""
+        self.hist_k0 += drop
+        drop = min(drop, self.hist_n)
+        self.hist_n -= drop
+        blocks = self._blocks
+        i = 0
+        while drop and i < len(blocks) and len(blocks[i]) <= drop:
+            drop -= len(blocks[i])
+            i += 1
+        if i:
+            del blocks[:i]
+        if drop:
+            blocks[0] = blocks[0][drop:]
+
     def collect(self, t0: int, t1: int) -> Signal:
-        """The link's signal over [t0, t1) after delay and adapters, before channel mapping."""
+        """The link's signal over [t0, t1) after delay and adapters, before channel mapping.
+
+        (Bound per instance, at construction, to the delayed signal itself when the link has no
+        adapters.)"""
+        return self._collect_chain(t0, t1)
+
+    def _collect_chain(self, t0: int, t1: int) -> Signal:
         sig: Signal = (self._delayed_spikes(t0, t1) if self.plan.source_port.kind == "spikes"
                        else self._delayed_samples(t0, t1))
         for a in self.adapters:
@@ -210,6 +281,19 @@ class Inbox:
         self._order = [(link, link.plan.target.port,
                         self.ports[self._direct[i]].period_ticks if i in self._direct else None,
                         link.plan.weight) for i, link in self.links.items()]
+        # the common case, resolved once: every in-port fed by one link, on the port's own grid,
+        # with weight 1 and no adapters, whose delayed window is the input as it is (no dicts
+        # of parts, no accumulators); a solver without in-ports gets an empty dict
+        fast = [(target, link.collect) for link, target, period, w in self._order
+                if period is not None and w == 1.0 and not link.adapters and link.grid == period]
+        if len(fast) == len(self._order) == len(self.ports):
+            self._fast = fast
+            self.collect = self._collect_fast
+
+    def _collect_fast(self, t0: int, t1: int) -> dict[str, Signal]:
+        if self.lead:
+            t0, t1 = t0 + self.lead, t1 + self.lead
+        return {target: collect(t0, t1) for target, collect in self._fast}
 
     def push(self, link_index: int, sig: Signal) -> None:
         self.links[link_index].push(sig)

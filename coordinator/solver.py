@@ -129,7 +129,8 @@ class SolverRunner:
         if self.probes:
             self._probe_parts(t0, t1, result)
         self.t = t1
-        self._at_stop = {}
+        if self._at_stop:
+            self._at_stop = {}
         if t1 == self._t_stop and self._spikes_at_stop is not None:
             self._at_stop = self._stop_spikes(t0, t1)
         return result

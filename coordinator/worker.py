@@ -31,7 +31,7 @@ from .errors import PolyscaleError, TransportError
 from .model import Model
 from .plan import make_plan
 from .routing import Inbox
-from .signals import Samples, Spikes
+from .signals import Spikes
 from .solver import SolverRunner, build_solver
 from .transports import wire
 
@@ -336,10 +336,15 @@ class _Session:
                                              f"({theirs.names} vs {mine.names})")
             self.layouts = {"advance": adv}
             # what a window needs, looked up once: per incoming coupling (advance order) its
-            # link's push, whether spikes, channels sent (None: all), port size and period
-            self._incoming = [(self.inboxes[lk.target.solver].links[lk.index].push, lk.source_port.kind == "spikes",
-                               self.sent[lk.source.solver, lk.source.port], lk.source_port.size,
-                               lk.source_port.period_ticks) for lk in links]
+            # link's push (of Spikes, or of a sampled window's rows), whether spikes, channels
+            # sent (None: all), port size and period
+            self._incoming = []
+            for lk in links:
+                link = self.inboxes[lk.target.solver].links[lk.index]
+                spikes = lk.source_port.kind == "spikes"
+                self._incoming.append((link.push if spikes else link.push_rows, spikes,
+                                       self.sent[lk.source.solver, lk.source.port], lk.source_port.size,
+                                       lk.source_port.period_ticks))
             # per solver: runner, inbox collect, recorded ports, probe names, linked ports with
             # the channels sent, in the result layout's order
             self._steps = []
@@ -355,7 +360,11 @@ class _Session:
                             mask = np.zeros(plan.solvers[name].ports[port].size, dtype=bool)
                             mask[sel] = True
                         linked.append((port, sel, mask))
-                self._steps.append((runner, self.inboxes[name].collect, recs, probes, linked))
+                # a linked sampled port sent whole (the usual case) needs no selection
+                linked = [(port, 0, None, None) if sel is None and plan.solvers[name].ports[port].sampled
+                          else (port, 1, sel, mask) for port, sel, mask in linked]
+                self._steps.append((runner.advance, runner.recorded if recs else None, self.inboxes[name].collect,
+                                    recs, probes, linked))
         except Exception as exc:
             self._error(exc, None)
             return
@@ -406,6 +415,7 @@ class _Session:
             # the previous window's outputs of the couplings' sources, in the layout's order
             if prev is None:
                 raise wire.ProtocolError("advance: arrays in the first window (nothing to forward yet)")
+            p0, p1 = prev
             k = 0
             for push, spikes, sel, size, period in self._incoming:
                 if spikes:
@@ -414,15 +424,15 @@ class _Session:
                     continue
                 d = data[k]
                 k += 1
-                if d.shape[0] != (prev[1] - prev[0]) // period:
+                if d.shape[0] != (p1 - p0) // period:
                     raise wire.ProtocolError(f"advance: header.rows[{k - 1}]: {d.shape[0]} samples, expected "
-                                             f"{(prev[1] - prev[0]) // period}")
+                                             f"{(p1 - p0) // period}")
                 if sel is not None:
                     # back to the port's width: the unsent channels are ones no coupling reads
                     full = np.zeros((d.shape[0], size))
                     full[:, sel] = d
                     d = full
-                push(Samples(prev[0], period, d))
+                push(p0, d)
         elif prev is not None and self._incoming:
             raise wire.ProtocolError("advance: no arrays, but couplings lead into this worker's solvers")
         arrays: list[np.ndarray] = []
@@ -430,25 +440,29 @@ class _Session:
         clock = time.perf_counter
         contiguous = np.ascontiguousarray
         f8, i8 = np.float64, np.int64
-        for runner, collect, recs, probes, linked in self._steps:
+        for advance, recorded, collect, recs, probes, linked in self._steps:
             inputs = collect(t0, t1)
             start = clock()
-            res = runner.advance(t0, t1, inputs)
+            res = advance(t0, t1, inputs)
             compute.append(clock() - start)
-            if recs:
-                rec = runner.recorded(res)
+            if recorded is not None:
+                rec = recorded(res)
                 for port in recs:
                     sig = rec[port]
                     if type(sig) is Spikes:
                         arrays += [contiguous(sig.ticks, i8), contiguous(sig.ids, i8)]
                     else:
                         arrays.append(contiguous(sig.data, f8))
-            parts = res.probe_parts
-            for name in probes:
-                arrays.append(contiguous(parts[name], f8))
+            if probes:
+                parts = res.probe_parts
+                for name in probes:
+                    arrays.append(contiguous(parts[name], f8))
             outs = res.outputs
-            for port, sel, mask in linked:
-                arrays += _linked_arrays(outs[port], sel, mask)
+            for port, how, sel, mask in linked:
+                if how == 0:
+                    arrays.append(contiguous(outs[port].data, f8))
+                else:
+                    arrays += _linked_arrays(outs[port], sel, mask)
         self._prev = (t0, t1)
         return wire.encode_window("result", t0, t1, arrays, compute)
 

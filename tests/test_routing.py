@@ -208,3 +208,50 @@ def test_a_chain_whose_samples_do_not_divide_the_lead_is_rejected():
     ok.couple("train.spikes", "echo.u", delay_ms=2.0,
               via=[ps.adapters.SpikesToRate(bin_ms=0.2), ps.adapters.Affine(units="", produces="analog")])
     ok.check()
+
+
+def _same_grid_plan(delay_ms):
+    m = ps.Model(t_stop_ms=100.0)
+    m.solver("src", ps.solvers.LinearSystem(a=[[0.0]], c=[1.0], dt_ms=0.1))
+    m.solver("dst", ps.solvers.LinearSystem(a=[[0.0]], dt_ms=0.1))
+    m.couple("src.x", "dst.u", delay_ms=delay_ms)
+    return m.check()
+
+
+def test_a_delay_over_several_windows_reads_rows_across_the_pushed_blocks():
+    # same grid, delay of whole periods but not of whole windows: a window's rows span two
+    # pushed windows; reference: the ramp x(t) = t (ms) delayed, u(t) = t - delay, 0 before
+    plan = _same_grid_plan(2.3)
+    inbox = Inbox(plan, "dst")
+    lk, w = plan.links[0], plan.window_ticks
+    out = []
+    buf = np.empty((w // 100_000, 1))  # the source reuses one output buffer, as a solver may
+    for i in range(12):
+        t0, t1 = i * w, (i + 1) * w
+        out.append(inbox.collect(t0, t1)["u"].data[:, 0])
+        buf[:, 0] = np.arange(t0, t1, 100_000) / 1e6
+        if i % 2:  # both ways in: a Samples, or a window's rows (what the zmq worker pushes)
+            inbox.links[lk.index].push_rows(t0, buf)
+        else:
+            inbox.push(lk.index, ps.Samples(t0, 100_000, buf))
+    u = np.concatenate(out)
+    t = np.arange(len(u)) * 0.1
+    expected = np.where(t >= 2.3 - 1e-9, t - 2.3, 0.0)
+    np.testing.assert_allclose(u, expected, atol=1e-12)
+    # bounded: the delay's rows, a window's and the one before
+    link = inbox.links[lk.index]
+    assert link.hist_n == len(link.hist) <= 23 + w // 100_000 + 1
+    np.testing.assert_array_equal(link.state()["history"][:, 0],
+                                  (link.hist_k0 + np.arange(link.hist_n)) * 100_000 / 1e6)
+
+
+def test_samples_out_of_order_or_of_the_wrong_width_are_refused_naming_the_coupling():
+    plan = _same_grid_plan(1.0)
+    inbox = Inbox(plan, "dst")
+    link = inbox.links[plan.links[0].index]
+    w = plan.window_ticks
+    link.push_rows(0, np.zeros((w // 100_000, 1)))
+    with pytest.raises(ps.SolverError, match="arrived out of order"):
+        link.push_rows(2 * w, np.zeros((w // 100_000, 1)))
+    with pytest.raises(ps.SolverError, match=r"expected \(n, 1\)"):
+        link.push_rows(w, np.zeros((w // 100_000, 2)))

@@ -26,12 +26,19 @@ for ``Spikes`` and ``Samples``, :func:`result_to_wire` / :func:`result_from_wire
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import msgpack
 import numpy as np
+
+try:  # zmq's frame type, read without a conversion (this module needs no zmq otherwise)
+    from zmq import Frame as _Frame
+except ImportError:  # pragma: no cover - an mpi-only install
+    _Frame = None
 
 from ..errors import ProtocolError
 from ..signals import Samples, Signal, Spikes, WindowResult
@@ -144,8 +151,27 @@ def encode_window(type: str, t0: int, t1: int, arrays: Sequence[np.ndarray],
     compute_s]``, then each array's buffer (not copied). ``arrays`` follow the message's
     :class:`Layout` and must already be C-contiguous little-endian arrays of its dtypes (the
     receiver checks the byte counts); an empty ``arrays`` sends no array at all."""
-    return [msgpack.packb([WIRE_VERSION, type, t0, t1, [a.shape[0] for a in arrays], list(compute_s)]),
-            *[a.data if a.size else b"" for a in arrays]]
+    frames: list[Any] = [None]
+    rows = []
+    for a in arrays:
+        rows.append(a.shape[0])
+        frames.append(a.data if a.size else b"")
+    frames[0] = _packer().pack([WIRE_VERSION, type, t0, t1, rows,
+                                compute_s if type_(compute_s) is list else list(compute_s)])
+    return frames
+
+
+_local = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    """This thread's msgpack packer (one per thread: a packer keeps a buffer between calls,
+    which costs less than packb's new packer per message)."""
+    try:
+        return _local.packer
+    except AttributeError:
+        _local.packer = msgpack.Packer()
+        return _local.packer
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -217,10 +243,13 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES,
     """
     if not isinstance(frames, (list, tuple)) or len(frames) == 0:
         raise ProtocolError("message: no frames (expected a non-empty list of frames)")
-    bufs = [_as_buffer(f) for f in frames]
+    bufs = []
     total = 0
-    for b in bufs:
+    for f in frames:
+        # a zmq frame's buffer is already a flat memoryview of bytes: the usual case, first
+        b = f.buffer if type(f) is _Frame else _as_buffer(f)
         total += b.nbytes
+        bufs.append(b)
     if total > max_bytes:
         raise ProtocolError(f"message: {total} bytes is over the limit of {max_bytes} bytes")
     try:
@@ -295,11 +324,13 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES,
 
 def _decode_window(h: list, bufs: list, layouts: Mapping[str, Layout] | None) -> Message:
     """The compact form: ``[v, type, t0, t1, rows, compute_s]`` and one frame per array."""
+    # every window of every worker passes here: the checks are ordered so that a good message
+    # takes the fewest (the same checks as ever, and the same errors)
     if len(h) != 6:
         raise ProtocolError(f"header: a window header is [v, type, t0, t1, rows, compute_s] "
                             f"(got {len(h)} items)")
     v, mtype, t0, t1, rows, compute = h
-    if type(v) is not int or v != WIRE_VERSION:
+    if v != WIRE_VERSION or type(v) is not int:
         raise ProtocolError(f"header.v: wire version {v!r} is not supported (this side speaks "
                             f"{WIRE_VERSION})")
     layout = layouts.get(mtype) if layouts is not None and type(mtype) is str else None
@@ -317,25 +348,33 @@ def _decode_window(h: list, bufs: list, layouts: Mapping[str, Layout] | None) ->
                 break
     if not ok:
         raise ProtocolError(f"header.compute_s: must be a list of floats (seconds) (got {compute!r:.80})")
-    if type(rows) is not list or (rows and len(rows) != layout._n):
+    n_rows = len(rows) if type(rows) is list else -1
+    if n_rows < 0 or (n_rows and n_rows != layout._n):
         raise ProtocolError(f"header.rows: must list the rows of each of the {layout._n} arrays of "
                             f"a {mtype!r} (or none) (got {rows!r:.80})")
-    if len(rows) != len(bufs) - 1:
-        raise ProtocolError(f"header.rows: describes {len(rows)} arrays but the message has "
+    if n_rows != len(bufs) - 1:
+        raise ProtocolError(f"header.rows: describes {n_rows} arrays but the message has "
                             f"{len(bufs) - 1} buffer frames")
+    if not n_rows:
+        return Message(mtype, None, t0, t1, _NO_ARRAYS, _NO_META, [], compute)
     data = []
-    row_bytes, dts, shapes = layout._row_bytes, layout._np, layout.rows
     ndarray = np.ndarray
-    for i, n in enumerate(rows):
+    for n, row_bytes, dt, shape, buf in zip(rows, layout._row_bytes, layout._np, layout.rows, bufs[1:]):
         if type(n) is not int or not 0 <= n < 1 << 62:
+            i = len(data)
             raise ProtocolError(f"header.rows[{i}]: must be an integer >= 0 (got {n!r})")
-        buf = bufs[i + 1]
-        if n * row_bytes[i] != buf.nbytes:
-            raise ProtocolError(f"header.rows[{i}]: {n} rows of {layout.names[i]!r} ({row_bytes[i]} bytes "
-                                f"each) need {n * row_bytes[i]} bytes but frame {i + 1} has {buf.nbytes}")
-        # an array over the frame's (read-only) memory, no copy
-        data.append(ndarray((n, *shapes[i]), dts[i], buf))
-    return Message(mtype, None, t0, t1, data=data, compute_s=compute)
+        if n * row_bytes != buf.nbytes:
+            i = len(data)
+            raise ProtocolError(f"header.rows[{i}]: {n} rows of {layout.names[i]!r} ({row_bytes} bytes "
+                                f"each) need {n * row_bytes} bytes but frame {i + 1} has {buf.nbytes}")
+        # an array over the frame's memory, no copy
+        data.append(ndarray((n, *shape), dt, buf))
+    return Message(mtype, None, t0, t1, _NO_ARRAYS, _NO_META, data, compute)
+
+
+#: what a window message has in place of named arrays and meta (read-only: shared by all)
+_NO_ARRAYS: Mapping[str, np.ndarray] = MappingProxyType({})
+_NO_META: Mapping[str, Any] = MappingProxyType({})
 
 
 # -- signals -----------------------------------------------------------------------------------
