@@ -41,15 +41,18 @@ def brunel(scale: float = 0.02) -> PointNetwork:
 
 def features(ranks: int = 2) -> PointNetwork:
     """Every path of the distributed solver: exp synapses (inhibitory slots), drawn initial V,
-    thresholds and currents, noise, drawn per-synapse delays (rows of mixed delay), dense
-    all-to-all projections with and without autapses, recorded V, a min delay of 1 ms."""
+    thresholds and currents, per-neuron model parameters (drawn and given), noise, drawn
+    per-synapse delays (rows of mixed delay), dense all-to-all projections with and without
+    autapses, recorded V, a min delay of 1 ms."""
     lif = IafPscDelta(tau_m_ms=20.0, c_m_pF=1.0, e_l_mV=0.0, v_th_mV=20.0, v_reset_mV=10.0, t_ref_ms=2.0)
     pops = (Population(name="A", size=37, model=IafPscExp(), poisson_rate_hz=8000.0, poisson_weight=30.0,
-                       noise_std_pA=30.0, v_init_mV=Normal(mean=-65.0, std=4.0), record_v=True),
+                       noise_std_pA=30.0, v_init_mV=Normal(mean=-65.0, std=4.0), record_v=True,
+                       params={"tau_m_ms": Uniform(low=8.0, high=12.0), "tau_syn_ex_ms": Uniform(low=1.0, high=3.0),
+                               "e_l_mV": tuple(np.linspace(-72.0, -68.0, 37))}),
             Population(name="B", size=23, model=lif, poisson_rate_hz=12000.0, poisson_weight=0.15,
                        v_th_mV=Normal(mean=20.0, std=1.0), record_v=True),
             Population(name="C", size=11, model=lif, poisson_rate_hz=5000.0, poisson_weight=0.2,
-                       i_e_pA=Uniform(low=0.0, high=0.5)))
+                       i_e_pA=Uniform(low=0.0, high=0.5), params={"tau_m_ms": tuple(np.linspace(15.0, 25.0, 11))}))
     projs = (Projection(source="A", target="B", rule=FixedIndegree(indegree=5), weight=Normal(mean=0.5, std=0.1),
                         delay_ms=Uniform(low=1.0, high=3.0)),
              Projection(source="B", target="A", rule=PairwiseBernoulli(p=0.2), weight=-40.0, delay_ms=1.0),
