@@ -72,7 +72,7 @@ def execute(plan: Plan, tr: Transport, writer: RunWriter, progress: Progress | N
     try:
         tr.start(plan)
         post, gather = getattr(tr, "post", None), getattr(tr, "gather", None)
-        if post is None or gather is None:
+        if post is None or gather is None or not getattr(tr, "pipeline", False):
             for t0, t1 in plan.windows():
                 t_now = t0
                 results = tr.advance(t0, t1)
@@ -80,9 +80,9 @@ def execute(plan: Plan, tr: Transport, writer: RunWriter, progress: Progress | N
                 if progress is not None:
                     progress(t1, plan.t_stop_ticks, time.perf_counter() - start)
         else:
-            # a transport whose solvers run elsewhere: the next window goes out before this one
-            # is written, so the writer (and the probes' global stage) works while the solvers
-            # compute instead of between windows. A window is still written only once complete,
+            # a transport whose solvers run elsewhere, and that asks for it (``pipeline``): the
+            # next window goes out before this one is written, so the writer (and the probes'
+            # global stage) works while the solvers compute instead of between windows. A window is still written only once complete,
             # and a failure anywhere stops the run with every earlier window written.
             windows = plan.windows()
             nxt = next(windows, None)

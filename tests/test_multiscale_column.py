@@ -33,6 +33,23 @@ def test_the_flagship_gives_the_same_run_file_on_every_transport(column, transpo
         np.testing.assert_array_equal(ref.probe(name).data, run.probe(name).data, err_msg=name)
 
 
+def test_the_flagship_gives_the_same_run_file_when_zmq_pipelines_the_writer(column, tmp_path):
+    """zmq with pipeline=True (the default on machines with a core per worker): the scheduler
+    writes window w while the workers compute w + 1; the run file is the same bits as inproc."""
+    from polyscale.coordinator.transports.zmq import ZmqTransport
+    ref = ps.run(small(column), out=tmp_path / "reference.h5")
+    tr = ZmqTransport(pipeline=True)
+    run = ps.run(small(column), out=tmp_path / "pipelined.h5", transport=tr)
+    assert tr.pipeline is True
+    for pop in ("L23E", "L23I", "L4E", "L4I"):
+        np.testing.assert_array_equal(ref.spikes("column", pop).times, run.spikes("column", pop).times)
+        np.testing.assert_array_equal(ref.spikes("column", pop).ids, run.spikes("column", pop).ids)
+    np.testing.assert_array_equal(ref.signal("l5", "v_soma").data, run.signal("l5", "v_soma").data)
+    for name in ("lfp", "csd", "ecog", "eeg", "meg", "vsdi", "calcium", "bold"):
+        np.testing.assert_array_equal(ref.probe(name).data, run.probe(name).data, err_msg=name)
+        np.testing.assert_array_equal(ref.probe(name).time, run.probe(name).time, err_msg=name)
+
+
 def test_every_modality_is_written_with_its_units_and_the_stimulus_drives_layer_4(column, tmp_path):
     run = ps.run(column.build(scale=0.25, t_stop_ms=300.0, n_regions=8, stim_ms=200.0, tr_ms=100.0),
                  out=tmp_path / "col.h5")

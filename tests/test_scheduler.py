@@ -287,6 +287,8 @@ def test_scheduler_closes_the_transport_and_keeps_complete_windows_on_failure(ru
 class PipelinedTransport(ScriptedTransport):
     """A scripted transport whose solvers run elsewhere: post() sends a window, gather() returns it."""
 
+    pipeline = True
+
     def post(self, t0, t1):
         self.calls.append(("post", t0, t1))
 
@@ -325,3 +327,12 @@ def test_pipelined_failure_keeps_every_complete_window(run_file):
         assert run.status.startswith("failed: scripted failure")
         assert run.attrs["n_windows"] == 2 and run.attrs["t_done_ms"] == 4.0
         assert run.signal("x", "x").data[:, 0].tolist() == [0.0] * 20 + [2.0] * 20
+
+
+def test_a_transport_that_does_not_ask_for_pipelining_is_advanced_window_by_window():
+    fake = PipelinedTransport()
+    fake.pipeline = False
+    fake.advance = lambda t0, t1: (fake.calls.append(("advance", t0, t1)),
+                                   PipelinedTransport.gather(fake, t0, t1))[1]
+    ps.run(scripted_model(), transport=fake)
+    assert [c[0] for c in fake.calls] == ["start"] + ["advance", "gather"] * 3
