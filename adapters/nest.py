@@ -415,6 +415,7 @@ class NestNetworkSolver:
         self.spike_carry = {p: (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
                             for p in self.spike_gens}
         self.rate_carry = {p: 0.0 for p in self.rate_gens}
+        self._steps = np.zeros(0, np.int64)     # dt, 2 dt, ... (ticks) over a window
         self.seen = 0
         self._n_windows = 0
         self._n_events = 0
@@ -438,7 +439,12 @@ class NestNetworkSolver:
         # The inputs cover [t0 + lead, t1 + lead) (lead = dt + d_in). A device value for NEST
         # time R (R > t0: NEST will not act on the step under way) is used in the step ending
         # at R and reaches the neurons d_in later; the generators' lists are replaced each window.
-        n = (t1 - t0) // dt
+        if self.rate_gens or self.current_gens:
+            n = (t1 - t0) // dt
+            if len(self._steps) != n:
+                self._steps = dt * np.arange(1, n + 1)
+            # ms of t0 + dt ... t1, one list for every generator of the window
+            times = ((t0 + self._steps) / TICKS_PER_MS).tolist()
         for p in self.spike_gens:
             s = inputs.get(f"{p}.spikes_in")
             self._inject_spikes(p, s, t1)
@@ -446,16 +452,14 @@ class NestNetworkSolver:
             r = inputs[f"{p}.rate_in"]
             # sample at t: events over [t, t + dt) act at t + dt, so R = t + dt - d_in; here
             # R = t0 + 2 dt ... t1 + dt, and R = t0 + dt came with the last window
-            values = np.maximum(r.data[:, 0], 0.0)
-            times = (t0 + dt * np.arange(1, n + 1)) / TICKS_PER_MS
-            self._set_status(gen, {"rate_times": times.tolist(),
-                                   "rate_values": [self.rate_carry[p]] + values[:-1].tolist()})
-            self.rate_carry[p] = float(values[-1])
+            values = np.maximum(r.data[:, 0], 0.0).tolist()
+            self._set_status(gen, {"rate_times": times,
+                                   "rate_values": [self.rate_carry[p]] + values[:-1]})
+            self.rate_carry[p] = values[-1]
         for p, gen in self.current_gens.items():
             c = inputs[f"{p}.current_in"]
             # sample at t: the current over [t, t + dt), so R = t - d_in = t0 + dt ... t1
-            times = (t0 + dt * np.arange(1, n + 1)) / TICKS_PER_MS
-            self._set_status(gen, {"amplitude_times": times.tolist(),
+            self._set_status(gen, {"amplitude_times": times,
                                    "amplitude_values": c.data[:, 0].tolist()})
         nest.Run((t1 - t0) / TICKS_PER_MS)
         self.t = t1
