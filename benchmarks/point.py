@@ -242,6 +242,70 @@ print(json.dumps({"reps": reps, "peak_mb": peak_mb(), "rss0_mb": rss0,
 '''
 
 
+PROFILE_SCRIPT = RSS + '''
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[4])
+import polyscale as ps
+from polyscale.coordinator.seeding import rng_for
+from polyscale.coordinator.specs import SolverContext
+from brunel import build
+scale, t_ms, seed, repeat = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
+ps.run(build(scale=0.01, t_stop_ms=5.0))              # compile or load the kernels
+model = build(scale=scale, t_stop_ms=t_ms, seed=seed)
+spec = model.solvers["net"]
+WIN = 100                                             # steps per window: ps.run's 10 ms
+n_steps = int(round(t_ms / spec.dt_ms))
+
+
+def solver():
+    return spec.build(SolverContext("net", seed, rng_for(seed, "solver", "net")))
+
+
+def kernel(s):
+    """CPU seconds of the kernel alone over the run, spikes, synaptic events delivered."""
+    indptr = s.csr()[0]
+    out_deg = np.diff(indptr)
+    ext = s._external(0, WIN, {})
+    c0 = time.process_time()
+    events = spikes = 0
+    for _ in range(n_steps // WIN):
+        count, _ = s._integrate(WIN, ext)
+        spikes += count
+        events += int(out_deg[s._spk_id[:count]].sum())
+    return time.process_time() - c0, spikes, events
+
+
+def advance(s):
+    tick = s.dt_ticks
+    c0 = time.process_time()
+    for w in range(n_steps // WIN):
+        s.advance(w * WIN * tick, (w + 1) * WIN * tick, {})
+    return time.process_time() - c0
+
+
+best = {}
+for _ in range(repeat):
+    t_k, spikes, events = kernel(solver())
+    t_a = advance(solver())
+    s = solver()
+    s.indptr[:] = 0
+    s.c_indptr[:] = 0                                 # no synapses: the neuron update alone
+    t_n, spikes_n, _ = kernel(s)
+    c0 = time.process_time()
+    ps.run(model)
+    t_run = time.process_time() - c0
+    c0 = time.process_time()
+    solver()
+    t_build = time.process_time() - c0
+    for k, v in (("kernel", t_k), ("advance", t_a), ("neurons", t_n), ("run", t_run), ("build", t_build)):
+        best[k] = min(best.get(k, v), v)
+n = int(spec.populations[0].size + spec.populations[1].size)
+print(json.dumps({**best, "spikes": spikes, "events": events, "spikes_unconnected": spikes_n,
+                  "neuron_steps": n * n_steps, "windows": n_steps // WIN}))
+'''
+
+
 BRIAN2_SCRIPT = '''
 import json, os, shutil, sys, tempfile, time
 scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
@@ -327,6 +391,35 @@ def row(name: str, scale: float, t_ms: float, r: dict) -> str:
             f"{r['rate_e_hz']:>6.2f} {r['rate_i_hz']:>6.2f}")
 
 
+def profile(args) -> int:
+    print(f"polyscale Brunel profile, {args.t_ms:g} ms, one thread, CPU s (min of {args.repeat}); "
+          f"windows of 10 ms as ps.run's")
+    for scale in args.scales:
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(PROFILE_SCRIPT)
+            path = f.name
+        try:
+            out = subprocess.run([sys.executable, path, str(scale), str(args.t_ms), str(args.seed),
+                                  str(HERE.parent / "examples"), str(args.repeat)],
+                                 capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, check=False)
+        finally:
+            os.unlink(path)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        deliver = r["kernel"] - r["neurons"]
+        python = r["advance"] - r["kernel"]
+        rest = r["run"] - r["build"] - r["advance"]
+        print(f"scale {scale:g}: run {r['run']:.3f} = build {r['build']:.3f} + neuron update {r['neurons']:.3f} "
+              f"({r['neurons'] / r['neuron_steps'] * 1e9:.2f} ns per neuron-step) + delivery {deliver:.3f} "
+              f"({deliver / max(r['events'], 1) * 1e9:.2f} ns per synaptic event, {r['events'] / 1e6:.0f} M events, "
+              f"{r['spikes']} spikes) + Python per window {python:.3f} ({python / r['windows'] * 1e6:.0f} us "
+              f"x {r['windows']}) + plan and recording {rest:.3f}")
+        print(f"          (the neuron update is timed without synapses, where {r['spikes_unconnected']} "
+              f"spikes fire; delivery is the difference, so it carries the spike handling)")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0])
@@ -339,10 +432,16 @@ def main(argv=None) -> int:
                     help="builds and runs per side and scale (in one process each); min and spread reported")
     ap.add_argument("--nest-repeat", type=int, default=None,
                     help="repeats for NEST (default: --repeat; NEST's runs are long)")
+    ap.add_argument("--profile", action="store_true",
+                    help="polyscale only (Brunel): where the simulation time goes (CPU, min over --repeat): "
+                         "neuron update (the kernel with no synapses), delivery (kernel - that), Python per "
+                         "window (advance - kernel), plan and recording (run - build - advance)")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--model", choices=["brunel", "microcircuit"], default="brunel")
     args = ap.parse_args(argv)
     pd14 = args.model == "microcircuit"
+    if args.profile:
+        return profile(args)
     ps_script = PD14_POLYSCALE_SCRIPT if pd14 else POLYSCALE_SCRIPT
     nest_script = PD14_NEST_SCRIPT if pd14 else NEST_SCRIPT
     head = (f"{'simulator':<10} {'scale':>5} {'Msyn':>8} {'build s':>8} {'build cpu':>9} {'sim s':>8} "
