@@ -135,6 +135,10 @@ class RunWriter:
         self._pending: list[tuple[int, list[tuple[h5py.Dataset, np.ndarray]]]] = []
         self._pending_bytes = 0
         self._last_flush = time.monotonic()
+        # per appended dataset, found once: its low-level id, dtype, trailing shape and the rows
+        # written so far (h5py's high-level resize and setitem ask HDF5 for the chunking, dtype
+        # and shape on every call, which cost more than the write itself for small windows)
+        self._targets: dict[int, list] = {}
         self.path = None if path is None else check_writable(path, force)
         try:
             if self.path is None:
@@ -292,14 +296,31 @@ class RunWriter:
                         values = _Grid.times_ms(chunks)
                     else:
                         values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-                    old = ds.shape[0]
-                    ds.resize(old + len(values), axis=0)
-                    ds[old:] = values
+                    self._write_rows(ds, values)
                 self.n_windows += len(windows)
                 self.f.attrs["t_done_ms"] = to_ms(windows[-1][0])
                 self.f.attrs["n_windows"] = self.n_windows
             self.f.flush()
         self._last_flush = time.monotonic()
+
+    def _write_rows(self, ds: h5py.Dataset, values: np.ndarray) -> None:
+        """Append ``values`` (rows) to ``ds`` through the low-level API: extend, select the new
+        rows of the file space, write (the same bytes as ``ds.resize`` + ``ds[old:] = values``)."""
+        target = self._targets.get(id(ds))
+        if target is None:
+            target = self._targets[id(ds)] = [ds.id, ds.dtype, ds.shape[1:], ds.shape[0]]
+        dsid, dtype, tail, old = target
+        values = np.ascontiguousarray(values, dtype=dtype)
+        n = len(values)
+        if values.shape[1:] != tail:
+            raise RunFileError(f"run file: rows of shape {values.shape[1:]} for dataset {ds.name!r}, "
+                               f"which holds rows of shape {tail}")
+        dsid.set_extent((old + n, *tail))
+        if n:
+            fspace = dsid.get_space()
+            fspace.select_hyperslab((old, *(0 for _ in tail)), (n, *tail))
+            dsid.write(h5py.h5s.create_simple((n, *tail)), fspace, values)
+        target[3] = old + n
 
     def finish(self, status: str, **attrs: Any) -> None:
         """Write out what is buffered, set the final status ('complete' or 'failed: <reason>')

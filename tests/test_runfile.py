@@ -526,19 +526,19 @@ def test_ctrl_c_while_windows_are_written_out_leaves_only_whole_windows(run_file
     tr.start(plan)
     for t0, t1 in list(plan.windows())[:4]:
         writer.append(t0, t1, tr.advance(t0, t1))
-    resize = h5py.Dataset.resize
+    write_rows = RunWriter._write_rows
     calls = []
 
-    def resize_then_interrupt(self, *args, **kw):
-        calls.append(self.name)
+    def write_then_interrupt(self, ds, values):
+        calls.append(ds.name)
+        write_rows(self, ds, values)
         if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C after the first dataset grew
-        return resize(self, *args, **kw)
 
-    monkeypatch.setattr(h5py.Dataset, "resize", resize_then_interrupt)
+    monkeypatch.setattr(RunWriter, "_write_rows", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         writer.flush()
-    monkeypatch.setattr(h5py.Dataset, "resize", resize)
+    monkeypatch.setattr(RunWriter, "_write_rows", write_rows)
     assert len(calls) == 4                                 # data and time of both signals
     writer.finish("failed: interrupted")
     with ps.load(run_file) as run:
