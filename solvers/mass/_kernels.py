@@ -511,14 +511,18 @@ def _bound(x, lo, hi):
 
 
 @njit
-def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, weights, zindptr, zcols,
-                    zdelays, zweights, strength, B, cfun, cp, f32, bounded, lo, hi, u, noise, mult, repl,
-                    repl_val, out_x, out_s, out_c, out_r):
+def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, weights, sindptr, scols,
+                    sdelays, sweights, zindptr, zcols, zdelays, zweights, strength, B, B2, cfun, cp, f32,
+                    bounded, lo, hi, u, noise, mult, repl, repl_val, out_x, out_s, out_c, out_r):
     """Advance x (n_sv, n) in place by u.shape[0] steps of dt (ms), from global step step0.
 
     indptr, cols, delays, weights: the edges summed in batches (delay >= B >= 1 steps, or any
-    delay when B = 1), CSR by target; zindptr, zcols, zdelays, zweights: the others (delay < B),
-    summed step by step; strength (n,): sum_j w_ij over both.
+    delay when B = 1), CSR by target; sindptr, scols, sdelays, sweights: shorter ones (B > delay
+    >= B2 >= 1), summed in sub-batches of B2 steps within each batch and added to its sums;
+    zindptr, zcols, zdelays, zweights: the others (delay < B2, e.g. undelayed self loops),
+    summed step by step; strength (n,): sum_j w_ij over all three. Per target and step the sum
+    runs over the first set, then the second, then the third, each in CSR order, whatever the
+    windows.
     f32: derive the buffered activity from float32 state, as TVB (see activity()), and compute
     as TVB does, operation for operation (the network amplifies last-bit differences through
     the float32 rounding): libm's exp rather than vexp; the caller then puts every edge in the
@@ -572,6 +576,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     jr_heun = fast > 0 and model == JANSEN_RIT and integ == HEUN and not bounded
     kb = B
     nb = B
+    ke = B
     for k in range(n_steps):
         g = step0 + k
         slot = g % H
@@ -626,6 +631,23 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                         for b in range(nb):
                             row[b] += w * src[b]
             kb = 0
+            ke = 0
+        if kb == ke and sindptr[n] > 0:
+            # a sub-batch: the shorter edges' sums of the next ns steps (delay >= B2 >= ns),
+            # added to the batch's
+            ns = min(B2, nb - kb)
+            ke = kb + ns
+            for ch in range(n_ch):
+                for i in range(n):
+                    row = cb[ch, i, kb:ke]
+                    for e in range(sindptr[i], sindptr[i + 1]):
+                        w = sweights[e]
+                        base = slot - sdelays[e]
+                        if base < 0:
+                            base += H
+                        src = buf[ch * n + scols[e], base:base + ns]
+                        for b in range(ns):
+                            row[b] += w * src[b]
         for i in range(n):
             g0 = cb[0, i, kb]
             g1 = cb[1, i, kb] if n_ch == 2 else 0.0

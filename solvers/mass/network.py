@@ -205,8 +205,13 @@ class RegionNetworkSolver:
             delayed = np.sort(d[nz & (d > 0)])
             self.batch = 64 if delayed.size == 0 else int(min(64, max(delayed[delayed.size // 8], 1)))
             long = nz & (d >= self.batch)
+        # the shorter delayed edges in sub-batches of their shortest delay; the rest (undelayed)
+        # step by step
+        short = nz & ~long & (d > 0)
+        self.batch2 = int(d[short].min()) if short.any() else 1
         (self.indptr, self.cols, self.delays, self.weights) = _csr(w, d, long, n)
-        (self.zindptr, self.zcols, self.zdelays, self.zweights) = _csr(w, d, nz & ~long, n)
+        (self.sindptr, self.scols, self.sdelays, self.sweights) = _csr(w, d, short, n)
+        (self.zindptr, self.zcols, self.zdelays, self.zweights) = _csr(w, d, nz & ~long & ~short, n)
         self.horizon = int(d[nz].max(initial=0)) + 1
         self.x = spec.initial_array()
         n_ch = K.n_channels(self.cfun)
@@ -239,8 +244,9 @@ class RegionNetworkSolver:
         out_c = np.empty((n_steps, n))
         out_r = np.empty((n_steps, n) if self.spec.model.has_rate else (0, 0))
         K.network_advance(self.model_id, self.p, self.integ, self.dt, self.x, self.buf, self.step,
-                          self.indptr, self.cols, self.delays, self.weights, self.zindptr, self.zcols,
-                          self.zdelays, self.zweights, self.strength, self.batch, self.cfun, self.cp, self.f32,
+                          self.indptr, self.cols, self.delays, self.weights, self.sindptr, self.scols,
+                          self.sdelays, self.sweights, self.zindptr, self.zcols, self.zdelays, self.zweights,
+                          self.strength, self.batch, self.batch2, self.cfun, self.cp, self.f32,
                           self.bounded, self.lo, self.hi, u, noise, self.mult, self.repl, rv,
                           out_x, out_s, out_c, out_r)
         self.step += n_steps
