@@ -216,6 +216,8 @@ class ZmqTransport:
         self.plan: Plan | None = None
         self._last_beat = 0.0
         self._left_at = time.monotonic()
+        self._posted = 0            # windows posted
+        self._post_order: list[_Worker] = []
 
     # -- start -------------------------------------------------------------------------------
     def start(self, plan: Plan) -> None:
@@ -501,9 +503,13 @@ class ZmqTransport:
         previous window in between, while the workers compute."""
         self._credit_away()
         # the busiest workers first (by the compute they reported so far): the window's critical
-        # path runs through them, so they should not wait for the others' messages
-        compute = self.compute_s
-        for w in sorted(self.workers.values(), key=lambda w: -sum(compute[n] for n in w.solvers)):
+        # path runs through them, so they should not wait for the others' messages. The order is
+        # looked at again every 32 windows, not each (sorting costs more than a trivial window)
+        if not self._posted & 31:
+            compute = self.compute_s
+            self._post_order = sorted(self.workers.values(), key=lambda w: -sum(compute[n] for n in w.solvers))
+        self._posted += 1
+        for w in self._post_order:
             # the sources' last outputs, all of them (none before the first result)
             if w.filled and w.filled != len(w.pending):
                 raise TransportError(f"zmq transport: internal error: {w.filled} of {len(w.pending)} "
