@@ -322,7 +322,7 @@ class NestNetworkSolver:
     # refuses n_events = 0 inside Prepare/Cleanup, nest-simulator issue #3728): c_p ~0.1 ms at
     # 1,250 neurons, ~0.5 ms at 6,250 (Prepare grows with the network). Emptying once it holds E
     # events costs per window c_e E / 2 + c_p s / E (s: events per window), least at
-    # E = sqrt(2 (c_p / c_e) s). c_p is measured as the run goes (PREPARE_OVER_EVENT c_e until
+    # E = sqrt(2 (c_p / c_e) s). c_p is measured (CPU) as the run goes (PREPARE_OVER_EVENT c_e until
     # it was), c_e is EVENT_READ_S (measured: the first read after a Run also costs ~0.08 ms
     # whatever the recorder holds, so timing reads would overstate c_e), s is the running
     # mean. Timing only moves the emptying, which leaves the dynamics bitwise unchanged (tested).
