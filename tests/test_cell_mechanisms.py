@@ -103,8 +103,9 @@ def test_every_gate_matches_neuron_over_the_whole_voltage_range(tmp_path):
     """Each Hay channel's init (steady state) and one advance step against NEURON on the .mod
     files, -120..60 mV every 0.5 mV plus the exact singular points the mods nudge v off (SK_E2:
     cai 1e-8..1e-2 mM, the 1e-7 mM branch included). The protocols only visit the voltages a
-    trajectory passes; this covers the rest. Same formulas in double precision: init to 1e-12
-    relative, a step to 1e-14 (the states move by 1e-4..0.1 in it, so a wrong rate shows)."""
+    trajectory passes; this covers the rest. Same formulas in double precision (our exp within
+    1 ulp of NEURON's): init to 1e-12 relative, a step to 1e-14 (the states move by 1e-4..0.1
+    in it, so a wrong rate shows); 1e-10 for both at the singular points (see below)."""
     why = _nrnivmodl_works()
     if why:
         pytest.skip(why)
@@ -130,10 +131,19 @@ def test_every_gate_matches_neuron_over_the_whole_voltage_range(tmp_path):
             ours_init = [mech.init(v, 34.0, *pars, *reads) for v in d["v"]]
             ours_step = [mech.advance(r[0], REF.DT, 34.0, *r[1:1 + ns], *pars, *reads) for r in step]
             assert np.abs(step[:, 0] - d["v"]).max() < 1e-6, name      # the step ran at the grid v
-        np.testing.assert_allclose(np.array(ours_init), init, rtol=1e-12, atol=0, err_msg=name)
+        # at the singular points the rates take x / (1 - exp(x / k)) at x ~ 1e-4 (the nudge):
+        # one ulp of exp (ours, _fastexp, against NEURON's libm; either may be the nearer)
+        # moves 1 - exp by 2e-16 / 2e-5 ~ 1e-11 relative: 1e-10 there (a wrong rate there, as
+        # the pre-fix NaTa_t h rates at -38 mV, is off by ~1e-5; states are <= 1), 1e-12 and
+        # 1e-14 elsewhere
+        sing = np.isin(d["v"], REF.SINGULAR_MV) if name != "SK_E2" else np.zeros(len(init), bool)
+        ours_init, ours_step = np.array(ours_init), np.array(ours_step)
+        np.testing.assert_allclose(ours_init[~sing], init[~sing], rtol=1e-12, atol=0, err_msg=name)
+        np.testing.assert_allclose(ours_init[sing], init[sing], rtol=1e-10, atol=0, err_msg=name)
         after, before = step[:, 1 + ns:], step[:, 1:1 + ns]
         assert np.abs(after - before).max() > 1e-4, name
-        np.testing.assert_allclose(np.array(ours_step), after, rtol=0, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(ours_step[~sing], after[~sing], rtol=0, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(ours_step[sing], after[sing], rtol=0, atol=1e-10, err_msg=name)
 
 
 # --- the generated kernel against the hand-written one ------------------------------------------
@@ -262,6 +272,110 @@ def test_nmda_mg_block_follows_jahr_and_stevens():
     b = 1.0 / (1.0 + math.exp(0.062 * 70.0) / 3.57)
     assert b == pytest.approx(0.0445, abs=1e-4)
     assert dvs[1.0] / dvs[0.0] == pytest.approx(b, rel=0.02)    # linearised step: first order
+
+
+# --- per-cell synapse parameters ---------------------------------------------------------------
+SYN_TAU1, SYN_TAU2, SYN_E = (0.2, 0.5, 1.0), (1.7, 5.0, 20.0), (0.0, -20.0, -80.0)
+NMDA_MG = (0.0, 1.0, 2.0)
+
+
+def _per_cell_syn_spec():
+    """Three passive ball-and-sticks, an Exp2Syn and an NMDA synapse whose parameters differ per cell."""
+    soma = cylinder("soma", 20.0, 20.0, kind="soma", start=(0.0, 0.0, -10.0))
+    dend = cylinder("dend", 400.0, 2.0, kind="dend", start=(0.0, 0.0, 10.0), parent="soma", nseg=11)
+    return CellPopulation(morphology=Morphology(sections=(soma, dend)), n=3, celsius=6.3, v_init_mV=-65.0,
+                          mechanisms=(Insert(mechanism="pas", params={"g_S_cm2": 1e-4, "e_mV": -65.0}),),
+                          synapses=(Exp2Syn(section="dend", x=0.5, tau1_ms=SYN_TAU1, tau2_ms=SYN_TAU2, e_mV=SYN_E),
+                                    NMDA(section="dend", x=0.8, mg_mM=NMDA_MG, e_mV=(0.0, 0.0, 10.0))))
+
+
+def test_per_cell_synapse_conductance_is_each_cells_dual_exponential():
+    """One spike of weight w onto the per-cell Exp2Syn of each cell: cell c's conductance is the
+    normalised dual exponential with its own tau1, tau2 (closed form, rounding: 1e-12 uS)."""
+    spec = _per_cell_syn_spec()
+    s = spec.build(None)
+    w = 0.002
+    ids = np.array([0, 2, 4], np.int64)               # synapse 0 of cells 0, 1, 2
+    s.advance(0, s.dt_ticks, {"syn": Spikes(np.zeros(3, np.int64), ids, np.full(3, w))})
+    for k in range(1, 200):
+        t = k * spec.dt_ms
+        g = s.synaptic_conductances()[0]
+        for c in range(3):
+            t1, t2 = SYN_TAU1[c], SYN_TAU2[c]
+            tp = t1 * t2 / (t2 - t1) * math.log(t2 / t1)
+            want = w * (math.exp(-t / t2) - math.exp(-t / t1)) / (math.exp(-tp / t2) - math.exp(-tp / t1))
+            assert g[c] == pytest.approx(want, abs=1e-12)
+        s.advance(k * s.dt_ticks, (k + 1) * s.dt_ticks, {})
+
+
+def test_per_cell_synapse_parameters_match_neuron():
+    """The three cells against NEURON 9 (Exp2Syn built in, NMDA_Mg.mod of tests/data/mod compiled
+    now), each built with its own tau1/tau2/e and [Mg], fed the same spikes: rounding-level
+    agreement (1e-6 mV at worst over 60 ms); the cells differ from each other by millivolts."""
+    if _nrnivmodl_works():
+        pytest.skip(_nrnivmodl_works())
+    pytest.importorskip("neuron")
+    import tempfile
+    times = (5.0, 7.0, 30.0)
+    spec = _per_cell_syn_spec()
+    s = spec.build(None)
+    ev = [(t, c * 2 + j) for t in times for c in range(3) for j in range(2)]
+    syn = Spikes(np.array([round(t * TICKS_PER_MS) for t, _ in ev], np.int64), np.array([i for _, i in ev], np.int64),
+                 np.full(len(ev), 0.003))
+    v = s.advance(0, int(60 * TICKS_PER_MS), {"syn": syn}).outputs["v_soma"].data
+    code = f"""
+import sys, numpy as np
+from pathlib import Path
+from neuron import h
+d = Path(sys.argv[1])
+h.nrn_load_dll(str(next(d.glob("*/.libs/libnrnmech.so"), None) or next(d.glob("*/libnrnmech.so"))))
+h.load_file("stdrun.hoc")
+h.celsius, h.dt, h.steps_per_ms, h.secondorder = 6.3, 0.025, 40.0, 0
+out = []
+for c in range(3):
+    soma = h.Section(name="soma"); soma.L = soma.diam = 20.0
+    dend = h.Section(name="dend"); dend.L, dend.diam, dend.nseg = 400.0, 2.0, 11
+    dend.connect(soma(1.0))
+    for sec in (soma, dend):
+        sec.Ra, sec.cm = 100.0, 1.0
+        sec.insert("pas")
+        for seg in sec:
+            seg.g_pas, seg.e_pas = 1e-4, -65.0
+    a = h.Exp2Syn(dend(0.5)); a.tau1, a.tau2, a.e = {SYN_TAU1}[c], {SYN_TAU2}[c], {SYN_E}[c]
+    b = h.NMDA_Mg(dend(0.8)); b.tau1, b.tau2, b.e, b.mg = 0.29, 43.0, (0.0, 0.0, 10.0)[c], {NMDA_MG}[c]
+    ncs = [h.NetCon(None, x) for x in (a, b)]
+    for nc in ncs:
+        nc.weight[0] = 0.003
+    fih = h.FInitializeHandler(lambda: [nc.event(t) for nc in ncs for t in {times}])
+    rec = h.Vector().record(soma(0.5)._ref_v)
+    h.finitialize(-65.0)
+    h.continuerun(60.0)
+    out.append(np.array(rec)[:2400])
+    del fih, ncs, a, b, rec, soma, dend
+np.save(sys.argv[2], np.array(out))
+"""
+    with tempfile.TemporaryDirectory() as d:
+        shutil.copy(DATA / "mod" / "NMDA_Mg.mod", d)
+        exe = shutil.which("nrnivmodl") or str(Path(sys.executable).parent / "nrnivmodl")
+        subprocess.run([exe], cwd=d, check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-c", code, d, f"{d}/v.npy"], check=True, capture_output=True, timeout=600)
+        ref = np.load(f"{d}/v.npy")
+    for c in range(3):
+        np.testing.assert_allclose(v[:, c], ref[c], rtol=0, atol=1e-6)
+    assert min(np.abs(ref[a] - ref[b]).max() for a, b in ((0, 1), (1, 2), (0, 2))) > 1.0
+
+
+def test_per_cell_synapse_values_are_validated():
+    with pytest.raises(ModelError, match=r"synapses\[0\]: 'tau1_ms' has 2 values.*n = 3"):
+        _per_cell_syn_spec().replace(synapses=(Exp2Syn(section="dend", tau1_ms=(0.1, 0.2)),))
+    with pytest.raises(ModelError, match=r"'tau1_ms' must be smaller than 'tau2_ms' \(cell 1\)"):
+        Exp2Syn(section="dend", tau1_ms=(0.1, 3.0), tau2_ms=2.0)
+    with pytest.raises(ModelError, match=r"'mg_mM' must be >= 0"):
+        NMDA(section="dend", mg_mM=(1.0, -1.0))
+    with pytest.raises(ModelError, match=r"'e_mV' must be a finite number.*nan"):
+        Exp2Syn(section="dend", e_mV=(0.0, float("nan")))
+    spec = _per_cell_syn_spec()
+    assert CellPopulation.from_dict(spec.to_dict()) == spec
 
 
 # --- registry ------------------------------------------------------------------------------------

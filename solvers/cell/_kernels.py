@@ -169,7 +169,7 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
             n_steps, dt, t0_ms, blk * B, n_cells, v[blk], parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
             hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m[blk], hh_h[blk], hh_n[blk], q10, hh_tab,
             ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
-            syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a[blk], syn_b[blk],
+            syn_node, syn_e[blk], syn_mg[blk], syn_fac[blk], syn_d1[blk], syn_d2[blk], syn_a[blk], syn_b[blk],
             ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
             soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
             want_imem, imem_row, imem, stim_out, v_out, rhs, d, gm, vfac)
@@ -197,9 +197,9 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     hh_tab: NEURON's rate table (:func:`hh_table`), or (0, 6) for exact rates every step.
     ic_*: node, delay/duration (ms), amplitude (nA), one entry per clamp (same in every cell).
     al_*: alpha synapses: node, onset (ms), tau (ms), gmax (uS), e (mV), same in every cell.
-    syn_*: node (S,), e mV, [Mg] mM (0: no Mg block; NMDA), peak factor, decay per step
-    exp(-dt/tau1), exp(-dt/tau2); states
-    A, B (S, n) uS. ev_*: input spikes sorted by step: step, synapse, cell, weight (uS).
+    syn_*: node (S,); per synapse and cell (S, n): e mV, [Mg] mM (0: no Mg block; NMDA), peak
+    factor, decay per step exp(-dt/tau1), exp(-dt/tau2); states A, B (S, n) uS.
+    ev_*: input spikes sorted by step: step, synapse, cell, weight (uS).
     soma: recording and threshold node; rec_out (n_steps, n) gets v there before each step;
     upward crossings of thr (mV) go to spk_cell / spk_frac (fraction of the step) / spk_step,
     and the count is returned. inj (n_steps, n_cells) nA injected at the soma, or (0, 0).
@@ -221,8 +221,8 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
         while ev < ev_end and ev_step[ev] == step:
             k = ev_syn[ev]
             c = ev_cell[ev]
-            syn_a[k, c] += ev_w[ev] * syn_fac[k]
-            syn_b[k, c] += ev_w[ev] * syn_fac[k]
+            syn_a[k, c] += ev_w[ev] * syn_fac[k, c]
+            syn_b[k, c] += ev_w[ev] * syn_fac[k, c]
             ev += 1
         # passive leak (dense: zero where absent) and the constant part of the diagonal
         for i in range(N):
@@ -249,20 +249,24 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 d[i, c] += gna + gk + hh_gl[k]
         for k in range(syn_node.shape[0]):
             i = syn_node[k]
-            mg = syn_mg[k]
+            mg = 0.0
+            for c in range(n):
+                mg = max(mg, syn_mg[k, c])
             if mg > 0.0:
                 # NMDA: Mg block B(v) = 1 / (1 + exp(-0.062 v) [Mg] / 3.57) (Jahr & Stevens
-                # 1990); di/dv = g (B + (v - e) dB/dv), dB/dv = 0.062 B (1 - B)
+                # 1990); di/dv = g (B + (v - e) dB/dv), dB/dv = 0.062 B (1 - B). A cell with
+                # [Mg] 0 here gets B = 1 and dB/dv = 0 exactly: the plain synapse's numbers
                 for c in range(n):
                     g = syn_b[k, c] - syn_a[k, c]
                     vi = v[i, c]
-                    bm = 1.0 / (1.0 + math.exp(-0.062 * vi) * (mg / 3.57))
-                    rhs[i, c] -= g * bm * (vi - syn_e[k])
-                    d[i, c] += g * (bm + (vi - syn_e[k]) * 0.062 * bm * (1.0 - bm))
+                    es = syn_e[k, c]
+                    bm = 1.0 / (1.0 + math.exp(-0.062 * vi) * (syn_mg[k, c] / 3.57))
+                    rhs[i, c] -= g * bm * (vi - es)
+                    d[i, c] += g * (bm + (vi - es) * 0.062 * bm * (1.0 - bm))
             else:
                 for c in range(n):
                     g = syn_b[k, c] - syn_a[k, c]
-                    rhs[i, c] -= g * (v[i, c] - syn_e[k])
+                    rhs[i, c] -= g * (v[i, c] - syn_e[k, c])
                     d[i, c] += g
         # timed alpha conductances, at the step's midpoint as NEURON's BREAKPOINT sees them
         for k in range(al_node.shape[0]):
@@ -379,6 +383,6 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 hh_n[k, c] += (1.0 - math.exp(-dt / ntau)) * (ninf - hh_n[k, c])
         for k in range(syn_node.shape[0]):
             for c in range(n):
-                syn_a[k, c] *= syn_d1[k]
-                syn_b[k, c] *= syn_d2[k]
+                syn_a[k, c] *= syn_d1[k, c]
+                syn_b[k, c] *= syn_d2[k, c]
     return n_spk

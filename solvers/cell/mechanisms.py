@@ -248,24 +248,54 @@ class Exp2Syn(Spec):
 
     mg_mM > 0 adds NMDA's voltage-dependent Mg block: i = g B(v) (v - e), B = 1 / (1 +
     exp(-0.062 v) [Mg] / 3.57) (Jahr & Stevens 1990, as in Blue Brain's ProbAMPANMDA_EMS.mod).
+
+    tau1_ms, tau2_ms, e_mV and mg_mM are each one number for every cell of the population, or
+    a sequence of one per cell (length n, checked by the population), as Insert's parameters.
     """
 
     section: str
     x: float = 0.5
-    tau1_ms: float = 0.5
-    tau2_ms: float = 2.0
-    e_mV: float = 0.0
-    mg_mM: float = 0.0
+    tau1_ms: float | tuple = 0.5
+    tau2_ms: float | tuple = 2.0
+    e_mV: float | tuple = 0.0
+    mg_mM: float | tuple = 0.0
+
+    #: the fields that may hold one value per cell
+    PER_CELL: ClassVar[tuple] = ("tau1_ms", "tau2_ms", "e_mV", "mg_mM")
 
     def __post_init__(self) -> None:
         require_str(self, "section")
-        require_number(self, "x", "e_mV")
-        require_number(self, "mg_mM", nonnegative=True)
-        require_number(self, "tau1_ms", "tau2_ms", positive=True)
+        require_number(self, "x")
         if not 0.0 <= self.x <= 1.0:
             raise fail(self, f"'x' must be in [0, 1] (got {self.x})")
-        if self.tau1_ms >= self.tau2_ms:
-            raise fail(self, f"'tau1_ms' must be smaller than 'tau2_ms' (got {self.tau1_ms} >= {self.tau2_ms})")
+        for name in self.PER_CELL:
+            v = getattr(self, name)
+            if hasattr(v, "tolist"):
+                v = v.tolist()
+            vals = v if isinstance(v, (list, tuple)) else (v,)
+            if isinstance(v, (list, tuple)) and not v or not all(_finite(x) for x in vals):
+                raise fail(self, f"{name!r} must be a finite number or a non-empty sequence of "
+                                 f"finite numbers, one per cell (got {v!r})")
+            if name in ("tau1_ms", "tau2_ms") and min(vals) <= 0.0:
+                raise fail(self, f"{name!r} must be > 0 (got {v!r})")
+            if name == "mg_mM" and min(vals) < 0.0:
+                raise fail(self, f"'mg_mM' must be >= 0 (got {v!r})")
+            object.__setattr__(self, name, tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else float(v))
+        t1, t2 = self.tau1_ms, self.tau2_ms
+        if isinstance(t1, tuple) and isinstance(t2, tuple) and len(t1) != len(t2):
+            raise fail(self, f"'tau1_ms' and 'tau2_ms' have {len(t1)} and {len(t2)} values (one per cell each)")
+        n = max(len(t) if isinstance(t, tuple) else 1 for t in (t1, t2))
+        for c in range(n):
+            a = t1[c] if isinstance(t1, tuple) else t1
+            b = t2[c] if isinstance(t2, tuple) else t2
+            if a >= b:
+                where = f" (cell {c})" if n > 1 else ""
+                raise fail(self, f"'tau1_ms' must be smaller than 'tau2_ms'{where} (got {a} >= {b})")
+
+    def per_cell(self, name: str, n: int):
+        """(n,) float64 array of field ``name`` for a population of n cells."""
+        import numpy as np
+        return np.broadcast_to(np.asarray(getattr(self, name), dtype=np.float64), (n,)).copy()
 
     kind: ClassVar[str] = "exp2syn"
 

@@ -265,6 +265,12 @@ class CellPopulation(SolverSpec):
                         raise fail(self, f"{fname}[{i}]{what}: parameter {pname!r} has "
                                          f"{len(val)} values but the population has n = {self.n} cells "
                                          f"(give one number, or one per cell)")
+        for i, syn in enumerate(self.synapses):
+            for fname in Exp2Syn.PER_CELL:
+                val = getattr(syn, fname)
+                if isinstance(val, tuple) and len(val) != self.n:
+                    raise fail(self, f"synapses[{i}]: {fname!r} has {len(val)} values but the population "
+                                     f"has n = {self.n} cells (give one number, or one per cell)")
         for fname in ("positions_um", "rotations_deg"):
             if getattr(self, fname) is not None:
                 arr = np.array(as_tuple(self, fname, float))
@@ -451,16 +457,21 @@ class CellSolver:
                         for f in ("onset_ms", "tau_ms", "gmax_uS", "e_mV"))
         sy = spec.synapses
         self.syn_node = np.array([lay.node_at(s.section, s.x) for s in sy], dtype=np.int64)
-        facs = []
-        for s in sy:
-            # NEURON's Exp2Syn: normalise so a weight w gives a peak conductance w
-            tp = s.tau1_ms * s.tau2_ms / (s.tau2_ms - s.tau1_ms) * math.log(s.tau2_ms / s.tau1_ms)
-            facs.append(1.0 / (-math.exp(-tp / s.tau1_ms) + math.exp(-tp / s.tau2_ms)))
-        self.syn_e = np.array([s.e_mV for s in sy], dtype=np.float64)
-        self.syn_mg = np.array([s.mg_mM for s in sy], dtype=np.float64)
-        self.syn_fac = np.array(facs, dtype=np.float64)
-        self.syn_d1 = np.exp(-self.dt / np.array([s.tau1_ms for s in sy], dtype=np.float64))
-        self.syn_d2 = np.exp(-self.dt / np.array([s.tau2_ms for s in sy], dtype=np.float64))
+
+        def per_syn(fname):
+            # (S, n): one value per synapse and cell
+            return np.array([s.per_cell(fname, n) for s in sy], dtype=np.float64).reshape(len(sy), n)
+        tau1, tau2 = per_syn("tau1_ms"), per_syn("tau2_ms")
+        # NEURON's Exp2Syn: normalise so a weight w gives a peak conductance w
+        tp = tau1 * tau2 / (tau2 - tau1) * np.log(tau2 / tau1)
+        syn = {"e": per_syn("e_mV"), "mg": per_syn("mg_mM"),
+               "fac": 1.0 / (-np.exp(-tp / tau1) + np.exp(-tp / tau2)),
+               "d1": np.exp(-self.dt / tau1), "d2": np.exp(-self.dt / tau2)}
+        pad = nb * B - n
+        for key, a in syn.items():
+            # (S, n) -> (blocks, S, B); padding columns repeat the last cell (valid values)
+            a = np.pad(a, ((0, 0), (0, pad)), mode="edge") if a.size else np.zeros((len(sy), nb * B))
+            setattr(self, f"syn_{key}", np.ascontiguousarray(a.reshape(len(sy), nb, B).transpose(1, 0, 2)))
         self.syn_a = np.zeros((nb, len(sy), B))
         self.syn_b = np.zeros((nb, len(sy), B))
         self.soma_node = lay.node_at(spec.soma, 0.5)
