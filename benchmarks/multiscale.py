@@ -47,6 +47,10 @@ coordinator writing and routing, latency). Both tables are checked to add up to 
 (the residual is printed). CPU time (this process, plus reaped children on zmq) is printed
 beside the wall time, since other jobs on a shared machine distort wall time.
 
+The timing is not free: each timed call adds about a microsecond (measured at start on a no-op
+and printed as timed calls per window x that cost), most of it inside communication, so the
+coupling printed is an upper bound by that much.
+
 When zmq pipelines (``ZmqTransport(pipeline=...)``; by default only with a core per worker to
 spare), window w + 1 is posted before window w is written, so the writing and the probes' global
 stage in a span run while the workers compute: only their excess over the busiest solver's work
@@ -81,6 +85,7 @@ perf = time.perf_counter
 cpu = time.thread_time     # CPU time of this thread: the phase's own work, without preemption
 COMM = ("push", "collect", "checks", "encode", "send", "recv", "decode", "take", "beat", "loop")
 WRITE = ("recorded", "append", "flush", "finish")
+WRAP_US = 0.0   # what one timed call adds (us), measured in main()
 
 
 def load_example():
@@ -118,6 +123,7 @@ class Clock:
                 acc = self.acc
                 acc[key] += d - child[0]
                 acc[cpu_key] += dc - child[1]
+                acc["#calls"] += 1
                 if st:
                     st[-1][0] += d
                     st[-1][1] += dc
@@ -131,6 +137,27 @@ class Clock:
 
 
 CLOCK = Clock()
+
+
+def wrapper_cost_s(n: int = 20000) -> float:
+    """What one timed call adds (s of CPU): the clocks and the bookkeeping, measured on a no-op
+    (thread CPU time, the best of 5, so that other jobs on the machine do not inflate it)."""
+    probe = Clock()
+    f = probe.wrap(lambda: None, "x")
+    plain = lambda: None  # noqa: E731
+    best = float("inf")
+    for _ in range(5):
+        t = cpu()
+        for _ in range(n):
+            plain()
+        base = cpu() - t
+        t = cpu()
+        for _ in range(n):
+            f()
+        best = min(best, (cpu() - t - base) / n)
+    return max(0.0, best)
+
+
 _PATCHED: list[tuple[object, str, object]] = []
 
 
@@ -309,6 +336,9 @@ def report_inproc(r, detail=False) -> float:
         print("  per phase, us per window (exclusive), wall/CPU:")
         _detail("inproc", ws)
     share = comm / wall
+    calls = _sum(ws, ("#calls",)) / max(len(ws), 1)
+    print(f"  timing itself: {calls:.0f} timed calls per window, about {calls * WRAP_US:.0f} us per window "
+          f"({calls * WRAP_US * 1e-6 * len(ws):.3f} s), most of it inside communication")
     print(f"  coupling = communication (no waiting in one process): {share:.1%} of wall, "
           f"{comm / r['loop']:.1%} of the window loop\n")
     return share
@@ -413,6 +443,10 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
         _detail("coordinator", ws)
         for s in sorted(workers):
             _detail(s, workers[s][1:])
+    calls = _sum(ws, ("#calls",)) / max(len(ws), 1)
+    wcalls = max((_sum(rows[1:], ("#calls",)) / max(len(rows) - 1, 1) for rows in workers.values()), default=0.0)
+    print(f"  timing itself: {calls:.0f} timed calls per window in the coordinator, up to {wcalls:.0f} in a "
+          f"worker: about {(calls + wcalls) * WRAP_US:.0f} us per window on the critical path")
     share, share_loop = tot["coupling"] / wall, tot["coupling"] / loop
     print(f"  coupling: {share:.1%} of wall, {share_loop:.1%} of the window loop (without start-up)\n")
     return share, share_loop
@@ -429,6 +463,8 @@ def main() -> None:
                          "writing this one, or not)")
     ap.add_argument("--detail", action="store_true", help="print every phase's time per window")
     args = ap.parse_args()
+    global WRAP_US
+    WRAP_US = 1e6 * wrapper_cost_s()
     ex = load_example()
     model = ex.build(scale=args.scale, t_stop_ms=args.t_stop)
     with tempfile.TemporaryDirectory() as tmp:
