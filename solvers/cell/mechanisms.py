@@ -326,7 +326,8 @@ class AlphaSynapse(Spec):
 # 43 ms with the Jahr & Stevens (1990) Mg block at 1 mM; GABA-A rise 0.2 ms, decay 8 ms, -80 mV.
 def AMPA(*, section: str, x: float = 0.5, tau1_ms: float = 0.2, tau2_ms: float = 1.7,
          e_mV: float = 0.0) -> Exp2Syn:
-    """An AMPA synapse (an :class:`Exp2Syn` fed by the ``syn`` port): reversal 0 mV."""
+    """An AMPA synapse (an :class:`Exp2Syn` fed by the ``syn`` port): reversal 0 mV. Each value
+    may be one per cell (a sequence of length n), in this and the other presets."""
     return Exp2Syn(section=section, x=x, tau1_ms=tau1_ms, tau2_ms=tau2_ms, e_mV=e_mV)
 
 
