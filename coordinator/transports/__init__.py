@@ -17,7 +17,13 @@ from ..signals import WindowResult
 
 @runtime_checkable
 class Transport(Protocol):
-    """One seam between the scheduler and wherever the solvers run."""
+    """One seam between the scheduler and wherever the solvers run.
+
+    Optional: ``post(t0, t1)`` and ``gather(t0, t1)``, ``advance`` split into sending a window
+    and collecting its results, with a ``pipeline`` attribute (read after ``start``); when it is
+    true the scheduler posts window w + 1 before it writes window w, so that writing overlaps
+    the solvers' compute (zmq does so when the machine has a core per worker to spare).
+    """
 
     def start(self, plan: Plan) -> None:
         """Build every solver (wherever it runs) and the routing for ``plan``."""
