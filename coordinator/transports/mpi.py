@@ -141,6 +141,7 @@ class MpiTransport:
         self.subcomms: list[Any] = []
         self.compute_s: dict[str, float] = {}
         self.exchange_s = 0.0
+        self._send_bufs: dict[int, np.ndarray] = {}   # per destination rank, reused by _pack
         self._stopped = False     # every rank has left the window loop (end, failure or stop)
         self._t_done = 0
         self._in_exchange = False
@@ -180,6 +181,11 @@ class MpiTransport:
                     self.runners[name] = build_solver(plan, name, comm=comms.get(name))
                     self.inboxes[name] = Inbox(plan, name)
                     self.compute_s[name] = 0.0
+            # what a window's delivery calls, resolved once: per source port, its links' push
+            # methods, and (source, port, pushes) for the local solvers' outputs to local ones
+            self._pushes = {key: [self.inboxes[lk.target.solver].links[lk.index].push for lk in lks]
+                            for key, lks in self.links_by_source.items()}
+            self._local_pushes = [(s, port, self._pushes[(s, port)]) for (s, port) in self.local_out]
         except BaseException as exc:
             err = _describe(exc, None, self.rank)
         self._exchange(err, {}, t0=None)
@@ -298,13 +304,14 @@ class MpiTransport:
         try:
             received = self._unpack_all(bufs, t0)
             # deliver: what came from other ranks, then what local solvers produced for local ones
-            for (s, port), sig in received["out"].items():
-                for lk in self.links_by_source.get((s, port), ()):
-                    self.inboxes[lk.target.solver].push(lk.index, sig)
-            for (s, port) in self.local_out:
+            pushes = self._pushes
+            for key, sig in received["out"].items():
+                for push in pushes.get(key, ()):
+                    push(sig)
+            for s, port, local in self._local_pushes:
                 sig = results[s].outputs[port]
-                for lk in self.links_by_source[(s, port)]:
-                    self.inboxes[lk.target.solver].push(lk.index, sig)
+                for push in local:
+                    push(sig)
         except Exception as exc:
             if self.writes or self._stopped:
                 raise   # rank 0 stops the others in close(); after the last window none waits
@@ -369,7 +376,7 @@ class MpiTransport:
         payload: dict[int, np.ndarray] = {}
         if window and status == _OK:
             try:
-                payload = {dst: self._pack(results, sts) for dst, sts in self._send.items()}
+                payload = {dst: self._pack(results, sts, dst) for dst, sts in self._send.items()}
             except Exception as exc:   # announce it in this exchange rather than leave the others waiting
                 err = _describe(exc, t0, self.rank)
                 status, payload = _FAILED, {}
@@ -441,7 +448,7 @@ class MpiTransport:
         errors = [json.loads(bytes(rbuf[d:d + c]).decode()) for d, c in zip(displ, counts) if c]
         raise _as_error(errors)
 
-    def _pack(self, results: Mapping[str, WindowResult], streams: list) -> np.ndarray:
+    def _pack(self, results: Mapping[str, WindowResult], streams: list, dst: int) -> np.ndarray:
         """One message: int64 element counts of its arrays, then the arrays' bytes."""
         arrays: list[np.ndarray] = []
         for st in streams:
@@ -463,9 +470,22 @@ class MpiTransport:
                                    np.asarray(sig.data, dtype=np.float64)]
                 for name, _ in st[3]:
                     arrays.append(np.asarray(res.probe_parts[name], dtype=np.float64))
-        parts = [np.array([a.size for a in arrays], np.int64).view(np.uint8)]
-        parts += [a.reshape(-1).view(np.uint8) for a in arrays]
-        return np.concatenate(parts)
+        # into this destination's buffer, kept between windows (grown when a window needs more):
+        # the send completes within the exchange, before the next window packs again
+        head = 8 * len(arrays)
+        total = head
+        for a in arrays:
+            total += a.nbytes
+        buf = self._send_bufs.get(dst)
+        if buf is None or len(buf) < total:
+            buf = self._send_bufs[dst] = np.empty(max(total, 2 * (0 if buf is None else len(buf))), np.uint8)
+        buf[:head].view(np.int64)[:] = [a.size for a in arrays]
+        pos = head
+        for a in arrays:
+            n = a.nbytes
+            buf[pos:pos + n] = a.reshape(-1).view(np.uint8)
+            pos += n
+        return buf[:total]
 
     def _unpack(self, buf: np.ndarray, offset: int, count: int, src: int, t0: int,
                 program: tuple, got: dict) -> None:
