@@ -151,11 +151,14 @@ def test_constant_weight_groups_deliver_as_the_per_synapse_csr():
 
     pops = (Population(name="A", size=60, poisson_rate_hz=12000.0, poisson_weight=1.5),
             Population(name="B", size=40, model=IafPscExp(), poisson_rate_hz=12000.0, poisson_weight=40.0))
-    projs = (Projection(source="A", target="A", rule=FixedIndegree(indegree=6), weight=0.7, delay_ms=1.5),
+    # a drawn projection first, then constant ones onto the same targets with the same delay: the
+    # per-synapse layout must put the groups' synapses first in each row, as they are delivered
+    projs = (Projection(source="A", target="B", rule=FixedIndegree(indegree=3), weight=Normal(mean=20, std=2),
+                        delay_ms=1.5),
+             Projection(source="A", target="A", rule=FixedIndegree(indegree=6), weight=0.7, delay_ms=1.5),
              Projection(source="A", target="B", rule=FixedIndegree(indegree=6), weight=0.7, delay_ms=1.5),
              Projection(source="B", target="A", rule=FixedIndegree(indegree=5), weight=-1.2, delay_ms=0.8),
-             Projection(source="B", target="B", rule=FixedIndegree(indegree=5), weight=-30.0, delay_ms=2.0),
-             Projection(source="A", target="B", rule=FixedIndegree(indegree=3), weight=Normal(mean=20, std=2)))
+             Projection(source="B", target="B", rule=FixedIndegree(indegree=5), weight=-30.0, delay_ms=2.0))
     spec = PointNetwork(populations=pops, projections=projs, dt_ms=0.1)
     a = spec.build(SolverContext("net", 4, np.random.default_rng(4)))
     b = PerSynapse(spec, np.random.default_rng(4))

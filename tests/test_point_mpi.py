@@ -42,8 +42,9 @@ def brunel(scale: float = 0.02) -> PointNetwork:
 def features(ranks: int = 2) -> PointNetwork:
     """Every path of the distributed solver: exp synapses (inhibitory slots), drawn initial V,
     thresholds and currents, per-neuron model parameters (drawn and given), noise, drawn
-    per-synapse delays (rows of mixed delay), dense all-to-all projections with and without
-    autapses, recorded V, a min delay of 1 ms."""
+    per-synapse delays (rows of mixed delay), constant-weight groups sharing targets with drawn
+    synapses, dense all-to-all projections with and without autapses, recorded V, a min delay of
+    1 ms."""
     lif = IafPscDelta(tau_m_ms=20.0, c_m_pF=1.0, e_l_mV=0.0, v_th_mV=20.0, v_reset_mV=10.0, t_ref_ms=2.0)
     pops = (Population(name="A", size=37, model=IafPscExp(), poisson_rate_hz=8000.0, poisson_weight=30.0,
                        noise_std_pA=30.0, v_init_mV=Normal(mean=-65.0, std=4.0), record_v=True,
@@ -60,7 +61,10 @@ def features(ranks: int = 2) -> PointNetwork:
              Projection(source="C", target="B", rule=AllToAll(), weight=-0.3, delay_ms=1.2, dense=True),
              Projection(source="C", target="C", rule=AllToAll(), weight=0.2, delay_ms=1.5, dense=True,
                         allow_autapses=False),
-             Projection(source="B", target="C", rule=FixedIndegree(indegree=3), weight=0.4, delay_ms=1.1))
+             Projection(source="B", target="C", rule=FixedIndegree(indegree=3), weight=0.4, delay_ms=1.1),
+             # a constant projection after a drawn one between the same populations: one process
+             # holds it as a group delivered first, the ranks as the head of each CSR row
+             Projection(source="A", target="B", rule=FixedIndegree(indegree=2), weight=0.25, delay_ms=2.0))
     return PointNetwork(populations=pops, projections=projs, dt_ms=0.1, ranks=ranks)
 
 

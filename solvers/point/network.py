@@ -510,6 +510,7 @@ class PointNetworkSolver:
         # constant weight and delay: one weight per (source population, weight, delay) group and
         # only target slots per synapse (uint16 where they fit) instead of 9 bytes (see _compact)
         groups: dict = {}
+        const_parts: dict = {}
         for pr in spec.projections:
             si, ti = index[pr.source], index[pr.target]
             n_src, n_tgt = spec.populations[si].size, spec.populations[ti].size
@@ -549,13 +550,20 @@ class PointNetworkSolver:
                 check_weights(pr.plasticity, w, f"projection {pr.source}->{pr.target}")
                 plastic.append((pr, si, ti, src, slot, w, d))
                 continue
-            if self._compact and is_number(pr.weight) and is_number(pr.delay_ms):
+            if is_number(pr.weight) and is_number(pr.delay_ms):
                 key = (si, float(np.float32(pr.weight)), int(d[0]) if m else 1)
-                groups.setdefault(key, []).append((src - np.int32(self.lo[si]), slot))
+                if self._compact:
+                    groups.setdefault(key, []).append((src - np.int32(self.lo[si]), slot))
+                else:
+                    const_parts.setdefault(key, []).append(self._keep_synapses(src, slot, w, d))
                 continue
             parts.append(self._keep_synapses(src, slot, w, d))
         self.depth = max_d
         self._compact_groups(groups)
+        # without groups, their synapses lead each CSR row in group order: every ring slot then
+        # sums a spike's weights in the same order as with groups, so the float sums (and the
+        # spikes) do not depend on which layout holds them (distributed.py)
+        parts = [x for v in const_parts.values() for x in v] + parts
         self._connect_plastic(plastic)
         cols = list(zip(*dense)) if dense else [(), (), (), (), ()]
         self.dense = (np.repeat(np.arange(len(spec.populations), dtype=np.int64), np.diff(self.lo)),
