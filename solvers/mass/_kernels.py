@@ -22,6 +22,8 @@ integrator's stages.
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from .._jit import njit
 
@@ -261,17 +263,44 @@ def _jr_fast(x, c, u, dx, aux, fast, ws, wk, ea_given):
 
 
 
+def _at(a, i):
+    """a[i] for an array of per-region values, a itself for one value shared by every region."""
+    return a if np.isscalar(a) else a[i]
+
+
+@overload(_at)
+def _at_numba(a, i):
+    if isinstance(a, types.Array):
+        return lambda a, i: a[i]
+    return lambda a, i: a
+
+
+@njit
+def _jr_heun(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt, homogeneous):
+    """One Heun step of Jansen-Rit (fast >= 1) in place on x (see _jr_heun_rows); with
+    homogeneous (every region has the same parameters) the constants are numbers instead of
+    rows, which saves a load per constant and element (the same operations: the same bits)."""
+    if homogeneous:
+        _jr_heun_rows(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt, (
+            ws[6, 0], ws[7, 0], ws[8, 0], ws[9, 0], ws[10, 0], ws[11, 0], ws[12, 0], ws[13, 0],
+            ws[14, 0], ws[15, 0], ws[16, 0], ws[17, 0], ws[18, 0], ws[19, 0], ws[20, 0]))
+    else:
+        _jr_heun_rows(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt, (
+            ws[6], ws[7], ws[8], ws[9], ws[10], ws[11], ws[12], ws[13], ws[14], ws[15], ws[16],
+            ws[17], ws[18], ws[19], ws[20]))
+
+
 @njit(error_model="numpy")
-def _jr_heun(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt):
+def _jr_heun_rows(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt, q):
     """One Heun step of Jansen-Rit (fast >= 1) in place on x: dfun's _jr_fast twice with TVB's
     HeunDeterministic between, fused (the intermediate state tmp and the final update are
     written as the stages produce them, k1's copies of y3..y5 read from x). Every value is
     computed by the same operations as the unfused dfun + Heun, so the result is the same to
-    the bit. aux gets the first stage's 2 nu_max S(y1 - y2); k1, tmp (6, n): scratch."""
+    the bit. aux gets the first stage's 2 nu_max S(y1 - y2); k1, tmp (6, n): scratch.
+    q: jr_constants' rows 6..20, each a row (n,) or one number for every region (_at)."""
     n = x.shape[1]
-    ta, tb, tc, ea, eb, ec, k3 = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6]
-    r, v0, a1J, a3J, nu2 = ws[7], ws[8], ws[9], ws[10], ws[11]
-    Aa, a2a, asq, a2J, Bb, b2b, bsq, a4J, mu = ws[12], ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], ws[20]
+    ta, tb, tc, ea, eb, ec = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
+    k3, r, v0, a1J, a3J, nu2, Aa, a2a, asq, a2J, Bb, b2b, bsq, a4J, mu = q
     x0, x1, x2, x3, x4, x5 = x[0], x[1], x[2], x[3], x[4], x[5]
     t0, t1, t2, t3, t4, t5 = tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5]
     d3, d4, d5 = k1[3], k1[4], k1[5]
@@ -280,34 +309,34 @@ def _jr_heun(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt):
         y3, y4, y5 = (x3, x4, x5) if stage == 0 else (t3, t4, t5)
         if stage == 1 or not ea_given:
             for i in range(n):
-                ta[i] = r[i] * (v0[i] - (y1[i] - y2[i]))
+                ta[i] = _at(r, i) * (_at(v0, i) - (y1[i] - y2[i]))
             vexp(ta, ea, wk)
         for i in range(n):
-            tc[i] = r[i] * (v0[i] - a3J[i] * y0[i])
+            tc[i] = _at(r, i) * (_at(v0, i) - _at(a3J, i) * y0[i])
         vexp(tc, ec, wk)
         if fast == 2:
             for i in range(n):
                 e2 = ec[i] * ec[i]
-                eb[i] = (e2 * e2) * k3[i]
+                eb[i] = (e2 * e2) * _at(k3, i)
         else:
             for i in range(n):
-                tb[i] = r[i] * (v0[i] - a1J[i] * y0[i])
+                tb[i] = _at(r, i) * (_at(v0, i) - _at(a1J, i) * y0[i])
             vexp(tb, eb, wk)
         sa = aux if stage == 0 else ta
         for i in range(n):
-            sa[i] = nu2[i] / (1.0 + ea[i])                                  # sigm_y1_y2
+            sa[i] = _at(nu2, i) / (1.0 + ea[i])                                  # sigm_y1_y2
         for i in range(n):
-            tb[i] = mu[i] + a2J[i] * (nu2[i] / (1.0 + eb[i])) + c[i] + u[i]
+            tb[i] = _at(mu, i) + _at(a2J, i) * (_at(nu2, i) / (1.0 + eb[i])) + c[i] + u[i]
         for i in range(n):
-            tc[i] = nu2[i] / (1.0 + ec[i])                                  # sigm_y0_3
+            tc[i] = _at(nu2, i) / (1.0 + ec[i])                                  # sigm_y0_3
         if stage == 0:
             # k1 = (y3, y4, y5, d3, d4, d5); tmp = x + dt k1
             for i in range(n):
-                d3[i] = Aa[i] * sa[i] - a2a[i] * x3[i] - asq[i] * x0[i]
+                d3[i] = _at(Aa, i) * sa[i] - _at(a2a, i) * x3[i] - _at(asq, i) * x0[i]
             for i in range(n):
-                d4[i] = Aa[i] * tb[i] - a2a[i] * x4[i] - asq[i] * x1[i]
+                d4[i] = _at(Aa, i) * tb[i] - _at(a2a, i) * x4[i] - _at(asq, i) * x1[i]
             for i in range(n):
-                d5[i] = Bb[i] * (a4J[i] * tc[i]) - b2b[i] * x5[i] - bsq[i] * x2[i]
+                d5[i] = _at(Bb, i) * (_at(a4J, i) * tc[i]) - _at(b2b, i) * x5[i] - _at(bsq, i) * x2[i]
             for i in range(n):
                 t0[i] = x0[i] + dt * x3[i]
             for i in range(n):
@@ -330,11 +359,11 @@ def _jr_heun(x, c, u, k1, tmp, aux, fast, ws, wk, ea_given, dt):
             for i in range(n):
                 x2[i] = x2[i] + (x5[i] + t5[i]) * dt / 2.0
             for i in range(n):
-                x3[i] = x3[i] + (d3[i] + (Aa[i] * sa[i] - a2a[i] * t3[i] - asq[i] * t0[i])) * dt / 2.0
+                x3[i] = x3[i] + (d3[i] + (_at(Aa, i) * sa[i] - _at(a2a, i) * t3[i] - _at(asq, i) * t0[i])) * dt / 2.0
             for i in range(n):
-                x4[i] = x4[i] + (d4[i] + (Aa[i] * tb[i] - a2a[i] * t4[i] - asq[i] * t1[i])) * dt / 2.0
+                x4[i] = x4[i] + (d4[i] + (_at(Aa, i) * tb[i] - _at(a2a, i) * t4[i] - _at(asq, i) * t1[i])) * dt / 2.0
             for i in range(n):
-                x5[i] = x5[i] + (d5[i] + (Bb[i] * (a4J[i] * tc[i]) - b2b[i] * t5[i] - bsq[i] * t2[i])) * dt / 2.0
+                x5[i] = x5[i] + (d5[i] + (_at(Bb, i) * (_at(a4J, i) * tc[i]) - _at(b2b, i) * t5[i] - _at(bsq, i) * t2[i])) * dt / 2.0
 
 
 @njit
@@ -574,6 +603,11 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                 share = False
     # Jansen-Rit's fused Heun step (same values as dfun + Heun below)
     jr_heun = fast > 0 and model == JANSEN_RIT and integ == HEUN and not bounded
+    homogeneous = True
+    for v in range(p.shape[0]):
+        for i in range(n):
+            if p[v, i] != p[v, 0]:
+                homogeneous = False
     kb = B
     nb = B
     ke = B
@@ -680,7 +714,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                 for i in range(n):
                     dn[v, i] = noise[k, v, i] * x[v, i] if mult else noise[k, v, i]
         if jr_heun:
-            _jr_heun(x, c, uk, k1, tmp, aux, fast, ws, wk, share, dt)
+            _jr_heun(x, c, uk, k1, tmp, aux, fast, ws, wk, share, dt, homogeneous)
         else:
             dfun(model, p, x, c, uk, k1, aux, fast, ws, wk, share)
         if out_r.shape[0] > 0:
