@@ -180,7 +180,7 @@ class Link:
             data = None
             if k0 >= 0 and lo >= 0 and lo + n <= self.hist_n:
                 for b in self._blocks:
-                    m = len(b)
+                    m = b.shape[0]
                     if lo < m:
                         if lo + n <= m:
                             data = b[lo:lo + n].copy()
@@ -204,15 +204,17 @@ class Link:
     def _drop(self, drop: int) -> None:
         """Forget the oldest ``drop`` rows of the history (whole blocks, then part of one)."""
         self.hist_k0 += drop
-        drop = min(drop, self.hist_n)
-        self.hist_n -= drop
         blocks = self._blocks
-        i = 0
-        while drop and i < len(blocks) and len(blocks[i]) <= drop:
-            drop -= len(blocks[i])
-            i += 1
-        if i:
-            del blocks[:i]
+        if drop >= self.hist_n:
+            blocks.clear()
+            self.hist_n = 0
+            return
+        self.hist_n -= drop
+        m = blocks[0].shape[0]
+        while m <= drop:  # some rows stay, so a block with rows to keep comes
+            del blocks[0]
+            drop -= m
+            m = blocks[0].shape[0]
         if drop:
             blocks[0] = blocks[0][drop:]
 
