@@ -188,22 +188,49 @@ def test_a_spec_asking_for_more_ranks_than_the_job_has_fails_the_mpi_run_with_th
             "mpiexec -n 2") in out + err
 
 
-def plastic_model() -> ps.Model:
+def plastic_model(ranks: int = 2) -> ps.Model:
+    """STDP on two projections (E->E multiplicative with dendritic delays drawn, E->I additive)
+    of a Poisson-driven network whose plastic weights shape its firing, every spike recorded,
+    and a static inhibitory projection back: min delay 1 ms, windows of 5 ms."""
     from polyscale.solvers.point import STDP
-    m = ps.Model(seed=1, t_stop_ms=10.0)
-    m.solver("net", PointNetwork(populations=(Population(name="E", size=10),),
-                                 projections=(Projection(source="E", target="E", rule=FixedIndegree(indegree=2),
-                                                         weight=0.5, delay_ms=1.5, plasticity=STDP()),),
-                                 ranks=2))
+    lif = IafPscDelta(tau_m_ms=20.0, c_m_pF=1.0, e_l_mV=0.0, v_th_mV=20.0, v_reset_mV=10.0, t_ref_ms=2.0)
+    pops = (Population(name="E", size=40, model=lif, poisson_rate_hz=14000.0, poisson_weight=0.1),
+            Population(name="I", size=13, model=lif, poisson_rate_hz=12000.0, poisson_weight=0.1))
+    projs = (Projection(source="E", target="E", rule=FixedIndegree(indegree=8), weight=Uniform(low=0.2, high=1.0),
+                        delay_ms=Uniform(low=1.0, high=3.0), plasticity=STDP(lambda_=0.05, mu_plus=0.4, mu_minus=0.4,
+                                                                               w_max=2.0)),
+             Projection(source="E", target="I", rule=FixedIndegree(indegree=6), weight=0.5, delay_ms=1.5,
+                        plasticity=STDP(lambda_=0.02, alpha=1.1, w_max=1.5)),
+             Projection(source="I", target="E", rule=FixedIndegree(indegree=4), weight=-0.8, delay_ms=1.0))
+    m = ps.Model(seed=11, t_stop_ms=300.0, window_ms=5.0)
+    m.solver("net", PointNetwork(populations=pops, projections=projs, dt_ms=0.1, ranks=ranks))
+    m.record("net.E.spikes")
+    m.record("net.I.spikes")
     return m
 
 
-def test_plastic_projections_refuse_to_span_ranks_with_the_reason(tmp_path):
-    if not hasattr(ps.solvers.point, "STDP"):
-        pytest.skip("no STDP in this tree")
-    rc, out, err, path = mpirun(tmp_path, 2, "from test_point_mpi import plastic_model\nmodel = plastic_model()\n")
-    assert rc != 0
-    assert "plastic projections (E->E) cannot span 2 MPI ranks yet; run this network on one (ranks=1)" in out + err
+@pytest.mark.parametrize("world", [2, 3])
+def test_stdp_spanning_ranks_writes_the_same_run_file_as_one_process(tmp_path, world):
+    """Plastic synapses split by target across ranks, their weights updated as each spike is
+    delivered: every spike bit for bit as in one process. The comparison is not vacuous: the
+    network fires, and the same run with the weights frozen (lambda 0) fires differently."""
+    ref = tmp_path / "inproc.h5"
+    with pytest.warns(UserWarning, match=f"asks for ranks={world}"):
+        ps.run(plastic_model(world), out=ref).close()
+    rc, out, err, path = mpirun(tmp_path, world, f"from test_point_mpi import plastic_model\n"
+                                                 f"model = plastic_model({world})\n", timeout=120.0)
+    assert rc == 0, err
+    assert_same_datasets(ref, path)
+    with ps.load(ref) as run:
+        e = run.spikes("net", "E")
+        assert len(e.times) > 500
+        frozen = plastic_model(1)
+        net = frozen.solvers["net"]
+        projs = tuple(pr.replace(plasticity=pr.plasticity.replace(lambda_=0.0)) if pr.plasticity else pr
+                      for pr in net.projections)
+        frozen.solvers["net"] = net.replace(projections=projs)
+        e0 = ps.run(frozen).spikes("net", "E")
+        assert not (len(e0.times) == len(e.times) and np.array_equal(e0.times, e.times))
 
 
 def test_neuron_streams_start_at_successive_outputs_of_the_seeds_splitmix64():

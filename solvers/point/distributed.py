@@ -22,6 +22,11 @@ whatever R:
   spike emitted at step e acts from step e + d - 1 >= e + min_delay - 1, which is after the
   chunk: no rank needs it sooner.
 
+- STDP (plasticity.py): a rank holds the plastic synapses onto its own neurons with their
+  postsynaptic histories, and the presynaptic traces of every source; deliver() updates and
+  delivers a spike's plastic weights after its static ones, as the kernel does, so weights and
+  spikes are those of one process. ``weights`` gives a rank's own synapses.
+
 Outputs: every rank returns every population's spikes (all ranks know them after the
 exchanges); ``P.V_m`` is gathered (``Gatherv``) to rank 0 of the communicator, the rank whose
 outputs the mpi transport uses; the other ranks return a read-only zero view of the right shape.
@@ -30,7 +35,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...coordinator.errors import ModelError
 from ...coordinator.signals import Samples, Spikes, WindowResult
 from .._jit import njit
 from . import _kernels as K
@@ -49,7 +53,7 @@ def blocks(sizes, n_ranks: int, rank: int) -> np.ndarray:
 
 
 @njit
-def deliver(keys, n, step_base, depth, conn, dense, ring, pring, local_of, local_inh):
+def deliver(keys, n, step_base, depth, conn, dense, ring, pring, local_of, local_inh, plastic):
     """Add the spikes ``keys`` (sorted int64, emission step relative to ``step_base`` * n +
     global neuron id) into this rank's ring buffers, as the single-process kernel's phase 1 does:
     a spike emitted at step e through a synapse of delay d lands in row (e + d - 1) % depth.
@@ -59,7 +63,11 @@ def deliver(keys, n, step_base, depth, conn, dense, ring, pring, local_of, local
     dense : the global all-to-all projections (pop_of (n,), src, col, w, d, own), as the kernel's
     local_of (n,) int64 : local index of a global neuron, -1 if another rank holds it
     local_inh (n_local,) int64 : local inhibitory slot of each local neuron
+    plastic : the STDP tuple (network.py's _connect_plastic) with this rank's plastic synapses
+              (local target slots) and the pre-synaptic traces of every source: a spike's
+              weights are updated and delivered after its static ones, as the kernel does
     """
+    n_plastic = plastic[2].shape[0]
     indptr, slot, weight, delay, row_delay = conn
     pop_of, dn_src, dn_col, dn_w, dn_d, dn_own = dense
     n_dense = dn_src.shape[0]
@@ -95,6 +103,8 @@ def deliver(keys, n, step_base, depth, conn, dense, ring, pring, local_of, local
                             ring[r, li] -= dn_w[p]
                         elif dn_own[p] == 1:
                             ring[r, local_inh[li]] -= dn_w[p]
+        if n_plastic:
+            K.stdp_pre_spike(i, step_base + e, row, ring, plastic)
 
 
 class DistributedPointNetworkSolver(PointNetworkSolver):
@@ -109,13 +119,6 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
     _compact = False
 
     def __init__(self, spec: PointNetwork, rng: np.random.Generator, comm):
-        plastic = [f"{pr.source}->{pr.target}" for pr in spec.projections
-                   if getattr(pr, "plasticity", None) is not None]
-        if plastic:
-            # STDP updates weights at the post-synaptic neuron from both spike trains; its
-            # weights and traces are not split across ranks (yet)
-            raise ModelError(f"point_network: plastic projections ({', '.join(plastic)}) cannot span "
-                             f"{comm.Get_size()} MPI ranks yet; run this network on one (ranks=1)")
         from mpi4py import MPI
         self._MPI = MPI
         self.comm = comm
@@ -153,6 +156,39 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
         loc = self._slot_of[slot]
         keep = loc >= 0
         return src[keep], loc[keep].astype(np.int32), w[keep], d[keep]
+
+    def _connect_plastic(self, plastic) -> None:
+        """STDP across ranks: a rank holds the plastic synapses onto its own neurons (with their
+        postsynaptic histories, appended by its kernel) and the presynaptic traces of every
+        source (all ranks see every spike); deliver() updates and delivers the weights of each
+        spike in the order the single-process kernel does, so the weights and spikes are the
+        same. A pre spike is processed after the chunk it was emitted in, when the history may
+        hold later postsynaptic spikes: STDP reads only those up to t_pre - d, so they change
+        nothing, but they count against ``history``."""
+        if self._local_of is None:
+            self._slot_map()
+        mine = []
+        for pr, si, ti, src, slot, w, d in plastic:
+            keep = self._slot_of[slot] >= 0
+            mine.append((pr, si, ti, src[keep], slot[keep], w[keep], d[keep]))
+        super()._connect_plastic(mine)
+        if not plastic:
+            self.d_plastic = self.plastic
+            return
+        pl = list(self.plastic)
+        pl[6] = self._slot_of[pl[6]]                    # local target slots
+        pl[11] = np.ascontiguousarray(pl[11][self.local])   # history row of each local neuron
+        self.d_plastic = tuple(pl)
+        # the kernel appends postsynaptic spikes only: no plastic projection of its own
+        pl[2] = np.zeros(0, np.int64)
+        self.plastic = tuple(pl)
+
+    def weights(self, source: str, target: str, index: int = 0):
+        """As the base's, for this rank's synapses (those onto its neurons), target indices
+        within the population (global)."""
+        src, tgt_local, w = super().weights(source, target, index)
+        ti = self.names.index(target)
+        return src, self.local[tgt_local + self.lo[ti]] - self.glo[ti], w
 
     def _localize(self, spec: PointNetwork) -> None:
         if self._local_of is None:   # no CSR projection: the map was never needed
@@ -284,7 +320,7 @@ class DistributedPointNetworkSolver(PointNetworkSolver):
             gid = self.local[np.concatenate([self._spk_id[:count][sel], self.pend[:npend]])]
             got = self._allgather(e * n + gid)
             deliver(got, n, base, self.depth, self.d_conn, self.g_dense, self.ring, self.pring,
-                    self._local_of, self._local_inh)
+                    self._local_of, self._local_inh, self.d_plastic)
             keys.append(got)
             a += c
         allk = np.concatenate(keys)
