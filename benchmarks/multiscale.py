@@ -34,20 +34,20 @@ coordinator's clock (from sending window w's ``advance`` to sending window w+1's
 where work_s,w = compute + local probe parts of solver s: the busiest solver's work is the
 floor of the window (nothing parallel can beat it), and what the other workers wait for it is
 waiting *caused by load imbalance*, which the issue leaves out of coupling. Coupling_w is the
-rest: the coordinator's own communication, the busiest worker's own communication, and what
-neither accounts for (each split into the CPU time it used (``time.thread_time``) and the rest:
-message latency, process wake-ups, preemption: on 2 cores the four
-workers and the coordinator share the CPUs). Per worker the same window is
+rest, printed in three parts: the CPU time (``time.thread_time``) of the coordinator's own
+communication, the CPU time of the busiest worker's own communication, and the rest (message
+latency, process wake-ups, preemption: on 2 cores the four workers and the coordinator share
+the CPUs, and other jobs take them too). Per worker the same window is
 
     wall_w = work + own communication + own recording + imbalance wait + other wait
 
 with imbalance wait = min(wait, max_s work_s,w - own work) of the wait for window w+1's advance
 (the barrier: every worker waits for all results of window w), and other wait the rest (the
-coordinator writing and routing, latency). Both tables are checked to add up to the wall time
-(the residual is printed). CPU time (this process, plus reaped children on zmq) is printed
+coordinator writing and routing, latency). Each table prints its sum beside the wall time
+(inproc prints the unaccounted residual). CPU time (this process, plus reaped children on zmq) is printed
 beside the wall time, since other jobs on a shared machine distort wall time.
 
-The timing is not free: each timed call adds about a microsecond (measured at start on a no-op
+The timing is not free: each timed call adds about 2 us of CPU (measured at start on a no-op
 and printed as timed calls per window x that cost), most of it inside communication, so the
 coupling printed is an upper bound by that much.
 
