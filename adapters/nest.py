@@ -325,7 +325,8 @@ class NestNetworkSolver:
     # E = sqrt(2 (c_p / c_e) s). c_p is measured (CPU) as the run goes (PREPARE_OVER_EVENT c_e until
     # it was), c_e is EVENT_READ_S (measured: the first read after a Run also costs ~0.08 ms
     # whatever the recorder holds, so timing reads would overstate c_e), s is the running
-    # mean. Timing only moves the emptying, which leaves the dynamics bitwise unchanged (tested).
+    # mean. (That first-read cost is NEST's: the first status read of any node after a Run
+    # pays it, an idle recorder's too, and no cheaper kernel call before it takes it over.) Timing only moves the emptying, which leaves the dynamics bitwise unchanged (tested).
     EVENT_READ_S = 0.2e-6
     PREPARE_OVER_EVENT = 1e3
     MIN_HELD_EVENTS = 100
