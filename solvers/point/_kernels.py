@@ -690,10 +690,17 @@ def csr_fill(src, slot, weight, delay, indptr, out_slot, out_weight, out_delay, 
 
 
 @njit
-def rows_fill(rows, slot, out, fill):
-    """Scatter target slots into CSR rows ``rows`` (fill: next free position per row), in order."""
+def rows_count(rows, offset, counts):
+    """counts[offset + r] += 1 for every r in ``rows`` (no int64 copy of ``rows``, as bincount makes)."""
     for k in range(rows.shape[0]):
-        r = rows[k]
+        counts[offset + np.int64(rows[k])] += 1
+
+
+@njit
+def rows_fill(rows, offset, slot, out, fill):
+    """Scatter target slots into CSR rows ``offset + rows`` (fill: next free position per row), in order."""
+    for k in range(rows.shape[0]):
+        r = offset + np.int64(rows[k])
         j = fill[r]
         out[j] = slot[k]
         fill[r] = j + 1

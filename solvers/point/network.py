@@ -553,7 +553,12 @@ class PointNetworkSolver:
             if is_number(pr.weight) and is_number(pr.delay_ms):
                 key = (si, float(np.float32(pr.weight)), int(d[0]) if m else 1)
                 if self._compact:
-                    groups.setdefault(key, []).append((src - np.int32(self.lo[si]), slot))
+                    # kept until every projection is drawn: the smallest types (4 B per synapse
+                    # for populations and slots below 65536)
+                    rows = src - np.int32(self.lo[si])
+                    groups.setdefault(key, []).append((rows.astype(_smallest_uint(n_src)), slot.astype(
+                        np.uint16 if self.n_slots <= 65536 else np.int32)))
+                    del rows
                 else:
                     const_parts.setdefault(key, []).append(self._keep_synapses(src, slot, w, d))
                 continue
@@ -604,7 +609,7 @@ class PointNetworkSolver:
         counts = np.zeros(n_rows, np.int64)
         for q, key in enumerate(keys):
             for src, _ in groups[key]:
-                counts[self.g_off[q]:self.g_off[q] + sizes[q]] += np.bincount(src, minlength=int(sizes[q]))
+                K.rows_count(src, self.g_off[q], counts)
         self.c_indptr = np.zeros(n_rows + 1, np.int64)
         np.cumsum(counts, out=self.c_indptr[1:])
         self.c_tgt = np.empty(int(self.c_indptr[-1]), np.uint16 if self.n_slots <= 65536 else np.int32)
@@ -613,7 +618,7 @@ class PointNetworkSolver:
             parts = groups.pop(key)
             while parts:
                 src, slot = parts.pop(0)
-                K.rows_fill(src.astype(np.int64) + self.g_off[q], slot, self.c_tgt, fill)
+                K.rows_fill(src, self.g_off[q], slot, self.c_tgt, fill)
 
     def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every synapse held in CSR form, by source neuron, in delivery order (the constant-weight
