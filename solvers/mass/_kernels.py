@@ -517,6 +517,19 @@ def post(cfun, cp, g0, g1, si, strength):
     return cp[0] * g0 + cp[1]
 
 
+@njit(error_model="numpy")
+def _sigmoid_pre(cp, s, arg, e, out, wk):
+    """SigmoidalJansenRit's pre() of every region's activity s (n,) with vexp, as pre() computes
+    it otherwise: e gets the exponentials, out the values; arg: scratch. In loops that
+    vectorise (one output each, IEEE division: the divisor 1 + exp(.) is >= 1)."""
+    cmin, span, mid, r = cp[0], cp[1] - cp[0], cp[2], cp[3]
+    for j in range(s.shape[0]):
+        arg[j] = r * (mid - s[j])
+    vexp(arg, e, wk)
+    for j in range(s.shape[0]):
+        out[j] = cmin + span / (1.0 + e[j])
+
+
 @njit
 def fill_history(model, cfun, cp, x, buf, f32):
     """Every slot of the ring buffer = pre(activity(x)): a history held constant at x."""
@@ -571,7 +584,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     n_steps = u.shape[0]
     c = np.zeros(n)
     s = np.empty(n)
-    s32 = np.empty(n)
+    s32 = np.zeros(n)
     aux = np.empty(n)
     is_repl = np.zeros(n, dtype=np.bool_)
     for q in range(repl.shape[0]):
@@ -621,14 +634,10 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
         if cfun == SIGMOIDAL_JR and not f32:
             # pre() with vexp, all regions at once; when the sigmoid's exponent is the model's
             # (share), the exponentials are those of dfun's first stage too: ws[3] keeps them
+            # (post() ignores s32 for this coupling)
+            _sigmoid_pre(cp, s, ws[0], ws[3], cur[0], wk)
             for j in range(n):
-                s32[j] = s[j]
-                ws[0, j] = cp[3] * (cp[2] - s[j])
-            vexp(ws[0], ws[3], wk)
-            for j in range(n):
-                v = cp[0] + (cp[1] - cp[0]) / (1.0 + ws[3, j])
-                buf[j, slot] = v
-                cur[0, j] = v
+                buf[j, slot] = cur[0, j]
             if slot < B:
                 for j in range(n):
                     buf[j, slot + H] = cur[0, j]
