@@ -7,40 +7,38 @@ neuroConstruct/cellMechanisms/Ca_HVA_mod/Ca_HVA.mod (neuroConstruct's copy of th
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _rates(v):
-    if v == -27.0:
-        v = v + 0.0001
-    ma = 0.055 * (-27.0 - v) / (math.exp((-27.0 - v) / 3.8) - 1.0)
-    mb = 0.94 * math.exp((-75.0 - v) / 17.0)
-    ha = 0.000457 * math.exp((-13.0 - v) / 50.0)
-    hb = 0.0065 / (math.exp((-v - 15.0) / 28.0) + 1.0)
+    v = v + 0.0001 * (v == -27.0)    # branch-free (vectorises)
+    ma = 0.055 * (-27.0 - v) / (fexp((-27.0 - v) / 3.8) - 1.0)
+    mb = 0.94 * fexp((-75.0 - v) / 17.0)
+    ha = 0.000457 * fexp((-13.0 - v) / 50.0)
+    hb = 0.0065 / (fexp((-v - 15.0) / 28.0) + 1.0)
     return ma / (ma + mb), 1.0 / (ma + mb), ha / (ha + hb), 1.0 / (ha + hb)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gbar, eca):
     minf, _, hinf, _ = _rates(v)
     return minf, hinf
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def current(v, celsius, m, h, gbar, eca):
     g = gbar * m * m * h
     return g * (v - eca), g
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, h, gbar, eca):
     minf, mtau, hinf, htau = _rates(v)
-    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
-            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),
+            h + (1.0 - fexp(-dt / htau)) * (hinf - h))
 
 
 MECHANISM = Mechanism(name="Ca_HVA", params={"gCa_HVAbar_S_cm2": 1e-5}, states=("m", "h"),

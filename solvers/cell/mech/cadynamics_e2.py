@@ -10,24 +10,23 @@ neuroConstruct/cellMechanisms/CaDynamics_E2_mod/CaDynamics_E2.mod (neuroConstruc
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 #: NEURON 9's faraday (C/mol, 2019 SI constants)
 FARADAY = 96485.33212331001
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gamma, decay_ms, depth_um, minCai_mM, ica, cai):
     return (cai,)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, cai, gamma, decay_ms, depth_um, minCai_mM, ica, cai_now):
     inf = minCai_mM - 10000.0 * ica * gamma / (2.0 * FARADAY * depth_um) * decay_ms
-    return (cai + (1.0 - math.exp(-dt / decay_ms)) * (inf - cai),)
+    return (cai + (1.0 - fexp(-dt / decay_ms)) * (inf - cai),)
 
 
 MECHANISM = Mechanism(name="CaDynamics_E2",

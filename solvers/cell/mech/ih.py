@@ -7,36 +7,34 @@ neuroConstruct/cellMechanisms/Ih_mod/Ih.mod (neuroConstruct's copy of the ModelD
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _rates(v):
-    if v == -154.9:
-        v = v + 0.0001
-    a = 0.001 * 6.43 * (v + 154.9) / (math.exp((v + 154.9) / 11.9) - 1.0)
-    b = 0.001 * 193.0 * math.exp(v / 33.1)
+    v = v + 0.0001 * (v == -154.9)    # branch-free (vectorises)
+    a = 0.001 * 6.43 * (v + 154.9) / (fexp((v + 154.9) / 11.9) - 1.0)
+    b = 0.001 * 193.0 * fexp(v / 33.1)
     return a / (a + b), 1.0 / (a + b)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gbar, ehcn):
     return (_rates(v)[0],)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def current(v, celsius, m, gbar, ehcn):
     g = gbar * m
     return g * (v - ehcn), g
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, gbar, ehcn):
     minf, mtau = _rates(v)
-    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
+    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),)
 
 
 MECHANISM = Mechanism(name="Ih", params={"gIhbar_S_cm2": 1e-5, "ehcn_mV": -45.0}, states=("m",),

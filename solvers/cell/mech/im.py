@@ -6,36 +6,37 @@ neuroConstruct/cellMechanisms/Im_mod/Im.mod (neuroConstruct's copy of the ModelD
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 _QT = 2.3 ** ((34.0 - 21.0) / 10.0)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _rates(v):
-    a = 3.3e-3 * math.exp(2.5 * 0.04 * (v + 35.0))
-    b = 3.3e-3 * math.exp(-2.5 * 0.04 * (v + 35.0))
+    # exp(-x) as 1 / exp(x): one exponential (_fastexp)
+    e = fexp(2.5 * 0.04 * (v + 35.0))
+    a = 3.3e-3 * e
+    b = 3.3e-3 / e
     return a / (a + b), (1.0 / (a + b)) / _QT
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gbar, ek):
     return (_rates(v)[0],)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def current(v, celsius, m, gbar, ek):
     g = gbar * m
     return g * (v - ek), g
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, gbar, ek):
     minf, mtau = _rates(v)
-    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
+    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),)
 
 
 MECHANISM = Mechanism(name="Im", params={"gImbar_S_cm2": 1e-5}, states=("m",), reads=("ek",),

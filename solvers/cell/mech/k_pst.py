@@ -6,44 +6,42 @@ neuroConstruct/cellMechanisms/K_Pst_mod/K_Pst.mod (neuroConstruct's copy of the 
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 _QT = 2.3 ** ((34.0 - 21.0) / 10.0)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _rates(v):
     v = v + 10.0
-    minf = 1.0 / (1.0 + math.exp(-(v + 1.0) / 12.0))
-    if v < -50.0:
-        mtau = (1.25 + 175.03 * math.exp(-v * -0.026)) / _QT
-    else:
-        mtau = (1.25 + 13.0 * math.exp(-v * 0.026)) / _QT
-    hinf = 1.0 / (1.0 + math.exp(-(v + 54.0) / -11.0))
-    htau = (360.0 + (1010.0 + 24.0 * (v + 55.0)) * math.exp(-((v + 75.0) / 48.0) ** 2)) / _QT
+    minf = 1.0 / (1.0 + fexp(-(v + 1.0) / 12.0))
+    # the two branches as selects of their constants (the same operations; vectorises)
+    lo = v < -50.0
+    mtau = (1.25 + (175.03 if lo else 13.0) * fexp(-v * (-0.026 if lo else 0.026))) / _QT
+    hinf = 1.0 / (1.0 + fexp(-(v + 54.0) / -11.0))
+    htau = (360.0 + (1010.0 + 24.0 * (v + 55.0)) * fexp(-((v + 75.0) / 48.0) ** 2)) / _QT
     return minf, mtau, hinf, htau
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gbar, ek):
     minf, _, hinf, _ = _rates(v)
     return minf, hinf
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def current(v, celsius, m, h, gbar, ek):
     g = gbar * m * m * h
     return g * (v - ek), g
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, h, gbar, ek):
     minf, mtau, hinf, htau = _rates(v)
-    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
-            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),
+            h + (1.0 - fexp(-dt / htau)) * (hinf - h))
 
 
 MECHANISM = Mechanism(name="K_Pst", params={"gK_Pstbar_S_cm2": 1e-5}, states=("m", "h"), reads=("ek",),

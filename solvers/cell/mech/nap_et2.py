@@ -6,51 +6,49 @@ neuroConstruct/cellMechanisms/Nap_Et2_mod/Nap_Et2.mod (neuroConstruct's copy of 
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 _QT = 2.3 ** ((34.0 - 21.0) / 10.0)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _rates(v):
-    minf = 1.0 / (1.0 + math.exp((v + 52.6) / -4.6))
+    minf = 1.0 / (1.0 + fexp((v + 52.6) / -4.6))
     # the original nudges v itself off each removable singularity, in sequence (after minf):
     # the nudge at -38 mV also reaches hinf and the h rates (as in the published rates())
-    if v == -38.0:
-        v = v + 0.0001
-    ma = (0.182 * (v + 38.0)) / (1.0 - math.exp(-(v + 38.0) / 6.0))
-    mb = (0.124 * (-v - 38.0)) / (1.0 - math.exp(-(-v - 38.0) / 6.0))
+    # (branch-free, exp(-x) as 1 / exp(x): the loop over cells vectorises; _fastexp)
+    v = v + 0.0001 * (v == -38.0)
+    e = fexp(-(v + 38.0) / 6.0)
+    ma = (0.182 * (v + 38.0)) / (1.0 - e)
+    mb = (0.124 * (-v - 38.0)) / (1.0 - 1.0 / e)
     mtau = 6.0 * (1.0 / (ma + mb)) / _QT
-    if v == -17.0:
-        v = v + 0.0001
-    if v == -64.4:
-        v = v + 0.0001
-    hinf = 1.0 / (1.0 + math.exp((v + 48.8) / 10.0))
-    ha = -2.88e-6 * (v + 17.0) / (1.0 - math.exp((v + 17.0) / 4.63))
-    hb = 6.94e-6 * (v + 64.4) / (1.0 - math.exp(-(v + 64.4) / 2.63))
+    v = v + 0.0001 * (v == -17.0)
+    v = v + 0.0001 * (v == -64.4)
+    hinf = 1.0 / (1.0 + fexp((v + 48.8) / 10.0))
+    ha = -2.88e-6 * (v + 17.0) / (1.0 - fexp((v + 17.0) / 4.63))
+    hb = 6.94e-6 * (v + 64.4) / (1.0 - fexp(-(v + 64.4) / 2.63))
     return minf, mtau, hinf, (1.0 / (ha + hb)) / _QT
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gbar, ena):
     minf, _, hinf, _ = _rates(v)
     return minf, hinf
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def current(v, celsius, m, h, gbar, ena):
     g = gbar * m * m * m * h
     return g * (v - ena), g
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, h, gbar, ena):
     minf, mtau, hinf, htau = _rates(v)
-    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
-            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),
+            h + (1.0 - fexp(-dt / htau)) * (hinf - h))
 
 
 MECHANISM = Mechanism(name="Nap_Et2", params={"gNap_Et2bar_S_cm2": 1e-5}, states=("m", "h"), reads=("ena",),

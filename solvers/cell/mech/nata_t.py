@@ -6,46 +6,47 @@ neuroConstruct/cellMechanisms/NaTa_t_mod/NaTa_t.mod (neuroConstruct's copy of th
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 _QT = 2.3 ** ((34.0 - 21.0) / 10.0)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _rates(v):
     # the original nudges v itself off each removable singularity, in sequence: the nudge at
     # -38 mV also reaches the h rates (as in the published rates())
-    if v == -38.0:
-        v = v + 0.0001
-    ma = (0.182 * (v + 38.0)) / (1.0 - math.exp(-(v + 38.0) / 6.0))
-    mb = (0.124 * (-v - 38.0)) / (1.0 - math.exp(-(-v - 38.0) / 6.0))
-    if v == -66.0:
-        v = v + 0.0001
-    ha = (-0.015 * (v + 66.0)) / (1.0 - math.exp((v + 66.0) / 6.0))
-    hb = (-0.015 * (-v - 66.0)) / (1.0 - math.exp((-v - 66.0) / 6.0))
+    # (branch-free: the nudge as arithmetic, and exp(-x) as 1 / exp(x), so that the loop
+    # over cells vectorises; _fastexp)
+    v = v + 0.0001 * (v == -38.0)
+    e = fexp(-(v + 38.0) / 6.0)
+    ma = (0.182 * (v + 38.0)) / (1.0 - e)
+    mb = (0.124 * (-v - 38.0)) / (1.0 - 1.0 / e)
+    v = v + 0.0001 * (v == -66.0)
+    e = fexp((v + 66.0) / 6.0)
+    ha = (-0.015 * (v + 66.0)) / (1.0 - e)
+    hb = (-0.015 * (-v - 66.0)) / (1.0 - 1.0 / e)
     return (ma / (ma + mb), (1.0 / (ma + mb)) / _QT, ha / (ha + hb), (1.0 / (ha + hb)) / _QT)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gbar, ena):
     minf, _, hinf, _ = _rates(v)
     return minf, hinf
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def current(v, celsius, m, h, gbar, ena):
     g = gbar * m * m * m * h
     return g * (v - ena), g
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, h, gbar, ena):
     minf, mtau, hinf, htau = _rates(v)
-    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),
-            h + (1.0 - math.exp(-dt / htau)) * (hinf - h))
+    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),
+            h + (1.0 - fexp(-dt / htau)) * (hinf - h))
 
 
 MECHANISM = Mechanism(name="NaTa_t", params={"gNaTa_tbar_S_cm2": 1e-5}, states=("m", "h"), reads=("ena",),

@@ -6,33 +6,32 @@ neuroConstruct/cellMechanisms/SKv3_1_mod/SKv3_1.mod (neuroConstruct's copy of th
 conductance name templated): rate equations, constants, exponents, qt, gate powers, defaults
 and ion use are the same here.
 """
-import math
-
 from ..._jit import njit
+from .._fastexp import fexp
 from . import Mechanism
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _rates(v):
-    return (1.0 / (1.0 + math.exp((v - 18.7) / -9.7)),
-            0.2 * 20.0 / (1.0 + math.exp((v + 46.56) / -44.14)))
+    return (1.0 / (1.0 + fexp((v - 18.7) / -9.7)),
+            0.2 * 20.0 / (1.0 + fexp((v + 46.56) / -44.14)))
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def init(v, celsius, gbar, ek):
     return (_rates(v)[0],)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def current(v, celsius, m, gbar, ek):
     g = gbar * m
     return g * (v - ek), g
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, gbar, ek):
     minf, mtau = _rates(v)
-    return (m + (1.0 - math.exp(-dt / mtau)) * (minf - m),)
+    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),)
 
 
 MECHANISM = Mechanism(name="SKv3_1", params={"gSKv3_1bar_S_cm2": 1e-5}, states=("m",), reads=("ek",),
