@@ -228,17 +228,20 @@ class RegionNetworkSolver:
                 raise ModelError("region_network: a stochastic integrator needs the solver's "
                                  "generator (build it with a SolverContext)")
         self.rng = rng
+        # read-only zeros for absent inputs, kept between windows (the kernel never writes them)
+        self._zeros: dict = {}
+        self._no_noise = np.zeros((0, 0, 0))
 
     def advance(self, t0: int, t1: int, inputs) -> WindowResult:
         n_steps = (t1 - t0) // self.dt_ticks
         n_sv, n = self.x.shape
-        u = _input(inputs, "input", n_steps, n)
-        rv = _input(inputs, "replaced", n_steps, len(self.repl))
+        u = _input(inputs, "input", n_steps, n, self._zeros)
+        rv = _input(inputs, "replaced", n_steps, len(self.repl), self._zeros)
         if self.noise_scale is not None:
             # step-major (n_steps, n_sv, n): any split into windows draws the same stream
             noise = self.rng.standard_normal((n_steps, n_sv, n)) * self.noise_scale[None, :, None]
         else:
-            noise = np.zeros((0, 0, 0))
+            noise = self._no_noise
         out_x = np.empty((n_steps, n_sv, n))
         out_s = np.empty((n_steps, n))
         out_c = np.empty((n_steps, n))
@@ -272,8 +275,12 @@ def _csr(w: np.ndarray, d: np.ndarray, mask: np.ndarray, n: int):
     return indptr, cols.astype(np.int64), d[rows, cols].astype(np.int64), w[rows, cols].astype(np.float64)
 
 
-def _input(inputs, name: str, n_steps: int, size: int) -> np.ndarray:
+def _input(inputs, name: str, n_steps: int, size: int, zeros: dict) -> np.ndarray:
     sig = inputs.get(name) if inputs else None
     if sig is None or size == 0:
-        return np.zeros((n_steps, size))
+        z = zeros.get((n_steps, size))
+        if z is None:
+            # (left writeable: a read-only array would compile a second specialisation)
+            z = zeros[(n_steps, size)] = np.zeros((n_steps, size))
+        return z
     return np.ascontiguousarray(sig.data, dtype=np.float64)
