@@ -4,8 +4,8 @@ The hand-written kernel of ``_kernels.py`` integrates pas, hh and the synapses. 
 mechanism (``mech/``), this module writes a variant of it: the same source (read with
 ``inspect``), with the mechanisms' loops spliced in at its two ``# @mechanisms:`` markers and
 their arrays appended to the signatures. Each loop calls the mechanism's scalar numba functions
-(``current`` before the solve, ``advance`` after), which LLVM inlines, so there is no Python
-call per step. The source goes to a cache directory under a name that hashes it and every
+(``current`` before the solve, ``advance`` after), which numba inlines (the built-ins are
+``inline='always'``; see mech/__init__.py), so there is no Python call per step. The source goes to a cache directory under a name that hashes it and every
 mechanism module it calls; it is imported from there, so numba's ``cache=True`` keeps the
 machine code for the next process (compiling once per set of mechanisms, per machine).
 

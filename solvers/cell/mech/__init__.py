@@ -18,7 +18,12 @@ currents before the solve). A mechanism has no parameter of its own for them.
 ``current_ion='ca'`` adds the mechanism's current to ica;
 ``writes='cai'`` makes its first state the node's cai (a concentration mechanism has no
 current). The solver generates one kernel for the set of mechanisms a model uses
-(``_generated.py``), so the functions are called from compiled code, inlined by LLVM.
+(``_generated.py``), so the functions are called from compiled code. For speed, write them
+as the built-ins do: ``@njit(error_model="numpy", inline="always")`` (numba then inlines them
+into the kernel's loop over a block's cells, and no division raise path is left in it), the
+exponentials with ``_fastexp.fexp`` / ``flog`` instead of math.exp / log / ``**`` (libm
+calls keep that loop scalar), and branches as selects (``v + 1e-4 * (v == -38.0)``): the loop
+over cells then vectorises. Plain ``@njit`` with math.exp is correct, only slower.
 
 Built-ins are the modules of this package; third-party packages register theirs under the
 entry-point group ``polyscale.mechanisms`` (name = module:MECHANISM), e.g. in pyproject.toml::
