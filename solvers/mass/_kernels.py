@@ -3,18 +3,19 @@
 State is ``x`` (n_sv, n_regions) float64, as TVB's (state variable, node) layout; parameters
 ``p`` (n_params, n_regions), one column per region (a scalar parameter is repeated).
 
-Delayed coupling keeps a ring buffer ``buf`` (n_ch * n_regions, horizon), region-major, of
+Delayed coupling keeps a ring buffer ``buf`` (n_ch * n_regions, horizon + B), region-major, of
 the coupling function's *pre* values (they depend on the source region only; a coupling that
 needs the target's state is split into source-only channels, see ``pre``/``post``): row
-ch * n + j holds channel ch of region j, step g's value at column g % horizon, so that a run
-of consecutive steps is one contiguous slice, or two where it wraps. The edges with a delay of at least one step (CSR by target: ``indptr``, ``cols``,
-``delays`` in steps, ``weights``) are summed for ``B`` steps at once, B <= their smallest
-delay, so that every value a batch reads was written before it starts: each edge then reads B
+ch * n + j holds channel ch of region j, step g's value at column g % horizon, and columns
+horizon .. horizon + B - 1 repeat columns 0 .. B - 1, so that a run of up to B consecutive
+steps is always one contiguous slice. The edges with a delay of at least B steps (CSR by
+target: ``indptr``, ``cols``, ``delays`` in steps, ``weights``) are summed for B steps at
+once, so that every value a batch reads was written before it starts: each edge then reads B
 contiguous values instead of one scattered value per step. B is up to 64 steps: the few
-edges with shorter delays (self connections without delay, the nearest neighbours) are
-summed step by step instead. Per target and step the batched sum runs over its edges in CSR
-order, then the step-by-step ones are added: the result does not depend on how a run is
-split into windows.
+edges with shorter delays are summed in sub-batches of B2 steps (their shortest delay) added
+to the batch's sums, and only the undelayed ones (self connections) step by step. Per target
+and step the sum runs over the batched edges in CSR order, then the sub-batched ones, then
+the undelayed ones: the result does not depend on how a run is split into windows.
 
 As in TVB, the coupling and the external input are computed once per step and held over the
 integrator's stages.
