@@ -365,9 +365,11 @@ class CellSolver:
         # cells in blocks of at most BLOCK (state (blocks, N, B)): a block's state stays in cache
         self.n_blocks = -(-n // BLOCK)
         self.block = -(-n // self.n_blocks)
-        if self.block >= 8:
-            # a whole number of SIMD widths (8 doubles: AVX-512; 2 or 4 elsewhere): the loops
-            # over a block's cells then run no scalar remainder (padding columns are dropped)
+        if self.block >= 8 and any(ins.mechanism not in ("pas", "hh") for ins in spec.mechanisms):
+            # a whole number of SIMD widths (8 doubles: AVX-512; 2 or 4 elsewhere): the
+            # generated mechanisms' loops over a block's cells then run no scalar remainder
+            # (padding columns are dropped); pas and hh alone gain nothing from it (hh's loop
+            # calls libm's exp), so their blocks stay unpadded
             self.block = -(-self.block // 8) * 8
         nb, B = self.n_blocks, self.block
         self.v = np.full((nb, N, B), spec.v_init_mV)
