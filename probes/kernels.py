@@ -56,7 +56,7 @@ import json
 import math
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -423,6 +423,124 @@ class _SpikeFilter:
         return {"pending": self.pending.copy(), "history": self.history.copy()}
 
 
+class _SharedFilter:
+    """The kernel method's spikes -> injections -> convolutions of one point-network solver and
+    one KernelMethod, once per window for every probe that reads them (an LFP, its CSD, an ECoG
+    grid, EEG and MEG dipoles of one column all convolve the same injections).
+
+    Each probe registers its kernels with :meth:`consumer` (classes' kernels concatenated along
+    channels; identical kernels at the same period, e.g. EEG's and MEG's dipoles, register
+    once) and gets a ``part(t0, t1, result)``. The first part asked for a window computes the
+    injections (as :class:`_SpikeFilter` does) and one :func:`convolve_rows` over every
+    consumer's channels at the union of their sample steps; each part then takes its rows and
+    channels. Every output element is the same sum in the same order as a probe's own
+    ``_SpikeFilter`` would compute (channels are independent), so the result is bit for bit the
+    same. A window starting at tick 0 starts the state afresh (a new run on the same solver)."""
+
+    def __init__(self, solver, classes: list[_Class]):
+        self.dt = int(solver.dt_ticks)
+        self.names = list(solver.names)
+        self.classes = classes
+        self.depth = max([int(c.delays.max()) for c in classes], default=0)
+        self.kerns: list[np.ndarray] = []        # per consumer (C, L, n_ch)
+        self.periods: list[int] = []
+        self.kern: np.ndarray | None = None      # (C, L, sum n_ch), built at the first window
+        self.window: tuple | None = None
+        self.outs: list[np.ndarray] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        C = len(self.classes)
+        self.L = max([k.shape[1] for k in self.kerns], default=1)
+        self.pending = np.zeros((C, self.depth))
+        self.history = np.zeros((C, self.L - 1))
+        self.t_next = 0
+
+    def consumer(self, kernels: list[np.ndarray], n_ch: int, period_ticks: int, label: str):
+        """``part(t0, t1, result) -> (n_samples, n_ch)`` for kernels (one (L, n_ch) per class,
+        in the classes' order) sampled every ``period_ticks``."""
+        if period_ticks % self.dt:
+            raise ModelError(f"{label}: the probe's period ({fmt_ms(period_ticks)}) must be a multiple "
+                             f"of the point network's dt ({fmt_ms(self.dt)})")
+        C = len(self.classes)
+        L = max([k.shape[0] for k in kernels], default=1)
+        kern = np.zeros((C, L, n_ch))
+        for i, k in enumerate(kernels):
+            kern[i, :k.shape[0]] = k
+        for i, (k, p) in enumerate(zip(self.kerns, self.periods)):
+            if p == period_ticks and k.shape == kern.shape and np.array_equal(k, kern):
+                idx = i
+                break
+        else:
+            if self.window is not None and L > self.L:
+                raise ModelError(f"{label}: a kernel method probe with longer kernels attached after the run started")
+            idx = len(self.kerns)
+            self.kerns.append(kern)
+            self.periods.append(int(period_ticks))
+            self.kern = None
+            if self.window is None:
+                self._reset()
+
+        def part(t0: int, t1: int, result: WindowResult) -> np.ndarray:
+            if self.window != (t0, t1):
+                self._advance(t0, t1, result)
+            return self.outs[idx]
+        part.state = self.state
+        return part
+
+    def _advance(self, t0: int, t1: int, result: WindowResult) -> None:
+        dt = self.dt
+        if t0 == 0:
+            self._reset()
+        elif t0 != self.t_next:
+            raise ModelError(f"kernel sources: window [{fmt_ms(t0)}, {fmt_ms(t1)}) ms does not follow "
+                             f"the last one (ended at {fmt_ms(self.t_next)} ms)")
+        if self.kern is None:
+            C = len(self.classes)
+            self.kern = np.zeros((C, self.L, sum(k.shape[2] for k in self.kerns)))
+            self.cols, a = [], 0
+            for k in self.kerns:
+                self.kern[:, :k.shape[1], a:a + k.shape[2]] = k
+                self.cols.append((a, a + k.shape[2]))
+                a += k.shape[2]
+        steps = (t1 - t0) // dt
+        C = len(self.classes)
+        inj = np.zeros((C, steps + self.depth))
+        inj[:, :self.depth] = self.pending
+        spikes = {}
+        for i, c in enumerate(self.classes):
+            if c.source not in spikes:
+                s = result.outputs.get(f"{self.names[c.source]}.spikes")
+                if s is None:
+                    raise ModelError(f"kernel sources: the window result has no '{self.names[c.source]}.spikes'")
+                spikes[c.source] = ((np.asarray(s.ticks, np.int64) - t0) // dt, np.asarray(s.ids, np.int64))
+            st, ids = spikes[c.source]
+            if st.size:
+                np.add.at(inj[i], st[:, None] + c.delays[None, :], c.weights[ids])
+        self.pending = inj[:, steps:steps + self.depth].copy()
+        ext = np.concatenate([self.history, inj[:, :steps]], axis=1)   # (C, L - 1 + steps)
+        self.history = ext[:, steps:].copy()
+        # every consumer's sample steps of this window, and their union
+        rows = []
+        for p in self.periods:
+            n_out = grid_count(t0, t1, p)
+            first = (grid_start(t0, p) - t0) // dt
+            rows.append(first + np.arange(n_out, dtype=np.int64) * (p // dt))
+        union = np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
+        out = np.zeros((union.size, self.kern.shape[2]))
+        if union.size and C:
+            convolve_rows(np.ascontiguousarray(ext), self.kern, union, out)
+        self.outs = []
+        for r, (a, b) in zip(rows, self.cols):
+            pick = out[:, a:b] if r.size == union.size else out[np.searchsorted(union, r), a:b]
+            self.outs.append(np.ascontiguousarray(pick))
+        self.window = (t0, t1)
+        self.t_next = t1
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"pending": self.pending.copy(), "history": self.history.copy()}
+
+
 def _model_tau(model, sign: int) -> float | None:
     return getattr(model, "tau_syn_ex_ms" if sign > 0 else "tau_syn_in_ms", None)
 
@@ -537,6 +655,8 @@ class _KernelBuild:
             share = _share(self.cells[c.target], self.passive[c.target], syn, c.sign, label)
             tau_r, tau_d = shape(c.source, c.target, c.sign)
             self.imem.append(self.passive[c.target].membrane_currents(share, self.t_ms, tau_r, tau_d))
+        # the spikes -> injections -> convolutions every probe of this build shares
+        self.filter = _SharedFilter(solver, self.classes)
 
 
 def _extracellular_factory(solver, ports, model, electrodes_um, sigma_S_per_m, method, min_distance_um,
@@ -556,8 +676,8 @@ def _extracellular_factory(solver, ports, model, electrodes_um, sigma_S_per_m, m
             acc += _electrode_matrix(pc, pc.start_um @ R.T + p, pc.end_um @ R.T + p, el,
                                      sigma_S_per_m, method, min_distance_um)
         mats[y] = acc / len(pos)
-    classes = [replace(c, kernel=im @ mats[c.target].T) for c, im in zip(b.classes, b.imem)]
-    return _SpikeFilter(solver, classes, el.shape[0], period_ticks, "KernelMethod")
+    kernels = [im @ mats[c.target].T for c, im in zip(b.classes, b.imem)]
+    return b.filter.consumer(kernels, el.shape[0], period_ticks, "KernelMethod")
 
 
 def _electrode_matrix(pc: PassiveCell, start, end, el, sigma, method, min_distance_um):
@@ -594,7 +714,7 @@ def _dipole_factory(solver, ports, model, period_ticks):
     b = _KernelBuild.of(solver, model)
     n_src = len(b.targets)
     where = {y: i for i, y in enumerate(b.targets)}
-    classes = []
+    kernels = []
     for c, im in zip(b.classes, b.imem):
         cell, pc = b.cells[c.target], b.passive[c.target]
         _, ang = cell.placement()
@@ -604,8 +724,8 @@ def _dipole_factory(solver, ports, model, period_ticks):
         k = np.zeros((im.shape[0], n_src * 3))
         j = where[c.target]
         k[:, 3 * j:3 * j + 3] = (im @ pc.mid_um) @ R.T
-        classes.append(replace(c, kernel=k))
-    filt = _SpikeFilter(solver, classes, n_src * 3, period_ticks, "KernelMethod")
+        kernels.append(k)
+    filt = b.filter.consumer(kernels, n_src * 3, period_ticks, "KernelMethod")
     positions = np.array([b.cells[y].center_um for y in b.targets], dtype=np.float64).reshape(n_src, 3)
 
     def part(t0, t1, result):

@@ -249,6 +249,43 @@ def test_windows_of_any_length_give_the_one_window_result(model):
             assert np.array_equal(outs[k], ref)
 
 
+def test_probes_of_one_network_share_the_convolution_and_get_their_own_results():
+    """An LFP, a coarser-period contact set and two dipole probes (EEG and MEG alike) on one
+    network share one spikes -> injections -> convolution pass per window (_SharedFilter); each
+    gets, bit for bit, what it gets alone on a solver of its own (the same sums in the same
+    order), and a second run on the same solver (windows from tick 0 again) repeats the first."""
+    net = _mixed_net()
+    sizes = {"E": 6, "I": 3}
+    rng = np.random.default_rng(5)
+    spikes = {"E": _poisson(rng, 6, 80.0, 30.0), "I": _poisson(rng, 3, 150.0, 30.0)}
+    km = K.KernelMethod(cells={"E": K.KernelCell(n_positions=3, radius_um=100.0),
+                               "I": K.KernelCell(n_positions=2, center_um=(0.0, 0.0, -100.0))},
+                        duration_ms=20.0)
+    el_a = np.array([[0.0, 0.0, z] for z in (-200.0, 0.0, 300.0)])
+    el_b = np.array([[50.0, 0.0, -50.0], [0.0, 80.0, 150.0]])
+
+    def make(solver):
+        return [extracellular_part("net", solver, net.ports(), km, el_a, 0.3, "line", None, DT_NET),
+                extracellular_part("net", solver, net.ports(), km, el_b, 0.3, "line", None, 5 * DT_NET),
+                dipole_part("net", solver, net.ports(), km, 5 * DT_NET)[1],
+                dipole_part("net", solver, net.ports(), km, 5 * DT_NET)[1]]
+    alone = [_feed(make(_solver(net))[i], spikes, sizes, 30 * MS, 7 * DT_NET) for i in range(4)]
+    solver = _solver(net)
+    for _ in range(2):                       # two runs on the same solver
+        parts = make(solver)
+        got = [[] for _ in parts]
+        for t0 in range(0, 30 * MS, 7 * DT_NET):   # as the runner asks: every part, window by window
+            t1 = min(t0 + 7 * DT_NET, 30 * MS)
+            res = _result(spikes, t0, t1, sizes)
+            for i, part in enumerate(parts):
+                got[i].append(part(t0, t1, res))
+        for i in range(4):
+            assert np.abs(alone[i]).max() > 0
+            assert np.array_equal(np.concatenate(got[i]), alone[i])
+    with pytest.raises(ModelError, match="does not follow"):
+        parts[0](3 * MS, 4 * MS, _result(spikes, 3 * MS, 4 * MS, sizes))
+
+
 def test_a_probe_period_coarser_than_dt_samples_the_fine_result():
     """Rows at every 1 ms are the rows of the 0.1 ms result at those times."""
     net = _mixed_net()
