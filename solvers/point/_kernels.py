@@ -76,15 +76,26 @@ _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0
 
 
+_S56 = np.uint64(56)
+#: a key no 53-bit draw exceeds: ends every search of a key table (poisson_keys)
+_KEY_END = np.int64(2**63 - 1)
+
+
 @njit
-def uniform(st, i):
-    """One uniform draw in [0, 1) from the splitmix64 state ``st[i]`` (st: (n,) uint64), advanced in place."""
+def splitmix(st, i):
+    """The next 64-bit output of the splitmix64 state ``st[i]`` (st: (n,) uint64), advanced in place."""
     z = st[i] + _GOLDEN
     st[i] = z
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
-    z = z ^ (z >> _S31)
-    return float(z >> _S11) * _INV53
+    return z ^ (z >> _S31)
+
+
+@njit
+def uniform(st, i):
+    """One uniform draw in [0, 1) from the splitmix64 state ``st[i]`` (st: (n,) uint64), advanced in
+    place: the top 53 bits of the output times 2**-53 (exact: every value is a multiple of 2**-53)."""
+    return float(splitmix(st, i) >> _S11) * _INV53
 
 
 @njit
@@ -144,6 +155,7 @@ def table_size(lam):
     return int(40.0 * math.sqrt(lam) + 60.0)
 
 
+#: guide table entries: 2**8, so that a draw's entry is the top 8 bits of its output (poisson_draw)
 GUIDE = 256
 
 
@@ -160,12 +172,34 @@ def poisson_guide(cdf, m, guide):
 
 
 @njit
-def poisson_draw(cdf, k0, m, guide, st, i):
-    """One Poisson count by inversion of the table from poisson_table, started from the guide
-    table (one or two comparisons on average instead of a walk with unpredictable branches)."""
-    u = uniform(st, i)
-    j = guide[int(u * guide.shape[0])]
-    while j < m - 1 and u > cdf[j]:
+def poisson_keys(cdf, m, keys):
+    """Fill ``keys`` (like cdf) int64 with the integer form of the CDF table: keys[j] =
+    floor(cdf[j] * 2**53) for j < m - 1, then _KEY_END.
+
+    A uniform u = k / 2**53 (k the top 53 bits of a splitmix64 output, as ``uniform``) exceeds
+    cdf[j] exactly where k > keys[j]: cdf[j] * 2**53 is exact (a power of two) and k is an
+    integer. So an inversion by keys gives bit for bit the count an inversion of cdf by u gives,
+    with integer compares and no conversion; _KEY_END stops every search at m - 1, where the
+    float search stopped by its bound."""
+    for j in range(keys.shape[0]):
+        keys[j] = np.int64(cdf[j] * 9007199254740992.0) if j < m - 1 else _KEY_END
+
+
+@njit
+def poisson_draw(keys, k0, guide, st, i):
+    """One Poisson count by inversion of the key table (poisson_keys), started from the guide
+    table: the count of u = k / 2**53 is the first j with k <= keys[j], and
+    guide[floor(u GUIDE)] = guide[z >> 56] is at most that j.
+
+    Branch-free first step: for a guide of GUIDE entries the answer is guide[g] or guide[g] + 1
+    unless more than one CDF value falls in [g / GUIDE, (g + 1) / GUIDE) (lam = 2: only past
+    the 99.9th percentile), so one compare-and-add finds it and the loop after it almost never
+    runs: no mispredicted branch per draw."""
+    z = splitmix(st, i)
+    k = np.int64(z >> _S11)
+    j = guide[z >> _S56]
+    j += k > keys[j]
+    while k > keys[j]:
         j += 1
     return k0 + j
 
@@ -227,13 +261,14 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
     size = 64
     for p in range(n_pops):
         size = max(size, table_size(par[p, P_LAM]))
-    base = np.empty((n_pops, size))
+    base = np.empty(size)
+    base_keys = np.empty((n_pops, size), np.int64)
     base_guide = np.empty((n_pops, GUIDE), np.int64)
     base_k0 = np.zeros(n_pops, np.int64)
-    base_m = np.zeros(n_pops, np.int64)
     for p in range(n_pops):
-        base_k0[p], base_m[p] = poisson_table(par[p, P_LAM], base[p])
-        poisson_guide(base[p], base_m[p], base_guide[p])
+        base_k0[p], m = poisson_table(par[p, P_LAM], base)
+        poisson_guide(base, m, base_guide[p])
+        poisson_keys(base, m, base_keys[p])
     nspk = 0
     e = 0
     for s in range(n_steps):
@@ -301,16 +336,17 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
         # phase 2: integrate from t_k to t_k+1
         for p in range(n_pops):
             lam = par[p, P_LAM]
-            cdf = base[p]
+            keys = base_keys[p]
             guide = base_guide[p]
             k0 = base_k0[p]
-            m = base_m[p]
             if rate_in[s, p] != 0.0:
                 lam = max(0.0, lam + rate_in[s, p] * par[p, P_RATE2LAM])
                 cdf = np.empty(table_size(lam))
+                keys = np.empty(cdf.shape[0], np.int64)
                 guide = np.empty(GUIDE, np.int64)
                 k0, m = poisson_table(lam, cdf)
                 poisson_guide(cdf, m, guide)
+                poisson_keys(cdf, m, keys)
             pw = par[p, P_PW]
             drive = lam > 0.0 and pw != 0.0
             noise = par[p, P_NOISE]
@@ -326,41 +362,42 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                 for i in range(lo[p], lo[p + 1]):
                     pr = hpar[hrow[i]]
                     population_step(kind[p], i, i + 1, pr, pr[P_IE] + cur_in[s, p], pe, pi_, bias, th_off, v,
-                                    i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, cdf, k0, m,
+                                    i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, keys, k0,
                                     guide, rng, pend, pend_n)
             else:
                 population_step(kind[p], lo[p], lo[p + 1], par[p], par[p, P_IE] + cur_in[s, p], pe, pi_, bias,
-                                th_off, v, i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, cdf, k0,
-                                m, guide, rng, pend, pend_n)
+                                th_off, v, i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, keys, k0,
+                                guide, rng, pend, pend_n)
     return nspk
 
 
 @njit
 def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr, row, inh_slot, drive, pw,
-                    noise, cdf, k0, m, guide, rng, pend, pend_n):
+                    noise, keys, k0, guide, rng, pend, pend_n):
     """One step of neurons [a, b) of model kind ``kd`` with the parameter row ``par`` (N_PAR,):
     ``dc`` the DC current (I_e plus current_in), ``pe``/``pi_`` the all-to-all inputs, ``row``
-    this step's ring row (zeroed as it is read), the Poisson drive (cdf table) and the noise;
+    this step's ring row (zeroed as it is read), the Poisson drive (key and guide tables, see
+    poisson_keys) and the noise;
     neurons crossing threshold are appended to ``pend``."""
     if kd == DELTA:
-        delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, cdf, k0, m,
+        delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, keys, k0,
                          guide, rng, pend, pend_n)
     elif kd == IZHIKEVICH:
-        izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_in, row, drive, pw, noise, cdf, k0, m, guide,
+        izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_in, row, drive, pw, noise, keys, k0, guide,
                        rng, pend, pend_n)
     elif kd == COND:
         cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr, row, inh_slot, drive, pw,
-                        noise, cdf, k0, m, guide, rng, pend, pend_n)
+                        noise, keys, k0, guide, rng, pend, pend_n)
     elif kd == QIF:
-        qif_population(a, b, par, dc, pe + pi_, bias, v, refr, row, drive, pw, noise, cdf, k0, m, guide, rng,
+        qif_population(a, b, par, dc, pe + pi_, bias, v, refr, row, drive, pw, noise, keys, k0, guide, rng,
                        pend, pend_n)
     else:
         exp_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, refr, row, inh_slot, drive, pw,
-                       noise, cdf, k0, m, guide, rng, pend, pend_n)
+                       noise, keys, k0, guide, rng, pend, pend_n)
 
 
 @njit
-def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, cdf, k0, m, guide, rng,
+def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, keys, k0, guide, rng,
                      pend, pend_n):
     """One exact step of the iaf_psc_delta neurons [a, b) (see population_step)."""
     theta = par[P_THETA]
@@ -372,7 +409,7 @@ def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, 
         if refr[i] == 0:
             x = row[i] + pe + pi_
             if drive:
-                x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
+                x += pw * poisson_draw(keys, k0, guide, rng, i)
             if noise > 0.0:
                 x += pc * noise * normal(rng, i)
             v[i] = pc * (dc + bias[i]) + pv * v[i] + x
@@ -388,7 +425,7 @@ def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, 
 
 
 @njit
-def izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, u, row, drive, pw, noise, cdf, k0, m, guide, rng,
+def izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, u, row, drive, pw, noise, keys, k0, guide, rng,
                    pend, pend_n):
     """One step of the Izhikevich neurons [a, b) (``u``: their recovery variable).
 
@@ -405,7 +442,7 @@ def izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, u, row, drive, pw, n
         x = row[i] + pe + pi_
         row[i] = 0.0
         if drive:
-            x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
+            x += pw * poisson_draw(keys, k0, guide, rng, i)
         cur = dc + bias[i]
         if noise > 0.0:
             cur += noise * normal(rng, i)
@@ -421,8 +458,8 @@ def izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, u, row, drive, pw, n
 
 
 @njit
-def exp_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, refr, row, inh_slot, drive, pw, noise, cdf,
-                   k0, m, guide, rng, pend, pend_n):
+def exp_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, refr, row, inh_slot, drive, pw, noise, keys,
+                   k0, guide, rng, pend, pend_n):
     """One exact step of the iaf_psc_exp neurons [a, b): V from the currents at the step's
     start (clamped while refractory), then the currents decay and take the step's input."""
     theta = par[P_THETA]
@@ -441,7 +478,7 @@ def exp_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, refr, ro
         row[i] = 0.0
         row[j] = 0.0
         if drive:
-            c = pw * poisson_draw(cdf, k0, m, guide, rng, i)
+            c = pw * poisson_draw(keys, k0, guide, rng, i)
             if pw >= 0.0:
                 xe += c
             else:
@@ -492,7 +529,7 @@ def qif_step(v0, c, ht):
 
 
 @njit
-def qif_population(a, b, par, dc, shared, bias, v, refr, row, drive, pw, noise, cdf, k0, m, guide,
+def qif_population(a, b, par, dc, shared, bias, v, refr, row, drive, pw, noise, keys, k0, guide,
                    rng, pend, pend_n):
     """One step of the QIF neurons [a, b) (Montbrio, Pazo & Roxin 2015, with their peak, reset
     and refractory handling): exact integration of tau dV/dt = V^2 + eta_i + I over the step
@@ -509,7 +546,7 @@ def qif_population(a, b, par, dc, shared, bias, v, refr, row, drive, pw, noise, 
         x = row[i] + shared
         row[i] = 0.0
         if drive:
-            x += pw * poisson_draw(cdf, k0, m, guide, rng, i)
+            x += pw * poisson_draw(keys, k0, guide, rng, i)
         if refr[i] == 0:
             c = dc + bias[i]
             if noise > 0.0:
@@ -578,7 +615,7 @@ def _rk4(V, ge, gi, w, I, par, clamp, h, k1, k2, k3, k4):
 
 @njit
 def cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, g_ex, g_in, w_ad, refr, row, inh_slot, drive, pw,
-                    noise, cdf, k0, m, guide, rng, pend, pend_n):
+                    noise, keys, k0, guide, rng, pend, pend_n):
     """One step of the conductance-based (or, with P_PSC, current-based) exponential-synapse
     neurons [a, b): iaf_cond_exp, aeif_cond_exp and aeif_psc_exp as NEST updates them, with
     P_NSUB classical RK4 substeps in place of NEST's adaptive RKF45.
@@ -610,7 +647,7 @@ def cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, g_ex, g_in, w_ad, r
         row[i] = 0.0
         row[j] = 0.0
         if drive:
-            c = pw * poisson_draw(cdf, k0, m, guide, rng, i)
+            c = pw * poisson_draw(keys, k0, guide, rng, i)
             if pw >= 0.0:
                 xe += c
             else:
