@@ -33,6 +33,9 @@ class Solver(Protocol):
     same interval (a ``WindowResult``, or a plain dict of outputs). A solver whose spec declares
     an input lead L (``input_lead_ms()``) is handed the inputs over ``[t0 + L, t1 + L)`` instead.
 
+    Out-ports that nothing reads (not in ``SolverContext.consumed``: no coupling, recording or
+    probe) must still be returned, but may be empty: a solver may skip their work.
+
     Optional: ``spikes_at_stop(t_stop)`` -> {spike out-port: Spikes at tick t_stop}, asked after
     the last window, for solvers that stamp a spike at the end of the step it occurs in (as NEST
     does): a crossing in the run's last step is then recorded at t_stop.
@@ -49,10 +52,24 @@ class Solver(Protocol):
     def close(self) -> None: ...
 
 
+def consumed_outputs(plan: Plan, name: str) -> frozenset[str]:
+    """The out-ports of solver ``name`` that something reads in ``plan``: the source of a
+    coupling, a recording, or, when any probe attaches to the solver, every out-port (a probe's
+    local part may read any of them). The rest the coordinator never looks at (passed to the
+    solver as ``SolverContext.consumed``)."""
+    outs = [p for p, port in plan.solvers[name].ports.items() if port.direction == "out"]
+    if plan.probes_of(name):
+        return frozenset(outs)
+    read = {lk.source.port for lk in plan.links_from(name)}
+    read.update(r.port for r in plan.recordings_of(name))
+    return frozenset(p for p in outs if p in read)
+
+
 def build_solver(plan: Plan, name: str, comm: Any = None) -> "SolverRunner":
     """Build solver ``name`` of ``plan`` in this process and wrap it in a runner."""
     sp = plan.solvers[name]
-    ctx = SolverContext(name=name, seed=plan.seed, rng=rng_for(plan.seed, "solver", name), comm=comm)
+    ctx = SolverContext(name=name, seed=plan.seed, rng=rng_for(plan.seed, "solver", name), comm=comm,
+                        consumed=consumed_outputs(plan, name))
     try:
         solver = sp.spec.build(ctx)
     except PolyscaleError:

@@ -275,12 +275,18 @@ class SolverContext:
     seed : the run seed
     rng : a Generator seeded from (run seed, stable hash of name): the same stream on any host
     comm : an MPI communicator when the transport gives the solver several ranks, else None
+    consumed : the out-ports whose signals something reads (a coupling from the port, a
+        recording of it, or any probe on the solver: a probe may read every port), or None
+        when unknown (a solver built outside a plan): then every out-port counts as read. A
+        solver may skip the work of an out-port not in it and return that port empty (no
+        spikes; samples of the right shape, any finite values): nothing looks at them.
     """
 
     name: str
     seed: int
     rng: np.random.Generator
     comm: Any = None
+    consumed: frozenset[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -147,3 +147,57 @@ def test_spikes_at_t_stop_are_recorded_after_the_last_window_only():
     m.record("src.s")
     with pytest.raises(ps.SolverError, match=r"gave spikes at t_stop for 's' not all at tick 3000000"):
         ps.run(m)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ports3(ps.SolverSpec):
+    """Out-ports 'a' (analog), 'b' (spikes), 'c' (analog) and in-port 'u'; remembers the
+    SolverContext's ``consumed`` of each instance built (inproc: in this process)."""
+
+    type: ClassVar[str] = "test_ports3"
+    level: ClassVar[str] = "test"
+    dt_ms: float = 0.1
+    seen: ClassVar[dict] = {}
+
+    def ports(self):
+        return {"a": ps.Port("analog", "out", 1, "", 100_000), "b": ps.Port("spikes", "out", 2),
+                "c": ps.Port("analog", "out", 1, "", 100_000), "u": ps.Port("analog", "in", 1, "", 100_000)}
+
+    def build(self, ctx):
+        Ports3.seen[ctx.name] = ctx.consumed
+        return _Ports3()
+
+
+class _Ports3:
+    dt_ticks = 100_000
+
+    def advance(self, t0, t1, inputs):
+        n = (t1 - t0) // self.dt_ticks
+        z = ps.Samples(t0, self.dt_ticks, np.zeros((n, 1)))
+        return {"a": z, "b": ps.Spikes(np.zeros(0, np.int64), np.zeros(0, np.int64)), "c": z}
+
+    def state(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+def test_a_solver_is_told_which_of_its_outputs_something_reads():
+    from polyscale.coordinator.solver import consumed_outputs
+    m = ps.Model(t_stop_ms=2.0, window_ms=1.0)
+    m.solver("src", Ports3())
+    m.solver("dst", Ports3())
+    m.couple("src.a", "dst.u", delay_ms=1.0)
+    m.record("src.c")
+    Ports3.seen.clear()
+    assert ps.run(m).status == "complete"
+    # a coupling's source and a recording are read; 'b' and everything of dst are not
+    assert Ports3.seen == {"src": frozenset({"a", "c"}), "dst": frozenset()}
+    # any probe on a solver may read every out-port of it
+    m.probe("p", ps.probes.LinearReadout(weights={"dst.c": [[1.0]]}))
+    plan = ps.make_plan(m)
+    assert consumed_outputs(plan, "dst") == frozenset({"a", "b", "c"})
+    assert consumed_outputs(plan, "src") == frozenset({"a", "c"})
+    # built outside a plan: unknown, so every out-port counts as read
+    assert ps.coordinator.specs.SolverContext("x", 1, np.random.default_rng(1)).consumed is None
