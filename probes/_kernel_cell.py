@@ -191,3 +191,14 @@ def convolve_rows(ext, kern, rows, out):
                 if x != 0.0:
                     for k in range(n_ch):
                         out[j, k] += x * kern[c, m, k]
+
+
+@njit
+def inject_spikes(inj, steps, ids, delays, weights):
+    """Add each spike's summed synaptic weights to inj (n,) at its step plus each delay:
+    inj[steps[s] + delays[d]] += weights[ids[s], d], spikes then delays in order (the order
+    ``np.add.at`` adds them in, so the sums are the same bits)."""
+    for s in range(steps.shape[0]):
+        i, k = ids[s], steps[s]
+        for d in range(delays.shape[0]):
+            inj[k + delays[d]] += weights[i, d]

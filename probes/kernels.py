@@ -68,8 +68,8 @@ from ..coordinator.time import TICKS_PER_MS, fmt_ms, grid_count, grid_start
 from ..coordinator.validation import as_tuple, fail, require_int, require_number, require_str
 from ..solvers.cell.morphology import Morphology, ball_and_stick
 from ..solvers.cell.population import lambda_nseg, layout_cell
-from ._kernel_cell import (PassiveCell, convolve_rows, disc_placement, line_source_matrix, point_source_matrix,
-                           rotation_z, unit_current_area)
+from ._kernel_cell import (PassiveCell, convolve_rows, disc_placement, inject_spikes, line_source_matrix,
+                           point_source_matrix, rotation_z, unit_current_area)
 from .sources import SourceModel, register_dipoles, register_extracellular
 
 
@@ -516,7 +516,7 @@ class _SharedFilter:
                 spikes[c.source] = ((np.asarray(s.ticks, np.int64) - t0) // dt, np.asarray(s.ids, np.int64))
             st, ids = spikes[c.source]
             if st.size:
-                np.add.at(inj[i], st[:, None] + c.delays[None, :], c.weights[ids])
+                inject_spikes(inj[i], st, ids, c.delays, c.weights)
         self.pending = inj[:, steps:steps + self.depth].copy()
         ext = np.concatenate([self.history, inj[:, :steps]], axis=1)   # (C, L - 1 + steps)
         self.history = ext[:, steps:].copy()
