@@ -134,6 +134,14 @@ class Link:
     def _delayed_spikes(self, t0: int, t1: int) -> Spikes:
         if not self._pending_ticks:
             return Spikes.empty()
+        if len(self._pending_ticks) == 1:
+            # the common case (delay = window): one pushed window, all due now, in tick order;
+            # the same spikes as the general path below, without its masks and sort
+            ticks = self._pending_ticks[0]
+            if t0 <= ticks[0] and ticks[-1] < t1 and (len(ticks) < 2 or (ticks[1:] >= ticks[:-1]).all()):
+                ids = self._pending_ids[0]
+                self._pending_ticks, self._pending_ids = [], []
+                return Spikes(ticks, ids.copy())
         ticks = np.concatenate(self._pending_ticks)
         ids = np.concatenate(self._pending_ids)
         now = ticks < t1
