@@ -16,8 +16,13 @@ Rows:
   polyscale did before);
 * raw collective loop: the alternative that was measured against it, an ``Alltoall`` of
   sizes and an ``Alltoallv`` of the same data;
+* raw point-to-point loop with the ring's work: the same, plus one step of the LinearSystem
+  solver's numba kernel per step and its output sent to the next rank (what the polyscale ring
+  computes and exchanges, without polyscale);
 * polyscale mpi: K one-state linear solvers in a ring, one step per window (window 0.1 ms),
-  every solver recorded, one solver per rank; the same model on inproc for comparison;
+  every solver recorded, one solver per rank: through ``ps.run`` (rank 0 writes the run file),
+  and the window loop alone (no run file, as benchmarks/transport.py part 2 times zmq), with its
+  ratio to the two raw point-to-point loops; the same model on inproc for comparison;
 * spike routing: a source emitting ``--spikes`` spikes per 1 ms window to a relay on the other
   rank (mpi, 2 ranks) or in the same process (inproc).
 
@@ -88,11 +93,15 @@ def raw_collective(steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def raw_p2p(steps: int) -> float:
+def raw_p2p(steps: int, kernel: bool = False) -> float:
     """polyscale's pattern: a persistent max-reduction of every rank's status (a (ranks,)
     vector) overlapped with the data, sent at once point to point between neighbours only (the
     next rank in the ring, and rank 0); receivers probe each message for its size (Mprobe) and
-    take it (Mrecv)."""
+    take it (Mrecv).
+
+    ``kernel``: each step also does the work of polyscale's ring (:func:`ring`) without
+    polyscale: one step of the same numba kernel as the LinearSystem solver, its output sent to
+    the next rank (the ring's coupling), the received value copied into the next step's input."""
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -102,10 +111,20 @@ def raw_p2p(steps: int) -> float:
     payload = np.arange(16, dtype=np.uint8)
     dsts = sorted({(rank + 1) % size, 0} - {rank}) if size > 1 else []
     srcs = sorted({(rank - 1) % size} | (set(range(1, size)) if rank == 0 else set()) - {rank})
+    prev = (rank - 1) % size
     st = MPI.Status()
+    if kernel:
+        import polyscale as ps
+        from polyscale.solvers._kernels import linear_advance
+        phi, gamma, drive = ps.solvers.LinearSystem(a=[[-0.1]], c=[0.01], dt_ms=0.1).step_map()
+        x, u, out = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1))
+        linear_advance(x, u, phi, gamma, drive, out)   # compiled before the clock starts
+        payload = out.reshape(-1).view(np.uint8)
     comm.Barrier()
     start = time.perf_counter()
     for _ in range(steps):
+        if kernel:
+            linear_advance(x, u, phi, gamma, drive, out)
         red.Start()
         sends = [comm.Isend(payload, dest=d, tag=2) for d in dsts]
         red.Wait()
@@ -114,6 +133,8 @@ def raw_p2p(steps: int) -> float:
                 m = comm.Mprobe(source=s, tag=2, status=st)
                 buf = np.empty(st.Get_count(MPI.BYTE), np.uint8)
                 m.Recv(buf)
+                if kernel and s == prev:
+                    u[0, 0] = buf.view(np.float64)[0]
         MPI.Request.Waitall(sends)
     dt = (time.perf_counter() - start) / steps
     red.Free()
@@ -215,6 +236,29 @@ def timed_run(model, transport) -> float:
     return time.perf_counter() - start
 
 
+def ring_loop(n_windows: int) -> float:
+    """Wall time per window (s) of polyscale's window loop alone on mpi, as benchmarks/transport.py
+    part 2 times zmq: no run file (rank 0 calls ``advance`` window by window, the others serve),
+    start and close excluded. Rank 0's value; the others return None."""
+    from mpi4py import MPI
+    from polyscale.coordinator.plan import make_plan
+    from polyscale.coordinator.transports.mpi import MpiTransport
+    plan = make_plan(ring(MPI.COMM_WORLD.Get_size(), n_windows))
+    tr = MpiTransport()
+    if not tr.writes:
+        tr.serve(plan)
+        return None
+    try:
+        tr.start(plan)
+        windows = list(plan.windows())
+        start = time.perf_counter()
+        for t0, t1 in windows:
+            tr.advance(t0, t1)
+        return (time.perf_counter() - start) / len(windows)
+    finally:
+        tr.close()
+
+
 def worker(args) -> None:
     from mpi4py import MPI
     rank = MPI.COMM_WORLD.Get_rank()
@@ -225,6 +269,11 @@ def worker(args) -> None:
         result = raw_collective(args.steps)
     elif args.worker == "p2p":
         result = raw_p2p(args.steps)
+    elif args.worker == "p2p_kernel":
+        result = raw_p2p(args.steps, kernel=True)
+    elif args.worker == "ring_loop":
+        ring_loop(20)                               # warm up
+        result = ring_loop(args.windows)
     elif args.worker == "p2p_sizes":
         result = raw_p2p_sizes_first(args.steps)
     elif args.worker == "ring":
@@ -291,11 +340,18 @@ def main() -> None:
         rows.append(("raw status reduction + neighbour p2p (polyscale's)", k, launch("p2p", k, args) * 1e6, "us/step"))
         rows.append(("raw same, sizes in a round of their own", k, launch("p2p_sizes", k, args) * 1e6, "us/step"))
         rows.append(("raw Alltoall + Alltoallv loop", k, launch("collective", k, args) * 1e6, "us/step"))
+    raw_p2p_us = {k: v for name, k, v, _ in rows if name.startswith("raw status reduction")}
     for k in (2, 4):
+        raw_kernel = launch("p2p_kernel", k, args) * 1e6
+        rows.append(("raw same + the ring's kernel step and copy", k, raw_kernel, "us/step"))
         rows.append((f"polyscale inproc, ring of {k}", 1, inproc_ring(k, args.windows) * 1e6, "us/window"))
         wall, exchange = launch("ring", k, args)
-        rows.append((f"polyscale mpi, ring of {k}", k, wall * 1e6, "us/window"))
+        rows.append((f"polyscale mpi, ring of {k} (ps.run, run file)", k, wall * 1e6, "us/window"))
         rows.append((f"  of which rank 0 in the exchange", k, exchange * 1e6, "us/window"))
+        loop = launch("ring_loop", k, args) * 1e6
+        rows.append((f"polyscale mpi, ring of {k}, window loop alone", k, loop, "us/window"))
+        rows.append(("  window loop / raw status reduction + p2p", k, loop / raw_p2p_us[k], "ratio"))
+        rows.append(("  window loop / raw same + kernel step", k, loop / raw_kernel, "ratio"))
     n_sp = args.spikes * args.windows // 10
     w_sp = args.windows // 10
     t_in = inproc_spikes(args.spikes, w_sp)

@@ -142,6 +142,8 @@ class MpiTransport:
         self.compute_s: dict[str, float] = {}
         self.exchange_s = 0.0
         self._send_bufs: dict[int, np.ndarray] = {}   # per destination rank, reused by _pack
+        self._advances: list = []       # (solver, advance, collect) of the local solvers (_bind)
+        self._collect_out: list = []    # rank 0: what each solver hands the writer (_bind)
         self._stopped = False     # every rank has left the window loop (end, failure or stop)
         self._t_done = 0
         self._in_exchange = False
@@ -186,6 +188,7 @@ class MpiTransport:
             self._pushes = {key: [self.inboxes[lk.target.solver].links[lk.index].push for lk in lks]
                             for key, lks in self.links_by_source.items()}
             self._local_pushes = [(s, port, self._pushes[(s, port)]) for (s, port) in self.local_out]
+            self._bind()
         except BaseException as exc:
             err = _describe(exc, None, self.rank)
         self._exchange(err, {}, t0=None)
@@ -263,11 +266,12 @@ class MpiTransport:
         try:
             if err is not None:   # the last window's delivery failed here: announce it now
                 raise _Announce
-            for name, runner in self.runners.items():
-                inputs = self.inboxes[name].collect(t0, t1)
-                start = time.perf_counter()
-                results[name] = runner.advance(t0, t1, inputs)
-                self.compute_s[name] += time.perf_counter() - start
+            clock, compute = time.perf_counter, self.compute_s
+            for name, advance, collect in self._advances:
+                inputs = collect(t0, t1)
+                start = clock()
+                results[name] = advance(t0, t1, inputs)
+                compute[name] += clock() - start
         except KeyboardInterrupt:
             if not self.writes:
                 raise
@@ -302,12 +306,12 @@ class MpiTransport:
         if t1 >= self.plan.t_stop_ticks:
             self._stopped = True
         try:
-            received = self._unpack_all(bufs, t0)
-            # deliver: what came from other ranks, then what local solvers produced for local ones
-            pushes = self._pushes
-            for key, sig in received["out"].items():
-                for push in pushes.get(key, ()):
-                    push(sig)
+            # deliver: what came from other ranks (pushed as each message is read), then what
+            # local solvers produced for local ones
+            rec: dict[str, WindowResult] = {}
+            for src, program in self._recv.items():
+                buf = bufs[src]
+                self._unpack(buf, 0, len(buf), src, t0, program, rec)
             for s, port, local in self._local_pushes:
                 sig = results[s].outputs[port]
                 for push in local:
@@ -321,12 +325,12 @@ class MpiTransport:
         if not self.writes:
             return None
         out = {}
-        for name in self.plan.solvers:
-            if name in received["rec"]:
-                out[name] = received["rec"][name]
-            elif name in results and self.lead[name] == self.rank:
+        for name, local, recorded in self._collect_out:
+            if name in rec:
+                out[name] = rec[name]
+            elif local and name in results:
                 res = results[name]
-                out[name] = WindowResult(outputs=self.runners[name].recorded(res), probe_parts=res.probe_parts)
+                out[name] = WindowResult(outputs=recorded(res), probe_parts=res.probe_parts)
             else:
                 out[name] = WindowResult()
         return out
@@ -424,11 +428,26 @@ class MpiTransport:
         red.Start()
         return red
 
-    def _unpack_all(self, bufs: dict[int, np.ndarray], t0: int) -> dict:
-        got: dict = {"out": {}, "rec": {}}
-        for src, program in self._recv.items():
-            self._unpack(bufs[src], 0, len(bufs[src]), src, t0, program, got)
-        return got
+    def _bind(self) -> None:
+        """What a window calls, looked up once the local solvers and inboxes exist: the receive
+        programs with each coupled source port's pushes (``push_rows`` for samples: no Samples
+        object per window), rank 0's list of solvers to hand to the writer, and each
+        destination's send program with the runners' ``recorded``."""
+        def bind(st):
+            if st[0] == "out":
+                _, s, port, spikes, period, _size = st
+                links = [self.inboxes[lk.target.solver].links[lk.index]
+                         for lk in self.links_by_source.get((s, port), ())]
+                return ("out", spikes, period, [lk.push if spikes else lk.push_rows for lk in links])
+            return st
+        self._recv = {src: ([bind(st) for st in sts], items) for src, (sts, items) in self._recv.items()}
+        self._collect_out = [(name, name in self.runners and self.lead[name] == self.rank,
+                              self.runners[name].recorded if name in self.runners else None)
+                             for name in self.plan.solvers]
+        self._send = {dst: [st if st[0] == "out" else (*st, self.runners[st[1]].recorded) for st in sts]
+                      for dst, sts in self._send.items()}
+        self._advances = [(name, runner.advance, self.inboxes[name].collect)
+                          for name, runner in self.runners.items()]
 
     def _failures(self, err: dict | None) -> None:
         """Some rank failed: gather the failures' texts (JSON) to rank 0 and raise there the
@@ -451,6 +470,7 @@ class MpiTransport:
     def _pack(self, results: Mapping[str, WindowResult], streams: list, dst: int) -> np.ndarray:
         """One message: int64 element counts of its arrays, then the arrays' bytes."""
         arrays: list[np.ndarray] = []
+        f8 = np.float64
         for st in streams:
             res = results[st[1]]
             if st[0] == "out":
@@ -458,18 +478,17 @@ class MpiTransport:
                 if st[3]:
                     arrays += [sig.ticks, sig.ids]
                 else:
-                    arrays.append(np.asarray(sig.data, dtype=np.float64))
+                    arrays.append(np.asarray(sig.data, dtype=f8))
             else:
-                rec = self.runners[st[1]].recorded(res)
+                rec = st[4](res)
                 for port, spikes, _ in st[2]:
                     sig = rec[port]
                     if spikes:
                         arrays += [sig.ticks, sig.ids]
                     else:
-                        arrays += [np.array([sig.t0, sig.period], np.int64),
-                                   np.asarray(sig.data, dtype=np.float64)]
+                        arrays += [np.array([sig.t0, sig.period], np.int64), np.asarray(sig.data, dtype=f8)]
                 for name, _ in st[3]:
-                    arrays.append(np.asarray(res.probe_parts[name], dtype=np.float64))
+                    arrays.append(np.asarray(res.probe_parts[name], dtype=f8))
         # into this destination's buffer, kept between windows (grown when a window needs more):
         # the send completes within the exchange, before the next window packs again
         head = 8 * len(arrays)
@@ -488,16 +507,19 @@ class MpiTransport:
         return buf[:total]
 
     def _unpack(self, buf: np.ndarray, offset: int, count: int, src: int, t0: int,
-                program: tuple, got: dict) -> None:
+                program: tuple, rec: dict) -> None:
+        """Read one message from rank ``src`` and deliver it: coupled outputs pushed into their
+        links here, recordings and probe parts of solvers led elsewhere put in ``rec`` (rank 0)."""
         streams, items = program
         lengths = np.frombuffer(buf, np.int64, len(items), offset).tolist()
         pos = offset + 8 * len(items)
         arrays = []
+        frombuffer, i8, f8 = np.frombuffer, np.int64, np.float64
         for item, n in zip(items, lengths):
             if item is _I8:
-                arrays.append(np.frombuffer(buf, np.int64, n, pos))
+                arrays.append(frombuffer(buf, i8, n, pos))
             else:
-                arrays.append(np.frombuffer(buf, np.float64, n, pos).reshape(-1, item[1]))
+                arrays.append(frombuffer(buf, f8, n, pos).reshape(-1, item[1]))
             pos += 8 * n
         if pos != offset + count:
             raise TransportError(f"rank {self.rank}: message from rank {src} has {count} bytes, "
@@ -505,13 +527,16 @@ class MpiTransport:
         k = 0
         for st in streams:
             if st[0] == "out":
-                if st[3]:
+                if st[1]:
                     sig = Spikes(arrays[k], arrays[k + 1])
                     k += 2
+                    for push in st[3]:
+                        push(sig)
                 else:
-                    sig = Samples(t0, st[4], arrays[k])
+                    data = arrays[k]
                     k += 1
-                got["out"][(st[1], st[2])] = sig
+                    for push_rows in st[3]:
+                        push_rows(t0, data)
             else:
                 outputs = {}
                 for port, spikes, _ in st[2]:
@@ -524,7 +549,7 @@ class MpiTransport:
                 for name, _ in st[3]:
                     parts[name] = arrays[k]
                     k += 1
-                got["rec"][st[1]] = WindowResult(outputs=outputs, probe_parts=parts)
+                rec[st[1]] = WindowResult(outputs=outputs, probe_parts=parts)
 
     # -- the end ------------------------------------------------------------------------------
     def _on_sigint(self, signum, frame) -> None:
