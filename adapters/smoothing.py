@@ -42,9 +42,11 @@ class SpikeFilter:
         self.pend_c = np.zeros(0, np.int64)
 
     def __call__(self, t0: int, t1: int, ticks: np.ndarray, chans: np.ndarray) -> np.ndarray:
-        ticks = np.concatenate([self.pend_t, np.asarray(ticks, np.int64)])
-        chans = np.concatenate([self.pend_c, np.asarray(chans, np.int64)])
-        if len(ticks) > 1 and (np.diff(ticks) < 0).any():
+        ticks, chans = np.asarray(ticks, np.int64), np.asarray(chans, np.int64)
+        if len(self.pend_t):    # spikes after the last window's last sample come first
+            ticks = np.concatenate([self.pend_t, ticks])
+            chans = np.concatenate([self.pend_c, chans])
+        if len(ticks) > 1 and (ticks[1:] < ticks[:-1]).any():
             order = np.argsort(ticks, kind="stable")
             ticks, chans = ticks[order], chans[order]
         n = (t1 - t0) // self.period
@@ -110,9 +112,16 @@ class _SmoothedRate:
                                   spec.kernel == "alpha")
         # trace (peak 1 or 1/e) -> Hz: 1/tau (s) for a unit-area kernel, per channel counted
         self.scale = 1000.0 / spec.tau_ms / (1 if spec.per_channel else incoming.size)
+        self._zeros = np.zeros(64, np.int64)
 
     def __call__(self, t0: int, t1: int, spikes: Spikes) -> Samples:
-        chans = spikes.ids if self.per_channel else np.zeros(len(spikes), np.int64)
+        n = len(spikes.ticks)
+        if self.per_channel:
+            chans = spikes.ids
+        else:                   # one channel: a slice of zeros kept between windows
+            if len(self._zeros) < n:
+                self._zeros = np.zeros(2 * n, np.int64)
+            chans = self._zeros[:n]
         out = self.filter(t0, t1, spikes.ticks, chans)
         return Samples(t0, self.filter.period, out * self.scale)
 
