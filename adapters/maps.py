@@ -106,6 +106,9 @@ def _sizes(sizes) -> tuple[int, ...]:
 class _ChannelMap:
     def __init__(self, w: np.ndarray, spikes: bool):
         self.w = w
+        # one input channel (a population rate fanned out): each output is one product, so a
+        # broadcast multiply gives the matrix product's bits without its call
+        self.col = np.ascontiguousarray(w[:, 0]) if w.ndim == 2 and w.shape[1] == 1 else None
         if spikes:
             # (copies) per incoming channel: the output channels, repeated by weight
             counts = w.astype(np.int64)
@@ -116,6 +119,8 @@ class _ChannelMap:
 
     def __call__(self, t0: int, t1: int, x):
         if isinstance(x, Samples):
+            if self.col is not None:
+                return Samples(x.t0, x.period, x.data * self.col)
             return Samples(x.t0, x.period, x.data @ self.w.T)
         reps = self.n_fan[x.ids]
         ticks = np.repeat(x.ticks, reps)

@@ -30,6 +30,17 @@ def test_sampled_signal_is_multiplied_by_the_matrix():
     np.testing.assert_allclose(out.data, [[2.0, 1.0], [0.0, -4.5]], rtol=1e-15)
 
 
+def test_one_input_channel_fanned_out_is_each_weight_times_the_input():
+    # one population rate to several targets: out[:, i] = w[i] x, one product per element,
+    # written out by hand
+    w = [[0.0], [10.0], [0.1], [-3.0]]
+    spec = ps.adapters.ChannelMap(weights=w)
+    x = np.array([[1.5], [0.3], [7.0]])
+    out = spec.build(SignalSpec("rate", 1, "Hz", P), CTX)(0, 3 * P, ps.Samples(0, P, x))
+    want = [[w[i][0] * x[k, 0] for i in range(4)] for k in range(3)]
+    assert out.data.shape == (3, 4) and out.data.tolist() == want
+
+
 def test_spikes_are_copied_to_every_target_as_many_times_as_the_weight():
     """W (3 out, 2 in) = [[1, 0], [2, 1], [0, 0]]: a spike of channel 0 goes once to 0 and twice
     to 1; one of channel 1 once to 1. Counts: out = W @ in."""
