@@ -452,6 +452,63 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
     return share, share_loop
 
 
+def link_costs(model) -> None:
+    """One inproc run with every link's delivery (delay + adapters), every adapter and every
+    push timed on their own (thread CPU time, us per window): which coupling costs what."""
+    acc, calls = defaultdict(float), defaultdict(int)
+    original = routing.Link.__init__
+
+    def timed(key, fn):
+        def call(*a):
+            c = cpu()
+            try:
+                return fn(*a)
+            finally:
+                acc[key] += cpu() - c
+                calls[key] += 1
+        return call
+
+    def init(self, *a, **k):
+        original(self, *a, **k)
+        name = self.plan.name
+        self.collect = timed(("deliver", name), self.collect)
+        self.push = timed(("push", name), self.push)
+        self.adapters = [timed((f"  {type(ad).__name__.lstrip('_')}", name), ad) for ad in self.adapters]
+    routing.Link.__init__ = init
+    try:
+        ps.run(model, out=None, transport="inproc")
+    finally:
+        routing.Link.__init__ = original
+    n = max(calls.values(), default=1)
+    print(f"per link, inproc, CPU us per window ({n} windows; 'deliver' includes the adapters below it):")
+    for name in sorted({k[1] for k in acc}):
+        for key in sorted(k for k in acc if k[1] == name):
+            print(f"  {key[0]:<16} {1e6 * acc[key] / n:7.1f}  {name}")
+    tot = sum(v for k, v in acc.items() if k[0] in ("deliver", "push"))
+    print(f"  {'all links':<16} {1e6 * tot / n:7.1f}  (deliver + push)\n")
+
+
+def profile(model, top: int) -> None:
+    """One inproc run under cProfile (process CPU time): the ``top`` functions by own time, us
+    per window. cProfile's own cost inflates Python-heavy functions: read it for ranking."""
+    import cProfile
+    import pstats
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    ps.run(model, out=None, transport="inproc")
+    prof.disable()
+    st = pstats.Stats(prof)
+    windows = max([v[1] for (f, _, fn), v in st.stats.items()
+                   if fn == "advance" and f.endswith("inproc.py")], default=1)
+    rows = sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:top]
+    print(f"cProfile, inproc, own CPU us per window ({windows} windows), top {top}:")
+    for (fname, line, func), (cc, nc, tt, ct, _) in rows:
+        where = fname.replace(str(Path(__file__).resolve().parents[1]) + "/", "")
+        print(f"  {1e6 * tt / windows:8.1f} own {1e6 * ct / windows:8.1f} cum {nc / windows:6.1f} calls  "
+              f"{func} ({where.split('site-packages/')[-1]}:{line})")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
@@ -462,6 +519,10 @@ def main() -> None:
                          "zmq-pipelined, zmq-unpipelined (the scheduler posts the next window before "
                          "writing this one, or not)")
     ap.add_argument("--detail", action="store_true", help="print every phase's time per window")
+    ap.add_argument("--links", action="store_true", help="also time each link's delivery, adapters and push "
+                    "(one more inproc run)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also print the N functions with the most own CPU time (one more inproc run, cProfile)")
     args = ap.parse_args()
     global WRAP_US
     WRAP_US = 1e6 * wrapper_cost_s()
@@ -487,6 +548,10 @@ def main() -> None:
         if name in best:
             print(f"[{name}{', pipelined' if best[name]['pipelined'] else ''}]")
             report_zmq(best[name], args.detail)
+    if args.links:
+        link_costs(model)
+    if args.profile:
+        profile(model, args.profile)
     if "inproc" in best and "zmq" in best:
         a, b = best["inproc"], best["zmq"]
         print(f"zmq / inproc: wall {b['wall'] / a['wall']:.2f}, window loop {b['loop'] / a['loop']:.2f} "
