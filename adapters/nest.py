@@ -9,8 +9,11 @@ the spec's ``populations`` (declared so that the ports are known before anything
 
 Time. NEST's resolution is ``dt_ms``; polyscale's windows are whole numbers of it by
 construction. The kernel is prepared once (``nest.Prepare()``), advanced by ``nest.Run(window)``
-and cleaned up at close; every few windows a Cleanup and Prepare empty the spike recorder (NEST
-allows nothing else), which leaves the dynamics bitwise unchanged (tested). NEST stamps a spike at the end of the step in which the threshold is
+and cleaned up at close. Spikes are recorded only for the populations whose ``P.spikes``
+something reads (a coupling, a recording, a probe: ``SolverContext.consumed``), to a file that
+each window reads from where the last stopped; now and then a Cleanup and Prepare start the file
+anew (or, with NEST's memory backend, empty the recorder: NEST allows nothing else), which leaves
+the dynamics bitwise unchanged (tested). NEST stamps a spike at the end of the step in which the threshold is
 crossed; a spike stamped t1 (the end of a window) is handed out with the next window, whose
 start it is (PointNetwork does the same), so every output spike lies in [t0, t1) and lies on
 NEST's grid exactly. NEST's own min_delay needs no agreement with the window: NEST runs any
@@ -60,6 +63,8 @@ Needs ``pip install 'polyscale[nest]'``; this module imports without NEST.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -75,6 +80,10 @@ from ..solvers._jit import njit
 from ._external import Translation, check_target, claim_process, load_target, release_process, require_extra
 
 EXTRA = "nest"
+#: decimals of the spike file's offsets (ms): one per decade of ticks per ms, so that the
+#: digits of an offset, read as an integer, are its ticks
+OFFSET_DIGITS = len(str(TICKS_PER_MS)) - 1
+assert 10 ** OFFSET_DIGITS == TICKS_PER_MS
 INPUT_KINDS = ("spikes_in", "rate_in", "current_in")
 
 #: polyscale's point-neuron parameter names (solvers/point/models.py) -> NEST's, with the factor
@@ -316,7 +325,17 @@ class NestNetwork(SolverSpec):
 class NestNetworkSolver:
     """The live NEST network (see the module docstring). One per process."""
 
-    # The spike recorder is read every window and returns every event it holds (~0.12 us
+    # Spikes come from one spike recorder of the populations whose spikes something reads
+    # (``ctx.consumed``; none: no recorder, no reads). It writes to a file (NEST's ascii
+    # backend: sender, step, offset per line, flushed at the end of every Run), and each window
+    # reads only the bytes added since the last: no status read of NEST (whose first one after a
+    # Run costs ~0.1 ms whatever it asks, see below) and nothing to empty. The file is kept below
+    # MAX_FILE_BYTES by a Cleanup, delete, Prepare (rare: 64 MiB is ~4 million spikes). The file
+    # lives in a temporary folder, named by the recorder's label; a builder that set NEST's
+    # data_path or data_prefix (which would be put before it) keeps the memory backend, read
+    # as follows.
+    #
+    # The memory backend's recorder is read every window and returns every event it holds (~0.12 us
     # each, NEST 3.10: any get() of a recorder builds its whole status, events included, so
     # even n_events costs that); emptying it needs Cleanup + n_events = 0 + Prepare (NEST
     # refuses n_events = 0 inside Prepare/Cleanup, nest-simulator issue #3728): c_p ~0.1 ms at
@@ -331,6 +350,7 @@ class NestNetworkSolver:
     PREPARE_OVER_EVENT = 1e3
     MIN_HELD_EVENTS = 100
     MAX_HELD_EVENTS: int | None = None      # fixed threshold (tests); None: adaptive
+    MAX_FILE_BYTES = 64 << 20               # the spike file's size that makes it start anew
 
     def __init__(self, spec: NestNetwork, ctx: SolverContext):
         self.spec = spec
@@ -339,6 +359,8 @@ class NestNetworkSolver:
         claim_process("NEST", ctx.name)
         self._claimed = True
         self._prepared = False
+        self._files: list = []
+        self._tmpdir = None
         try:
             self._setup(spec, ctx, nest)
         except BaseException:
@@ -373,11 +395,16 @@ class NestNetworkSolver:
         self.pops = pops
         d_in = spec.dt_ms if spec.input_delay_ms is None else spec.input_delay_ms
         self.names = list(spec.populations)
-        # one recorder for all populations: every read of a NEST device costs ~0.2 ms
-        self.recorder = nest.Create("spike_recorder")
-        gids, pop_of, pos = [], [], []
+        # one recorder for the populations whose spikes something reads (every read of a NEST
+        # device costs ~0.2 ms); the others' ports stay empty (ctx.consumed: nothing reads them)
+        read = [i for i, p in enumerate(self.names) if ctx.consumed is None or f"{p}.spikes" in ctx.consumed]
+        self.recorder = None
+        if read:
+            self.recorder = nest.Create("spike_recorder", params=self._recorder_params(nest))
+        gids, pop_of, pos = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         for i, p in enumerate(self.names):
-            nest.Connect(pops[p], self.recorder)
+            if i in read:
+                nest.Connect(pops[p], self.recorder)
             g = np.asarray(pops[p].tolist(), np.int64)
             gids.append(g)
             pop_of.append(np.full(len(g), i, np.int64))
@@ -391,6 +418,7 @@ class NestNetworkSolver:
                              f"{spec.builder!r}; populations must not overlap")
         # node id - gid_base -> (population, position): one lookup per recorded spike
         self.gid_base = int(gids[0])
+        self.n_pops = len(self.names)
         self.lut = np.full((2, int(gids[-1]) - self.gid_base + 1), -1, np.int64)
         self.lut[0, gids - self.gid_base], self.lut[1, gids - self.gid_base] = pop_of, pos
         self.spike_gens, self.rate_gens, self.current_gens = {}, {}, {}
@@ -427,9 +455,58 @@ class NestNetworkSolver:
         # next window's
         self.pending = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
         self._out_names = [f"{p}.spikes" for p in self.names]
-        self._read_events = _events_reader(self.recorder)
+        self._read_events = None if self.recorder is None else _events_reader(self.recorder)
+        self._file_bytes = 0
         nest.Prepare()
         self._prepared = True
+        self._open_files()
+
+    def _recorder_params(self, nest) -> dict:
+        """The spike recorder's parameters: NEST's ascii backend writing to a temporary folder
+        (the class comment), or {} (memory) where the builder set a data_path or data_prefix."""
+        if tuple(nest.GetKernelStatus(["data_path", "data_prefix"])) != ("", ""):
+            return {}
+        self._tmpdir = tempfile.mkdtemp(prefix="polyscale-nest-")
+        # offsets (ms, precise-timing models) in fixed notation with a digit per tick decade
+        return {"record_to": "ascii", "time_in_steps": True, "precision": OFFSET_DIGITS,
+                "label": os.path.join(self._tmpdir, "spikes")}
+
+    def _open_files(self) -> None:
+        """Open the recorder's files (one per NEST thread; written from Prepare on)."""
+        if self._tmpdir is not None:
+            self._files = [open(f, "rb") for f in self.recorder.get("filenames")]   # noqa: SIM115
+            self._file_bytes = 0
+
+    def _close_files(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []
+
+    def _read_new(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recorder's events since the last window: (ticks of NEST's stamps, node ids)."""
+        if self._files:
+            chunks = [f.read() for f in self._files]
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._file_bytes += len(data)
+            ticks, senders = _parse_events(np.frombuffer(data, np.uint8), self.dt_ticks)
+            if self._file_bytes > self.MAX_FILE_BYTES:
+                # start the file anew (Cleanup closes it; Prepare opens a new one)
+                self.nest.Cleanup()
+                self._close_files()
+                for f in self.recorder.get("filenames"):
+                    os.remove(f)
+                self.nest.Prepare()
+                self._open_files()
+            return ticks, senders
+        # the memory backend: every event held, the new ones from self.seen on
+        ev = self._read_events()
+        # (an empty recorder gives float senders)
+        times = np.asarray(ev["times"], np.float64)[self.seen:]
+        senders = np.asarray(ev["senders"], np.int64)[self.seen:]
+        self.seen += len(times)
+        self._n_events += len(times)
+        self._empty_memory()
+        return np.rint(times * TICKS_PER_MS).astype(np.int64), senders
 
     # -- the Solver protocol -------------------------------------------------------------------
     def advance(self, t0: int, t1: int, inputs) -> WindowResult:
@@ -464,19 +541,20 @@ class NestNetworkSolver:
                                    "amplitude_values": c.data[:, 0].tolist()})
         nest.Run((t1 - t0) / TICKS_PER_MS)
         self.t = t1
-        # straight to the kernel (NodeCollection.get adds ~10 us of Python per window); the
-        # recorder still builds its whole status (every event it holds), see the class comment
-        ev = self._read_events()
-        # (an empty recorder gives float senders)
-        times, senders = np.asarray(ev["times"], np.float64), np.asarray(ev["senders"], np.int64)
-        n_new = len(times) - self.seen
+        self._n_windows += 1
+        if self.recorder is None:     # nothing reads any spikes
+            empty = np.zeros(0, np.int64)
+            return WindowResult(outputs={port: Spikes(empty, empty) for port in self._out_names})
+        ticks, senders = self._read_new()
         ticks, ids, offsets, *self.pending = _split_spikes(
-            times, senders, self.seen, self.lut, self.gid_base, t1, *self.pending)
-        self.seen += n_new
+            ticks, senders, self.lut, self.gid_base, self.n_pops, t1, *self.pending)
         outputs = {port: Spikes(ticks[offsets[i]:offsets[i + 1]], ids[offsets[i]:offsets[i + 1]])
                    for i, port in enumerate(self._out_names)}
-        self._n_windows += 1
-        self._n_events += n_new
+        return WindowResult(outputs=outputs)
+
+    def _empty_memory(self) -> None:
+        """Empty the memory backend's recorder when it holds enough events (class comment)."""
+        nest = self.nest
         limit = self.MAX_HELD_EVENTS
         if limit is None:
             per_window = self._n_events / self._n_windows
@@ -493,7 +571,6 @@ class NestNetworkSolver:
             nest.Prepare()
             self._empty_s += time.process_time() - clock
             self._n_empty += 1
-        return WindowResult(outputs=outputs)
 
     def _inject_spikes(self, p: str, s: Spikes | None, t1: int) -> None:
         """Spike generator j fires at ``ceil(A / dt) dt - d_in`` for each arrival tick A, so
@@ -541,29 +618,74 @@ class NestNetworkSolver:
                 self.nest.Cleanup()
             except Exception:   # noqa: BLE001 (the kernel may already be torn down at exit)
                 pass
+        self._close_files()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
         if self._claimed:
             self._claimed = False
             release_process("NEST", self.name)
 
 
 @njit
-def _split_spikes(times_ms, senders, start, lut, base, t1, pend_ticks, pend_pop, pend_ids):
-    """One window's spikes from the recorder's events ``[start:]`` (times in ms, senders as NEST
-    node ids; ``lut[:, id - base]`` their population and position) after the pending ones:
+def _parse_events(buf, dt_ticks):
+    """(ticks, node ids) of the lines ``sender<TAB>step<TAB>offset`` of NEST's ascii spike
+    file (``buf``: uint8, whole lines; lines not starting with a digit, the header, are
+    skipped): tick = step * dt_ticks - offset, the offset (ms) written with OFFSET_DIGITS
+    decimals, so its digits are its ticks."""
+    n = 0
+    for c in buf:
+        if c == 10:
+            n += 1
+    ticks = np.empty(n, np.int64)
+    senders = np.empty(n, np.int64)
+    m = 0
+    i = 0
+    end = len(buf)
+    while i < end:
+        if buf[i] < 48 or buf[i] > 57:      # a header line
+            while i < end and buf[i] != 10:
+                i += 1
+            i += 1
+            continue
+        sender = step = offset = 0
+        f = 0
+        while i < end and buf[i] != 10:
+            c = np.int64(buf[i])
+            if c == 9:
+                f += 1
+            elif 48 <= c <= 57:
+                if f == 0:
+                    sender = sender * 10 + c - 48
+                elif f == 1:
+                    step = step * 10 + c - 48
+                else:
+                    offset = offset * 10 + c - 48
+            i += 1
+        i += 1
+        senders[m] = sender
+        ticks[m] = step * dt_ticks - offset
+        m += 1
+    return ticks[:m], senders[:m]
+
+
+@njit
+def _split_spikes(new_ticks, senders, lut, base, n_pops, t1, pend_ticks, pend_pop, pend_ids):
+    """One window's spikes from the recorder's new events (ticks, senders as NEST node ids;
+    ``lut[:, id - base]`` their population and position) after the pending ones:
     (ticks, positions, offsets, *pending), the spikes before tick ``t1`` grouped by population
-    (population i in ``offsets[i]:offsets[i + 1]``), each group in time order (stable), and the
-    rest (ticks >= t1: NEST stamps (t0, t1]) as ticks, populations, positions."""
-    n_pops = lut[0].max() + 1
+    (population i < n_pops in ``offsets[i]:offsets[i + 1]``), each group in time order (stable),
+    and the rest (ticks >= t1: NEST stamps (t0, t1]) as ticks, populations, positions."""
     n_p = len(pend_ticks)
-    n = n_p + len(times_ms) - start
+    n = n_p + len(new_ticks)
     tk = np.empty(n, np.int64)
     pp = np.empty(n, np.int64)
     ix = np.empty(n, np.int64)
     tk[:n_p], pp[:n_p], ix[:n_p] = pend_ticks, pend_pop, pend_ids
-    for j in range(start, len(times_ms)):
+    for j in range(len(new_ticks)):
         k = senders[j] - base
-        o = n_p + j - start
-        tk[o] = np.int64(np.rint(times_ms[j] * TICKS_PER_MS))
+        o = n_p + j
+        tk[o] = new_ticks[j]
         pp[o] = lut[0, k]
         ix[o] = lut[1, k]
     counts = np.zeros(n_pops + 1, np.int64)

@@ -510,20 +510,79 @@ def test_current_in_gives_the_closed_form_lif_interspike_interval():
 
 @needs_nest
 def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatch):
-    """NEST run in windows of 1 ms and 3 ms (multiples of its min_delay, 1 ms here), and with
-    its spike recorders emptied after every window (Cleanup, reset, Prepare): the same spikes,
-    bitwise. (Windows that split NEST's min_delay slices change the order in which NEST's
-    Poisson generators draw, so the spikes then differ, though not their statistics.)"""
+    """NEST run in windows of 1 ms and 3 ms (multiples of its min_delay, 1 ms here), with its
+    spike file started anew after every window (Cleanup, delete, Prepare), and read from NEST's
+    memory backend instead of the file (as where a builder sets a data_path), once emptied
+    after every window (Cleanup, reset, Prepare): the same spikes, bitwise, and no file left.
+    (Windows that split NEST's min_delay slices change the order in which NEST's Poisson
+    generators draw, so the spikes then differ, though not their statistics.)"""
+    import glob
+    import tempfile
     def spikes(window_ms):
         run = ps.run(brunel_nest.build(backend="nest", scale=0.05, t_stop_ms=60.0, couple=False,
                                        window_ms=window_ms))
         return run.spikes("net", "E")
+    left = set(glob.glob(f"{tempfile.gettempdir()}/polyscale-nest-*"))
     a, b = spikes(1.0), spikes(3.0)
-    monkeypatch.setattr(pnest.NestNetworkSolver, "MAX_HELD_EVENTS", 0)
+    monkeypatch.setattr(pnest.NestNetworkSolver, "MAX_FILE_BYTES", 0)
     c = spikes(1.0)
+    assert set(glob.glob(f"{tempfile.gettempdir()}/polyscale-nest-*")) == left
+    monkeypatch.setattr(pnest.NestNetworkSolver, "_recorder_params", lambda self, nest: {})
+    d = spikes(1.0)
+    monkeypatch.setattr(pnest.NestNetworkSolver, "MAX_HELD_EVENTS", 0)
+    e = spikes(1.0)
     assert len(a.times) > 100
-    for other in (b, c):
+    for other in (b, c, d, e):
         assert np.array_equal(a.times, other.times) and np.array_equal(a.ids, other.ids)
+
+
+@needs_nest
+def test_only_spikes_that_something_reads_are_recorded():
+    """SolverContext.consumed: a population whose spikes nothing reads gets no recorder
+    connection and an empty port; the one read gets the spikes it gets when both are read
+    (bitwise: the recorder does not touch the dynamics); nothing read, no recorder at all."""
+    from polyscale.coordinator.specs import SolverContext
+    spec = brunel_nest.build(backend="nest", scale=0.05, t_stop_ms=30.0, couple=False).solvers["net"]
+    def run(consumed):
+        import nest
+        s = spec.build(SolverContext("net", 1, np.random.default_rng(1), consumed=consumed))
+        try:
+            outs = [s.advance(t, t + TICKS_PER_MS, {}).outputs for t in range(0, 30 * TICKS_PER_MS, TICKS_PER_MS)]
+            senders = set() if s.recorder is None else set(
+                nest.GetConnections(target=s.recorder).get("source"))
+            return ({p: np.concatenate([o[f"{p}.spikes"].ticks for o in outs]) for p in ("E", "I")},
+                    senders, s.recorder)
+        finally:
+            s.close()
+    both, senders, _ = run(None)
+    e_only, e_senders, _ = run(frozenset({"E.spikes"}))
+    none, _, rec = run(frozenset())
+    assert len(both["E"]) > 50 and len(both["I"]) > 10
+    assert np.array_equal(both["E"], e_only["E"]) and len(e_only["I"]) == 0
+    assert len(senders) == spec.populations["E"] + spec.populations["I"]
+    assert len(e_senders) == spec.populations["E"]
+    assert rec is None and len(none["E"]) == len(none["I"]) == 0
+
+
+def test_spike_file_lines_parse_as_python_reads_them():
+    """_parse_events (numba, NEST's ascii spike file) against Python's split(): the header
+    skipped, tick = step * dt - offset with the offset's decimals as ticks (precise-timing
+    models), over several lines and chunks."""
+    dt = TICKS_PER_MS // 10
+    rng = np.random.default_rng(5)
+    rows = [(int(s), int(k), int(o)) for s, k, o in zip(rng.integers(1, 10**6, 40), rng.integers(0, 10**8, 40),
+                                                        rng.integers(0, dt, 40))]
+    rows[3] = (7, 12, 0)
+    body = "".join(f"{s}\t{k}\t{o / TICKS_PER_MS:.{pnest.OFFSET_DIGITS}f}\n" for s, k, o in rows)
+    text = "# NEST version: 3.10.0\n# RecordingBackendASCII version: 2\nsender\ttime_step\ttime_offset\n" + body
+    ticks, senders = pnest._parse_events(np.frombuffer(text.encode(), np.uint8), dt)
+    want = [(int(a), round(int(b) * dt - float(c) * TICKS_PER_MS))
+            for a, b, c in (ln.split("\t") for ln in body.splitlines())]
+    assert list(zip(senders.tolist(), ticks.tolist())) == want
+    t2, s2 = pnest._parse_events(np.frombuffer(body.encode(), np.uint8), dt)   # a later chunk
+    assert t2.tolist() == ticks.tolist() and s2.tolist() == senders.tolist()
+    empty = pnest._parse_events(np.zeros(0, np.uint8), dt)
+    assert len(empty[0]) == len(empty[1]) == 0
 
 
 def test_recorded_events_split_by_population_as_a_plain_sort_does():
@@ -544,7 +603,8 @@ def test_recorded_events_split_by_population_as_a_plain_sort_does():
     start = 7
     pend = (np.array([21 * TICKS_PER_MS // 10, 25 * TICKS_PER_MS // 10], np.int64),
             np.array([1, 0], np.int64), np.array([3, 9], np.int64))
-    ticks, ids, offsets, *later = pnest._split_spikes(times, senders, start, lut, base, t1, *pend)
+    new = np.rint(times[start:] * TICKS_PER_MS).astype(np.int64)
+    ticks, ids, offsets, *later = pnest._split_spikes(new, senders[start:], lut, base, 2, t1, *pend)
     allev = list(zip(*[a.tolist() for a in pend]))
     for t, s in zip(times[start:], senders[start:]):
         p = 0 if s < 20 else 1
