@@ -12,10 +12,9 @@ recorded, the same NEST seed in every variant.
   Cleanup: NEST's own cost of stopping every window, the floor of any co-simulation at that
   window (spikes read once at the end);
 * by-hand: what a user coupling NEST by hand pays at that window: the same Run(window) pieces,
-  and after each the new spikes read from one recorder of both populations (new events taken
-  from the recorder's whole list; the recorder emptied by Cleanup, n_events = 0, Prepare by
-  NestNetwork's rule), through NEST's kernel API as NestNetwork does (NodeCollection.get/set
-  cost more); the baseline of "vs by hand";
+  and after each the new spikes read as NestNetwork reads them (one recorder of both
+  populations writing NEST's ascii file; the bytes added since the last window parsed into
+  ticks and node ids by the same numba pass); the baseline of "vs by hand";
 * inproc / zmq: ``ps.run`` of a model holding only the NestNetwork (``window_ms``, default 2 ms,
   the exchange interval of a coupled run), recording both populations' spikes (no run file);
   on zmq NEST runs in a worker process and every window's spikes cross a socket;
@@ -39,8 +38,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,10 +82,16 @@ def run_alone(t_ms: float, scale: float, window_ms: float | None = None, by_hand
     pops = brunel_nest.nest_brunel(brunel_nest.brunel_spec(scale).to_dict())
     recs = []
     if by_hand:
-        r = nest.Create("spike_recorder")
+        tmp = tempfile.mkdtemp(prefix="polyscale-bench-")
+        r = nest.Create("spike_recorder", params={"record_to": "ascii", "time_in_steps": True,
+                                                  "precision": 6, "label": f"{tmp}/spikes"})
         for p in pops.values():
             nest.Connect(p, r)
         recs.append(r)
+        import numpy as np
+
+        from polyscale.adapters.nest import _parse_events
+        _parse_events(np.zeros(0, np.uint8), 100_000)     # numba's compile or cache load
     else:
         for p in pops.values():
             r = nest.Create("spike_recorder")
@@ -100,28 +107,17 @@ def run_alone(t_ms: float, scale: float, window_ms: float | None = None, by_hand
             nest.Run(window_ms)
         nest.Cleanup()
     else:
-        # NEST's kernel API, as NestNetwork uses it (NodeCollection.get/set cost more)
-        from nest import nestkernel_api as api
-
-        from polyscale.adapters.nest import NestNetworkSolver as S
-        rec, seen, windows = recs[0], 0, int(round(t_ms / window_ms))
-        empty_s, n_empty = 0.0, 0
+        # the spike file read as NestNetwork reads it: the new bytes, parsed by the same pass
+        windows = int(round(t_ms / window_ms))
         nest.Prepare()
-        for w in range(windows):
+        (f,) = [open(name, "rb") for name in recs[0].get("filenames")]   # noqa: SIM115
+        for _ in range(windows):
             nest.Run(window_ms)
-            ev = api.llapi_get_nc_status(rec._datum, "events")
-            times, senders = ev["times"][seen:], ev["senders"][seen:]
-            seen += len(times)
-            n += len(times)
-            ratio = empty_s / n_empty / S.EVENT_READ_S if n_empty else S.PREPARE_OVER_EVENT
-            if seen > max(S.MIN_HELD_EVENTS, (2.0 * ratio * n / (w + 1)) ** 0.5):
-                c = time.process_time()
-                nest.Cleanup()
-                api.llapi_set_nc_status(rec._datum, [{"n_events": 0}])
-                seen = 0
-                nest.Prepare()
-                empty_s, n_empty = empty_s + time.process_time() - c, n_empty + 1
+            ticks, senders = _parse_events(np.frombuffer(f.read(), np.uint8), 100_000)
+            n += len(ticks)
         nest.Cleanup()
+        f.close()
+        shutil.rmtree(tmp)
     if not by_hand:
         n = sum(len(r.get("events")["times"]) for r in recs)
     t2, c2 = time.perf_counter(), time.process_time()
@@ -178,7 +174,7 @@ def run_polyscale(t_ms: float, scale: float, transport: str, window_ms: float, r
                 self._nest.Prepare()
                 adapter_cpu[2] += time.process_time() - c
         pnest.import_nest = lambda: TimedNest(real_import())
-        real_advance, real_reader = pnest.NestNetworkSolver.advance, pnest._events_reader
+        real_advance, real_read = pnest.NestNetworkSolver.advance, pnest.NestNetworkSolver._read_new
 
         def advance(self, t0, t1, inputs):
             c = time.process_time()
@@ -186,16 +182,13 @@ def run_polyscale(t_ms: float, scale: float, transport: str, window_ms: float, r
             adapter_cpu[0] += time.process_time() - c
             return out
 
-        def reader(recorder):
-            read = real_reader(recorder)
-
-            def timed():
-                c = time.process_time()
-                ev = read()
-                adapter_cpu[1] += time.process_time() - c
-                return ev
-            return timed
-        pnest.NestNetworkSolver.advance, pnest._events_reader = advance, reader
+        def read_new(self, t1):
+            # the spike read, less any emptying inside it (counted as emptying)
+            c, e = time.process_time(), adapter_cpu[2]
+            out = real_read(self, t1)
+            adapter_cpu[1] += time.process_time() - c - (adapter_cpu[2] - e)
+            return out
+        pnest.NestNetworkSolver.advance, pnest.NestNetworkSolver._read_new = advance, read_new
     marks, windows = [], [0]
 
     def mark(done, stop, wall):
