@@ -61,9 +61,10 @@ def test_window_result_round_trip_keeps_spikes_samples_weights_and_probe_parts()
     ([], "message: no frames"),
     ([b"\xc1"], r"header: not valid msgpack"),
     ([msgpack.packb("x")], r"header: must be a map or, for a window message, an array"),
-    ([msgpack.packb([1, 2])], r"header: a window header is \[v, type, t0, t1, rows, compute_s\] \(got 2 items\)"),
+    ([msgpack.packb([2, "result", 0, 10, [], []])],
+     r"header.v: wire version 2 is not supported \(this side speaks 3: its window messages start with b'PW'\)"),
     ([msgpack.packb({"v": 1})], r"header: keys must be v, type, solver, t0, t1, arrays, meta"),
-    ([header(v=1)], r"header.v: wire version 1 is not supported \(this side speaks 2\)"),
+    ([header(v=2)], r"header.v: wire version 2 is not supported \(this side speaks 3\)"),
     ([header(v=True)], r"header.v: wire version True"),
     ([header(type="pickle")], r"header.type: 'pickle' is not a message type"),
     ([header(solver=3)], r"header.solver: must be a string or nil \(got 3\)"),
@@ -118,20 +119,30 @@ def test_encoder_refuses_object_arrays():
         wire.encode("result", arrays={"a": np.array([object()])})
 
 
-# -- window messages in the compact form (v2): layout once, rows per window ------------------------
+# -- window messages in the compact form (v3): layout once, rows per window, one frame -------------
 LAYOUT = wire.Layout.of([("l/0/ticks", "<i8", ()), ("l/0/ids", "<i8", ()), ("l/1/data", "<f8", (3,))])
 LAYOUTS = {"result": LAYOUT}
 
 
-def window(v=wire.WIRE_VERSION, type="result", t0=0, t1=10, rows=(2, 2, 1), compute=(0.5,)):
-    return msgpack.packb([v, type, t0, t1, list(rows), list(compute)])
+def window(v=wire.WIRE_VERSION, type="result", t0=0, t1=10, rows=(2, 2, 1), compute=(0.5,), form=0,
+           body=b"", hlen=None):
+    """A window message's frame 0 written by hand from docs/wire-protocol.md (not by the encoder)."""
+    h = msgpack.packb([type, t0, t1, *(list(x) if isinstance(x, tuple) else x for x in (rows, compute))])
+    n = len(h) if hlen is None else hlen
+    head = b"PW" + bytes([v, form]) + n.to_bytes(4, "little") + h
+    if form == 0:
+        head += bytes(-len(head) & 7)
+    return head + body
 
 
 def test_window_messages_round_trip_bit_for_bit_against_their_layout():
     rng = np.random.default_rng(2)
     ticks, ids, data = np.array([3, 7], np.int64), np.array([0, 4], np.int64), rng.standard_normal((5, 3))
     frames = wire.encode_window("result", 100, 200, [ticks, ids, data], [0.25])
-    assert frames[3].obj is data  # the array's own buffer: no copy on the send side
+    assert len(frames) == 1  # small arrays: one frame, inline after the header
+    # the documented layout: prefix, header, then each array at a multiple of 8 bytes
+    assert frames[0] == window(t0=100, t1=200, rows=(2, 2, 5), compute=(0.25,),
+                               body=ticks.tobytes() + ids.tobytes() + data.tobytes())
     msg = wire.decode(frames, layouts=LAYOUTS)
     assert (msg.type, msg.t0, msg.t1, msg.compute_s) == ("result", 100, 200, [0.25])
     assert [a.dtype.str for a in msg.data] == ["<i8", "<i8", "<f8"] and msg.data[2].shape == (5, 3)
@@ -142,6 +153,26 @@ def test_window_messages_round_trip_bit_for_bit_against_their_layout():
     assert [a.shape for a in empty.data] == [(0,), (0,), (0, 3)]
     # no arrays at all (the first advance) is allowed; the receiver decides whether it expects some
     assert wire.decode(wire.encode_window("result", 0, 10, []), layouts=LAYOUTS).data == []
+
+
+def test_arrays_of_odd_byte_counts_start_at_multiples_of_8_bytes():
+    layout = wire.Layout.of([("a", "|u1", ()), ("b", "<f8", (2,)), ("c", "<i4", ())])
+    a, b, c = np.arange(3, dtype=np.uint8), np.arange(6.0).reshape(3, 2), np.array([-1, 5, 9], np.int32)
+    frames = wire.encode_window("advance", 0, 10, [a, b, c])
+    assert frames[0] == window(type="advance", rows=(3, 3, 3), compute=(),
+                               body=a.tobytes() + bytes(5) + b.tobytes() + c.tobytes() + bytes(4))
+    msg = wire.decode(frames, layouts={"advance": layout})
+    assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(msg.data, (a, b, c)))
+
+
+def test_large_window_messages_go_framed_without_copying_the_send_side():
+    data = np.arange(3.0 * (wire.INLINE_MAX_BYTES // 24 + 1)).reshape(-1, 3)
+    ticks, ids = np.array([1], np.int64), np.array([2], np.int64)
+    frames = wire.encode_window("result", 0, 10, [ticks, ids, data], [0.1])
+    assert len(frames) == 4 and frames[3].obj is data  # the array's own buffer
+    assert frames[0] == window(t0=0, t1=10, rows=(1, 1, len(data)), compute=(0.1,), form=1)
+    msg = wire.decode(frames, layouts=LAYOUTS)
+    assert np.array_equal(msg.data[2], data) and np.array_equal(msg.data[0], ticks)
 
 
 def test_layouts_travel_as_plain_data_and_are_checked():
@@ -157,8 +188,14 @@ def test_layouts_travel_as_plain_data_and_are_checked():
 
 
 @pytest.mark.parametrize("frames, field", [
-    ([window()], r"header.rows: describes 3 arrays but the message has 0 buffer frames"),
-    ([window(v=1), b"", b"", b""], r"header.v: wire version 1 is not supported \(this side speaks 2\)"),
+    ([window()], r"header.rows\[0\]: 2 rows of 'l/0/ticks' \(8 bytes each\) need 16 bytes at offset \d+ but frame 0"),
+    ([b"PW\x03"], r"prefix: a window message starts with 8 bytes"),
+    ([window(v=2)], r"header.v: wire version 2 is not supported \(this side speaks 3\)"),
+    ([window(v=9, form=1)], r"header.v: wire version 9 is not supported \(this side speaks 3\)"),
+    ([window(form=2)], r"prefix.form: 2 is not a window message form"),
+    ([window(hlen=900)], r"prefix.header_bytes: 900 bytes of header but the frame has"),
+    ([b"PW\x03\x00\x02\x00\x00\x00\xc1\xc1"], r"header: not valid msgpack"),
+    ([b"PW\x03\x00\x01\x00\x00\x00\x01"], r"header: a window header is \[type, t0, t1, rows, compute_s\]"),
     ([window(type="advance")], r"header.type: 'advance' is not a window message this side takes \(takes: result\)"),
     ([window(type=3)], r"header.type: 3 is not a window message"),
     ([window(t0=-1)], r"header.t0, header.t1: must be integer ticks"),
@@ -166,9 +203,16 @@ def test_layouts_travel_as_plain_data_and_are_checked():
     ([window(t1=None)], r"header.t0, header.t1"),
     ([window(compute=[1])], r"header.compute_s: must be a list of floats"),
     ([window(rows=(1, 1))], r"header.rows: must list the rows of each of the 3 arrays"),
-    ([window(rows=(1, -1, 0)), b"0" * 8, b"", b""], r"header.rows\[1\]: must be an integer >= 0"),
-    ([window(rows=(1, 1, 1)), b"0" * 8, b"0" * 8, b"0" * 16],
+    ([window(rows=(1, -1, 0), body=b"0" * 8)], r"header.rows\[1\]: must be an integer >= 0"),
+    ([window(rows=(1, 1, 1), body=b"0" * 32)],
+     r"header.rows\[2\]: 1 rows of 'l/1/data' \(24 bytes each\) need 24 bytes at offset \d+ but frame 0 has"),
+    ([window(rows=(1, 1, 0), body=b"0" * 24)], r"header.rows: the arrays end at byte \d+ but frame 0 has"),
+    ([window(rows=(), body=b"0" * 8)], r"header.rows: no arrays, but frame 0 has 8 bytes after the header"),
+    ([window(rows=(1, 1, 1)), b"0" * 8], r"message: a window message in the inline form is one frame \(got 2\)"),
+    ([window(form=1, rows=(1, 1, 1)), b"0" * 8, b"0" * 8, b"0" * 16],
      r"header.rows\[2\]: 1 rows of 'l/1/data' \(24 bytes each\) need 24 bytes but frame 3 has 16"),
+    ([window(form=1, rows=(1, 1, 1)), b"0" * 8],
+     r"header.rows: describes 3 arrays but the message has 1 array frames"),
 ])
 def test_every_malformed_window_header_is_refused_naming_the_field(frames, field):
     with pytest.raises(ProtocolError, match=field):
@@ -177,7 +221,7 @@ def test_every_malformed_window_header_is_refused_naming_the_field(frames, field
 
 def test_window_messages_without_a_layout_are_refused():
     with pytest.raises(ProtocolError, match=r"header.type: 'result' is not a window message this side takes"):
-        wire.decode([window(rows=()), ])
+        wire.decode([window(rows=())])
 
 
 # -- fuzzing: whatever arrives, decode either returns a checked Message or raises ProtocolError --
@@ -223,11 +267,23 @@ def test_fuzz_structured_headers(v, type, solver, t0, t1, arrays, meta, extra):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(v=st.sampled_from([2, 2, 2, 1, "2"]), type=st.sampled_from(["result", "result", "advance", "x", 1]),
+@given(v=st.sampled_from([3, 3, 3, 2, 255]), form=st.sampled_from([0, 0, 1, 7]),
+       type=st.sampled_from(["result", "result", "advance", "x", 1]),
        t0=st.integers(-3, 2**64 - 1) | msgpack_values, t1=st.integers(-3, 100) | msgpack_values,
        rows=st.lists(st.integers(-2, 4), max_size=4) | msgpack_values,
        compute=st.lists(st.floats() | msgpack_ints, max_size=2) | msgpack_values,
-       more=st.lists(msgpack_values, max_size=1),
+       hlen=st.none() | st.integers(0, 2**32 - 1), body=st.binary(max_size=96),
        extra=st.lists(st.binary(max_size=48), max_size=4))
-def test_fuzz_window_headers(v, type, t0, t1, rows, compute, more, extra):
-    _check_decodes_or_refuses([msgpack.packb([v, type, t0, t1, rows, compute, *more]), *extra])
+def test_fuzz_window_headers(v, form, type, t0, t1, rows, compute, hlen, body, extra):
+    _check_decodes_or_refuses([window(v=v, type=type, t0=t0, t1=t1, rows=rows, compute=compute, form=form,
+                                      hlen=hlen, body=body), *extra])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.tuples(st.integers(0, 5), st.integers(0, 5)), compute=st.lists(st.floats(), max_size=2),
+       cut=st.integers(0, 200))
+def test_fuzz_truncated_window_messages(rows, compute, cut):
+    """A good message cut anywhere is refused (or, cut only in its last padding, still exact)."""
+    ticks = np.arange(rows[0], dtype=np.int64)
+    frames = wire.encode_window("result", 0, 10, [ticks, ticks, np.ones((rows[1], 3))], compute)
+    _check_decodes_or_refuses([frames[0][:max(0, len(frames[0]) - cut)]])

@@ -357,7 +357,7 @@ def test_garbage_on_the_socket_is_refused_and_the_run_goes_on(tmp_path):
     ref = ps.run(long_model(300.0))
     assert np.array_equal(ref.signal("dst", "x").data, run.signal("dst", "x").data)
     assert answers and answers[0].type == "error"
-    assert "header.v: wire version 99 is not supported (this side speaks 2)" in answers[0].meta["message"]
+    assert "header.v: wire version 99 is not supported (this side speaks 3)" in answers[0].meta["message"]
     # a window message in the compact form from a peer with no layout is refused, not decoded
     assert any("is not a window message this side takes" in why for why in tr.rejected), tr.rejected
     text = "\n".join(tr.rejected)
@@ -590,20 +590,22 @@ def foreign_worker(endpoint, result, bad=False):
     s.connect(endpoint)
 
     def send(type, t0=None, t1=None, arrays=(), meta=None):
-        header = {"v": 2, "type": type, "solver": None, "t0": t0, "t1": t1, "meta": meta or {},
+        header = {"v": 3, "type": type, "solver": None, "t0": t0, "t1": t1, "meta": meta or {},
                   "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
         s.send_multipart([msgpack.packb(header), *[np.ascontiguousarray(a).tobytes() for _, a in arrays]])
 
     def recv():
         assert s.poll(10_000), "the coordinator went quiet"
         frames = s.recv_multipart()
-        h = msgpack.unpackb(frames[0])
-        if isinstance(h, list):  # a window message in the compact form: [v, type, t0, t1, rows, compute_s]
-            h = {"v": h[0], "type": h[1], "t0": h[2], "t1": h[3], "rows": h[4]}
-        return h, frames[1:]
+        if frames[0][:2] == b"PW":  # a window message: prefix, [type, t0, t1, rows, compute_s], arrays
+            f = frames[0]
+            n = int.from_bytes(f[4:8], "little")
+            h = msgpack.unpackb(f[8:8 + n])
+            return {"v": f[2], "type": h[0], "t0": h[1], "t1": h[2], "rows": h[3]}, frames[1:]
+        return msgpack.unpackb(frames[0]), frames[1:]
 
     try:
-        send("hello", meta={"host": "foreign", "pid": os.getpid(), "hostname": "x", "worker": "f1", "wire": 2})
+        send("hello", meta={"host": "foreign", "pid": os.getpid(), "hostname": "x", "worker": "f1", "wire": 3})
         h, _ = recv()
         assert h["type"] == "assign" and h["meta"]["solvers"] == ["src"], h
         # the layout of each result, sent once: the recording of src.x, then its coupled output
@@ -624,8 +626,11 @@ def foreign_worker(endpoint, result, bad=False):
             x = (t0 + 100_000 * np.arange(n)) / 1e6
             data = x[:, None].astype("<f8")
             linked = data if not bad else np.concatenate([data, data[-1:]])  # one sample too many
-            s.send_multipart([msgpack.packb([2, "result", t0, t1, [n, len(linked)], [0.0]]),
-                              data.tobytes(), linked.tobytes()])
+            # one frame: prefix (magic, version 3, inline form, header length), header padded to
+            # a multiple of 8 bytes, then the arrays (whole float64s: no padding between them)
+            h = msgpack.packb(["result", t0, t1, [n, len(linked)], [0.0]])
+            head = b"PW\x03\x00" + len(h).to_bytes(4, "little") + h
+            s.send(head + bytes(-len(head) % 8) + data.tobytes() + linked.tobytes())
     except Exception as exc:
         result["error"] = exc
     finally:

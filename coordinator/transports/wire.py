@@ -10,10 +10,16 @@ checked at the handshake and in every header):
 * frames 1..n: one raw buffer per entry of ``arrays``, in order, C-contiguous, little-endian,
   exactly ``prod(shape) * itemsize`` bytes.
 
-The window loop's two messages, ``advance`` and ``result``, have a compact form (version 2): the
-array layout of each is fixed for a run and sent once, in ``assign`` (:class:`Layout`); per
-window the header is a msgpack *array* ``[v, type, t0, t1, rows, compute_s]`` with only the
-leading dimension (``rows``) of each array, and the frames follow in the layout's order.
+The window loop's two messages, ``advance`` and ``result``, have a compact form: the array
+layout of each is fixed for a run and sent once, in ``assign`` (:class:`Layout`). Per window
+(version 3) a message is a single frame: an 8-byte prefix (``b"PW"``, the version as uint8, the
+form as uint8, the header's length as uint32 little-endian), a msgpack *array* header
+``[type, t0, t1, rows, compute_s]`` with only the leading dimension (``rows``) of each array,
+then the arrays themselves, in the layout's order, each starting at a multiple of 8 bytes: the
+offsets follow from ``rows`` and the layout. A message whose arrays hold
+:data:`INLINE_MAX_BYTES` or more goes in the *framed* form instead (form 1): the same prefix and
+header alone in frame 0, one frame per array after it, so large arrays are sent without a copy.
+Version 2 sent every window message framed, with the version inside the msgpack header.
 
 Decoding checks every field, a dtype whitelist and the byte length of every buffer, and a size
 limit for the whole message, and raises :class:`ProtocolError` naming the field. Nothing is ever
@@ -44,8 +50,17 @@ from ..errors import ProtocolError
 from ..signals import Samples, Signal, Spikes, WindowResult
 
 #: version of this protocol; a peer speaking another version is refused at the handshake
-#: (2: window messages in the compact form, layouts sent once in ``assign``)
-WIRE_VERSION = 2
+#: (2: window messages in the compact form, layouts sent once in ``assign``; 3: a window
+#: message is one frame, its arrays inline after the header, unless they are large)
+WIRE_VERSION = 3
+
+#: a window message whose arrays together hold fewer bytes goes as one frame (arrays copied
+#: after the header); a larger one as a header frame plus one frame per array, not copied
+INLINE_MAX_BYTES = 1 << 16
+
+#: the first two bytes of a window message (a msgpack map, the other messages' header, never
+#: starts with them: ``P`` is a msgpack positive integer)
+WINDOW_MAGIC = b"PW"
 
 #: message types (docs/wire-protocol.md says who sends each and what ``meta`` holds)
 MESSAGE_TYPES = ("hello", "assign", "ready", "advance", "result", "error", "heartbeat", "stop", "bye")
@@ -147,18 +162,38 @@ class Layout:
 
 def encode_window(type: str, t0: int, t1: int, arrays: Sequence[np.ndarray],
                   compute_s: Sequence[float] = ()) -> list[Any]:
-    """Frames of a window message in the compact form: the header ``[v, type, t0, t1, rows,
-    compute_s]``, then each array's buffer (not copied). ``arrays`` follow the message's
+    """Frames of a window message in the compact form (version 3): one frame, the prefix, the
+    header ``[type, t0, t1, rows, compute_s]`` and each array's bytes at the next multiple of
+    8 bytes; or, when the arrays hold :data:`INLINE_MAX_BYTES` or more, the prefix and header
+    alone followed by one frame per array (not copied). ``arrays`` follow the message's
     :class:`Layout` and must already be C-contiguous little-endian arrays of its dtypes (the
     receiver checks the byte counts); an empty ``arrays`` sends no array at all."""
-    frames: list[Any] = [None]
     rows = []
+    total = 0
     for a in arrays:
         rows.append(a.shape[0])
-        frames.append(a.data if a.size else b"")
-    frames[0] = _packer().pack([WIRE_VERSION, type, t0, t1, rows,
-                                compute_s if type_(compute_s) is list else list(compute_s)])
-    return frames
+        total += a.nbytes
+    header = _packer().pack([type, t0, t1, rows, compute_s if type_(compute_s) is list else list(compute_s)])
+    n = len(header)
+    if total >= INLINE_MAX_BYTES:
+        return [_PREFIX_FRAMED + n.to_bytes(4, "little") + header,
+                *[a.data if a.size else b"" for a in arrays]]
+    parts = [_PREFIX_INLINE, n.to_bytes(4, "little"), header]
+    pad = -n & 7
+    if pad:
+        parts.append(_ZEROS[:pad])
+    for a in arrays:
+        nb = a.nbytes
+        if nb:
+            parts.append(a.data)
+            if nb & 7:
+                parts.append(_ZEROS[:-nb & 7])
+    return [b"".join(parts)]
+
+
+_PREFIX_INLINE = WINDOW_MAGIC + bytes([WIRE_VERSION, 0])
+_PREFIX_FRAMED = WINDOW_MAGIC + bytes([WIRE_VERSION, 1])
+_ZEROS = bytes(8)
 
 
 _local = threading.local()
@@ -252,14 +287,18 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES,
         bufs.append(b)
     if total > max_bytes:
         raise ProtocolError(f"message: {total} bytes is over the limit of {max_bytes} bytes")
+    if bufs[0][:2] == WINDOW_MAGIC:
+        return _decode_window(bufs, layouts)
     try:
         h = msgpack.unpackb(bufs[0], raw=False, strict_map_key=True, ext_hook=_no_ext)
     except ProtocolError:
         raise
     except Exception as exc:
         raise ProtocolError(f"header: not valid msgpack ({type(exc).__name__}: {exc})") from None
-    if type(h) is list:
-        return _decode_window(h, bufs, layouts)
+    if type(h) is list:   # a version 2 window message: [v, type, t0, t1, rows, compute_s]
+        v = h[0] if h else None
+        raise ProtocolError(f"header.v: wire version {v!r} is not supported (this side speaks "
+                            f"{WIRE_VERSION}: its window messages start with {WINDOW_MAGIC!r})")
     if type(h) is not dict:
         raise ProtocolError(f"header: must be a map or, for a window message, an array "
                             f"(got {type(h).__name__})")
@@ -322,17 +361,35 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES,
     return Message(mtype, solver, t0, t1, arrays, meta)
 
 
-def _decode_window(h: list, bufs: list, layouts: Mapping[str, Layout] | None) -> Message:
-    """The compact form: ``[v, type, t0, t1, rows, compute_s]`` and one frame per array."""
+def _decode_window(bufs: list, layouts: Mapping[str, Layout] | None) -> Message:
+    """The compact form (version 3): prefix, header ``[type, t0, t1, rows, compute_s]`` and the
+    arrays, inline in frame 0 (form 0) or one frame each after it (form 1)."""
     # every window of every worker passes here: the checks are ordered so that a good message
-    # takes the fewest (the same checks as ever, and the same errors)
-    if len(h) != 6:
-        raise ProtocolError(f"header: a window header is [v, type, t0, t1, rows, compute_s] "
-                            f"(got {len(h)} items)")
-    v, mtype, t0, t1, rows, compute = h
-    if v != WIRE_VERSION or type(v) is not int:
+    # takes the fewest (and each error names its field)
+    b0 = bufs[0]
+    if b0.nbytes < 8:
+        raise ProtocolError(f"prefix: a window message starts with 8 bytes (magic, version, form, "
+                            f"header length) (got {b0.nbytes})")
+    v, form = b0[2], b0[3]
+    if v != WIRE_VERSION:
         raise ProtocolError(f"header.v: wire version {v!r} is not supported (this side speaks "
                             f"{WIRE_VERSION})")
+    if form > 1:
+        raise ProtocolError(f"prefix.form: {form} is not a window message form (allowed: 0 inline, 1 framed)")
+    hlen = int.from_bytes(b0[4:8], "little")
+    if hlen > b0.nbytes - 8:
+        raise ProtocolError(f"prefix.header_bytes: {hlen} bytes of header but the frame has "
+                            f"{b0.nbytes - 8} after the prefix")
+    try:
+        h = msgpack.unpackb(b0[8:8 + hlen], raw=False, strict_map_key=True, ext_hook=_no_ext)
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise ProtocolError(f"header: not valid msgpack ({type(exc).__name__}: {exc})") from None
+    if type(h) is not list or len(h) != 5:
+        raise ProtocolError(f"header: a window header is [type, t0, t1, rows, compute_s] "
+                            f"(got {h!r:.80})")
+    mtype, t0, t1, rows, compute = h
     layout = layouts.get(mtype) if layouts is not None and type(mtype) is str else None
     if layout is None:
         raise ProtocolError(f"header.type: {mtype!r} is not a window message this side takes "
@@ -352,23 +409,45 @@ def _decode_window(h: list, bufs: list, layouts: Mapping[str, Layout] | None) ->
     if n_rows < 0 or (n_rows and n_rows != layout._n):
         raise ProtocolError(f"header.rows: must list the rows of each of the {layout._n} arrays of "
                             f"a {mtype!r} (or none) (got {rows!r:.80})")
-    if n_rows != len(bufs) - 1:
-        raise ProtocolError(f"header.rows: describes {n_rows} arrays but the message has "
-                            f"{len(bufs) - 1} buffer frames")
+    framed = form == 1
+    if framed:
+        if n_rows != len(bufs) - 1 or hlen != b0.nbytes - 8:
+            raise ProtocolError(f"header.rows: describes {n_rows} arrays but the message has "
+                                f"{len(bufs) - 1} array frames (framed form: the header alone in frame 0)")
+    elif len(bufs) != 1:
+        raise ProtocolError(f"message: a window message in the inline form is one frame (got {len(bufs)})")
     if not n_rows:
+        extra = b0.nbytes - ((8 + hlen + 7) & ~7)
+        if not framed and extra > 0:
+            raise ProtocolError(f"header.rows: no arrays, but frame 0 has {extra} bytes after the "
+                                f"header and its padding")
         return Message(mtype, None, t0, t1, _NO_ARRAYS, _NO_META, [], compute)
     data = []
     ndarray = np.ndarray
-    for n, row_bytes, dt, shape, buf in zip(rows, layout._row_bytes, layout._np, layout.rows, bufs[1:]):
+    pos = (8 + hlen + 7) & ~7
+    size = b0.nbytes
+    i = 0
+    for n, row_bytes, dt, shape in zip(rows, layout._row_bytes, layout._np, layout.rows):
         if type(n) is not int or not 0 <= n < 1 << 62:
-            i = len(data)
             raise ProtocolError(f"header.rows[{i}]: must be an integer >= 0 (got {n!r})")
-        if n * row_bytes != buf.nbytes:
-            i = len(data)
-            raise ProtocolError(f"header.rows[{i}]: {n} rows of {layout.names[i]!r} ({row_bytes} bytes "
-                                f"each) need {n * row_bytes} bytes but frame {i + 1} has {buf.nbytes}")
-        # an array over the frame's memory, no copy
-        data.append(ndarray((n, *shape), dt, buf))
+        nb = n * row_bytes
+        if framed:
+            buf = bufs[i + 1]
+            if nb != buf.nbytes:
+                raise ProtocolError(f"header.rows[{i}]: {n} rows of {layout.names[i]!r} ({row_bytes} bytes "
+                                    f"each) need {nb} bytes but frame {i + 1} has {buf.nbytes}")
+            # an array over the frame's memory, no copy
+            data.append(ndarray((n, *shape), dt, buf))
+        else:
+            if pos + nb > size:
+                raise ProtocolError(f"header.rows[{i}]: {n} rows of {layout.names[i]!r} ({row_bytes} bytes "
+                                    f"each) need {nb} bytes at offset {pos} but frame 0 has {size}")
+            # an array over the frame's memory at its offset, no copy
+            data.append(ndarray((n, *shape), dt, b0, pos))
+            pos += (nb + 7) & ~7
+        i += 1
+    if not framed and pos != (size + 7) & ~7:
+        raise ProtocolError(f"header.rows: the arrays end at byte {pos} but frame 0 has {size} bytes")
     return Message(mtype, None, t0, t1, _NO_ARRAYS, _NO_META, data, compute)
 
 
@@ -465,6 +544,6 @@ def result_from_wire(prefix: str, meta: Any, arrays: Mapping[str, np.ndarray]) -
     return WindowResult(outputs=outputs, probe_parts=parts)
 
 
-__all__ = ["WIRE_VERSION", "MESSAGE_TYPES", "WINDOW_TYPES", "DTYPES", "MAX_MESSAGE_BYTES", "Message", "Layout",
+__all__ = ["WIRE_VERSION", "INLINE_MAX_BYTES", "MESSAGE_TYPES", "WINDOW_TYPES", "DTYPES", "MAX_MESSAGE_BYTES", "Message", "Layout",
            "encode", "encode_window", "decode",
            "signals_to_wire", "signals_from_wire", "result_to_wire", "result_from_wire"]

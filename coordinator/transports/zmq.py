@@ -10,8 +10,9 @@ their :class:`Inbox` es, so deliveries (and the run file) are the same bits as `
 Per window the coordinator sends each worker ``advance`` with the outputs of the last window that
 feed its solvers, and waits for every ``result``: recorded outputs and probe parts (for the run
 file) and the outputs that feed couplings (only the channels some coupling reads). Both are
-window messages in wire v2's compact form: their layouts go once, in ``assign``, and a window
-carries only its ticks, each array's row count and the raw arrays, which the coordinator checks
+window messages in the wire's compact form: their layouts go once, in ``assign``, and a window
+carries only its ticks, each array's row count and the raw arrays (since wire v3 all in one
+frame, the arrays inline after the header, unless they are large), which the coordinator checks
 and forwards as they came (no per-window names, dicts or signal objects). Window
 outputs are routed *through the coordinator*: it has to receive every worker's result anyway
 (barrier, recordings, probes), so forwarding the coupled outputs in the next ``advance`` costs
@@ -99,7 +100,7 @@ class _Worker:
     cpu: int = -1                            # CPU clock ticks used, when last looked at (/proc)
     cpu_seen: float = 0.0                    # when that count last went up
     last_seen: float = 0.0
-    # wire v2: the result layout this worker answers with (decode), what each of its arrays is
+    # wire v2+: the result layout this worker answers with (decode), what each of its arrays is
     # (_take's program), and the next advance's arrays (filled by the sources' results)
     layouts: dict = field(default_factory=dict)
     program: list = field(default_factory=list)
@@ -563,7 +564,7 @@ class ZmqTransport:
 
     def _programs(self) -> None:
         """Per worker, once per run: what each array of its result is and where it goes (wire
-        v2, docs/wire-protocol.md), so that a window only walks a list."""
+        v2+, docs/wire-protocol.md), so that a window only walks a list."""
         from ..worker import advance_layout, result_layout
         # where each coupling's arrays sit in its target worker's advance
         at: dict[int, tuple[_Worker, int]] = {}
@@ -594,7 +595,7 @@ class ZmqTransport:
             w.n_result = len(w.layouts["result"])
 
     def _take(self, w: _Worker, msg: wire.Message, results: dict[str, WindowResult]) -> None:
-        """Check a worker's result (v2), file its recordings and probe parts under ``results``
+        """Check a worker's result (v2+), file its recordings and probe parts under ``results``
         and put its coupled outputs into the next advance of their targets' workers."""
         t0, t1, data = msg.t0, msg.t1, msg.data
         if len(data) != w.n_result:
