@@ -281,8 +281,11 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
         if r >= 0:
             # membrane current and conductance, for the currents written after the solve
             for i in range(N):
+                # through a row view indexed by the loop's own counter (no wrap-around test on
+                # c0 + c), the loop vectorises: a sampled step cost ~2x an unsampled one before
+                out = imem[r, i, c0:c0 + n_real]
                 for c in range(n_real):
-                    imem[r, i, c0 + c] = -rhs[i, c]
+                    out[c] = -rhs[i, c]
                     gm[i, c] = d[i, c] - d0[i]
         for k in range(ic_node.shape[0]):
             if t_mid >= ic_del[k] and t_mid < ic_del[k] + ic_dur[k]:
@@ -355,8 +358,9 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                     v[i, c] += vfac * x
         if r >= 0:
             for i in range(N):
+                out = imem[r, i, c0:c0 + n_real]
                 for c in range(n_real):
-                    imem[r, i, c0 + c] += (cdt[i] + gm[i, c]) * rhs[i, c]
+                    out[c] += (cdt[i] + gm[i, c]) * rhs[i, c]
         for c in range(n_real):
             vo = rec_out[step, c0 + c]
             vn = v[soma, c]
