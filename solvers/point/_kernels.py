@@ -195,13 +195,45 @@ def poisson_draw(keys, k0, guide, st, i):
     unless more than one CDF value falls in [g / GUIDE, (g + 1) / GUIDE) (lam = 2: only past
     the 99.9th percentile), so one compare-and-add finds it and the loop after it almost never
     runs: no mispredicted branch per draw."""
-    z = splitmix(st, i)
+    return poisson_count(keys, k0, guide, splitmix(st, i))
+
+
+@njit
+def poisson_count(keys, k0, guide, z):
+    """The Poisson count of the splitmix64 output ``z`` (uint64), as poisson_draw."""
     k = np.int64(z >> _S11)
     j = guide[z >> _S56]
     j += k > keys[j]
     while k > keys[j]:
         j += 1
     return k0 + j
+
+
+@njit
+def splitmix_pass(st, out, refr, gated):
+    """out[i] = the next output of stream st[i] for every i (st, out: (m,) uint64, refr: (m,)
+    int64; slices of one population); with ``gated`` the stream advances only where refr[i] == 0
+    (out[i] is then to be used only there), so that each neuron's draws are those of a
+    neuron-by-neuron loop that draws only when not refractory.
+
+    A loop of its own over whole slices (index from 0, no branch) so that LLVM vectorises it
+    (AVX-512: eight 64-bit multiplies at a time); the search in the key table, which gathers,
+    stays in the scalar loop that uses the counts."""
+    if gated:
+        for i in range(st.shape[0]):
+            s0 = st[i]
+            z = s0 + _GOLDEN
+            z = (z ^ (z >> _S30)) * _M1
+            z = (z ^ (z >> _S27)) * _M2
+            out[i] = z ^ (z >> _S31)
+            st[i] = s0 + _GOLDEN * np.uint64(refr[i] == 0)
+    else:
+        for i in range(st.shape[0]):
+            z = st[i] + _GOLDEN
+            st[i] = z
+            z = (z ^ (z >> _S30)) * _M1
+            z = (z ^ (z >> _S27)) * _M2
+            out[i] = z ^ (z >> _S31)
 
 
 @njit
@@ -269,6 +301,8 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
         base_k0[p], m = poisson_table(par[p, P_LAM], base)
         poisson_guide(base, m, base_guide[p])
         poisson_keys(base, m, base_keys[p])
+    zs = np.empty(rng.shape[0], np.uint64)      # a step's splitmix64 outputs (splitmix_pass)
+    xs = np.empty(rng.shape[0])                 # a step's Poisson drive input (mV)
     nspk = 0
     e = 0
     for s in range(n_steps):
@@ -363,17 +397,17 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                     pr = hpar[hrow[i]]
                     population_step(kind[p], i, i + 1, pr, pr[P_IE] + cur_in[s, p], pe, pi_, bias, th_off, v,
                                     i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, keys, k0,
-                                    guide, rng, pend, pend_n)
+                                    guide, rng, zs, xs, pend, pend_n)
             else:
                 population_step(kind[p], lo[p], lo[p + 1], par[p], par[p, P_IE] + cur_in[s, p], pe, pi_, bias,
                                 th_off, v, i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, keys, k0,
-                                guide, rng, pend, pend_n)
+                                guide, rng, zs, xs, pend, pend_n)
     return nspk
 
 
 @njit
 def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr, row, inh_slot, drive, pw,
-                    noise, keys, k0, guide, rng, pend, pend_n):
+                    noise, keys, k0, guide, rng, zs, xs, pend, pend_n):
     """One step of neurons [a, b) of model kind ``kd`` with the parameter row ``par`` (N_PAR,):
     ``dc`` the DC current (I_e plus current_in), ``pe``/``pi_`` the all-to-all inputs, ``row``
     this step's ring row (zeroed as it is read), the Poisson drive (key and guide tables, see
@@ -381,7 +415,7 @@ def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_a
     neurons crossing threshold are appended to ``pend``."""
     if kd == DELTA:
         delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, keys, k0,
-                         guide, rng, pend, pend_n)
+                         guide, rng, zs, xs, pend, pend_n)
     elif kd == IZHIKEVICH:
         izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_in, row, drive, pw, noise, keys, k0, guide,
                        rng, pend, pend_n)
@@ -398,25 +432,56 @@ def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_a
 
 @njit
 def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, keys, k0, guide, rng,
-                     pend, pend_n):
-    """One exact step of the iaf_psc_delta neurons [a, b) (see population_step)."""
+                     zs, xs, pend, pend_n):
+    """One exact step of the iaf_psc_delta neurons [a, b) (see population_step; zs (n,) uint64 and
+    xs (n,) float64 are scratch)."""
     theta = par[P_THETA]
     reset = par[P_RESET]
     nref = np.int64(par[P_REF])
     pv = par[P_DECAY_V]
     pc = par[P_CURRENT]
-    for i in range(a, b):
-        if refr[i] == 0:
-            x = row[i] + pe + pi_
-            if drive:
-                x += pw * poisson_draw(keys, k0, guide, rng, i)
-            if noise > 0.0:
+    if noise > 0.0:
+        # the Gaussian current's draws follow the Poisson draw of the same neuron and step
+        for i in range(a, b):
+            if refr[i] == 0:
+                x = row[i] + pe + pi_
+                if drive:
+                    x += pw * poisson_draw(keys, k0, guide, rng, i)
                 x += pc * noise * normal(rng, i)
-            v[i] = pc * (dc + bias[i]) + pv * v[i] + x
+                v[i] = pc * (dc + bias[i]) + pv * v[i] + x
+            else:
+                # input arriving while refractory is discarded (NEST's default)
+                refr[i] -= 1
+            row[i] = 0.0
+    else:
+        # passes over the population so that three of the four vectorise: the streams'
+        # outputs (splitmix_pass), the counts (scalar: a table search), the membrane update
+        # (selects in place of the refractory branch), then the threshold scan
+        vv = v[a:b]
+        rf = refr[a:b]
+        rw = row[a:b]
+        bs = bias[a:b]
+        if drive:
+            splitmix_pass(rng[a:b], zs[a:b], rf, True)
+            xd = xs[a:b]
+            z = zs[a:b]
+            for k in range(b - a):
+                xd[k] = pw * poisson_count(keys, k0, guide, z[k])
+            for k in range(b - a):
+                r = rf[k]
+                # the same operations in the same order as NEST's update: bit for bit
+                vn = pc * (dc + bs[k]) + pv * vv[k] + (rw[k] + pe + pi_ + xd[k])
+                vv[k] = vn if r == 0 else vv[k]
+                rf[k] = r - 1 if r > 0 else r
+                rw[k] = 0.0
         else:
-            # input arriving while refractory is discarded (NEST's default)
-            refr[i] -= 1
-        row[i] = 0.0
+            for k in range(b - a):
+                r = rf[k]
+                vn = pc * (dc + bs[k]) + pv * vv[k] + (rw[k] + pe + pi_)
+                vv[k] = vn if r == 0 else vv[k]
+                rf[k] = r - 1 if r > 0 else r
+                rw[k] = 0.0
+    for i in range(a, b):
         if v[i] >= theta + th_off[i]:
             v[i] = reset
             refr[i] = nref
