@@ -526,6 +526,29 @@ class PointNetworkSolver:
                                      pr.source == pr.target)
             src, tgt = np.asarray(src, np.int32), np.asarray(tgt, np.int32)
             m = src.shape[0]
+            if (self._compact and pr.plasticity is None and is_number(pr.weight)
+                    and is_number(pr.delay_ms)):
+                # constant weight and delay, held as groups: straight to the group's types
+                # (uint16 rows and slots where they fit), with no per-synapse weight or delay
+                # array and the int32 pairs freed at once; the build's peak is then the pairs
+                # of the largest projection (8 B per synapse) plus every group kept so far (4)
+                steps = max(1, round(pr.delay_ms / spec.dt_ms))
+                if m:
+                    max_d = max(max_d, steps)
+                key = (si, float(np.float32(pr.weight)), steps if m else 1)
+                rows = src.astype(_smallest_uint(n_src))
+                del src
+                tdt = np.uint16 if self.n_slots <= 65536 else np.int32
+                if spec.populations[ti].model.kind in K.TWO_SLOTS and np.float32(pr.weight) < 0:
+                    # negative weights go to the inhibitory slots (as slot[neg] below)
+                    slot = self.inh_slot[self.lo[ti]:self.lo[ti + 1]].astype(tdt)[tgt]
+                else:
+                    tgt += np.int32(self.lo[ti])
+                    slot = tgt.astype(tdt)
+                del tgt
+                groups.setdefault(key, []).append((rows, slot))
+                del rows, slot
+                continue
             # compact types from the start: the build's peak memory is these arrays of every
             # projection (13 bytes per synapse) plus the CSR (9)
             if isinstance(pr.weight, Distribution):
@@ -551,16 +574,9 @@ class PointNetworkSolver:
                 plastic.append((pr, si, ti, src, slot, w, d))
                 continue
             if is_number(pr.weight) and is_number(pr.delay_ms):
+                # (the groups took theirs above)
                 key = (si, float(np.float32(pr.weight)), int(d[0]) if m else 1)
-                if self._compact:
-                    # kept until every projection is drawn: the smallest types (4 B per synapse
-                    # for populations and slots below 65536)
-                    rows = src - np.int32(self.lo[si])
-                    groups.setdefault(key, []).append((rows.astype(_smallest_uint(n_src)), slot.astype(
-                        np.uint16 if self.n_slots <= 65536 else np.int32)))
-                    del rows
-                else:
-                    const_parts.setdefault(key, []).append(self._keep_synapses(src, slot, w, d))
+                const_parts.setdefault(key, []).append(self._keep_synapses(src, slot, w, d))
                 continue
             parts.append(self._keep_synapses(src, slot, w, d))
         self.depth = max_d
