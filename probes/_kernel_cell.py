@@ -183,14 +183,28 @@ def convolve_rows(ext, kern, rows, out):
     competing with the solvers for cores; zero injections (most, in sparse spiking) are
     skipped."""
     C, L, n_ch = kern.shape
-    for j in range(rows.shape[0]):
-        f = rows[j] + L - 1
-        for c in range(C):
-            for m in range(L):
-                x = ext[c, f - m]
-                if x != 0.0:
-                    for k in range(n_ch):
-                        out[j, k] += x * kern[c, m, k]
+    W = ext.shape[1]
+    nz = np.empty(W, np.int64)
+    for c in range(C):
+        # the class's nonzero injections, latest first (lag m = f - p ascending), found once for
+        # every row; each out[j, k] still adds c by c, m by m: the same sums in the same order
+        n = 0
+        for p in range(W - 1, -1, -1):
+            if ext[c, p] != 0.0:
+                nz[n] = p
+                n += 1
+        for j in range(rows.shape[0]):
+            f = rows[j] + L - 1
+            q = 0
+            while q < n and nz[q] > f:
+                q += 1
+            while q < n and nz[q] > f - L:
+                p = nz[q]
+                x = ext[c, p]
+                m = f - p
+                for k in range(n_ch):
+                    out[j, k] += x * kern[c, m, k]
+                q += 1
 
 
 @njit

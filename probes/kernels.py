@@ -447,6 +447,7 @@ class _SharedFilter:
         self.kern: np.ndarray | None = None      # (C, L, sum n_ch), built at the first window
         self.window: tuple | None = None
         self.outs: list[np.ndarray] = []
+        self._rows_cache: dict = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -478,6 +479,7 @@ class _SharedFilter:
             self.kerns.append(kern)
             self.periods.append(int(period_ticks))
             self.kern = None
+            self._rows_cache = {}
             if self.window is None:
                 self._reset()
 
@@ -520,22 +522,30 @@ class _SharedFilter:
         self.pending = inj[:, steps:steps + self.depth].copy()
         ext = np.concatenate([self.history, inj[:, :steps]], axis=1)   # (C, L - 1 + steps)
         self.history = ext[:, steps:].copy()
-        # every consumer's sample steps of this window, and their union
-        rows = []
-        for p in self.periods:
-            n_out = grid_count(t0, t1, p)
-            first = (grid_start(t0, p) - t0) // dt
-            rows.append(first + np.arange(n_out, dtype=np.int64) * (p // dt))
-        union = np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
+        union, picks = self._rows(t0, t1)
         out = np.zeros((union.size, self.kern.shape[2]))
         if union.size and C:
             convolve_rows(np.ascontiguousarray(ext), self.kern, union, out)
-        self.outs = []
-        for r, (a, b) in zip(rows, self.cols):
-            pick = out[:, a:b] if r.size == union.size else out[np.searchsorted(union, r), a:b]
-            self.outs.append(np.ascontiguousarray(pick))
+        self.outs = [np.ascontiguousarray(out[:, a:b] if pick is None else out[pick, a:b])
+                     for pick, (a, b) in zip(picks, self.cols)]
         self.window = (t0, t1)
         self.t_next = t1
+
+    def _rows(self, t0: int, t1: int) -> tuple[np.ndarray, list]:
+        """(union (R,) steps of the window at which some consumer samples, per consumer its rows
+        of the union (None: all)); the same for every window of the same length and phase, so
+        kept per (length, t0 modulo each period)."""
+        key = (t1 - t0, *(t0 % p for p in self.periods))
+        got = self._rows_cache.get(key)
+        if got is None:
+            dt, rows = self.dt, []
+            for p in self.periods:
+                first = (grid_start(t0, p) - t0) // dt
+                rows.append(first + np.arange(grid_count(t0, t1, p), dtype=np.int64) * (p // dt))
+            union = np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
+            picks = [None if r.size == union.size else np.searchsorted(union, r) for r in rows]
+            got = self._rows_cache[key] = (union, picks)
+        return got
 
     def state(self) -> dict[str, np.ndarray]:
         return {"pending": self.pending.copy(), "history": self.history.copy()}
