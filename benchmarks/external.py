@@ -8,8 +8,9 @@ simulator that is not installed is reported and skipped.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/external.py [--t-ms 1000] [--repeat 3]
 
-NEST also has "vs by hand" (the same Run pieces with the recorder read each window, as a user
-coupling NEST by hand would do). Below the table, polyscale's share measured inside one process
+NEST also has "vs by hand" (the same Run pieces with the spike file read each window, as
+NestNetwork reads it), and "interleaved": NEST alone and under polyscale (inproc) run in turn in
+one process, so both see the same machine load. Below the table, polyscale's share measured inside one process
 (the simulator's own stepping timed within the same run), which the load of a shared machine
 tilts less than the rows, run at different moments; the goal is judged on it.
 """
@@ -98,6 +99,9 @@ def _print(args, table: list, everything: dict) -> None:
             # what a by-hand loop pays too (reading and emptying the recorder), taken out
             shares.append((f"NEST {v} -read", (x["loop_s"] - x["read_s"] - x["empty_s"])
                            / x["nest_run_s"] - 1, "of nest.Run, less recorder"))
+    r = everything.get("NEST", {}).get("interleaved")
+    if r:
+        shares.append(("NEST inproc interleaved", r["inproc_s"] / r["alone_s"] - 1, "of Simulate, interleaved"))
     r = everything.get("NEURON", {}).get("rows", {}).get("polyscale", {})
     if r.get("neuron_s"):
         shares.append(("NEURON polyscale", r["sim_s"] / r["neuron_s"] - 1, "of continuerun"))
