@@ -208,11 +208,19 @@ def convolve_rows(ext, kern, rows, out):
 
 
 @njit
-def inject_spikes(inj, steps, ids, delays, weights):
-    """Add each spike's summed synaptic weights to inj (n,) at its step plus each delay:
-    inj[steps[s] + delays[d]] += weights[ids[s], d], spikes then delays in order (the order
-    ``np.add.at`` adds them in, so the sums are the same bits)."""
-    for s in range(steps.shape[0]):
-        i, k = ids[s], steps[s]
-        for d in range(delays.shape[0]):
-            inj[k + delays[d]] += weights[i, d]
+def inject_classes(inj, cls_src, steps, ids, s_off, delays, d_off, weights, w_off):
+    """Add each spike's summed synaptic weights at its step plus each delay, for every class c
+    at once: the spikes of its source
+    (``steps[s_off[cls_src[c]]:s_off[cls_src[c] + 1]]``, ``ids`` likewise), its delays
+    ``delays[d_off[c]:d_off[c + 1]]`` (D of them) and its weights, row-major (n_source, D) from
+    ``weights[w_off[c]]``: inj[c, steps[s] + delay[d]] += weight[ids[s], d], spikes then delays
+    in order (the order ``np.add.at`` adds them in, so the sums are the same bits)."""
+    for c in range(inj.shape[0]):
+        a, b = s_off[cls_src[c]], s_off[cls_src[c] + 1]
+        d0 = d_off[c]
+        D = d_off[c + 1] - d0
+        w0 = w_off[c]
+        for s in range(a, b):
+            i, k = ids[s], steps[s]
+            for d in range(D):
+                inj[c, k + delays[d0 + d]] += weights[w0 + i * D + d]

@@ -68,7 +68,7 @@ from ..coordinator.time import TICKS_PER_MS, fmt_ms, grid_count, grid_start
 from ..coordinator.validation import as_tuple, fail, require_int, require_number, require_str
 from ..solvers.cell.morphology import Morphology, ball_and_stick
 from ..solvers.cell.population import lambda_nseg, layout_cell
-from ._kernel_cell import (PassiveCell, convolve_rows, disc_placement, inject_spikes, line_source_matrix,
+from ._kernel_cell import (PassiveCell, convolve_rows, disc_placement, inject_classes, line_source_matrix,
                            point_source_matrix, rotation_z, unit_current_area)
 from .sources import SourceModel, register_dipoles, register_extracellular
 
@@ -442,6 +442,17 @@ class _SharedFilter:
         self.names = list(solver.names)
         self.classes = classes
         self.depth = max([int(c.delays.max()) for c in classes], default=0)
+        # the classes' sources, delays and weights flat, for inject_classes
+        sources = sorted({c.source for c in classes})
+        self._ports = [f"{self.names[x]}.spikes" for x in sources]
+        self._cls_src = np.array([sources.index(c.source) for c in classes], dtype=np.int64)
+        d_off = np.zeros(len(classes) + 1, np.int64)
+        np.cumsum([len(c.delays) for c in classes], out=d_off[1:])
+        w_off = np.zeros(len(classes) + 1, np.int64)
+        np.cumsum([c.weights.size for c in classes], out=w_off[1:])
+        self._flat = (np.concatenate([c.delays for c in classes] or [np.zeros(0, np.int64)]).astype(np.int64), d_off,
+                      np.concatenate([np.ascontiguousarray(c.weights, np.float64).ravel() for c in classes]
+                                     or [np.zeros(0)]), w_off)
         self.kerns: list[np.ndarray] = []        # per consumer (C, L, n_ch)
         self.periods: list[int] = []
         self.kern: np.ndarray | None = None      # (C, L, sum n_ch), built at the first window
@@ -509,16 +520,21 @@ class _SharedFilter:
         C = len(self.classes)
         inj = np.zeros((C, steps + self.depth))
         inj[:, :self.depth] = self.pending
-        spikes = {}
-        for i, c in enumerate(self.classes):
-            if c.source not in spikes:
-                s = result.outputs.get(f"{self.names[c.source]}.spikes")
+        if C:
+            # every source's spikes, one after the other, and all classes in one call
+            ticks, ids = [], []
+            for port in self._ports:
+                s = result.outputs.get(port)
                 if s is None:
-                    raise ModelError(f"kernel sources: the window result has no '{self.names[c.source]}.spikes'")
-                spikes[c.source] = ((np.asarray(s.ticks, np.int64) - t0) // dt, np.asarray(s.ids, np.int64))
-            st, ids = spikes[c.source]
-            if st.size:
-                inject_spikes(inj[i], st, ids, c.delays, c.weights)
+                    raise ModelError(f"kernel sources: the window result has no {port!r}")
+                ticks.append(s.ticks)
+                ids.append(s.ids)
+            s_off = np.zeros(len(ticks) + 1, np.int64)
+            np.cumsum([len(t) for t in ticks], out=s_off[1:])
+            if s_off[-1]:
+                st = (np.concatenate(ticks).astype(np.int64, copy=False) - t0) // dt
+                inject_classes(inj, self._cls_src, st, np.concatenate(ids).astype(np.int64, copy=False), s_off,
+                               *self._flat)
         self.pending = inj[:, steps:steps + self.depth].copy()
         ext = np.concatenate([self.history, inj[:, :steps]], axis=1)   # (C, L - 1 + steps)
         self.history = ext[:, steps:].copy()
