@@ -59,6 +59,7 @@ zmq-pipelined,zmq-unpipelined`` forces either, for an A/B on the same machine.
 
     python benchmarks/multiscale.py                 # scale 1, 2000 ms (the README's run)
     python benchmarks/multiscale.py --scale 2 --t-stop 1000 --repeat 1
+    python benchmarks/multiscale.py --transports inproc --links --profile 30   # what each link and function costs
 
 One thread per process (set below, before numpy loads); on 2 cores the zmq run has 4 solver
 processes plus the coordinator.
