@@ -183,6 +183,57 @@ def test_matrices_on_one_cell_solver_are_stacked_and_each_part_is_its_matrix_tim
     assert np.abs(got1 - want1).max() > 0       # the float32 storage is really in use
 
 
+
+def test_cell_dipoles_match_the_moment_of_the_placed_segments_beside_a_stacked_matrix():
+    """Each cell's dipole (summed in the cell's own frame, then turned) against the definition
+    on the placed geometry: sum over segments of I times (segment midpoint - cell position),
+    from segment_geometry and a twin solver that keeps every step, in float64. Only the
+    summation order and the rotation's rounding differ (1e-12 of sum |I| |r|); a wrong cell,
+    axis, rotation or step is off by far more. Two dipole probes on the solver give the same
+    samples, and a matrix part on the same solver and period keeps its own product."""
+    from polyscale.solvers.cell.mechanisms import IClamp
+    from polyscale.solvers.cell.population import ball_and_stick_population
+    pos = ((0.0, 0.0, 0.0), (40.0, -10.0, 5.0), (-30.0, 20.0, 100.0), (5.0, 5.0, -50.0), (0.0, 90.0, 0.0))
+    rot = ((0.0, 0.0, 0.0), (30.0, 0.0, 0.0), (0.0, 90.0, 0.0), (10.0, -20.0, 45.0), (0.0, 0.0, 180.0))
+    spec = ball_and_stick_population(n=5, dend_nseg=7, record_currents=True, positions_um=pos, rotations_deg=rot,
+                                     iclamps=(IClamp(section="soma", x=0.5, delay_ms=0.1, dur_ms=3.0, amp_nA=0.6),))
+    solver, twin = spec.build(None), spec.build(None)
+    dt = solver.dt_ticks
+    g = solver.segment_geometry()
+    mid = 0.5 * (g["start_um"] + g["end_um"]) - np.array(pos)[g["cell"]]      # (n S, 3) um
+    n_seg = len(g["cell"])
+    p_pos, d1 = sources.cell_dipoles(solver, None, None, 4 * dt)
+    M = np.random.default_rng(1).normal(size=(3, n_seg))
+    lfp = sources.cell_matrix_part(solver, M, 4 * dt)
+    _, d2 = sources.cell_dipoles(solver, None, None, 4 * dt)
+    np.testing.assert_array_equal(p_pos, pos)
+    got, want, scale, got_m, want_m = [], [], [], [], []
+    prev = np.zeros(n_seg)
+    t = 0
+    for steps in (6, 10, 3, 13):
+        t1 = t + steps * dt
+        solver.advance(t, t1, {})
+        twin.advance(t, t1, {})
+        a, b = d1(t, t1, None), d2(t, t1, None)
+        np.testing.assert_array_equal(a, b)
+        got.append(a)
+        got_m.append(lfp(t, t1, None))
+        cur = np.vstack([prev, twin.transmembrane_currents()])
+        for tick in range(-(-t // (4 * dt)) * 4 * dt, t1, 4 * dt):
+            row = cur[(tick - t) // dt]
+            want.append(np.stack([(row * mid[:, d]).reshape(5, -1).sum(1) for d in range(3)], axis=1))
+            scale.append((np.abs(row) * np.linalg.norm(mid, axis=1)).reshape(5, -1).sum(1))
+            want_m.append(M @ row)
+        prev = cur[-1]
+        t = t1
+    got, want, scale = np.concatenate(got), np.array(want), np.array(scale)
+    assert got.shape == (len(want), 5, 3) and np.abs(got).max() > 0
+    assert (np.abs(got - want) <= 1e-12 * scale[:, :, None]).all()
+    # the matrix's columns are untouched by the dipoles' after them
+    np.testing.assert_allclose(np.concatenate(got_m), want_m, rtol=0,
+                               atol=1e-6 * np.abs(np.array(want_m)).max())
+
+
 def test_sample_rows_picks_the_multiples_of_the_period():
     assert sources.sample_rows(0, 1000, 100, 300) == slice(0, 12, 3)
     assert sources.sample_rows(1000, 2000, 100, 300) == slice(2, 11, 3)
