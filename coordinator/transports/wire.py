@@ -32,6 +32,7 @@ for ``Spikes`` and ``Samples``, :func:`result_to_wire` / :func:`result_from_wire
 """
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -194,6 +195,7 @@ def encode_window(type: str, t0: int, t1: int, arrays: Sequence[np.ndarray],
 _PREFIX_INLINE = WINDOW_MAGIC + bytes([WIRE_VERSION, 0])
 _PREFIX_FRAMED = WINDOW_MAGIC + bytes([WIRE_VERSION, 1])
 _ZEROS = bytes(8)
+_PREFIX = struct.Struct("<2sBBI")   # magic, version, form, header length
 
 
 _local = threading.local()
@@ -287,7 +289,8 @@ def decode(frames: Sequence[Any], *, max_bytes: int = MAX_MESSAGE_BYTES,
         bufs.append(b)
     if total > max_bytes:
         raise ProtocolError(f"message: {total} bytes is over the limit of {max_bytes} bytes")
-    if bufs[0][:2] == WINDOW_MAGIC:
+    b0 = bufs[0]
+    if b0.nbytes >= 2 and b0[0] == 0x50 and b0[1] == 0x57:   # WINDOW_MAGIC, without a slice
         return _decode_window(bufs, layouts)
     try:
         h = msgpack.unpackb(bufs[0], raw=False, strict_map_key=True, ext_hook=_no_ext)
@@ -370,13 +373,12 @@ def _decode_window(bufs: list, layouts: Mapping[str, Layout] | None) -> Message:
     if b0.nbytes < 8:
         raise ProtocolError(f"prefix: a window message starts with 8 bytes (magic, version, form, "
                             f"header length) (got {b0.nbytes})")
-    v, form = b0[2], b0[3]
+    _, v, form, hlen = _PREFIX.unpack_from(b0)
     if v != WIRE_VERSION:
         raise ProtocolError(f"header.v: wire version {v!r} is not supported (this side speaks "
                             f"{WIRE_VERSION})")
     if form > 1:
         raise ProtocolError(f"prefix.form: {form} is not a window message form (allowed: 0 inline, 1 framed)")
-    hlen = int.from_bytes(b0[4:8], "little")
     if hlen > b0.nbytes - 8:
         raise ProtocolError(f"prefix.header_bytes: {hlen} bytes of header but the frame has "
                             f"{b0.nbytes - 8} after the prefix")
