@@ -303,6 +303,7 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
         poisson_keys(base, m, base_keys[p])
     zs = np.empty(rng.shape[0], np.uint64)      # a step's splitmix64 outputs (splitmix_pass)
     xs = np.empty(rng.shape[0])                 # a step's Poisson drive input (mV)
+    flags = np.zeros(rng.shape[0] // 8 + 1, np.uint64)   # threshold crossings, one byte each
     nspk = 0
     e = 0
     for s in range(n_steps):
@@ -397,17 +398,17 @@ def network_window(n_steps, step0, pops, state, conn, dense, ext, rng, spk_step,
                     pr = hpar[hrow[i]]
                     population_step(kind[p], i, i + 1, pr, pr[P_IE] + cur_in[s, p], pe, pi_, bias, th_off, v,
                                     i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, keys, k0,
-                                    guide, rng, zs, xs, pend, pend_n)
+                                    guide, rng, zs, xs, flags, pend, pend_n)
             else:
                 population_step(kind[p], lo[p], lo[p + 1], par[p], par[p, P_IE] + cur_in[s, p], pe, pi_, bias,
                                 th_off, v, i_ex, i_in, w_ad, refr, ring_row, inh_slot, drive, pw, noise, keys, k0,
-                                guide, rng, zs, xs, pend, pend_n)
+                                guide, rng, zs, xs, flags, pend, pend_n)
     return nspk
 
 
 @njit
 def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_ad, refr, row, inh_slot, drive, pw,
-                    noise, keys, k0, guide, rng, zs, xs, pend, pend_n):
+                    noise, keys, k0, guide, rng, zs, xs, flags, pend, pend_n):
     """One step of neurons [a, b) of model kind ``kd`` with the parameter row ``par`` (N_PAR,):
     ``dc`` the DC current (I_e plus current_in), ``pe``/``pi_`` the all-to-all inputs, ``row``
     this step's ring row (zeroed as it is read), the Poisson drive (key and guide tables, see
@@ -415,7 +416,7 @@ def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_a
     neurons crossing threshold are appended to ``pend``."""
     if kd == DELTA:
         delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, keys, k0,
-                         guide, rng, zs, xs, pend, pend_n)
+                         guide, rng, zs, xs, flags, pend, pend_n)
     elif kd == IZHIKEVICH:
         izh_population(a, b, par, dc, pe, pi_, bias, th_off, v, i_in, row, drive, pw, noise, keys, k0, guide,
                        rng, pend, pend_n)
@@ -432,7 +433,7 @@ def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_a
 
 @njit
 def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, keys, k0, guide, rng,
-                     zs, xs, pend, pend_n):
+                     zs, xs, flags, pend, pend_n):
     """One exact step of the iaf_psc_delta neurons [a, b) (see population_step; zs (n,) uint64 and
     xs (n,) float64 are scratch)."""
     theta = par[P_THETA]
@@ -456,11 +457,14 @@ def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, 
     else:
         # passes over the population so that three of the four vectorise: the streams'
         # outputs (splitmix_pass), the counts (scalar: a table search), the membrane update
-        # (selects in place of the refractory branch), then the threshold scan
+        # (selects in place of the refractory branch; it also writes a byte per neuron: crossed
+        # threshold), then the scan of those bytes, eight at a time
         vv = v[a:b]
         rf = refr[a:b]
         rw = row[a:b]
         bs = bias[a:b]
+        to = th_off[a:b]
+        fl = flags.view(np.uint8)
         if drive:
             splitmix_pass(rng[a:b], zs[a:b], rf, True)
             xd = xs[a:b]
@@ -471,16 +475,32 @@ def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, 
                 r = rf[k]
                 # the same operations in the same order as NEST's update: bit for bit
                 vn = pc * (dc + bs[k]) + pv * vv[k] + (rw[k] + pe + pi_ + xd[k])
-                vv[k] = vn if r == 0 else vv[k]
+                vn = vn if r == 0 else vv[k]
+                vv[k] = vn
                 rf[k] = r - 1 if r > 0 else r
                 rw[k] = 0.0
+                fl[k] = vn >= theta + to[k]
         else:
             for k in range(b - a):
                 r = rf[k]
                 vn = pc * (dc + bs[k]) + pv * vv[k] + (rw[k] + pe + pi_)
-                vv[k] = vn if r == 0 else vv[k]
+                vn = vn if r == 0 else vv[k]
+                vv[k] = vn
                 rf[k] = r - 1 if r > 0 else r
                 rw[k] = 0.0
+                fl[k] = vn >= theta + to[k]
+        # the threshold scan reads the flags eight at a time (a spike is rare in a step)
+        m = b - a
+        for w in range((m + 7) >> 3):
+            if flags[w] != 0:
+                for k in range(w * 8, min(w * 8 + 8, m)):
+                    if fl[k]:
+                        i = a + k
+                        v[i] = reset
+                        refr[i] = nref
+                        pend[pend_n[0]] = i
+                        pend_n[0] += 1
+        return
     for i in range(a, b):
         if v[i] >= theta + th_off[i]:
             v[i] = reset
