@@ -465,6 +465,13 @@ class NestNetworkSolver:
         """The spike recorder's parameters: NEST's ascii backend writing to a temporary folder
         (the class comment), or {} (memory) where the builder set a data_path or data_prefix."""
         if tuple(nest.GetKernelStatus(["data_path", "data_prefix"])) != ("", ""):
+            if self.spec.threads > 1:
+                # (NEST 3.10's memory backend then gives events twice, and each thread's in
+                # turn, so the new ones are not those after the last read)
+                raise ModelError(f"nest_network {self.name!r}: with threads={self.spec.threads} the "
+                                 f"spikes are read from NEST's spike files, which needs NEST's "
+                                 f"data_path and data_prefix left unset; {self.spec.builder!r} set "
+                                 f"them: leave them to NEST's defaults, or use threads=1")
             return {}
         self._tmpdir = tempfile.mkdtemp(prefix="polyscale-nest-")
         # offsets (ms, precise-timing models) in fixed notation with a digit per tick decade

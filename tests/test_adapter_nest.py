@@ -537,6 +537,43 @@ def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatc
 
 
 @needs_nest
+def test_two_nest_threads_give_the_spikes_of_one_long_window(monkeypatch):
+    """threads=2 (NEST writes a spike file per thread): 1 ms windows give the spikes of one
+    60 ms window, bitwise. The memory backend (a builder that sets NEST's data_path) cannot be
+    read window by window with threads (NEST 3.10 gives its events twice, each thread's in
+    turn): a ModelError says so."""
+    import dataclasses
+    def spikes(window_ms):
+        m = brunel_nest.build(backend="nest", scale=0.05, t_stop_ms=60.0, couple=False, window_ms=window_ms)
+        m.solvers["net"] = dataclasses.replace(m.solvers["net"], threads=2)
+        run = ps.run(m)
+        return [a for p in ("E", "I") for a in (run.spikes("net", p).times, run.spikes("net", p).ids)]
+    one = spikes(60.0)
+    files = spikes(1.0)
+    assert len(one[0]) > 100 and len(one[2]) > 20
+    assert all(np.array_equal(a, b) for a, b in zip(one, files))
+    monkeypatch.setattr(pnest, "import_nest", _nest_with_data_path(pnest.import_nest))
+    with pytest.raises(ModelError, match=r"threads=2 the spikes are read from NEST.s spike files"):
+        spikes(1.0)
+
+
+def _nest_with_data_path(real_import):
+    """import_nest whose kernel reports a data_path (as if a builder had set one)."""
+    def wrapped():
+        nest = real_import()
+
+        class Nest:
+            def __getattr__(self, name):
+                return getattr(nest, name)
+
+            def GetKernelStatus(self, keys=None):   # noqa: N802 (NEST's name)
+                got = nest.GetKernelStatus(keys)
+                return ("/somewhere", "") if keys == ["data_path", "data_prefix"] else got
+        return Nest()
+    return wrapped
+
+
+@needs_nest
 def test_only_spikes_that_something_reads_are_recorded():
     """SolverContext.consumed: a population whose spikes nothing reads gets no recorder
     connection and an empty port; the one read gets the spikes it gets when both are read
