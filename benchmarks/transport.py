@@ -245,7 +245,8 @@ def busy_model(k: int, n: int, steps_per_window: int, n_windows: int) -> ps.Mode
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke test, noisier numbers)")
-    ap.add_argument("--repeat", type=int, default=3, help="repeats of parts 1 and 2 (the minimum is shown)")
+    ap.add_argument("--repeat", type=int, default=3, help="repeats of parts 1 and 2, and jobs per row of "
+                    "part 6 (the minimum is shown)")
     ap.add_argument("--parts", default="123456", help="which parts to run, e.g. 12 (parts 1 and 2 always run together)")
     ap.add_argument("--windows", type=int, default=5000, help="windows of part 2 (raw steps: 4x as many)")
     args = ap.parse_args()
@@ -256,6 +257,7 @@ def main() -> None:
     ps.run(ring_model(2, 10, False))  # compile and warm caches before anything forks
 
     parts = set(args.parts)
+    mpi_repeat = max(1, args.repeat)   # part 6 takes the least of as many jobs per row
     if not parts & set("12"):
         args.repeat = 0
     # parts 1 and 2 interleaved, --repeat times; the minimum of the repeats is printed, since on
@@ -287,7 +289,7 @@ def main() -> None:
     if "5" in parts:
         design_part(q)
     if "6" in parts:
-        mpi_part(q)
+        mpi_part(q, mpi_repeat)
 
 
 def print_window_cost(repeat, raw, raw_cpu, zmq_us, zmq_cpu, inproc_us, coord_cpu) -> None:
@@ -344,14 +346,15 @@ def design_part(q: int) -> None:
 
 
 
-def mpi_part(q: int) -> None:
+def mpi_part(q: int, repeat: int = 1) -> None:
     print("\n6. the mpi transport against raw mpi4py loops (benchmarks/mpi_transport.py, same run)")
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         print("   skipped: mpi4py is not installed (pip install -e '.[mpi]')")
         return
-    mpi_args = ["--steps", str(20000 // q), "--windows", str(5000 // q), "--spikes", "100000"]
+    mpi_args = ["--steps", str(20000 // q), "--windows", str(5000 // q), "--spikes", "100000",
+                "--repeat", str(repeat)]
     subprocess.run([sys.executable, str(Path(__file__).with_name("mpi_transport.py")), *mpi_args],
                    check=True)
 
