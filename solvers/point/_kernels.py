@@ -434,21 +434,25 @@ def population_step(kd, a, b, par, dc, pe, pi_, bias, th_off, v, i_ex, i_in, w_a
 @njit
 def delta_population(a, b, par, dc, pe, pi_, bias, th_off, v, refr, row, drive, pw, noise, keys, k0, guide, rng,
                      zs, xs, flags, pend, pend_n):
-    """One exact step of the iaf_psc_delta neurons [a, b) (see population_step; zs (n,) uint64 and
-    xs (n,) float64 are scratch)."""
+    """One exact step of the iaf_psc_delta neurons [a, b) (see population_step; zs (n,) uint64,
+    xs (n,) float64 and flags (n // 8 + 1,) uint64 are scratch). The one-loop path and the
+    passes do the same operations in the same order, so they give the same V bit for bit
+    (tests/test_point_heterogeneous.py runs one against the other)."""
     theta = par[P_THETA]
     reset = par[P_RESET]
     nref = np.int64(par[P_REF])
     pv = par[P_DECAY_V]
     pc = par[P_CURRENT]
-    if noise > 0.0:
-        # the Gaussian current's draws follow the Poisson draw of the same neuron and step
+    if noise > 0.0 or b - a < 16:
+        # one loop: the Gaussian current's draws follow the Poisson draw of the same neuron
+        # and step; and per-neuron parameters call this one neuron at a time
         for i in range(a, b):
             if refr[i] == 0:
                 x = row[i] + pe + pi_
                 if drive:
                     x += pw * poisson_draw(keys, k0, guide, rng, i)
-                x += pc * noise * normal(rng, i)
+                if noise > 0.0:
+                    x += pc * noise * normal(rng, i)
                 v[i] = pc * (dc + bias[i]) + pv * v[i] + x
             else:
                 # input arriving while refractory is discarded (NEST's default)
