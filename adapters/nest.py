@@ -466,8 +466,8 @@ class NestNetworkSolver:
         (the class comment), or {} (memory) where the builder set a data_path or data_prefix."""
         if tuple(nest.GetKernelStatus(["data_path", "data_prefix"])) != ("", ""):
             if self.spec.threads > 1:
-                # (NEST 3.10's memory backend then gives events twice, and each thread's in
-                # turn, so the new ones are not those after the last read)
+                # (NEST's memory backend then gives each thread's events in turn, so the
+                # new ones are not those after the last read)
                 raise ModelError(f"nest_network {self.name!r}: with threads={self.spec.threads} the "
                                  f"spikes are read from NEST's spike files, which needs NEST's "
                                  f"data_path and data_prefix left unset; {self.spec.builder!r} set "
@@ -481,7 +481,13 @@ class NestNetworkSolver:
     def _open_files(self) -> None:
         """Open the recorder's files (one per NEST thread; written from Prepare on)."""
         if self._tmpdir is not None:
-            self._files = [open(f, "rb") for f in self.recorder.get("filenames")]   # noqa: SIM115
+            # one file per thread, '<label>-<node id>-<thread>.dat' (the recorder's
+            # 'filenames' names only one of them), in thread order
+            names = sorted(os.listdir(self._tmpdir), key=lambda n: int(n.rsplit("-", 1)[1].split(".")[0]))
+            if len(names) != self.spec.threads:
+                raise ModelError(f"nest_network {self.name!r}: expected {self.spec.threads} spike "
+                                 f"files from NEST's recorder, found {names} in {self._tmpdir}")
+            self._files = [open(os.path.join(self._tmpdir, n), "rb") for n in names]   # noqa: SIM115
             self._file_bytes = 0
 
     def _close_files(self) -> None:
@@ -503,8 +509,8 @@ class NestNetworkSolver:
                 # start the file anew (Cleanup closes it; Prepare opens a new one)
                 self.nest.Cleanup()
                 self._close_files()
-                for f in self.recorder.get("filenames"):
-                    os.remove(f)
+                for n in os.listdir(self._tmpdir):
+                    os.remove(os.path.join(self._tmpdir, n))
                 self.nest.Prepare()
                 self._open_files()
             return out

@@ -539,9 +539,11 @@ def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatc
 @needs_nest
 def test_two_nest_threads_give_the_spikes_of_one_long_window(monkeypatch):
     """threads=2 (NEST writes a spike file per thread): 1 ms windows give the spikes of one
-    60 ms window, bitwise. The memory backend (a builder that sets NEST's data_path) cannot be
-    read window by window with threads (NEST 3.10 gives its events twice, each thread's in
-    turn): a ModelError says so."""
+    60 ms window, bitwise, and those of NEST alone (one Simulate, the same seed, its memory
+    backend read once). The memory backend cannot be read window by window with threads (it
+    gives each thread's events in turn): where a builder set NEST's data_path, a ModelError
+    says so."""
+    from polyscale.coordinator.seeding import rng_for
     import dataclasses
     def spikes(window_ms):
         m = brunel_nest.build(backend="nest", scale=0.05, t_stop_ms=60.0, couple=False, window_ms=window_ms)
@@ -552,6 +554,22 @@ def test_two_nest_threads_give_the_spikes_of_one_long_window(monkeypatch):
     files = spikes(1.0)
     assert len(one[0]) > 100 and len(one[2]) > 20
     assert all(np.array_equal(a, b) for a, b in zip(one, files))
+    import nest
+    nest.ResetKernel()
+    nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": 2,
+                          "rng_seed": int(rng_for(12345, "solver", "net").integers(1, 2**31 - 1))})
+    pops = brunel_nest.nest_brunel(brunel_nest.brunel_spec(0.05).to_dict())
+    recs = {p: nest.Create("spike_recorder") for p in ("E", "I")}
+    for p, r in recs.items():
+        nest.Connect(pops[p], r)
+    nest.Simulate(60.0)
+    for k, p in enumerate(("E", "I")):
+        ev = recs[p].get("events")
+        keep = ev["times"] < 60.0 - 1e-9      # polyscale hands out [0, t_stop)
+        want = sorted(zip(np.round(ev["times"][keep], 9).tolist(), (ev["senders"][keep] - pops[p][0].global_id).tolist()))
+        got = sorted(zip(np.round(one[2 * k], 9).tolist(), one[2 * k + 1].tolist()))
+        assert got == want
+    nest.ResetKernel()
     monkeypatch.setattr(pnest, "import_nest", _nest_with_data_path(pnest.import_nest))
     with pytest.raises(ModelError, match=r"threads=2 the spikes are read from NEST.s spike files"):
         spikes(1.0)
