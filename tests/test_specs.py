@@ -94,3 +94,21 @@ def test_a_missing_required_field_is_a_model_error():
 def test_values_that_are_not_plain_data_cannot_be_encoded():
     with pytest.raises(ps.ModelError, match=r"cannot serialise object value"):
         encode(object())
+
+
+def test_the_default_probe_combine_adds_the_parts_in_name_order_and_leaves_them_alone():
+    # reference: Python floats added left to right in sorted solver-name order, element by
+    # element (the order np.sum over the stacked parts adds them in)
+    import numpy as np
+
+    from polyscale.coordinator.specs import ProbeSpec
+    rng = np.random.default_rng(11)
+    parts = {n: rng.standard_normal((3, 4)) * 10.0 ** rng.integers(-6, 6, (3, 4)) for n in ("c", "a", "b")}
+    before = {n: p.copy() for n, p in parts.items()}
+    out = ProbeSpec.combine(None, None)(0, 1, parts)
+    want = [[(float(parts["a"][i, j]) + float(parts["b"][i, j])) + float(parts["c"][i, j]) for j in range(4)]
+            for i in range(3)]
+    assert out.tolist() == want
+    assert all(np.array_equal(parts[n], before[n]) for n in parts)
+    one = ProbeSpec.combine(None, None)(0, 1, {"x": parts["a"]})
+    assert one.tolist() == parts["a"].tolist() and one is not parts["a"]
