@@ -43,6 +43,9 @@ setup and simulation together, is printed below the row); peak = the binary's ma
 resident memory (GNU time), B/syn = peak / synapses. The C++ compilation (tens of seconds) is
 printed on its own line, not counted in build.
 
+``--build-memory`` (Brunel, polyscale only) prints the peak traced memory (tracemalloc) of each
+build phase per synapse: each projection's pair drawing, the groups, the CSR.
+
 ``--model microcircuit`` runs examples/microcircuit.py (Potjans & Diesmann 2014, scales e.g. 0.1
 and 1) instead; NEST's side is built in plain PyNEST from the same derived parameters
 (``parameters()`` of the example: neurons, fixed_total_number synapse counts, PSC weights
@@ -317,6 +320,49 @@ print(json.dumps({**best, "spikes": spikes, "events": events, "spikes_unconnecte
 '''
 
 
+BUILD_MEMORY_SCRIPT = '''
+import json, sys, tracemalloc
+sys.path.insert(0, sys.argv[4])
+import polyscale as ps
+from polyscale.coordinator.seeding import rng_for
+from polyscale.coordinator.specs import SolverContext
+from polyscale.solvers.point import connectivity, network
+from brunel import build
+scale, seed = float(sys.argv[1]), int(sys.argv[3])
+ps.run(build(scale=0.01, t_stop_ms=5.0))              # compile or load the kernels
+spec = build(scale=scale, t_stop_ms=10.0, seed=seed).solvers["net"]
+phases = []
+
+
+def mark(what):
+    cur, peak = tracemalloc.get_traced_memory()
+    phases.append((what, peak, cur))
+    tracemalloc.reset_peak()
+
+
+def wrap(cls, name):
+    f = cls.__dict__[name]
+
+    def g(*a, **k):
+        mark(f"until {cls.__name__}.{name}")
+        out = f(*a, **k)
+        mark(f"in {cls.__name__}.{name}")
+        return out
+    setattr(cls, name, g)
+
+
+for rule in set(connectivity.Rule._kinds.values()):
+    if "pairs" in rule.__dict__:
+        wrap(rule, "pairs")
+for name in ("_connect", "_compact_groups", "_connect_plastic"):
+    wrap(network.PointNetworkSolver, name)
+tracemalloc.start()
+solver = spec.build(SolverContext("net", seed, rng_for(seed, "solver", "net")))
+mark("until the end of build")
+print(json.dumps({"phases": phases, "n_synapses": solver.n_synapses}))
+'''
+
+
 BRIAN2_SCRIPT = '''
 import json, os, shutil, sys, tempfile, time
 scale, t_ms, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
@@ -431,6 +477,32 @@ def profile(args) -> int:
     return 0
 
 
+def build_memory(args) -> int:
+    """Peak traced memory (tracemalloc: numpy's and Python's allocations) in each phase of
+    polyscale's Brunel build, per synapse: where the build's peak comes from."""
+    print(f"polyscale Brunel build memory (tracemalloc), bytes per synapse: peak within each phase, "
+          f"then held at its end")
+    for scale in args.scales:
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(BUILD_MEMORY_SCRIPT)
+            path = f.name
+        try:
+            out = subprocess.run([sys.executable, path, str(scale), str(args.t_ms), str(args.seed),
+                                  str(HERE.parent / "examples"), "1"],
+                                 capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, check=False)
+        finally:
+            os.unlink(path)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        n = r["n_synapses"]
+        print(f"scale {scale:g} ({n / 1e6:.2f} M synapses): build peak "
+              f"{max(p for _, p, _ in r['phases']) / n:.2f} B/syn")
+        for what, peak, cur in r["phases"]:
+            print(f"  {what:<42} peak {peak / n:6.2f}  then {cur / n:6.2f}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0])
@@ -447,12 +519,16 @@ def main(argv=None) -> int:
                     help="polyscale only (Brunel): where the simulation time goes (CPU, min over --repeat): "
                          "neuron update (the kernel with no synapses), delivery (kernel - that), Python per "
                          "window (advance - its kernel calls), plan and recording (run - build - advance)")
+    ap.add_argument("--build-memory", action="store_true",
+                    help="polyscale only (Brunel): peak traced memory per build phase, bytes per synapse")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--model", choices=["brunel", "microcircuit"], default="brunel")
     args = ap.parse_args(argv)
     pd14 = args.model == "microcircuit"
     if args.profile:
         return profile(args)
+    if args.build_memory:
+        return build_memory(args)
     ps_script = PD14_POLYSCALE_SCRIPT if pd14 else POLYSCALE_SCRIPT
     nest_script = PD14_NEST_SCRIPT if pd14 else NEST_SCRIPT
     head = (f"{'simulator':<10} {'scale':>5} {'Msyn':>8} {'build s':>8} {'build cpu':>9} {'sim s':>8} "
