@@ -20,11 +20,18 @@ fastmath stays off).
 
 :func:`flog` is fdlibm's log the same way (within 1 ulp of math.log), for SK_E2's power
 (cai^4.8 as exp(4.8 log)) and the Nernst eca of the generated kernels.
+
+Both are written as LLVM IR into the function that calls them (``_exp_ir``, ``_log_ir``), not
+called: a generated cell kernel is optimised before numba links its callees in, and LLVM left
+12 fexp calls in the Hay kernel's block function, whose loops then stayed scalar (the process
+that compiled the kernel ran it ~3x slower than a later one loading it from numba's cache).
+``fexp_reference`` / ``flog_reference`` are the same arithmetic as numba code, for the tests.
 """
 from __future__ import annotations
 
 import math
 
+from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
@@ -71,10 +78,9 @@ _SHIFT_BITS = 0x4338000000000000
 _X_MIN, _X_MAX = -746.0, 710.0
 
 
-@njit(error_model="numpy")
-def fexp(x):
-    """exp(x) for a float64 x, within 1 ulp of the correctly rounded value (see the module
-    docstring), in arithmetic that LLVM inlines and vectorises."""
+def _fexp_reference(x):
+    """fexp's arithmetic as plain Python/numba code (the same operations in the same order as
+    the LLVM IR of :func:`_exp_ir`); tests compare the two bit for bit."""
     # clamp (selects; NaN fails both tests and stays NaN)
     x = _X_MIN if x < _X_MIN else x
     x = _X_MAX if x > _X_MAX else x
@@ -94,6 +100,61 @@ def fexp(x):
     return (y * _as_float64((k1 + 1023) << 52)) * _as_float64((k2 + 1023) << 52)
 
 
+@intrinsic
+def _exp_ir(typingctx, x):
+    """fexp written straight into the caller's LLVM IR (the operations of
+    :func:`_fexp_reference`, in its order; plain fmul/fadd, no fast-math flags, so no fused
+    multiply-add). Why not a call: numba optimises a kernel's own module before it links the
+    callees in, and a loop that still calls fexp there is not vectorised; a process that
+    compiled the Hay kernel ran it 3x slower than one that loaded it from the cache (whose
+    copy had been re-optimised with fexp inlined). numba's inline='always' fixes that too, but
+    doubled the kernel's compile time."""
+    if not isinstance(x, (types.Float, types.Integer)):
+        return None
+    sig = types.float64(x)
+
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        i64 = ir.IntType(64)
+        xv = context.cast(builder, args[0], signature.args[0], types.float64)
+
+        def c(v):
+            return ir.Constant(f64, v)
+        xv = builder.select(builder.fcmp_ordered("<", xv, c(_X_MIN)), c(_X_MIN), xv)
+        xv = builder.select(builder.fcmp_ordered(">", xv, c(_X_MAX)), c(_X_MAX), xv)
+        kd = builder.fadd(builder.fmul(xv, c(_LOG2E)), c(_SHIFT))
+        k = builder.sub(builder.bitcast(kd, i64), ir.Constant(i64, _SHIFT_BITS))
+        kf = builder.fsub(kd, c(_SHIFT))
+        hi = builder.fsub(xv, builder.fmul(kf, c(_LN2_HI)))
+        lo = builder.fmul(kf, c(_LN2_LO))
+        r = builder.fsub(hi, lo)
+        t = builder.fmul(r, r)
+        poly = builder.fadd(c(_P4), builder.fmul(t, c(_P5)))
+        for p in (_P3, _P2, _P1):
+            poly = builder.fadd(c(p), builder.fmul(t, poly))
+        cc = builder.fsub(r, builder.fmul(t, poly))
+        q = builder.fdiv(builder.fmul(r, cc), builder.fsub(c(2.0), cc))
+        y = builder.fsub(c(1.0), builder.fsub(builder.fsub(lo, q), hi))
+        k1 = builder.ashr(k, ir.Constant(i64, 1))
+        k2 = builder.sub(k, k1)
+
+        def pow2(kk):
+            return builder.bitcast(builder.shl(builder.add(kk, ir.Constant(i64, 1023)), ir.Constant(i64, 52)), f64)
+        return builder.fmul(builder.fmul(y, pow2(k1)), pow2(k2))
+    return sig, codegen
+
+
+@njit(error_model="numpy", inline="always")
+def fexp(x):
+    """exp(x) for a float64 x, within 1 ulp of the correctly rounded value (see the module
+    docstring), as straight-line IR in the caller (:func:`_exp_ir`), which LLVM vectorises."""
+    return _exp_ir(x)
+
+
+#: fexp's arithmetic compiled as ordinary numba code (tests: the same bits as fexp)
+fexp_reference = njit(error_model="numpy")(_fexp_reference)
+
+
 # fdlibm e_log.c
 _LG1 = 6.666666666666735130e-01
 _LG2 = 3.999999999940941908e-01
@@ -106,9 +167,10 @@ _TWO54 = 18014398509481984.0
 _MIN_NORMAL = 2.2250738585072014e-308
 
 
-@njit(error_model="numpy")
-def flog(x):
-    """log(x) for a float64 x, fdlibm's ``__ieee754_log`` without branches (both of its
+def _flog_reference(x):
+    """flog's arithmetic as numba code (the operations of :func:`_log_ir`, in its order).
+
+    log(x) for a float64 x, fdlibm's ``__ieee754_log`` without branches (both of its
     final forms computed, one selected; subnormals scaled by 2^54 first): within 1 ulp (fdlibm's
     bound; tests/test_cell_fastexp.py measures it against math.log). log(1) = 0 exactly,
     log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN in NaN out."""
@@ -141,4 +203,70 @@ def flog(x):
     return x if x != x else out
 
 
-__all__ = ["fexp", "flog"]
+
+@intrinsic
+def _log_ir(typingctx, x):
+    """flog written straight into the caller's LLVM IR, as :func:`_exp_ir` (the operations of
+    :func:`_flog_reference` in its order; its branches are selects)."""
+    if not isinstance(x, (types.Float, types.Integer)):
+        return None
+    sig = types.float64(x)
+
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        i64 = ir.IntType(64)
+        xv = context.cast(builder, args[0], signature.args[0], types.float64)
+
+        def c(v):
+            return ir.Constant(f64, v)
+
+        def n(v):
+            return ir.Constant(i64, v)
+        sub = builder.fcmp_ordered("<", xv, c(_MIN_NORMAL))
+        xs = builder.select(sub, builder.fmul(xv, c(_TWO54)), xv)
+        bits = builder.bitcast(xs, i64)
+        hx = builder.ashr(bits, n(32))
+        k = builder.sub(builder.ashr(hx, n(20)), builder.select(sub, n(1023 + 54), n(1023)))
+        hx = builder.and_(hx, n(0x000fffff))
+        i = builder.and_(builder.add(hx, n(0x95f64)), n(0x100000))
+        m = builder.bitcast(builder.or_(builder.shl(builder.or_(hx, builder.xor(i, n(0x3ff00000))), n(32)),
+                                        builder.and_(bits, n(0xffffffff))), f64)
+        k = builder.add(k, builder.ashr(i, n(20)))
+        f = builder.fsub(m, c(1.0))
+        s = builder.fdiv(f, builder.fadd(c(2.0), f))
+        dk = builder.sitofp(k, f64)
+        z = builder.fmul(s, s)
+        w = builder.fmul(z, z)
+        t1 = builder.fmul(w, builder.fadd(c(_LG2), builder.fmul(w, builder.fadd(c(_LG4), builder.fmul(w, c(_LG6))))))
+        t2 = builder.fmul(z, builder.fadd(c(_LG1), builder.fmul(w, builder.fadd(
+            c(_LG3), builder.fmul(w, builder.fadd(c(_LG5), builder.fmul(w, c(_LG7))))))))
+        r = builder.fadd(t2, t1)
+        hfsq = builder.fmul(builder.fmul(c(0.5), f), f)
+        big = builder.icmp_signed(">", builder.or_(builder.sub(hx, n(0x6147a)), builder.sub(n(0x6b851), hx)), n(0))
+        dhi = builder.fmul(dk, c(_LN2_HI))
+        dlo = builder.fmul(dk, c(_LN2_LO))
+        a = builder.fsub(dhi, builder.fsub(builder.fsub(hfsq, builder.fadd(builder.fmul(s, builder.fadd(hfsq, r)), dlo)), f))
+        b = builder.fsub(dhi, builder.fsub(builder.fsub(builder.fmul(s, builder.fsub(f, r)), dlo), f))
+        out = builder.select(big, a, b)
+        out = builder.select(builder.fcmp_ordered("==", xv, c(0.0)), c(-math.inf), out)
+        out = builder.select(builder.fcmp_ordered("<", xv, c(0.0)), c(math.nan), out)
+        out = builder.select(builder.fcmp_ordered("==", xv, c(math.inf)), xv, out)
+        return builder.select(builder.fcmp_unordered("!=", xv, xv), xv, out)
+    return sig, codegen
+
+
+@njit(error_model="numpy", inline="always")
+def flog(x):
+    """log(x) for a float64 x, fdlibm's ``__ieee754_log`` without branches (both of its final
+    forms computed, one selected; subnormals scaled by 2^54 first): within 1 ulp (fdlibm's
+    bound; tests/test_cell_fastexp.py measures it against math.log), as straight-line IR in
+    the caller (:func:`_log_ir`). log(1) = 0 exactly, log(0) = -inf, log(x < 0) = NaN,
+    log(inf) = inf, NaN in NaN out."""
+    return _log_ir(x)
+
+
+#: flog's arithmetic compiled as ordinary numba code (tests: the same bits as flog)
+flog_reference = njit(error_model="numpy")(_flog_reference)
+
+
+__all__ = ["fexp", "fexp_reference", "flog", "flog_reference"]
