@@ -137,6 +137,11 @@ def main() -> None:
         table(n, args, window_ms)
 
 
+def least(runs) -> float:
+    """Sum over windows of each window's least CPU time over the runs (arrays, one per run)."""
+    return float(np.min(np.stack(runs), axis=0).sum())
+
+
 def table(n: int, args, window_ms: float) -> None:
     print(f"\n{n} cells x 50 segments, {args.t_ms:g} ms in {window_ms:g} ms windows, dt 0.025 ms, "
           f"{args.repeats} runs each; CPU s: the sum over windows of each window's least CPU time")
@@ -151,7 +156,6 @@ def table(n: int, args, window_ms: float) -> None:
         # runs is the least disturbed measure of it; a run's total takes every disturbance of
         # its 10-100 windows, and the least of a few totals still varies by 5-10 % when the
         # machine is shared
-        least = lambda xs: np.min(np.stack(xs), axis=0).sum()
         cb, wb = least([c for c, _ in bare_runs]), min(w for _, w in bare_runs)
         build = min(r[0] for r in runs)
         cs, ws = least([r[1] for r in runs]), min(r[2] for r in runs)
