@@ -16,6 +16,13 @@ cell's spike count on each side.
 
 The NEURON side needs a python with ``neuron`` and polyscale (``--neuron-python``, default this
 one) and ``nrnivmodl`` with a C compiler.
+
+``--kernel N`` times the generated kernel alone instead (N cells, no coordinator, no
+recording, 10 ms at rest after a 10 ms warm-up, CPU time, least of 3): the whole kernel, the
+kernel with no generated mechanism (assembly and the tree solve), and each mechanism's cost as
+the whole kernel minus the kernel without that mechanism (leave-one-out keeps the voltages
+near the cell's own; a kernel with one mechanism alone drifts to voltages where the rates
+cost differently).
 """
 from __future__ import annotations
 
@@ -141,11 +148,52 @@ def run_neuron(python: str, n: int) -> dict:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def kernel_alone(n: int, steps: int = 400, reps: int = 3) -> None:
+    """Print the generated kernel's ns per segment-step for n cells, whole and per mechanism."""
+    import numpy as np
+    from polyscale.coordinator.time import TICKS_PER_MS
+    s = spec(n).build(None)
+    kernel, grabbed = s._advance, []
+    s._advance = lambda *a: (grabbed.append(list(a)), kernel(*a))[1]
+    s.advance(0, 10 * TICKS_PER_MS, {})                  # compiles; the arguments of 400 steps
+    args = grabbed[-1]
+    args[0] = steps
+    # segments as in main(), not nodes (the layout has more nodes than segments)
+    nseg = sum(sec.nseg for sec in spec(1).morphology.sections)
+    first = len(args) - 4 * len(s.mechs)                 # per mechanism: node, area, par, st
+
+    def ns(a):
+        best = min(_cpu(kernel, a) for _ in range(reps))
+        return best / (n * nseg * steps) * 1e9
+    none = [np.zeros(0, np.int64) if k >= first and (k - first) % 4 == 0 else x for k, x in enumerate(args)]
+    whole, bare = ns(args), ns(none)
+    print(f"kernel alone, {n} cells, {nseg} segments ({s.nodes_per_cell} nodes), {steps} steps at rest, CPU time, least of {reps}")
+    print(f"{'whole kernel':>28} {whole:8.1f} ns/seg-step")
+    print(f"{'no generated mechanism':>28} {bare:8.1f} ns/seg-step (assembly, tree solve, pas)")
+    for j, m in enumerate(s.mechs):
+        k = first + 4 * j
+        drop = list(args)
+        drop[k] = np.zeros(0, np.int64)
+        cost = whole - ns(drop)
+        print(f"{m.name:>18} ({len(args[k]):2d} nodes) {cost:8.1f} ns/seg-step = "
+              f"{cost * nseg / max(len(args[k]), 1):6.1f} ns per instance-step")
+
+
+def _cpu(f, a) -> float:
+    c = time.process_time()
+    f(*a)
+    return time.process_time() - c
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cells", default="1,100", help="population sizes")
     ap.add_argument("--neuron-python", default=sys.executable, help="python with neuron and polyscale")
+    ap.add_argument("--kernel", type=int, default=0, help="time the generated kernel alone for this many cells")
     args = ap.parse_args()
+    if args.kernel:
+        kernel_alone(args.kernel)
+        return
     nseg = sum(s.nseg for s in spec(1).morphology.sections)
     print(f"L5 cell of examples/l5_cells.py: {nseg} segments, dt 0.025 ms, {T_MS:g} ms, 0.8 nA step, "
           "one thread, CPU time (the machine may be shared)")
