@@ -406,23 +406,28 @@ shutil.rmtree(workdir, ignore_errors=True)
 '''
 
 
-def run_side(python: str, script: str, scale: float, t_ms: float, seed: int, repeat: int = 1) -> dict:
-    """Run one side in a subprocess; ``repeat`` builds and runs in it. The result's build/sim
-    columns are the minimum over the repeats (the least disturbed by other load), with the
-    spread (max - min) and every repeat's values kept."""
+def run_script(python: str, script: str, scale: float, t_ms: float, seed: int, repeat: int = 1) -> dict:
+    """Write ``script`` to a temporary file, run it with ``python`` (one thread) on
+    ``scale t_ms seed examples_dir repeat`` and return the JSON object its last stdout line holds."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(script)
         path = f.name
     try:
-        env = {**os.environ, **ONE_THREAD}
         out = subprocess.run([python, path, str(scale), str(t_ms), str(seed), str(HERE.parent / "examples"),
                               str(repeat)],
-                             capture_output=True, text=True, env=env, check=False)
+                             capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, check=False)
     finally:
         os.unlink(path)
     if out.returncode != 0:
         raise RuntimeError(f"{python} failed at scale {scale}:\n{out.stderr[-3000:]}")
-    return summarize(json.loads(out.stdout.strip().splitlines()[-1]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_side(python: str, script: str, scale: float, t_ms: float, seed: int, repeat: int = 1) -> dict:
+    """Run one side in a subprocess; ``repeat`` builds and runs in it. The result's build/sim
+    columns are the minimum over the repeats (the least disturbed by other load), with the
+    spread (max - min) and every repeat's values kept."""
+    return summarize(run_script(python, script, scale, t_ms, seed, repeat))
 
 
 def summarize(r: dict) -> dict:
@@ -452,18 +457,7 @@ def profile(args) -> int:
     print(f"polyscale Brunel profile, {args.t_ms:g} ms, one thread, CPU s (min of {args.repeat}); "
           f"windows of 10 ms as ps.run's")
     for scale in args.scales:
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-            f.write(PROFILE_SCRIPT)
-            path = f.name
-        try:
-            out = subprocess.run([sys.executable, path, str(scale), str(args.t_ms), str(args.seed),
-                                  str(HERE.parent / "examples"), str(args.repeat)],
-                                 capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, check=False)
-        finally:
-            os.unlink(path)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = run_script(sys.executable, PROFILE_SCRIPT, scale, args.t_ms, args.seed, args.repeat)
         deliver = r["kernel"] - r["neurons"]
         python = r["python"]
         rest = r["run"] - r["build"] - r["advance"]
@@ -483,18 +477,7 @@ def build_memory(args) -> int:
     print(f"polyscale Brunel build memory (tracemalloc), bytes per synapse: peak within each phase, "
           f"then held at its end")
     for scale in args.scales:
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-            f.write(BUILD_MEMORY_SCRIPT)
-            path = f.name
-        try:
-            out = subprocess.run([sys.executable, path, str(scale), str(args.t_ms), str(args.seed),
-                                  str(HERE.parent / "examples"), "1"],
-                                 capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, check=False)
-        finally:
-            os.unlink(path)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = run_script(sys.executable, BUILD_MEMORY_SCRIPT, scale, args.t_ms, args.seed)
         n = r["n_synapses"]
         print(f"scale {scale:g} ({n / 1e6:.2f} M synapses): build peak "
               f"{max(p for _, p, _ in r['phases']) / n:.2f} B/syn")
