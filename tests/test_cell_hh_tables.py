@@ -18,7 +18,7 @@ import pytest
 from polyscale.coordinator.errors import ModelError
 from polyscale.coordinator.time import TICKS_PER_MS
 from polyscale.solvers.cell import IClamp, Insert, ball_and_stick_population
-from polyscale.solvers.cell._kernels import hh_rates, hh_rates_tabled, hh_table
+from polyscale.solvers.cell._kernels import hh_rates, hh_rates_tabled, hh_table, hh_table_index
 
 T_MS = 100.0
 
@@ -95,6 +95,32 @@ def test_table_rows_are_the_exact_rates_and_interpolation_is_linear():
     np.testing.assert_array_equal(hh_rates_tabled(100.0, tab), tab[200])
     np.testing.assert_array_equal(hh_rates_tabled(1e6, tab), tab[200])
     assert all(math.isnan(x) for x in hh_rates_tabled(float("nan"), tab))
+
+
+def _index_by_branches(v):
+    # nocmodl's _n_rates as written there (the form hh_table_index replaces with selects)
+    xi = v + 100.0
+    if xi >= 200.0:
+        xi = 200.0
+    if xi > 0.0:
+        return int(xi), xi - int(xi)
+    return 0, 0.0 * xi
+
+
+def test_branch_free_table_index_is_nocmodls_branching_one():
+    """The kernel reads rows through hh_table_index (selects, so that its loop over cells
+    vectorises); it must give nocmodl's row and fraction bit for bit: inside the table, on
+    every row boundary, at and past both ends, at +-inf and for NaN."""
+    rng = np.random.default_rng(3)
+    vs = np.concatenate([rng.uniform(-120.0, 120.0, 20000), np.arange(-101.0, 101.5, 0.5),
+                         [-100.0, 100.0, -1e300, 1e300, np.nextafter(-100.0, 0.0), np.nextafter(100.0, 0.0),
+                          -0.0, 0.0, -np.inf, np.inf]])
+    for v in vs:
+        i, th = hh_table_index(float(v))
+        wi, wth = _index_by_branches(float(v))
+        assert i == wi and np.array_equal(th, wth, equal_nan=True), v
+    i, th = hh_table_index(float("nan"))
+    assert i == 0 and math.isnan(th)
 
 
 def test_tables_with_per_cell_hh_parameters_are_refused_with_the_reason():
