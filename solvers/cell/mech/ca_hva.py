@@ -19,7 +19,10 @@ def _rates(v):
     mb = 0.94 * fexp((-75.0 - v) / 17.0)
     ha = 0.000457 * fexp((-13.0 - v) / 50.0)
     hb = 0.0065 / (fexp((-v - 15.0) / 28.0) + 1.0)
-    return ma / (ma + mb), 1.0 / (ma + mb), ha / (ha + hb), 1.0 / (ha + hb)
+    # minf, 1/mtau (1/ms), hinf, 1/htau: the gates' cnexp step needs exp(-dt/tau), and
+    # -dt (ma + mb) spares two divisions per gate (within an ulp of -dt / (1 / (ma + mb)))
+    sm, sh = ma + mb, ha + hb
+    return ma / sm, sm, ha / sh, sh
 
 
 @njit(error_model="numpy", inline="always")
@@ -36,9 +39,9 @@ def current(v, celsius, m, h, gbar, eca):
 
 @njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, h, gbar, eca):
-    minf, mtau, hinf, htau = _rates(v)
-    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),
-            h + (1.0 - fexp(-dt / htau)) * (hinf - h))
+    minf, m_rate, hinf, h_rate = _rates(v)
+    return (m + (1.0 - fexp(-dt * m_rate)) * (minf - m),
+            h + (1.0 - fexp(-dt * h_rate)) * (hinf - h))
 
 
 MECHANISM = Mechanism(name="Ca_HVA", params={"gCa_HVAbar_S_cm2": 1e-5}, states=("m", "h"),

@@ -17,7 +17,10 @@ def _rates(v):
     v = v + 0.0001 * (v == -154.9)    # branch-free (vectorises)
     a = 0.001 * 6.43 * (v + 154.9) / (fexp((v + 154.9) / 11.9) - 1.0)
     b = 0.001 * 193.0 * fexp(v / 33.1)
-    return a / (a + b), 1.0 / (a + b)
+    # minf and 1/mtau (1/ms): the cnexp step takes exp(-dt (a + b)), two divisions fewer
+    # than exp(-dt / (1 / (a + b))) and within an ulp of it
+    s = a + b
+    return a / s, s
 
 
 @njit(error_model="numpy", inline="always")
@@ -33,8 +36,8 @@ def current(v, celsius, m, gbar, ehcn):
 
 @njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, gbar, ehcn):
-    minf, mtau = _rates(v)
-    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),)
+    minf, m_rate = _rates(v)
+    return (m + (1.0 - fexp(-dt * m_rate)) * (minf - m),)
 
 
 MECHANISM = Mechanism(name="Ih", params={"gIhbar_S_cm2": 1e-5, "ehcn_mV": -45.0}, states=("m",),

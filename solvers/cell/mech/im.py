@@ -19,7 +19,10 @@ def _rates(v):
     e = fexp(2.5 * 0.04 * (v + 35.0))
     a = 3.3e-3 * e
     b = 3.3e-3 / e
-    return a / (a + b), (1.0 / (a + b)) / _QT
+    # minf and 1/mtau (1/ms): the cnexp step takes exp(-dt (a + b) qt), within an ulp of
+    # exp(-dt / ((1 / (a + b)) / qt)) with two divisions fewer
+    s = a + b
+    return a / s, s * _QT
 
 
 @njit(error_model="numpy", inline="always")
@@ -35,8 +38,8 @@ def current(v, celsius, m, gbar, ek):
 
 @njit(error_model="numpy", inline="always")
 def advance(v, dt, celsius, m, gbar, ek):
-    minf, mtau = _rates(v)
-    return (m + (1.0 - fexp(-dt / mtau)) * (minf - m),)
+    minf, m_rate = _rates(v)
+    return (m + (1.0 - fexp(-dt * m_rate)) * (minf - m),)
 
 
 MECHANISM = Mechanism(name="Im", params={"gImbar_S_cm2": 1e-5}, states=("m",), reads=("ek",),
