@@ -24,12 +24,11 @@ from .._jit import njit
 from ._fastexp import fexp
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def _vtrap(x, y, ex):
-    # x / (exp(x/y) - 1) given ex = exp(x/y), with its limit y (1 - x/y/2) near x = 0 (hh.mod)
-    if abs(x / y) < 1e-6:
-        return y * (1.0 - x / y / 2.0)
-    return x / (ex - 1.0)
+    # x / (exp(x/y) - 1) given ex = exp(x/y), with its limit y (1 - x/y/2) near x = 0 (hh.mod);
+    # as a select of the two (the unused side may be 0/0), so that loops of it vectorise
+    return y * (1.0 - x / y / 2.0) if abs(x / y) < 1e-6 else x / (ex - 1.0)
 
 
 # exp(-(v + 40)/10) = E^8 e^2.5, exp(-(v + 35)/10) = E^8 e^3, exp(-(v + 55)/10) = E^8 e^1 and
@@ -37,15 +36,16 @@ def _vtrap(x, y, ex):
 _E25, _E3, _E1 = math.exp(2.5), math.exp(3.0), math.exp(1.0)
 
 
-@njit
+@njit(error_model="numpy", inline="always")
 def hh_rates(v, q10):
-    """(minf, mtau, hinf, htau, ninf, ntau) of NEURON's hh.mod at v (mV); tau in ms."""
-    e80 = math.exp(-(v + 65.0) / 80.0)
+    """(minf, mtau, hinf, htau, ninf, ntau) of NEURON's hh.mod at v (mV); tau in ms. Its two
+    exponentials are fexp's (within an ulp of libm's, and a loop of them over cells vectorises)."""
+    e80 = fexp(-(v + 65.0) / 80.0)
     e20 = e80 * e80
     e20 = e20 * e20
     e10 = e20 * e20
     a = 0.1 * _vtrap(-(v + 40.0), 10.0, e10 * _E25)
-    b = 4.0 * math.exp(-(v + 65.0) / 18.0)
+    b = 4.0 * fexp(-(v + 65.0) / 18.0)
     s = a + b
     mtau = 1.0 / (q10 * s)
     minf = a / s
@@ -402,13 +402,14 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                     hh_h[k, c] += (1.0 - fexp(-dt / hh_r[3, c])) * (hh_r[2, c] - hh_h[k, c])
                     hh_n[k, c] += (1.0 - fexp(-dt / hh_r[5, c])) * (hh_r[4, c] - hh_n[k, c])
         else:
+            # exact rates (branch-free, fexp): the loop over cells vectorises
             for k in range(hh_node.shape[0]):
                 i = hh_node[k]
                 for c in range(n):
                     minf, mtau, hinf, htau, ninf, ntau = hh_rates(v[i, c], q10)
-                    hh_m[k, c] += (1.0 - math.exp(-dt / mtau)) * (minf - hh_m[k, c])
-                    hh_h[k, c] += (1.0 - math.exp(-dt / htau)) * (hinf - hh_h[k, c])
-                    hh_n[k, c] += (1.0 - math.exp(-dt / ntau)) * (ninf - hh_n[k, c])
+                    hh_m[k, c] += (1.0 - fexp(-dt / mtau)) * (minf - hh_m[k, c])
+                    hh_h[k, c] += (1.0 - fexp(-dt / htau)) * (hinf - hh_h[k, c])
+                    hh_n[k, c] += (1.0 - fexp(-dt / ntau)) * (ninf - hh_n[k, c])
         for k in range(syn_node.shape[0]):
             for c in range(n):
                 syn_a[k, c] *= syn_d1[k, c]
