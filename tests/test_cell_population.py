@@ -308,6 +308,28 @@ def _samples(data, dt_ms=0.025):
     return ps.coordinator.signals.Samples(0, int(round(dt_ms * TICKS_PER_MS)), np.asarray(data, float))
 
 
+def test_recorded_currents_of_each_window_are_its_own_whatever_the_split():
+    """The solver keeps its current buffers from window to window: a window's transmembrane and
+    electrode currents must be exactly those of the same steps run in one window, and a clamp
+    or port current of an earlier window must not linger in a later one."""
+    spec = ball_and_stick_population(n=3, dend_nseg=11, record_currents=True,
+                                     iclamps=[IClamp(section="soma", delay_ms=0.5, dur_ms=1.0, amp_nA=0.3)])
+    w = TICKS_PER_MS
+    cur = np.zeros((40, 3))
+    cur[:, 1] = 0.2                                    # port current at cell 1, first window only
+    whole = spec.build(None)
+    whole.advance(0, 3 * w, {"i_inj": _samples(np.vstack([cur, np.zeros((80, 3))]), 0.025)})
+    split = spec.build(None)
+    for k in range(3):
+        inputs = {"i_inj": ps.coordinator.signals.Samples(k * w, w // 40, cur if k == 0 else np.zeros((40, 3)))}
+        split.advance(k * w, (k + 1) * w, inputs)
+        rows = slice(40 * k, 40 * (k + 1))
+        np.testing.assert_array_equal(split.transmembrane_currents(), whole.transmembrane_currents()[rows])
+        np.testing.assert_array_equal(split.electrode_currents(), whole.electrode_currents()[rows])
+    assert np.abs(whole.electrode_currents()[:40]).max() > 0.0   # clamp and port did inject
+    assert not split.electrode_currents().any()        # none in the last window: none kept
+
+
 def test_current_from_the_i_inj_port_charges_the_soma_as_a_clamp_would():
     """An isopotential passive compartment, current from the port: V - E = I/G (1 - exp(-t/tau))
     (Crank-Nicolson at dt 0.005 ms: 1e-4 relative); the electrode current is accounted as one."""
