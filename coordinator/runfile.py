@@ -44,8 +44,11 @@ _MEMORY_FILES = itertools.count()
 
 @contextlib.contextmanager
 def _sigint_deferred():
-    """Hold back SIGINT during the block and raise KeyboardInterrupt after it, if one came."""
-    if threading.current_thread() is not threading.main_thread():
+    """Hold back SIGINT during the block and raise KeyboardInterrupt after it, if one came. A
+    process that ignores SIGINT (started in the background by a shell without job control, as
+    POSIX has it) keeps ignoring it."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     got = []

@@ -544,3 +544,26 @@ def test_ctrl_c_while_windows_are_written_out_leaves_only_whole_windows(run_file
     with ps.load(run_file) as run:
         assert run.attrs["n_windows"] == 4
         assert run.signal("a", "x").data.shape == run.signal("b", "x").data.shape == (4, 1)
+
+
+def test_sigint_during_a_write_is_held_back_and_an_ignored_one_stays_ignored():
+    """A Ctrl-C that comes while a window is written raises KeyboardInterrupt once the write is
+    done (so the file keeps the whole window); a process that ignores SIGINT (started with '&'
+    by a script: POSIX gives such processes SIG_IGN) must go on ignoring it."""
+    import os
+    import signal
+
+    from polyscale.coordinator.runfile import _sigint_deferred
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("write")
+    assert done == ["write"]
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
