@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,17 @@ import pytest
 from polyscale.coordinator.transports import TRANSPORTS
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sigint_as_at_a_terminal():
+    """The suite may be started with SIGINT ignored (a background job of a shell without job
+    control: POSIX gives it SIG_IGN, which Python and every run it starts would inherit and
+    honour); the Ctrl-C tests need SIGINT as a terminal has it, here and in their runs (a
+    Python-level handler is reset to the default on exec)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture
