@@ -200,9 +200,10 @@ def _function_source(name: str) -> str:
             # raising; the raise path would keep the mechanisms' loops over cells from vectorising.
             # fastmath arcp only: a division by one of the mod files' constants becomes a product
             # with its reciprocal (rounded once, at compile time) and divisions by one divisor
-            # share its reciprocal; results move by an ulp, the same bits on every host (no
-            # reassociation, no fused multiply-add). ~6% of the Hay kernel (benchmarks/l5_cells.py
-            # --kernel 100: 59.8 -> 56.5 ns per segment-step)
+            # share its reciprocal; results move by an ulp, the same bits on every host of one CPU
+            # architecture (no reassociation, no fused multiply-add; how many repeated divisions
+            # share a reciprocal is LLVM's per-target choice, 2 on x86 and AArch64). ~6% of the
+            # Hay kernel (benchmarks/l5_cells.py --kernel 100: 59.8 -> 56.5 ns per segment-step)
             return ("@njit(error_model='numpy', fastmath={'arcp'})\n"
                     + ast.get_source_segment(text, node, padded=True) + "\n")
     raise RuntimeError(f"cell kernel generator: _kernels.py has no function {name!r}")
