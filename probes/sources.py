@@ -206,15 +206,20 @@ class StepEndSampler:
             return self.memo[1]
         n = grid_count(t0, t1, self.period)
         out = np.empty((n,) + self.carry.shape)
-        if n:
-            first, k = grid_start(t0, self.period), 0
-            if first == t0:                      # the step ending at t0 was the last window's
-                out[0] = self.carry
-                first, k = first + self.period, 1
-            if k < n:
-                out[k:] = self.f(self._rows(t0, first, n - k, rows, row_ticks))
-        if t1 % self.period == 0:
-            self.carry = self.f(self._rows(t0, t1, 1, rows, row_ticks))[0]
+        first, k = grid_start(t0, self.period), 0
+        if n and first == t0:                    # the step ending at t0 was the last window's
+            out[0] = self.carry
+            first, k = first + self.period, 1
+        # the samples inside the window and, when the window ends on the grid, the one at t1
+        # (the next window's first, carried): consecutive grid ticks from ``first``, so one
+        # call of f (one pass over a probe matrix) serves them all
+        carried = t1 % self.period == 0
+        m = n - k + carried
+        if m:
+            values = self.f(self._rows(t0, first, m, rows, row_ticks))
+            out[k:] = values[:n - k]
+            if carried:
+                self.carry = values[-1].copy()
         self.memo = ((t0, t1), out)
         return out
 

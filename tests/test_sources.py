@@ -66,6 +66,26 @@ def test_step_end_sampler_takes_the_step_ending_at_each_sample_whatever_the_wind
         np.testing.assert_array_equal(np.concatenate(got), want)
 
 
+def test_step_end_sampler_maps_each_window_in_one_call():
+    """The samples inside a window and the one at its end (carried to the next window) are
+    consecutive grid ticks, so f runs once per window on all of them: f is a pass over a probe
+    matrix that streams from memory, and a second call for the carried sample read it twice."""
+    dt, period = 25, 100
+    x = np.arange(1.0, 49.0)[:, None]
+    calls = []
+
+    def f(rows):
+        calls.append(len(rows))
+        return rows * 1.0
+    s = sources.StepEndSampler(dt, period, f, (1,))
+    for a in range(0, 48, 8):                    # 200-tick windows: samples at a and a + 100
+        s(a * dt, (a + 8) * dt, x[a:a + 8])
+    assert calls == [2] * 6                      # a + 100 and the carried a + 200, together
+    calls.clear()
+    s(48 * dt, 50 * dt, np.ones((2, 1)))         # a window without a grid tick inside or at its end
+    assert calls == []
+
+
 def test_step_end_sampler_on_kept_rows_equals_the_sampler_on_every_step():
     """Given only the rows of the steps ending on the sample grids of two periods (with their
     end ticks), the sampler picks the same rows as from every step; a missing row is refused."""
