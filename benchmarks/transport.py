@@ -3,9 +3,12 @@
 Prints six tables:
 
 1. raw pyzmq: a ROUTER and 1, 2 or 4 forked DEALER workers, 1 KiB each way per step (the floor
-   for any exchange over ZeroMQ on this machine);
+   for any exchange over ZeroMQ on this machine), over loopback TCP and over a Unix domain
+   socket (ipc://);
 2. polyscale's wall time per window on zmq and on inproc for 1, 2 and 4 trivial solvers (the
-   1-state linear systems in a ring of benchmarks/window_overhead.py, one step per window);
+   1-state linear systems in a ring of benchmarks/window_overhead.py, one step per window), its
+   local workers connected over TCP and over ipc (the default; ZmqTransport.LOCAL_IPC), each
+   against the raw loop over the same kind of socket;
 3. routing throughput of a spike-heavy coupling: a spike train of N spikes -> relay -> relay,
    spikes routed per second of wall time;
 4. a coupled run whose solvers are busy (dense LinearSystems, many steps per window): zmq wall
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +45,11 @@ from polyscale.coordinator.transports.zmq import ZmqTransport
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from window_overhead import model as ring_model  # noqa: E402
+
+
+#: the sockets parts 1 and 2 compare: loopback TCP (remote workers, and local ones with
+#: ZmqTransport.LOCAL_IPC off) and Unix domain sockets (local workers, the default)
+KINDS = ("tcp", "ipc")
 
 
 # -- 1. raw pyzmq --------------------------------------------------------------------------------
@@ -56,12 +66,17 @@ def _raw_worker(endpoint: str) -> None:
     ctx.term()
 
 
-def _router_with_workers(k: int, worker, *args):
-    """A ROUTER bound on loopback and ``k`` forked processes running ``worker(endpoint, *args)``."""
+def _router_with_workers(k: int, worker, *args, kind: str = "tcp"):
+    """A ROUTER bound on loopback TCP (``kind`` 'tcp') or on a Unix domain socket ('ipc', as
+    polyscale's local workers connect) and ``k`` forked processes running ``worker(endpoint,
+    *args)``."""
     ctx = zmq.Context()
     r = ctx.socket(zmq.ROUTER)
     r.linger = 0
-    r.bind("tcp://127.0.0.1:*")
+    if kind == "ipc":
+        r.bind(f"ipc://{tempfile.mkdtemp(prefix='polyscale-raw-')}/router")
+    else:
+        r.bind("tcp://127.0.0.1:*")
     endpoint = r.getsockopt_string(zmq.LAST_ENDPOINT)
     pids = []
     for _ in range(k):
@@ -90,10 +105,10 @@ def cpu_s(pids=()) -> float:
     return total
 
 
-def raw_step(k: int, steps: int) -> tuple[float, float]:
+def raw_step(k: int, steps: int, kind: str = "tcp") -> tuple[float, float]:
     """Wall time and CPU time (coordinator + workers) per step (us): the ROUTER sends 1 KiB to
-    each of ``k`` workers and waits for 1 KiB back from each."""
-    ctx, r, pids = _router_with_workers(k, _raw_worker)
+    each of ``k`` workers and waits for 1 KiB back from each, over ``kind`` ('tcp' or 'ipc')."""
+    ctx, r, pids = _router_with_workers(k, _raw_worker, kind=kind)
     ids = [r.recv_multipart()[0] for _ in range(k)]
     payload = b"c" * 1024
     for _ in range(100):  # warm up
@@ -114,8 +129,11 @@ def raw_step(k: int, steps: int) -> tuple[float, float]:
         r.send_multipart([i, b"stop"])
     for pid in pids:
         os.waitpid(pid, 0)
+    endpoint = r.getsockopt_string(zmq.LAST_ENDPOINT)
     r.close()
     ctx.term()
+    if kind == "ipc":
+        shutil.rmtree(os.path.dirname(endpoint[len("ipc://"):]), ignore_errors=True)
     return dt * 1e6, cpu * 1e6
 
 
@@ -262,22 +280,24 @@ def main() -> None:
         args.repeat = 0
     # parts 1 and 2 interleaved, --repeat times; the minimum of the repeats is printed, since on
     # a shared machine other processes only ever add time
-    raw: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
-    raw_cpu: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
-    zmq_us: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
-    zmq_cpu: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
-    coord_cpu: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
+    # each of tcp and ipc: polyscale's local workers connect over ipc (ZmqTransport.LOCAL_IPC),
+    # remote ones over tcp; each is compared with the raw loop over the same kind of socket
+    keys = [(kind, k) for kind in KINDS for k in (1, 2, 4)]
+    raw, raw_cpu, zmq_us, zmq_cpu, coord_cpu = ({key: [] for key in keys} for _ in range(5))
     inproc_us: dict[int, list[float]] = {k: [] for k in (1, 2, 4)}
     for _ in range(args.repeat):
         for k in (1, 2, 4):
             n = args.windows // q
-            wall, cpu = raw_step(k, 4 * args.windows // q)
-            raw[k].append(wall)
-            raw_cpu[k].append(cpu)
-            wall, nw, tr = timed_windows(ring_model(k, n, False), ZmqTransport())
-            zmq_us[k].append(wall / nw * 1e6)
-            zmq_cpu[k].append(tr.loop_cpu_s / nw * 1e6)
-            coord_cpu[k].append(tr.coordinator_cpu_s / nw * 1e6)
+            for kind in KINDS:
+                wall, cpu = raw_step(k, 4 * args.windows // q, kind)
+                raw[kind, k].append(wall)
+                raw_cpu[kind, k].append(cpu)
+                tr = ZmqTransport()
+                tr.LOCAL_IPC = kind == "ipc"
+                wall, nw, tr = timed_windows(ring_model(k, n, False), tr)
+                zmq_us[kind, k].append(wall / nw * 1e6)
+                zmq_cpu[kind, k].append(tr.loop_cpu_s / nw * 1e6)
+                coord_cpu[kind, k].append(tr.coordinator_cpu_s / nw * 1e6)
             wall_in, _, _ = timed_windows(ring_model(k, n, False), InProcTransport())
             inproc_us[k].append(wall_in / nw * 1e6)
     if args.repeat:
@@ -293,21 +313,23 @@ def main() -> None:
 
 
 def print_window_cost(repeat, raw, raw_cpu, zmq_us, zmq_cpu, inproc_us, coord_cpu) -> None:
-    """Parts 1 and 2: the minimum of the repeats of each."""
+    """Parts 1 and 2: the minimum of the repeats of each; keys (socket kind, workers)."""
     print(f"\n1. raw pyzmq ROUTER/DEALER, 1 KiB each way per step (min of {repeat} repeats; CPU: "
           f"coordinator + workers)")
-    for k in (1, 2, 4):
-        print(f"   {k} worker(s): {min(raw[k]):8.1f} us/step, CPU {min(raw_cpu[k]):8.1f} us/step")
+    for kind in KINDS:
+        for k in (1, 2, 4):
+            print(f"   {kind} {k} worker(s): {min(raw[kind, k]):8.1f} us/step, CPU {min(raw_cpu[kind, k]):8.1f} us/step")
 
     print(f"\n2. per-window cost, trivial solvers (1-state linear ring, one step per window; min of "
-          f"{repeat} repeats interleaved with part 1; CPU: coordinator + workers)")
-    print(f"   {'solvers':>7} {'zmq us/window':>14} {'inproc us/window':>17} {'zmq / raw':>10} "
+          f"{repeat} repeats interleaved with part 1; CPU: coordinator + workers). Local workers "
+          f"connect over ipc by default; 'zmq / raw' compares each with the raw loop over the same kind")
+    print(f"   {'socket':>6} {'solvers':>7} {'zmq us/window':>14} {'inproc us/window':>17} {'zmq / raw':>10} "
           f"{'zmq CPU us/window':>18} {'CPU / raw CPU':>14} {'of which coordinator':>21}")
-    for k in (1, 2, 4):
-        z, i, c = min(zmq_us[k]), min(inproc_us[k]), min(zmq_cpu[k])
-        print(f"   {k:>7} {z:>14.1f} {i:>17.1f} {z / min(raw[k]):>10.2f} {c:>18.1f} {c / min(raw_cpu[k]):>14.2f} "
-              f"{min(coord_cpu[k]):>21.1f}")
-
+    for kind in KINDS:
+        for k in (1, 2, 4):
+            z, i, c = min(zmq_us[kind, k]), min(inproc_us[k]), min(zmq_cpu[kind, k])
+            print(f"   {kind:>6} {k:>7} {z:>14.1f} {i:>17.1f} {z / min(raw[kind, k]):>10.2f} {c:>18.1f} "
+                  f"{c / min(raw_cpu[kind, k]):>14.2f} {min(coord_cpu[kind, k]):>21.1f}")
 
 
 def spikes_part(q: int) -> None:

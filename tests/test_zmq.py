@@ -93,6 +93,31 @@ def test_same_run_file_bit_for_bit_as_inproc(tmp_path, every_ms):
     assert len({w.pid for w in tr.workers.values()}) == 6 and tr.rejected == []
 
 
+@pytest.mark.skipif(os.name != "posix" or not zmq.has("ipc"), reason="libzmq without ipc://")
+def test_local_workers_connect_over_a_private_unix_socket_and_tcp_gives_the_same_bits(tmp_path):
+    """Workers started here connect over ipc:// in a folder only this user can enter (loopback
+    TCP lets any local user connect); the folder goes when the run ends. With LOCAL_IPC off they
+    connect over TCP, as remote workers do, and the run file holds the same bits."""
+    seen = {}
+
+    class Watch(ZmqTransport):
+        def _programs(self):            # after the handshake: every worker has joined
+            seen["endpoint"], seen["dir"] = self.local_endpoint, self._ipc_dir
+            seen["mode"] = os.stat(self._ipc_dir).st_mode & 0o777
+            super()._programs()
+    run = ps.run(three_rate_model(), tmp_path / "ipc.h5", transport=Watch())
+    assert run.status == "complete"
+    assert seen["endpoint"] == f"ipc://{seen['dir']}/coordinator" and seen["mode"] == 0o700
+    assert not os.path.exists(seen["dir"])
+    tcp = ZmqTransport()
+    tcp.LOCAL_IPC = False
+    ps.run(three_rate_model(), tmp_path / "tcp.h5", transport=tcp)
+    assert tcp.local_endpoint == tcp.endpoint and tcp.endpoint.startswith("tcp://127.0.0.1:")
+    a, _ = datasets(tmp_path / "ipc.h5")
+    b, _ = datasets(tmp_path / "tcp.h5")
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_spawned_workers_give_the_same_results():
     """launch='spawn' starts `python -m polyscale worker` processes: a fresh interpreter per solver."""
     m = ramp_model()

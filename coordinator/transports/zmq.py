@@ -33,9 +33,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -178,6 +180,9 @@ class ZmqTransport:
     """
 
     name = "zmq"  # what the run file's 'transport' attribute says
+    #: local workers connect over ipc:// where it exists (False: over the TCP endpoint, as
+    #: remote workers do; for comparisons)
+    LOCAL_IPC = True
 
     def __init__(self, bind: str | None = None, *, keys: str | os.PathLike | None = None,
                  launch: str | None = None, place: Mapping[str, str] | None = None,
@@ -208,6 +213,8 @@ class ZmqTransport:
             raise TransportError(f"zmq transport: pipeline must be None, True or False (got {pipeline!r})")
         self.pipeline = pipeline
         self.endpoint: str | None = None
+        self.local_endpoint: str | None = None     # where the workers started here connect
+        self._ipc_dir: str | None = None
         self.workers: dict[str, _Worker] = {}
         self.by_ident: dict[bytes, _Worker] = {}
         self.rejected: list[str] = []   # what was refused from peers that are not workers of this run
@@ -268,6 +275,8 @@ class ZmqTransport:
         except zmq.ZMQError as exc:
             raise TransportError(f"zmq transport: cannot bind {bind}: {exc}") from exc
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.local_endpoint = self._bind_local() if any(w.host == LOCAL for w in self.workers.values()) \
+            else self.endpoint
         # every wait is a blocking receive with this timeout (ms): libzmq waits, no Python-level
         # poll per message
         self.sock.rcvtimeo = 100
@@ -287,6 +296,27 @@ class ZmqTransport:
         self._programs()
         self._left_at = time.monotonic()
 
+    def _bind_local(self) -> str:
+        """The endpoint the workers started here connect to: a Unix domain socket (ipc://) in a
+        private folder (mode 0700: only this user can connect, which loopback TCP does not
+        ensure) where libzmq has them; else the TCP endpoint. A window's round trip over ipc
+        skips the kernel's TCP stack: benchmarks/transport.py part 1 prints both."""
+        if not self.LOCAL_IPC or os.name != "posix" or not zmq.has("ipc"):
+            return self.endpoint
+        folder = tempfile.mkdtemp(prefix="polyscale-zmq-")
+        path = os.path.join(folder, "coordinator")
+        if len(path.encode()) > 100:    # sun_path holds 108 bytes on Linux, 104 on macOS
+            os.rmdir(folder)
+            return self.endpoint
+        try:
+            self.sock.bind(f"ipc://{path}")
+        except zmq.ZMQError as exc:
+            log.warning("polyscale zmq: local workers use %s (ipc://%s: %s)", self.endpoint, path, exc)
+            os.rmdir(folder)
+            return self.endpoint
+        self._ipc_dir = folder
+        return f"ipc://{path}"
+
     def _launch(self, w: _Worker) -> None:
         if self.launch == "fork":
             parent = os.getpid()
@@ -296,7 +326,7 @@ class ZmqTransport:
                 try:
                     _close_inherited_fds()
                     from ..worker import serve
-                    code = serve(self.endpoint, host=LOCAL, keys=self.keys, worker_id=w.wid,
+                    code = serve(self.local_endpoint, host=LOCAL, keys=self.keys, worker_id=w.wid,
                                  parent_pid=parent, join_timeout_s=self.join_timeout_s)
                 except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
                     try:
@@ -307,7 +337,7 @@ class ZmqTransport:
                     os._exit(code)
             w.pid, w.forked = pid, True
         else:
-            cmd = [sys.executable, "-m", "polyscale", "worker", "--connect", self.endpoint, "--host", LOCAL,
+            cmd = [sys.executable, "-m", "polyscale", "worker", "--connect", self.local_endpoint, "--host", LOCAL,
                    "--worker-id", w.wid, "--parent-pid", str(os.getpid()),
                    "--join-timeout", str(self.join_timeout_s)]
             if self.keys is not None:
@@ -705,6 +735,9 @@ class ZmqTransport:
             self.auth.stop()
         self.ctx.term()
         self.sock = self.ctx = self.monitor = self.auth = None
+        if self._ipc_dir is not None:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
 
     def _kill(self, w: _Worker) -> None:
         try:
