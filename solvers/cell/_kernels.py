@@ -237,8 +237,9 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
             g = pas_g[i]
             e = pas_e[i]
             dd = d0[i] + g
-            if s_inv[i] > 0.0 and r < 0:
-                # a static node's diagonal is never read (its inverse is s_inv[i])
+            if s_inv[i] > 0.0:
+                # a static node's diagonal is never read (its inverse is s_inv[i]), nor its
+                # membrane conductance (pas_g[i], its only one)
                 for c in range(n):
                     rhs[i, c] = -g * (v[i, c] - e)
             else:
@@ -292,6 +293,10 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
                 # through a row view indexed by the loop's own counter (no wrap-around test on
                 # c0 + c), the loop vectorises: a sampled step cost ~2x an unsampled one before
                 out = imem[r, i, c0:c0 + n_real]
+                if s_inv[i] > 0.0:
+                    for c in range(n_real):
+                        out[c] = -rhs[i, c]
+                    continue
                 for c in range(n_real):
                     out[c] = -rhs[i, c]
                     gm[i, c] = d[i, c] - d0[i]
@@ -367,6 +372,14 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
         if r >= 0:
             for i in range(N):
                 out = imem[r, i, c0:c0 + n_real]
+                if s_inv[i] > 0.0:
+                    # its membrane conductance is pas_g[i] alone, taken as d - d0 with d = d0 +
+                    # pas_g (the rounding of every other node's): the same bits whether the node
+                    # is eliminated once or every step
+                    gi = cdt[i] + ((d0[i] + pas_g[i]) - d0[i])
+                    for c in range(n_real):
+                        out[c] += gi * rhs[i, c]
+                    continue
                 for c in range(n_real):
                     out[c] += (cdt[i] + gm[i, c]) * rhs[i, c]
         for c in range(n_real):
