@@ -48,6 +48,10 @@ class _Misbehaving:
                 spikes = ps.Spikes(np.array([t1], np.int64), np.array([0], np.int64))
             if f == "bad-id":
                 spikes = ps.Spikes(np.array([t0], np.int64), np.array([2], np.int64))
+            if f == "early-spike":
+                spikes = ps.Spikes(np.array([t0, t0 - 1], np.int64), np.array([0, 0], np.int64))
+            if f == "negative-id":
+                spikes = ps.Spikes(np.array([t0, t0], np.int64), np.array([1, -1], np.int64))
             if f == "short-samples":
                 v = ps.Samples(t0, self.dt_ticks, np.zeros((n - 1, 1)))
             if f == "missing-port":
@@ -79,6 +83,8 @@ def test_a_well_behaved_solver_satisfies_the_protocol():
     ("raise", r"solver 'bad' \(test_misbehaving\) raised in window \[2, \.\.\.\) ms: FloatingPointError: overflow"),
     ("late-spike", r"returned spikes for 's' outside its window \[2000000, 3000000\) ticks"),
     ("bad-id", r"returned spike ids for 's' outside \[0, 2\)"),
+    ("early-spike", r"returned spikes for 's' outside its window \[2000000, 3000000\) ticks"),
+    ("negative-id", r"returned spike ids for 's' outside \[0, 2\)"),
     ("short-samples", r"returned samples for 'v' starting at tick 2000000, every 100000, shape \(9, 1\); "
                       r"expected 2000000, 100000, \(10, 1\)"),
     ("missing-port", r"returned no output for port 'v'"),
