@@ -51,7 +51,8 @@ The timing is not free: each timed call adds about 2 us of CPU (measured at star
 and printed as timed calls per window x that cost), most of it inside communication, so the
 coupling printed is an upper bound by that much.
 
-When zmq pipelines (``ZmqTransport(pipeline=...)``, the default), window w + 1 is posted before window w is written, so the writing and the probes' global
+When zmq pipelines (``ZmqTransport(pipeline=...)``; by default only with a core per worker to
+spare), window w + 1 is posted before window w is written, so the writing and the probes' global
 stage in a span run while the workers compute: only their excess over the busiest solver's work
 is counted on the critical path (the hidden part is printed, outside the sum). ``--transports
 zmq-pipelined,zmq-unpipelined`` forces either, for an A/B on the same machine.
@@ -292,7 +293,7 @@ def timed_run(model, out, transport, dump_dir):
     c0, ch0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     w = perf()
     if transport.startswith("zmq"):
-        # zmq: the transport's default (pipelined); zmq-pipelined / -unpipelined force either
+        # zmq: the transport decides (a core per worker to spare); zmq-pipelined / -unpipelined force it
         transport = zmq_mod.ZmqTransport(pipeline={"zmq": None, "zmq-pipelined": True,
                                                    "zmq-unpipelined": False}[transport])
     ps.run(model, out=out, transport=transport, force=True)
@@ -515,7 +516,7 @@ def main() -> None:
     ap.add_argument("--t-stop", type=float, default=2000.0, help="simulated ms")
     ap.add_argument("--repeat", type=int, default=2, help="runs per transport; the fastest is shown")
     ap.add_argument("--transports", default="inproc,zmq",
-                    help="comma-separated: inproc, zmq (the default: pipelined), "
+                    help="comma-separated: inproc, zmq (pipelined when a core per worker is to spare), "
                          "zmq-pipelined, zmq-unpipelined (the scheduler posts the next window before "
                          "writing this one, or not)")
     ap.add_argument("--detail", action="store_true", help="print every phase's time per window")

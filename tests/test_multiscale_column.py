@@ -34,7 +34,7 @@ def test_the_flagship_gives_the_same_run_file_on_every_transport(column, transpo
 
 
 def test_the_flagship_gives_the_same_run_file_when_zmq_pipelines_the_writer(column, tmp_path):
-    """zmq with pipeline=True (the default): the scheduler
+    """zmq with pipeline=True (the default on machines with a core per worker): the scheduler
     writes window w while the workers compute w + 1; the run file is the same bits as inproc."""
     from polyscale.coordinator.transports.zmq import ZmqTransport
     ref = ps.run(small(column), out=tmp_path / "reference.h5")

@@ -22,7 +22,7 @@ class Transport(Protocol):
     Optional: ``post(t0, t1)`` and ``gather(t0, t1)``, ``advance`` split into sending a window
     and collecting its results, with a ``pipeline`` attribute (read after ``start``); when it is
     true the scheduler posts window w + 1 before it writes window w, so that writing overlaps
-    the solvers' compute (zmq does so by default).
+    the solvers' compute (zmq does so when the machine has a core per worker to spare).
     """
 
     def start(self, plan: Plan) -> None:

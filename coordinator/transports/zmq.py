@@ -174,10 +174,9 @@ class ZmqTransport:
     max_message_bytes : larger messages are refused (by libzmq, and by the decoder).
     on_listen : called with the bound address once it is known (to start remote workers).
     pipeline : whether the scheduler posts the next window before writing this one (the writer
-        then works while the solvers compute). True (default; None means the same): also on
-        fewer cores than local workers, where the writer shares the cores with them; the flagship
-        on 2 cores and 4 workers ran 6-7% faster so (benchmarks/multiscale.py --transports
-        zmq-pipelined,zmq-unpipelined), and trivial solvers took the same time either way.
+        then works while the solvers compute). None (default): only when this machine has a
+        core to spare for it (more usable cores than local workers); on fewer cores the writer
+        would take CPU from the solvers instead (benchmarks/multiscale.py measured it).
     """
 
     name = "zmq"  # what the run file's 'transport' attribute says
@@ -190,7 +189,7 @@ class ZmqTransport:
                  heartbeat_s: float = 0.5, timeout_s: float = 5.0, coordinator_timeout_s: float = 10.0,
                  join_timeout_s: float = 60.0, window_timeout_s: float | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
-                 insecure: bool = False, on_listen=None, pipeline: bool | None = True):
+                 insecure: bool = False, on_listen=None, pipeline: bool | None = None):
         self.bind = _check_bind(bind or "tcp://127.0.0.1:*", keys, insecure)
         launch = launch or ("fork" if hasattr(os, "fork") else "spawn")
         if launch not in ("fork", "spawn", "none"):
@@ -212,7 +211,7 @@ class ZmqTransport:
         self.on_listen = on_listen
         if pipeline not in (None, True, False):
             raise TransportError(f"zmq transport: pipeline must be None, True or False (got {pipeline!r})")
-        self.pipeline = True if pipeline is None else pipeline
+        self.pipeline = pipeline
         self.endpoint: str | None = None
         self.local_endpoint: str | None = None     # where the workers started here connect
         self._ipc_dir: str | None = None
@@ -290,6 +289,10 @@ class ZmqTransport:
             if w.host == LOCAL:
                 self._launch(w)
         self._handshake()
+        if self.pipeline is None:
+            local = sum(1 for w in self.workers.values() if w.host == LOCAL)
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            self.pipeline = cores > local
         self._programs()
         self._left_at = time.monotonic()
 
