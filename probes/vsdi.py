@@ -255,24 +255,35 @@ class VSDI(ProbeSpec):
 
 class _Imager:
     """dV (n,) mV -> the row-major image (n_pixels,) of elements with shares gx (nx, n), gy
-    (ny, n) and weights w (n,). Each element only touches the pixels where its shares exceed
-    1e-9 (a blurred element's Gaussian covers a few pixels of a large grid), in a numba loop:
-    no BLAS, so the same bits on every host and no thread contention."""
+    (ny, n) and weights w (n,). Elements with equal shares (at one lateral position) are summed
+    (w dV) before imaging; each group then only touches the pixels where its shares exceed 1e-9
+    (a blurred element's Gaussian covers a few pixels of a large grid), in a numba loop: no
+    BLAS, so the same bits on every host and no thread contention."""
 
     #: shares below this are left out (relative to the element's whole light, 1)
     CUT = 1e-9
 
     def __init__(self, gx: np.ndarray, gy: np.ndarray, w: np.ndarray):
         self.nx, self.ny = gx.shape[0], gy.shape[0]
-        self.gx = np.ascontiguousarray(gx.T)
-        self.gy = np.ascontiguousarray(gy.T)
         self.w = np.asarray(w, dtype=np.float64)
+        # elements at one lateral position (the segments of an upright cell) have the same
+        # shares: their weighted dV are summed first and imaged once, not once per element
+        shares, self.group = np.unique(np.hstack([gx.T, gy.T]), axis=0, return_inverse=True)
+        self.group = self.group.ravel().astype(np.int64)
+        if len(shares) == gx.shape[1]:
+            self.group = None
+            shares = np.hstack([gx.T, gy.T])
+        self.gx = np.ascontiguousarray(shares[:, :self.nx])
+        self.gy = np.ascontiguousarray(shares[:, self.nx:])
         self.xr = _ranges(self.gx, self.CUT)
         self.yr = _ranges(self.gy, self.CUT)
 
     def __call__(self, dv: np.ndarray) -> np.ndarray:
         img = np.zeros((self.ny, self.nx))
-        image_add(self.gx, self.gy, self.xr, self.yr, self.w * np.asarray(dv, dtype=np.float64), img)
+        wdv = self.w * np.asarray(dv, dtype=np.float64)
+        if self.group is not None:
+            wdv = np.bincount(self.group, weights=wdv, minlength=self.gx.shape[0])
+        image_add(self.gx, self.gy, self.xr, self.yr, wdv, img)
         return img.ravel()
 
 

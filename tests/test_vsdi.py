@@ -236,3 +236,22 @@ def test_region_without_positions_or_centres_is_rejected():
     m.probe("vsdi", ps.probes.VSDI(sources=["brain"]))
     with pytest.raises(ps.ModelError, match=r"vsdi: give 'positions_um', one row per region \(1 in all\)"):
         ps.run(m)
+
+
+def test_elements_at_one_lateral_position_are_imaged_once_with_the_same_image():
+    """Upright cells: every segment of a cell has the cell's (x, y), so its shares are the
+    cell's. The imager sums their weighted dV and images each position once; the image equals
+    imaging every element on its own (the dense product Gy diag(w dV) Gx^T) to rounding."""
+    from polyscale.probes.vsdi import _Imager
+    rng = np.random.default_rng(2)
+    spec = ps.probes.VSDI(sources={"cells": None}, pixels=(6, 5), pixel_um=40.0, blur_um=50.0, depth_decay_um=300.0)
+    cells = rng.uniform(-100.0, 100.0, size=(4, 2))
+    pos = np.array([(x, y, -z) for x, y in cells for z in np.linspace(10.0, 900.0, 11)])
+    gx, gy, w = spec.weights(pos, rng.uniform(100.0, 400.0, len(pos)))
+    image = _Imager(gx, gy, w)
+    assert image.gx.shape[0] == 4                     # 44 elements at 4 positions
+    dv = rng.normal(size=len(pos))
+    want = (gy @ ((w * dv)[:, None] * gx.T)).ravel()
+    np.testing.assert_allclose(image(dv), want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    spread = _Imager(*spec.weights(pos + rng.normal(size=pos.shape), np.ones(len(pos))))
+    assert spread.group is None and spread.gx.shape[0] == len(pos)
