@@ -135,10 +135,12 @@ def test_cell_solver_keeps_only_the_steps_the_probes_sample():
 
 
 def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_window():
-    """sources._node_product on random currents of 7 cells (four summed at a time, then three)
-    at a few nodes of a strided buffer, against numpy's float64 product with the float32 matrix
-    widened exactly (only the summation order differs: 1e-13 of sum |M I|); several samples at
-    once give each sample bitwise as alone (a sample does not depend on its window)."""
+    """sources._node_product on random currents of 7 cells at 3 nodes of a strided buffer (21
+    rows: two groups of eight summed in float32, then five one by one), against numpy's float64
+    product with the float32 matrix widened exactly: within NODE_PRODUCT_REL_ERROR (five
+    roundings of each term, ~3e-7) of sum |M I|, and not equal to it (the float32 sums are in
+    use; a wrong row or sample is off by orders of magnitude more). Several samples at once
+    give each sample bitwise as alone (a sample does not depend on its window)."""
     rng = np.random.default_rng(3)
     N, n, n_out = 6, 7, 5
     nodes = np.array([1, 2, 4], dtype=np.int64)
@@ -146,13 +148,16 @@ def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_
     buf = rng.normal(size=(9, N, n))
     rows = buf[1::3]                                        # (3, N, n), a strided view
     out = np.empty((3, n_out))
-    sources._node_product(rows, nodes, M, out)
+    a32 = np.empty((3, len(nodes) * n), np.float32)
+    sources._node_product(rows, nodes, M, out, a32)
     x = rows[:, nodes, :].reshape(3, -1)                    # node-major, cell-minor: M's rows
     want = x @ M.astype(np.float64)
-    np.testing.assert_allclose(out, want, rtol=0, atol=1e-13 * (np.abs(x) @ np.abs(M.astype(np.float64))).max())
+    scale = np.abs(x) @ np.abs(M.astype(np.float64))
+    assert (np.abs(out - want) <= sources.NODE_PRODUCT_REL_ERROR * scale).all()
+    assert np.abs(out - want).max() > 1e-3 * sources.NODE_PRODUCT_REL_ERROR * scale.max()
     for s in range(3):
         one = np.empty((1, n_out))
-        sources._node_product(rows[s:s + 1], nodes, M, one)
+        sources._node_product(rows[s:s + 1], nodes, M, one, a32)
         np.testing.assert_array_equal(one[0], out[s])
 
 
@@ -161,12 +166,13 @@ def test_matrices_on_one_cell_solver_are_stacked_and_each_part_is_its_matrix_tim
     window); each part equals its matrix times the segment currents of the step ending at each
     sample, taken from a twin solver that keeps every step: float64 products of the float64
     matrices. The stack stores the matrices in float32 (sources.NODE_MATRIX_DTYPE), so each
-    sample may differ by at most NODE_MATRIX_REL_ERROR (2**-24 + float64 summation) times
-    sum_j |M_ij I_j|, the bound of rounding every entry once; a wrong row, column or step is
+    sample may differ by at most NODE_MATRIX_REL_ERROR (the entries' rounding, and the product's
+    float32 sums of eight cells: six roundings of each term, ~4e-7) times sum_j |M_ij I_j|; a
+    wrong row, column or step is
     off by orders of magnitude more."""
     from polyscale.solvers.cell.mechanisms import IClamp
     from polyscale.solvers.cell.population import ball_and_stick_population
-    # 7 cells: the product sums cells four at a time, then the rest one by one
+    # 7 cells x 8 nodes: the product sums rows eight at a time in float32, some groups spanning two nodes
     spec = ball_and_stick_population(n=7, dend_nseg=7, record_currents=True,
                                      iclamps=(IClamp(section="soma", x=0.5, delay_ms=0.1, dur_ms=3.0, amp_nA=0.6),))
     solver, twin = spec.build(None), spec.build(None)
