@@ -268,11 +268,11 @@ class _Imager:
         self.w = np.asarray(w, dtype=np.float64)
         # elements at one lateral position (the segments of an upright cell) have the same
         # shares: their weighted dV are summed first and imaged once, not once per element
-        shares, self.group = np.unique(np.hstack([gx.T, gy.T]), axis=0, return_inverse=True)
-        self.group = self.group.ravel().astype(np.int64)
-        if len(shares) == gx.shape[1]:
-            self.group = None
-            shares = np.hstack([gx.T, gy.T])
+        per_element = np.hstack([gx.T, gy.T])
+        shares, group = np.unique(per_element, axis=0, return_inverse=True)
+        self.group: np.ndarray | None = group.ravel().astype(np.int64)
+        if len(shares) == len(per_element):      # nothing to merge: the elements in their order
+            shares, self.group = per_element, None
         self.gx = np.ascontiguousarray(shares[:, :self.nx])
         self.gy = np.ascontiguousarray(shares[:, self.nx:])
         self.xr = _ranges(self.gx, self.CUT)
