@@ -287,9 +287,10 @@ def _node_product(rows: np.ndarray, nodes: np.ndarray, M: np.ndarray, out: np.nd
     The currents are first gathered into a32 in M's row order, in float32; then each group of
     eight rows is summed in float32 (the channel loop innermost and contiguous: it vectorises,
     16 lanes, without reassociation) and added to out in float64. float32 products take half the
-    vector operations of float64 ones and no widening of M, and the product is bound by those
-    (~150 us per sample for 1000 x 50 x 32 in float64 on a 2026 x86 core, ~100 in float32). The
-    error this adds is bounded by NODE_PRODUCT_REL_ERROR.
+    vector operations of float64 ones and no widening of M: with several samples a window the
+    product is bound by those (1000 x 50 x 32, 10 samples, in a run: ~1.5 ms in float64, ~1.0 in
+    float32); with one, streaming M from memory bounds it either way. The error this adds is
+    bounded by NODE_PRODUCT_REL_ERROR.
 
     Several samples (k > 1) read each group of M once for all of them (the matrix streams from
     memory once a window); one sample takes a loop of its own, which compiles to faster code
