@@ -610,14 +610,17 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                 fast = 1
     # the coupling's sigmoid has the model's exponent in every region: dfun's first stage
     # reuses the coupling's exponentials (the same arguments, so the same values)
-    share = fast > 0 and model == JANSEN_RIT and cfun == SIGMOIDAL_JR
+    # flags passed on are typed bool from the start (np.bool_, not a literal): numba types a call
+    # with a literal True/False apart and compiles the callee (dfun, _jr_heun) once more for it
+    no_ea = np.bool_(False)
+    share = np.bool_(fast > 0 and model == JANSEN_RIT and cfun == SIGMOIDAL_JR)
     if share:
         for i in range(n):
             if cp[3] != p[6, i] or cp[2] != p[4, i]:
-                share = False
+                share = no_ea
     # Jansen-Rit's fused Heun step (same values as dfun + Heun below)
     jr_heun = fast > 0 and model == JANSEN_RIT and integ == HEUN and not bounded
-    homogeneous = True
+    homogeneous = np.bool_(True)
     for v in range(p.shape[0]):
         for i in range(n):
             if p[v, i] != p[v, 0]:
@@ -765,7 +768,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                         tmp[v, i] += dn[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk, False)
+            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk, no_ea)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + (k1[v, i] + k2[v, i]) * dt / 2.0
@@ -779,19 +782,19 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
                     tmp[v, i] = x[v, i] + dt2 * k1[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk, False)
+            dfun(model, p, tmp, c, uk, k2, aux, fast, ws, wk, no_ea)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt2 * k2[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k3, aux, fast, ws, wk, False)
+            dfun(model, p, tmp, c, uk, k3, aux, fast, ws, wk, no_ea)
             for v in range(n_sv):
                 for i in range(n):
                     tmp[v, i] = x[v, i] + dt * k3[v, i]
             if bounded:
                 _bound(tmp, lo, hi)
-            dfun(model, p, tmp, c, uk, k4, aux, fast, ws, wk, False)
+            dfun(model, p, tmp, c, uk, k4, aux, fast, ws, wk, no_ea)
             for v in range(n_sv):
                 for i in range(n):
                     x[v, i] = x[v, i] + dt6 * (k1[v, i] + 2.0 * k2[v, i] + 2.0 * k3[v, i] + k4[v, i])

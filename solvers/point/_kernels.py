@@ -724,6 +724,8 @@ def cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, g_ex, g_in, w_ad, r
     inside = par[P_INSIDE] != 0.0
     psc = par[P_PSC] != 0.0
     hs = par[P_HT] / nsub
+    # bool, not the literal False: a literal argument would compile _rk4 a second time
+    unclamped = np.bool_(False)
     bb = par[P_B]
     k1 = np.empty(4)
     k2 = np.empty(4)
@@ -762,11 +764,11 @@ def cond_population(a, b, par, dc, pe, pi_, bias, th_off, v, g_ex, g_in, w_ad, r
                     lo_h, hi_h = 0.0, hs
                     for _b in range(12):
                         mid = 0.5 * (lo_h + hi_h)
-                        if _rk4(V, ge, gi, w, I, par, False, mid, k1, k2, k3, k4)[0] >= theta:
+                        if _rk4(V, ge, gi, w, I, par, unclamped, mid, k1, k2, k3, k4)[0] >= theta:
                             hi_h = mid
                         else:
                             lo_h = mid
-                    V1, ge1, gi1, w1 = _rk4(V, ge, gi, w, I, par, False, hi_h, k1, k2, k3, k4)
+                    V1, ge1, gi1, w1 = _rk4(V, ge, gi, w, I, par, unclamped, hi_h, k1, k2, k3, k4)
                     w1 += bb
                     # NEST: RefractoryCounts + 1 when > 0, decremented after the step
                     refr[i] = nref + 1 if nref > 0 else 0
