@@ -180,7 +180,9 @@ def test_pas_and_hh_through_their_mechanism_files_equal_the_built_in_loops(monke
 def test_generated_source_splices_the_kernel_and_calls_each_mechanism():
     reg = mech_pkg.registry()
     src = generate((reg["CaDynamics_E2"], reg["SK_E2"]))
-    assert "def cell_advance(" in src and "def _block_advance(" in src and "def mech_init(" in src
+    assert "def cell_advance(" in src and "def mech_init(" in src
+    # the kernel's block loop takes each block's view of the mechanisms' block-major arrays
+    assert "m0_st = m0_st_all[blk]" in src and "m1_par = m1_par_all[blk]" in src
     assert "m1_current(" in src and "m0_advance(" in src and "m0_current(" not in src
     # the concentration is advanced before SK reads it (NEURON's nrn_state order for Hay's files)
     assert src.index("m0_advance(") < src.index("m1_advance(")

@@ -147,10 +147,10 @@ def static_inverse(parent, g_ax, d0, pas_g, static):
 
 
 @njit(error_model="numpy")
-def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
-                 hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10, hh_tab,
+def cell_advance(n_steps, dt, t0_ms, n_cells, v_all, parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
+                 hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m_all, hh_h_all, hh_n_all, q10, hh_tab,
                  ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
-                 syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
+                 syn_node, syn_e_all, syn_mg_all, syn_fac_all, syn_d1_all, syn_d2_all, syn_a_all, syn_b_all,
                  ev_start, ev_step, ev_syn, ev_cell, ev_w,
                  soma, thr, spk_cell, spk_frac, spk_step, rec_out, inj,
                  want_imem, imem_row, imem, stim_out, v_out, rhs, d, gm, vfac):
@@ -166,32 +166,14 @@ def cell_advance(n_steps, dt, t0_ms, n_cells, v, parent, g_ax, d0, cdt, pas_g, p
     vfac 1: backward Euler (cdt = C/dt, d0 built with it). vfac 2: Crank-Nicolson as NEURON's
     secondorder=2: the same linearised solve with cdt = 2C/dt gives dv over half a step, and
     v advances by 2 dv.
-    """
-    B = v.shape[2]
-    n_spk = 0
-    for blk in range(v.shape[0]):
-        n_spk = _block_advance(
-            n_steps, dt, t0_ms, blk * B, n_cells, v[blk], parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
-            hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m[blk], hh_h[blk], hh_n[blk], q10, hh_tab,
-            ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
-            syn_node, syn_e[blk], syn_mg[blk], syn_fac[blk], syn_d1[blk], syn_d2[blk], syn_a[blk], syn_b[blk],
-            ev_start[blk], ev_start[blk + 1], ev_step, ev_syn, ev_cell, ev_w,
-            soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
-            want_imem, imem_row, imem, stim_out, v_out, rhs, d, gm, vfac)
-    return n_spk
 
+    One function, the loop over blocks outermost: numba compiles a jitted callee on its own and
+    then optimises it again inside its caller's module, so a per-block function called from
+    here was optimised and turned into machine code twice (a quarter of a generated kernel's
+    compile time: the Hay cell's took 24-26 s, now 18-20 s). Names ending in _all are the
+    block-major arrays (blocks, ..., B); the loop takes each block's view under the plain name.
 
-@njit(error_model="numpy")
-def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pas_g, pas_e, s_inv,
-                   hh_node, hh_gna, hh_gk, hh_gl, hh_ena, hh_ek, hh_el, hh_m, hh_h, hh_n, q10, hh_tab,
-                   ic_node, ic_del, ic_dur, ic_amp, al_node, al_onset, al_tau, al_gmax, al_e,
-                   syn_node, syn_e, syn_mg, syn_fac, syn_d1, syn_d2, syn_a, syn_b,
-                   ev, ev_end, ev_step, ev_syn, ev_cell, ev_w,
-                   soma, thr, spk_cell, spk_frac, spk_step, n_spk, rec_out, inj,
-                   want_imem, imem_row, imem, stim_out, v_out, rhs, d, gm, vfac):
-    """One block of cells (columns c0 .. c0 + B of the population) over all steps.
-
-    Arrays are (N, B): node-major, cell-minor.
+    Within a block, arrays are (N, n) (node-major, cell-minor; n = B):
 
     v (N, n) mV. Per node (N,): parent (-1 at the root, node 0), g_ax uS to the parent, d0 =
     C/dt + axial conductances (uS), cdt = C/dt (uS), pas_g (uS, 0 where pas is absent), pas_e mV.
@@ -215,216 +197,225 @@ def _block_advance(n_steps, dt, t0_ms, c0, n_cells, v, parent, g_ax, d0, cdt, pa
     (the voltage at the step's end, for probes imaging V).
     rhs, d, gm (N, n): scratch.
     """
-    N, n = v.shape
-    n_real = min(n, n_cells - c0)      # columns past it are padding
+    nb, N, n = v_all.shape
     hh_ix = np.empty(n, np.int64)      # scratch of the tabled hh gates: row, fraction, rates
     hh_th = np.empty(n)
     hh_r = np.empty((6, n))
-    for step in range(n_steps):
-        t_mid = t0_ms + (step + 0.5) * dt
-        r = imem_row[step] if want_imem else -1
-        for c in range(n_real):
-            rec_out[step, c0 + c] = v[soma, c]
-        # spikes arriving in this step open their synapses before the currents are taken
-        while ev < ev_end and ev_step[ev] == step:
-            k = ev_syn[ev]
-            c = ev_cell[ev]
-            syn_a[k, c] += ev_w[ev] * syn_fac[k, c]
-            syn_b[k, c] += ev_w[ev] * syn_fac[k, c]
-            ev += 1
-        # passive leak (dense: zero where absent) and the constant part of the diagonal
-        for i in range(N):
-            g = pas_g[i]
-            e = pas_e[i]
-            dd = d0[i] + g
-            if s_inv[i] > 0.0:
-                # a static node's diagonal is never read (its inverse is s_inv[i]), nor its
-                # membrane conductance (pas_g[i], its only one)
-                for c in range(n):
-                    rhs[i, c] = -g * (v[i, c] - e)
-            else:
-                for c in range(n):
-                    rhs[i, c] = -g * (v[i, c] - e)
-                    d[i, c] = dd
-        for k in range(hh_node.shape[0]):
-            i = hh_node[k]
-            for c in range(n):
-                m = hh_m[k, c]
-                gna = hh_gna[k] * m * m * m * hh_h[k, c]
-                n2 = hh_n[k, c] * hh_n[k, c]
-                gk = hh_gk[k] * n2 * n2
-                vi = v[i, c]
-                rhs[i, c] -= gna * (vi - hh_ena[k]) + gk * (vi - hh_ek[k]) + hh_gl[k] * (vi - hh_el[k])
-                d[i, c] += gna + gk + hh_gl[k]
-        for k in range(syn_node.shape[0]):
-            i = syn_node[k]
-            mg = 0.0
-            for c in range(n):
-                mg = max(mg, syn_mg[k, c])
-            if mg > 0.0:
-                # NMDA: Mg block B(v) = 1 / (1 + exp(-0.062 v) [Mg] / 3.57) (Jahr & Stevens
-                # 1990); di/dv = g (B + (v - e) dB/dv), dB/dv = 0.062 B (1 - B). A cell with
-                # [Mg] 0 here gets B = 1 and dB/dv = 0 exactly: the plain synapse's numbers
-                for c in range(n):
-                    g = syn_b[k, c] - syn_a[k, c]
-                    vi = v[i, c]
-                    es = syn_e[k, c]
-                    bm = 1.0 / (1.0 + math.exp(-0.062 * vi) * (syn_mg[k, c] / 3.57))
-                    rhs[i, c] -= g * bm * (vi - es)
-                    d[i, c] += g * (bm + (vi - es) * 0.062 * bm * (1.0 - bm))
-            else:
-                for c in range(n):
-                    g = syn_b[k, c] - syn_a[k, c]
-                    rhs[i, c] -= g * (v[i, c] - syn_e[k, c])
-                    d[i, c] += g
-        # timed alpha conductances, at the step's midpoint as NEURON's BREAKPOINT sees them
-        for k in range(al_node.shape[0]):
-            u = (t_mid - al_onset[k]) / al_tau[k]
-            if u > 0.0 and u < 10.0:
-                g = al_gmax[k] * u * math.exp(1.0 - u)
-                i = al_node[k]
-                for c in range(n):
-                    rhs[i, c] -= g * (v[i, c] - al_e[k])
-                    d[i, c] += g
-        # @mechanisms: currents (the generated kernels of _generated.py add theirs here)
-        if r >= 0:
-            # membrane current and conductance, for the currents written after the solve
+    n_spk = 0
+    for blk in range(nb):
+        c0 = blk * n
+        v = v_all[blk]
+        hh_m, hh_h, hh_n = hh_m_all[blk], hh_h_all[blk], hh_n_all[blk]
+        syn_e, syn_mg, syn_fac = syn_e_all[blk], syn_mg_all[blk], syn_fac_all[blk]
+        syn_d1, syn_d2, syn_a, syn_b = syn_d1_all[blk], syn_d2_all[blk], syn_a_all[blk], syn_b_all[blk]
+        ev, ev_end = ev_start[blk], ev_start[blk + 1]
+        # @mechanisms: block (the generated kernels take their arrays' block views here)
+        n_real = min(n, n_cells - c0)      # columns past it are padding
+        for step in range(n_steps):
+            t_mid = t0_ms + (step + 0.5) * dt
+            r = imem_row[step] if want_imem else -1
+            for c in range(n_real):
+                rec_out[step, c0 + c] = v[soma, c]
+            # spikes arriving in this step open their synapses before the currents are taken
+            while ev < ev_end and ev_step[ev] == step:
+                k = ev_syn[ev]
+                c = ev_cell[ev]
+                syn_a[k, c] += ev_w[ev] * syn_fac[k, c]
+                syn_b[k, c] += ev_w[ev] * syn_fac[k, c]
+                ev += 1
+            # passive leak (dense: zero where absent) and the constant part of the diagonal
             for i in range(N):
-                # through a row view indexed by the loop's own counter (no wrap-around test on
-                # c0 + c), the loop vectorises: a sampled step cost ~2x an unsampled one before
-                out = imem[r, i, c0:c0 + n_real]
+                g = pas_g[i]
+                e = pas_e[i]
+                dd = d0[i] + g
                 if s_inv[i] > 0.0:
+                    # a static node's diagonal is never read (its inverse is s_inv[i]), nor its
+                    # membrane conductance (pas_g[i], its only one)
+                    for c in range(n):
+                        rhs[i, c] = -g * (v[i, c] - e)
+                else:
+                    for c in range(n):
+                        rhs[i, c] = -g * (v[i, c] - e)
+                        d[i, c] = dd
+            for k in range(hh_node.shape[0]):
+                i = hh_node[k]
+                for c in range(n):
+                    m = hh_m[k, c]
+                    gna = hh_gna[k] * m * m * m * hh_h[k, c]
+                    n2 = hh_n[k, c] * hh_n[k, c]
+                    gk = hh_gk[k] * n2 * n2
+                    vi = v[i, c]
+                    rhs[i, c] -= gna * (vi - hh_ena[k]) + gk * (vi - hh_ek[k]) + hh_gl[k] * (vi - hh_el[k])
+                    d[i, c] += gna + gk + hh_gl[k]
+            for k in range(syn_node.shape[0]):
+                i = syn_node[k]
+                mg = 0.0
+                for c in range(n):
+                    mg = max(mg, syn_mg[k, c])
+                if mg > 0.0:
+                    # NMDA: Mg block B(v) = 1 / (1 + exp(-0.062 v) [Mg] / 3.57) (Jahr & Stevens
+                    # 1990); di/dv = g (B + (v - e) dB/dv), dB/dv = 0.062 B (1 - B). A cell with
+                    # [Mg] 0 here gets B = 1 and dB/dv = 0 exactly: the plain synapse's numbers
+                    for c in range(n):
+                        g = syn_b[k, c] - syn_a[k, c]
+                        vi = v[i, c]
+                        es = syn_e[k, c]
+                        bm = 1.0 / (1.0 + math.exp(-0.062 * vi) * (syn_mg[k, c] / 3.57))
+                        rhs[i, c] -= g * bm * (vi - es)
+                        d[i, c] += g * (bm + (vi - es) * 0.062 * bm * (1.0 - bm))
+                else:
+                    for c in range(n):
+                        g = syn_b[k, c] - syn_a[k, c]
+                        rhs[i, c] -= g * (v[i, c] - syn_e[k, c])
+                        d[i, c] += g
+            # timed alpha conductances, at the step's midpoint as NEURON's BREAKPOINT sees them
+            for k in range(al_node.shape[0]):
+                u = (t_mid - al_onset[k]) / al_tau[k]
+                if u > 0.0 and u < 10.0:
+                    g = al_gmax[k] * u * math.exp(1.0 - u)
+                    i = al_node[k]
+                    for c in range(n):
+                        rhs[i, c] -= g * (v[i, c] - al_e[k])
+                        d[i, c] += g
+            # @mechanisms: currents (the generated kernels of _generated.py add theirs here)
+            if r >= 0:
+                # membrane current and conductance, for the currents written after the solve
+                for i in range(N):
+                    # through a row view indexed by the loop's own counter (no wrap-around test on
+                    # c0 + c), the loop vectorises: a sampled step cost ~2x an unsampled one before
+                    out = imem[r, i, c0:c0 + n_real]
+                    if s_inv[i] > 0.0:
+                        for c in range(n_real):
+                            out[c] = -rhs[i, c]
+                        continue
                     for c in range(n_real):
                         out[c] = -rhs[i, c]
-                    continue
-                for c in range(n_real):
-                    out[c] = -rhs[i, c]
-                    gm[i, c] = d[i, c] - d0[i]
-        for k in range(ic_node.shape[0]):
-            if t_mid >= ic_del[k] and t_mid < ic_del[k] + ic_dur[k]:
-                i = ic_node[k]
-                for c in range(n):
-                    rhs[i, c] += ic_amp[k]
-                if r >= 0:
-                    for c in range(n_real):
-                        stim_out[r, i, c0 + c] += ic_amp[k]
-        if inj.shape[0]:
-            # current injected at the soma from the i_inj port, held over the step
-            for c in range(n_real):
-                rhs[soma, c] += inj[step, c0 + c]
-                if r >= 0:
-                    stim_out[r, soma, c0 + c] += inj[step, c0 + c]
-        # One sweep from the leaves up (children have higher indices than their parents): add
-        # the axial current between i and its parent at v(t) to both right-hand sides, then
-        # eliminate i (its own sum is complete: its children came before it). d[i] keeps 1/d.
-        # A static node's 1/d is s_inv[i] (the same bits as computed here), so only rhs moves;
-        # its parent's diagonal is updated only where the parent is not static itself.
-        for i in range(N - 1, 0, -1):
-            p = parent[i]
-            g = g_ax[i]
-            si = s_inv[i]
-            if si > 0.0:
-                f = g * si
-                if s_inv[p] > 0.0:
+                        gm[i, c] = d[i, c] - d0[i]
+            for k in range(ic_node.shape[0]):
+                if t_mid >= ic_del[k] and t_mid < ic_del[k] + ic_dur[k]:
+                    i = ic_node[k]
                     for c in range(n):
-                        cur = g * (v[p, c] - v[i, c])
-                        ri = rhs[i, c] + cur
-                        rhs[i, c] = ri
-                        rhs[p, c] += f * ri - cur
+                        rhs[i, c] += ic_amp[k]
+                    if r >= 0:
+                        for c in range(n_real):
+                            stim_out[r, i, c0 + c] += ic_amp[k]
+            if inj.shape[0]:
+                # current injected at the soma from the i_inj port, held over the step
+                for c in range(n_real):
+                    rhs[soma, c] += inj[step, c0 + c]
+                    if r >= 0:
+                        stim_out[r, soma, c0 + c] += inj[step, c0 + c]
+            # One sweep from the leaves up (children have higher indices than their parents): add
+            # the axial current between i and its parent at v(t) to both right-hand sides, then
+            # eliminate i (its own sum is complete: its children came before it). d[i] keeps 1/d.
+            # A static node's 1/d is s_inv[i] (the same bits as computed here), so only rhs moves;
+            # its parent's diagonal is updated only where the parent is not static itself.
+            for i in range(N - 1, 0, -1):
+                p = parent[i]
+                g = g_ax[i]
+                si = s_inv[i]
+                if si > 0.0:
+                    f = g * si
+                    if s_inv[p] > 0.0:
+                        for c in range(n):
+                            cur = g * (v[p, c] - v[i, c])
+                            ri = rhs[i, c] + cur
+                            rhs[i, c] = ri
+                            rhs[p, c] += f * ri - cur
+                    else:
+                        fg = f * g
+                        for c in range(n):
+                            cur = g * (v[p, c] - v[i, c])
+                            ri = rhs[i, c] + cur
+                            rhs[i, c] = ri
+                            d[p, c] -= fg
+                            rhs[p, c] += f * ri - cur
+                    continue
+                for c in range(n):
+                    cur = g * (v[p, c] - v[i, c])
+                    ri = rhs[i, c] + cur
+                    inv = 1.0 / d[i, c]
+                    d[i, c] = inv
+                    f = g * inv
+                    rhs[i, c] = ri
+                    d[p, c] -= f * g
+                    rhs[p, c] += f * ri - cur
+            # ... then substitute from the root down; rhs becomes dv, and v moves by vfac dv in the
+            # same pass (the spike check below reads v before the step from rec_out)
+            for c in range(n):
+                x = rhs[0, c] / d[0, c]
+                rhs[0, c] = x
+                v[0, c] += vfac * x
+            for i in range(1, N):
+                p = parent[i]
+                g = g_ax[i]
+                si = s_inv[i]
+                if si > 0.0:
+                    for c in range(n):
+                        x = (rhs[i, c] + g * rhs[p, c]) * si
+                        rhs[i, c] = x
+                        v[i, c] += vfac * x
                 else:
-                    fg = f * g
                     for c in range(n):
-                        cur = g * (v[p, c] - v[i, c])
-                        ri = rhs[i, c] + cur
-                        rhs[i, c] = ri
-                        d[p, c] -= fg
-                        rhs[p, c] += f * ri - cur
-                continue
-            for c in range(n):
-                cur = g * (v[p, c] - v[i, c])
-                ri = rhs[i, c] + cur
-                inv = 1.0 / d[i, c]
-                d[i, c] = inv
-                f = g * inv
-                rhs[i, c] = ri
-                d[p, c] -= f * g
-                rhs[p, c] += f * ri - cur
-        # ... then substitute from the root down; rhs becomes dv, and v moves by vfac dv in the
-        # same pass (the spike check below reads v before the step from rec_out)
-        for c in range(n):
-            x = rhs[0, c] / d[0, c]
-            rhs[0, c] = x
-            v[0, c] += vfac * x
-        for i in range(1, N):
-            p = parent[i]
-            g = g_ax[i]
-            si = s_inv[i]
-            if si > 0.0:
-                for c in range(n):
-                    x = (rhs[i, c] + g * rhs[p, c]) * si
-                    rhs[i, c] = x
-                    v[i, c] += vfac * x
-            else:
-                for c in range(n):
-                    x = (rhs[i, c] + g * rhs[p, c]) * d[i, c]
-                    rhs[i, c] = x
-                    v[i, c] += vfac * x
-        if r >= 0:
-            for i in range(N):
-                out = imem[r, i, c0:c0 + n_real]
-                if s_inv[i] > 0.0:
-                    # its membrane conductance is pas_g[i] alone, taken as d - d0 with d = d0 +
-                    # pas_g (the rounding of every other node's): the same bits whether the node
-                    # is eliminated once or every step
-                    gi = cdt[i] + ((d0[i] + pas_g[i]) - d0[i])
+                        x = (rhs[i, c] + g * rhs[p, c]) * d[i, c]
+                        rhs[i, c] = x
+                        v[i, c] += vfac * x
+            if r >= 0:
+                for i in range(N):
+                    out = imem[r, i, c0:c0 + n_real]
+                    if s_inv[i] > 0.0:
+                        # its membrane conductance is pas_g[i] alone, taken as d - d0 with d = d0 +
+                        # pas_g (the rounding of every other node's): the same bits whether the node
+                        # is eliminated once or every step
+                        gi = cdt[i] + ((d0[i] + pas_g[i]) - d0[i])
+                        for c in range(n_real):
+                            out[c] += gi * rhs[i, c]
+                        continue
                     for c in range(n_real):
-                        out[c] += gi * rhs[i, c]
-                    continue
-                for c in range(n_real):
-                    out[c] += (cdt[i] + gm[i, c]) * rhs[i, c]
-        for c in range(n_real):
-            vo = rec_out[step, c0 + c]
-            vn = v[soma, c]
-            if vo < thr and vn >= thr:
-                spk_cell[n_spk] = c0 + c
-                spk_frac[n_spk] = (thr - vo) / (vn - vo)
-                spk_step[n_spk] = step
-                n_spk += 1
-        if v_out.shape[0] and imem_row[step] >= 0:
-            for i in range(N):
-                for c in range(n_real):
-                    v_out[imem_row[step], i, c0 + c] = v[i, c]
-        # @mechanisms: states (the generated kernels of _generated.py advance theirs here)
-        # gating states over dt with the new v (cnexp: exact for v held over the step)
-        if hh_tab.shape[0]:
-            # NEURON's default (tabled rates), in three passes over the block's cells so that
-            # two of them vectorise: the row and fraction; the six rates (a gather from the
-            # table: scalar, as LLVM finds gathers unprofitable here); the gates, with fexp.
-            # ~7 ns per hh segment-step against ~20 in one pass calling libm's exp
-            for k in range(hh_node.shape[0]):
-                i = hh_node[k]
+                        out[c] += (cdt[i] + gm[i, c]) * rhs[i, c]
+            for c in range(n_real):
+                vo = rec_out[step, c0 + c]
+                vn = v[soma, c]
+                if vo < thr and vn >= thr:
+                    spk_cell[n_spk] = c0 + c
+                    spk_frac[n_spk] = (thr - vo) / (vn - vo)
+                    spk_step[n_spk] = step
+                    n_spk += 1
+            if v_out.shape[0] and imem_row[step] >= 0:
+                for i in range(N):
+                    for c in range(n_real):
+                        v_out[imem_row[step], i, c0 + c] = v[i, c]
+            # @mechanisms: states (the generated kernels of _generated.py advance theirs here)
+            # gating states over dt with the new v (cnexp: exact for v held over the step)
+            if hh_tab.shape[0]:
+                # NEURON's default (tabled rates), in three passes over the block's cells so that
+                # two of them vectorise: the row and fraction; the six rates (a gather from the
+                # table: scalar, as LLVM finds gathers unprofitable here); the gates, with fexp.
+                # ~7 ns per hh segment-step against ~20 in one pass calling libm's exp
+                for k in range(hh_node.shape[0]):
+                    i = hh_node[k]
+                    for c in range(n):
+                        hh_ix[c], hh_th[c] = hh_table_index(v[i, c])
+                    for c in range(n):
+                        row = hh_ix[c]
+                        th = hh_th[c]
+                        for j in range(6):
+                            hh_r[j, c] = hh_tab[row, j] + th * (hh_tab[row + 1, j] - hh_tab[row, j])
+                    for c in range(n):
+                        hh_m[k, c] += (1.0 - fexp(-dt / hh_r[1, c])) * (hh_r[0, c] - hh_m[k, c])
+                        hh_h[k, c] += (1.0 - fexp(-dt / hh_r[3, c])) * (hh_r[2, c] - hh_h[k, c])
+                        hh_n[k, c] += (1.0 - fexp(-dt / hh_r[5, c])) * (hh_r[4, c] - hh_n[k, c])
+            else:
+                # exact rates (branch-free, fexp): the loop over cells vectorises
+                for k in range(hh_node.shape[0]):
+                    i = hh_node[k]
+                    for c in range(n):
+                        minf, mtau, hinf, htau, ninf, ntau = hh_rates(v[i, c], q10)
+                        hh_m[k, c] += (1.0 - fexp(-dt / mtau)) * (minf - hh_m[k, c])
+                        hh_h[k, c] += (1.0 - fexp(-dt / htau)) * (hinf - hh_h[k, c])
+                        hh_n[k, c] += (1.0 - fexp(-dt / ntau)) * (ninf - hh_n[k, c])
+            for k in range(syn_node.shape[0]):
                 for c in range(n):
-                    hh_ix[c], hh_th[c] = hh_table_index(v[i, c])
-                for c in range(n):
-                    row = hh_ix[c]
-                    th = hh_th[c]
-                    for j in range(6):
-                        hh_r[j, c] = hh_tab[row, j] + th * (hh_tab[row + 1, j] - hh_tab[row, j])
-                for c in range(n):
-                    hh_m[k, c] += (1.0 - fexp(-dt / hh_r[1, c])) * (hh_r[0, c] - hh_m[k, c])
-                    hh_h[k, c] += (1.0 - fexp(-dt / hh_r[3, c])) * (hh_r[2, c] - hh_h[k, c])
-                    hh_n[k, c] += (1.0 - fexp(-dt / hh_r[5, c])) * (hh_r[4, c] - hh_n[k, c])
-        else:
-            # exact rates (branch-free, fexp): the loop over cells vectorises
-            for k in range(hh_node.shape[0]):
-                i = hh_node[k]
-                for c in range(n):
-                    minf, mtau, hinf, htau, ninf, ntau = hh_rates(v[i, c], q10)
-                    hh_m[k, c] += (1.0 - fexp(-dt / mtau)) * (minf - hh_m[k, c])
-                    hh_h[k, c] += (1.0 - fexp(-dt / htau)) * (hinf - hh_h[k, c])
-                    hh_n[k, c] += (1.0 - fexp(-dt / ntau)) * (ninf - hh_n[k, c])
-        for k in range(syn_node.shape[0]):
-            for c in range(n):
-                syn_a[k, c] *= syn_d1[k, c]
-                syn_b[k, c] *= syn_d2[k, c]
+                    syn_a[k, c] *= syn_d1[k, c]
+                    syn_b[k, c] *= syn_d2[k, c]
     return n_spk
