@@ -703,7 +703,8 @@ def _split_spikes(new_ticks, senders, lut, base, n_pops, t1, pend_ticks, pend_po
     tk = np.empty(n, np.int64)
     pp = np.empty(n, np.int64)
     ix = np.empty(n, np.int64)
-    tk[:n_p], pp[:n_p], ix[:n_p] = pend_ticks, pend_pop, pend_ids
+    for j in range(n_p):            # loops, not slice assignments: no shape check to compile
+        tk[j], pp[j], ix[j] = pend_ticks[j], pend_pop[j], pend_ids[j]
     for j in range(len(new_ticks)):
         k = senders[j] - base
         o = n_p + j
@@ -741,7 +742,35 @@ def _split_spikes(new_ticks, senders, lut, base, n_pops, t1, pend_ticks, pend_po
                 ordered = False
                 break
         if not ordered:
-            order = np.argsort(out_t[a:b], kind="mergesort")
-            out_t[a:b] = out_t[a:b][order]
-            out_i[a:b] = out_i[a:b][order]
+            _sort_by_tick(out_t[a:b], out_i[a:b])
     return out_t, out_i, offsets, later_t, later_p, later_i
+
+
+@njit
+def _sort_by_tick(t, i):
+    """Sort the ticks t (int64) in place, stably (equal ticks keep their order), and i along:
+    a bottom-up merge sort. numba's np.argsort(kind='mergesort') did the same, but compiling it
+    (and the shape checks of slice assignments) made the parser's first call take ~10 s; ~4 now."""
+    n = len(t)
+    src_t, src_i = t, i
+    dst_t, dst_i = np.empty_like(t), np.empty_like(i)
+    width, passes = 1, 0
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            a, b = lo, mid
+            for k in range(lo, hi):
+                # from the right run only when strictly earlier: ties keep the left run's first
+                if a < mid and (b >= hi or src_t[b] >= src_t[a]):
+                    dst_t[k], dst_i[k] = src_t[a], src_i[a]
+                    a += 1
+                else:
+                    dst_t[k], dst_i[k] = src_t[b], src_i[b]
+                    b += 1
+        src_t, dst_t = dst_t, src_t
+        src_i, dst_i = dst_i, src_i
+        width *= 2
+        passes += 1
+    if passes % 2:
+        for k in range(n):          # a loop, not t[:] = ...: no shape check to compile
+            t[k], i[k] = src_t[k], src_i[k]

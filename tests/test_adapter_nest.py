@@ -671,6 +671,19 @@ def test_recorded_events_split_by_population_as_a_plain_sort_does():
     assert [tuple(a.tolist()) for a in later] == [tuple(x) for x in zip(*[e for e in allev if e[0] >= t1])]
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 64, 1001])
+def test_tick_sort_is_numpys_stable_sort(n):
+    """_sort_by_tick (a merge sort by hand: numba's own took seconds to compile) against numpy's
+    stable argsort, with many equal ticks (their order must be kept), sizes around powers of 2."""
+    rng = np.random.default_rng(n)
+    t = rng.integers(0, max(n // 3, 1), n).astype(np.int64)
+    i = np.arange(n, dtype=np.int64)
+    order = np.argsort(t, kind="stable")
+    want_t, want_i = t[order], i[order]
+    pnest._sort_by_tick(t, i)
+    assert t.tolist() == want_t.tolist() and i.tolist() == want_i.tolist()
+
+
 @needs_nest
 def test_builder_that_disagrees_with_the_spec_is_rejected():
     model = ps.Model(seed=1, t_stop_ms=1.0)
