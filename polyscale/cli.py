@@ -7,7 +7,9 @@ file says so and keeps every complete window), 2 bad input (config, model, run-f
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -92,6 +94,65 @@ class _ProgressBar:
         self.stream.flush()
 
 
+class _CompileNotice:
+    """One line on the terminal when numba has been compiling for ``delay_s`` (a first run on
+    this machine compiles each kernel for seconds to tens of seconds; later runs load them from
+    the cache in milliseconds), so that a silent start is not taken for a hang. A context
+    manager: listens to numba's compile events while it is open."""
+
+    def __init__(self, stream, delay_s: float = 2.0):
+        self.stream, self.delay = stream, delay_s
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.timer: threading.Timer | None = None
+        self.shown = False
+        self.pid = os.getpid()      # a forked worker inherits the listener; only we print
+
+    def _show(self) -> None:
+        with self.lock:
+            if self.shown or self.depth == 0:
+                return
+            self.shown = True
+        self.stream.write("\rpolyscale: compiling the model's kernels (the first run on this "
+                          "machine; numba caches them for every later run)\n")
+        self.stream.flush()
+
+    def on_start(self, event) -> None:
+        if os.getpid() != self.pid:
+            return
+        with self.lock:
+            self.depth += 1
+            if self.depth == 1 and not self.shown:
+                self.timer = threading.Timer(self.delay, self._show)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def on_end(self, event) -> None:
+        if os.getpid() != self.pid:
+            return
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+    def __enter__(self) -> "_CompileNotice":
+        from numba.core import event
+        listener = type("_Listener", (event.Listener,), {
+            "on_start": lambda _, e: self.on_start(e), "on_end": lambda _, e: self.on_end(e)})()
+        self._listener = listener
+        event.register("numba:compile", listener)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from numba.core import event
+        event.unregister("numba:compile", self._listener)
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+
 def _model(args):
     model = load_model(args.config, parse_params(args.param))
     if args.t_stop is not None or args.seed is not None:
@@ -164,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise ModelError("--bind, --keys and --place are options of --transport zmq")
             place = dict(_place(p) for p in args.place)
             transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place)
-        run = run_model(model, out, transport=transport, force=args.force, progress=bar)
+        if bar is None:
+            run = run_model(model, out, transport=transport, force=args.force, progress=bar)
+        else:
+            with _CompileNotice(err):
+                run = run_model(model, out, transport=transport, force=args.force, progress=bar)
         if run is None:  # an mpi rank other than 0: rank 0 wrote the file and reports
             return 0
         with run as r:

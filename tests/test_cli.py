@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import h5py
@@ -419,3 +420,26 @@ def test_run_under_an_mpi_launcher_without_the_mpi_transport_is_refused(tmp_path
     err = capsys.readouterr().err
     assert re.search(r"one of 4 MPI ranks .* but --transport is 'inproc'.*add --transport mpi", err), err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_long_compile_gets_one_notice_on_the_terminal_a_cache_load_none():
+    """numba compile events (numba.core.event, what every dispatcher's compile or cache load
+    triggers): one shorter than the delay prints nothing; the first longer one prints the
+    notice once, and a second long one nothing more; after the block no listener is left."""
+    import io
+
+    from numba.core import event
+
+    from polyscale.cli import _CompileNotice
+    buf = io.StringIO()
+    with _CompileNotice(buf, delay_s=0.1) as notice:
+        with event.trigger_event("numba:compile", data={}):
+            pass
+        time.sleep(0.2)
+        assert buf.getvalue() == ""
+        for _ in range(2):
+            with event.trigger_event("numba:compile", data={}):
+                time.sleep(0.4)
+        assert buf.getvalue().count("compiling the model's kernels") == 1
+        listener = notice._listener
+    assert listener not in event._registered.get("numba:compile", [])
