@@ -33,7 +33,8 @@ runs do the same work window by window, and a shared machine only ever adds time
 line gives the least run totals too. Two fractions are printed: the probe parts over the solver
 that records currents (what a run with these probes spends in each), and (probe parts + the
 extra cost of recording currents) over the bare solver (what the probes add to a run without
-them).
+them). With one sample a window, a last line gives the LFP part's floor: its stacked matrix read
+once from memory at the bandwidth this process measures (a sum over 256 MB), against the solver.
 """
 from __future__ import annotations
 
@@ -129,12 +130,35 @@ def main() -> None:
     args = ap.parse_args()
 
     n = args.cells
+    args.bandwidth = memory_bandwidth()
     # warm-up: compile the kernels on a small population
     warm = population(4, True).build(None)
     advance_all(warm, 2.0, 1.0)
     run_with_probes(4, 1.0, 2.0, 1.0)
     for window_ms in args.window_ms:
         table(n, args, window_ms)
+
+
+def memory_bandwidth() -> float:
+    """Bytes per second this process streams from memory: the best of 5 sums over a 256 MB
+    float32 array (far larger than any cache), the floor of a product that reads its matrix
+    once."""
+    from numba import njit
+
+    @njit(fastmath=True)
+    def total(a):
+        t = np.float32(0.0)
+        for i in range(a.size):
+            t += a[i]
+        return t
+    a = np.ones(64 * 2 ** 20, np.float32)
+    total(a)
+    best = np.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        total(a)
+        best = min(best, time.perf_counter() - t0)
+    return a.nbytes / best
 
 
 def least(runs) -> float:
@@ -176,6 +200,13 @@ def table(n: int, args, window_ms: float) -> None:
         print(f"{'(parts + recording) / bare solver':34s} {'':9s} {'':9s} {(cp + extra) / cb:14.3%}")
         print(f"(least run totals, CPU s: bare {run_b:.3f}, record_currents on {run_s:.3f}, "
               f"recording / bare {max(run_s - run_b, 0.0) / run_b:.3%})")
+        if window_ms <= every:
+            # one sample a window: the stacked LFP matrix streams from memory once per window
+            floor = n * 50 * 32 * 4 / args.bandwidth
+            n_win = round(args.t_ms / window_ms)
+            print(f"floor of the LFP part alone: its {n * 50 * 32 * 4 / 1e6:.1f} MB float32 matrix "
+                  f"read from memory at {args.bandwidth / 1e9:.1f} GB/s takes {floor * 1e6:.0f} us a "
+                  f"window, {floor * n_win / cb:.1%} of the bare solver")
 
 if __name__ == "__main__":
     main()
