@@ -191,18 +191,28 @@ def test_generated_source_splices_the_kernel_and_calls_each_mechanism():
 
 # --- per-cell parameters and distance profiles --------------------------------------------------
 def test_per_cell_parameters_equal_separate_populations():
-    """hh's gnabar given per cell (three cells, one silenced) equals three one-cell populations
-    with the scalar value: per-cell values go through the generated kernel, scalars through the
-    built-in loop, so this also checks the two against each other (1e-9 mV)."""
+    """hh's gnabar and the dendrite's pas conductance given per cell (three cells, one
+    silenced) equal three one-cell populations with the scalar values: per-cell values go
+    through the generated kernel, scalars through the built-in loops, so this also checks the
+    two against each other (1e-9 mV). (hh and pas, as in the test above: the two share one
+    generated kernel, one compile.)"""
     g = (0.12, 0.0, 0.08)
+    g_pas = (0.001, 0.0012, 0.0008)
     base = _clamped_ball_and_stick(n=3)
-    mechs = (Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": g}),) + base.mechanisms[1:]
+    pas = base.mechanisms[1]
+    assert pas.mechanism == "pas"
+
+    def mechs(gna, gp):
+        return (Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": gna}),
+                pas.replace(params={**pas.params, "g_S_cm2": gp}))
     T = int(20 * TICKS_PER_MS)
-    v = base.replace(mechanisms=mechs).build(None).advance(0, T, {}).outputs["v_soma"].data
-    for c, gc in enumerate(g):
-        one = base.replace(n=1, mechanisms=(Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": gc}),)
-                           + base.mechanisms[1:])
-        v1 = one.build(None).advance(0, T, {}).outputs["v_soma"].data[:, 0]
+    per_cell = base.replace(mechanisms=mechs(g, g_pas)).build(None)
+    assert [m.name for m in per_cell.mechs] == ["hh", "pas"]
+    v = per_cell.advance(0, T, {}).outputs["v_soma"].data
+    for c, (gc, gpc) in enumerate(zip(g, g_pas)):
+        one = base.replace(n=1, mechanisms=mechs(gc, gpc)).build(None)
+        assert one.mechs == ()
+        v1 = one.advance(0, T, {}).outputs["v_soma"].data[:, 0]
         np.testing.assert_allclose(v[:, c], v1, atol=1e-9, rtol=0)
     assert v[:, 0].max() > 20.0 and v[:, 1].max() < 0.0     # gnabar 0: no spike
 
