@@ -123,7 +123,13 @@ def test_branch_free_table_index_is_nocmodls_branching_one():
     assert i == 0 and math.isnan(th)
 
 
-def test_tables_with_per_cell_hh_parameters_are_refused_with_the_reason():
+def test_tables_with_per_cell_hh_parameters_are_refused_with_the_reason(monkeypatch):
+    """Refused before any kernel for the mechanism files is written or compiled (seconds)."""
+    from polyscale.solvers.cell import _generated
+
+    def no_kernel(mechs):
+        raise AssertionError("a generated kernel was loaded before the refusal")
+    monkeypatch.setattr(_generated, "load", no_kernel)
     base = ball_and_stick_population(n=2, dend_nseg=11)
     mechs = (Insert(mechanism="hh", where="soma", params={"gnabar_S_cm2": (0.12, 0.1)}),) + base.mechanisms[1:]
     with pytest.raises(ModelError, match="hh_tables=True needs hh's parameters shared"):

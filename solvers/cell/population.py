@@ -442,14 +442,15 @@ class CellSolver:
                 raise ModelError(f"cell_population: {name!r} is placed on some sections both with "
                                  f"per-cell values and with shared ones; give all its placements "
                                  f"there per-cell values (or none)")
-        self._setup_generic(generic, reg)
-        nh = self.hh_node.shape[0]
-        self.hh_m, self.hh_h, self.hh_n = (np.zeros((nb, nh, B)) for _ in range(3))
-        self.q10 = 3.0 ** ((spec.celsius - 6.3) / 10.0)
+        # before the generated kernel is written and its init compiled
         if spec.hh_tables and "hh" in generic:
             raise ModelError("cell_population: hh_tables=True needs hh's parameters shared by all "
                              "cells (per-cell values are integrated by mech/hh.py with exact rates); "
                              "give one number per parameter or set hh_tables=False")
+        self._setup_generic(generic, reg)
+        nh = self.hh_node.shape[0]
+        self.hh_m, self.hh_h, self.hh_n = (np.zeros((nb, nh, B)) for _ in range(3))
+        self.q10 = 3.0 ** ((spec.celsius - 6.3) / 10.0)
         # NEURON's hh rate table at this temperature (DEPEND celsius), or none: exact rates
         self.hh_tab = hh_table(self.q10) if spec.hh_tables else np.zeros((0, 6))
         hh_init(self.v, self.hh_node, self.hh_m, self.hh_h, self.hh_n, self.q10, self.hh_tab)
