@@ -28,7 +28,6 @@ import hashlib
 import importlib.util
 import inspect
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path

@@ -617,7 +617,7 @@ def network_advance(model, p, integ, dt, x, buf, step0, indptr, cols, delays, we
     if share:
         for i in range(n):
             if cp[3] != p[6, i] or cp[2] != p[4, i]:
-                share = no_ea
+                share = np.bool_(False)
     # Jansen-Rit's fused Heun step (same values as dfun + Heun below)
     jr_heun = fast > 0 and model == JANSEN_RIT and integ == HEUN and not bounded
     homogeneous = np.bool_(True)
