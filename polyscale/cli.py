@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from numba.core import event
+
 from . import __version__
 from .coordinator.config import load_model, parse_params
 from .coordinator.errors import ConfigError, ModelError, PolyscaleError, RunFileError
@@ -94,7 +96,7 @@ class _ProgressBar:
         self.stream.flush()
 
 
-class _CompileNotice:
+class _CompileNotice(event.Listener):
     """One line on the terminal when numba has been compiling for ``delay_s`` (a first run on
     this machine compiles each kernel for seconds to tens of seconds; later runs load them from
     the cache in milliseconds), so that a silent start is not taken for a hang. A context
@@ -137,16 +139,11 @@ class _CompileNotice:
                 self.timer = None
 
     def __enter__(self) -> "_CompileNotice":
-        from numba.core import event
-        listener = type("_Listener", (event.Listener,), {
-            "on_start": lambda _, e: self.on_start(e), "on_end": lambda _, e: self.on_end(e)})()
-        self._listener = listener
-        event.register("numba:compile", listener)
+        event.register("numba:compile", self)
         return self
 
     def __exit__(self, *exc) -> None:
-        from numba.core import event
-        event.unregister("numba:compile", self._listener)
+        event.unregister("numba:compile", self)
         with self.lock:
             if self.timer is not None:
                 self.timer.cancel()

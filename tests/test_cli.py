@@ -441,5 +441,4 @@ def test_a_long_compile_gets_one_notice_on_the_terminal_a_cache_load_none():
             with event.trigger_event("numba:compile", data={}):
                 time.sleep(0.4)
         assert buf.getvalue().count("compiling the model's kernels") == 1
-        listener = notice._listener
-    assert listener not in event._registered.get("numba:compile", [])
+    assert notice not in event._registered.get("numba:compile", [])
