@@ -278,6 +278,32 @@ NODE_MATRIX_REL_ERROR = (1.0 + 2.0 ** -24) ** 6 - 1.0 + 2.0 ** -33
 
 
 @njit
+def _node_product_direct(rows: np.ndarray, nodes: np.ndarray, M: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_node_product` for several samples when groups of eight cells tile every node (n %
+    8 == 0): the currents read and rounded to float32 inside the loop over M, not gathered in a
+    pass of their own before it (6-10% faster for 4-40 samples of 1000 cells x 50 nodes, the
+    same for 2; for one sample the pass is faster). The same groups, operations and order as
+    _node_product."""
+    k, n, n_out = rows.shape[0], rows.shape[2], M.shape[1]
+    for s in range(k):
+        for o in range(n_out):
+            out[s, o] = 0.0
+    for jj in range(nodes.shape[0]):
+        j = nodes[jj]
+        base = jj * n
+        for c in range(0, n, 8):
+            r = base + c
+            m0, m1, m2, m3, m4, m5, m6, m7 = M[r], M[r + 1], M[r + 2], M[r + 3], M[r + 4], M[r + 5], M[r + 6], M[r + 7]
+            for s in range(k):
+                x, o_s = rows[s, j], out[s]
+                a0, a1, a2, a3 = np.float32(x[c]), np.float32(x[c + 1]), np.float32(x[c + 2]), np.float32(x[c + 3])
+                a4, a5, a6, a7 = np.float32(x[c + 4]), np.float32(x[c + 5]), np.float32(x[c + 6]), np.float32(x[c + 7])
+                for o in range(n_out):
+                    o_s[o] += np.float64(((a0 * m0[o] + a1 * m1[o]) + (a2 * m2[o] + a3 * m3[o]))
+                                         + ((a4 * m4[o] + a5 * m5[o]) + (a6 * m6[o] + a7 * m7[o])))
+
+
+@njit
 def _node_product(rows: np.ndarray, nodes: np.ndarray, M: np.ndarray, out: np.ndarray,
                   a32: np.ndarray) -> None:
     """out (k, n_out) = sum over the nodes ``nodes`` (J,) and cells c of rows[s, node, c] M[jj n +
@@ -293,12 +319,16 @@ def _node_product(rows: np.ndarray, nodes: np.ndarray, M: np.ndarray, out: np.nd
     bounded by NODE_PRODUCT_REL_ERROR.
 
     Several samples (k > 1) read each group of M once for all of them (the matrix streams from
-    memory once a window); one sample takes a loop of its own, which compiles to faster code
+    memory once a window; when the groups tile every node, :func:`_node_product_direct` does it
+    without the gather into a32); one sample takes a loop of its own, which compiles to faster code
     than the same loop nested in one over samples. Both do the same operations in the same
     order, so a sample does not depend on its window."""
     k, n, n_out = rows.shape[0], rows.shape[2], M.shape[1]
     J = nodes.shape[0]
     R = J * n
+    if k > 1 and n % 8 == 0:
+        _node_product_direct(rows, nodes, M, out)
+        return
     for s in range(k):
         for jj in range(J):
             j = nodes[jj]

@@ -134,15 +134,18 @@ def test_cell_solver_keeps_only_the_steps_the_probes_sample():
         sampled.sample_currents_every(30000)
 
 
-def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_window():
-    """sources._node_product on random currents of 7 cells at 3 nodes of a strided buffer (21
-    rows: two groups of eight summed in float32, then five one by one), against numpy's float64
-    product with the float32 matrix widened exactly: within NODE_PRODUCT_REL_ERROR (five
-    roundings of each term, ~3e-7) of sum |M I|, and not equal to it (the float32 sums are in
-    use; a wrong row or sample is off by orders of magnitude more). Several samples at once
-    give each sample bitwise as alone (a sample does not depend on its window)."""
+@pytest.mark.parametrize("n", [7, 16])
+def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_window(n):
+    """sources._node_product on random currents of n cells at 3 nodes of a strided buffer, against
+    numpy's float64 product with the float32 matrix widened exactly: within
+    NODE_PRODUCT_REL_ERROR (five roundings of each term, ~3e-7) of sum |M I|, and not equal to
+    it (the float32 sums are in use; a wrong row or sample is off by orders of magnitude more).
+    Several samples at once give each sample bitwise as alone (a sample does not depend on its
+    window). 7 cells: 21 rows, two groups of eight summed in float32 (spanning nodes), then five
+    one by one; 16 cells: two groups per node, which several samples read straight from the
+    buffer (_node_product_direct) and one sample from its float32 copy."""
     rng = np.random.default_rng(3)
-    N, n, n_out = 6, 7, 5
+    N, n_out = 6, 5
     nodes = np.array([1, 2, 4], dtype=np.int64)
     M = rng.normal(size=(len(nodes) * n, n_out)).astype(np.float32)
     buf = rng.normal(size=(9, N, n))
