@@ -4,7 +4,9 @@ in NEST, for the same simulated time.
 Model: examples/brunel_nest.py's Brunel network (examples/brunel.py's, NEST's
 brunel_delta_nest with V_reset 10 mV) at ``--scale`` (default 0.1: 1250 neurons), built in NEST
 by ``brunel_nest.nest_brunel`` from the PointNetwork spec, dt 0.1 ms, one thread, every spike
-recorded, the same NEST seed in every variant.
+recorded. NEST runs alone with one fixed seed; under polyscale NestNetwork takes its rng_seed
+from the run seed (split by solver name), another realisation of the same network (the spike
+counts differ by ~0.1%: the "spikes" column).
 
 * alone: ``nest.Simulate(T)`` after the build, spike recorders per population, events read once
   at the end;
