@@ -125,7 +125,10 @@ class LFP(OverSolvers, ProbeSpec):
     min_distance_um : no source is taken closer to an electrode than this (um): it caps the
         potential near a segment, whose current in reality leaves through its surface. None:
         each segment's radius (LFPykit's default).
-    every_ms : sample period (ms); None: the solvers' step (lcm over solvers)
+    every_ms : sample period (ms); None: the solvers' step (lcm over solvers). Every sample of
+        a detailed cell population costs a pass over M: at every step of 50-segment cells, 32
+        channels cost about as much as the cells' own step (benchmarks/probes.py); LFPs are
+        usually analysed below 300 Hz, and every_ms=0.5 or 1 costs a few percent
     sources : {solver name: SourceModel} for solver types that need one (point networks:
         probes/kernels.py); detailed cells need none
     keep_parts : also write each solver's share to the run file
