@@ -53,6 +53,7 @@ from ..coordinator.signals import Port, Samples, Spikes, WindowResult
 from ..coordinator.specs import SolverContext, SolverSpec
 from ..coordinator.time import TICKS_PER_MS, to_ticks
 from ..coordinator.validation import as_tuple, fail, require_int, require_number, require_str
+from ..solvers._poisson import poisson_events
 from ._external import Translation, check_target, claim_process, load_target, release_process, require_extra
 
 EXTRA = "neuron"
@@ -399,13 +400,12 @@ class NeuronSolver:
         ``count * rate_weight_uS`` at the start of its step."""
         if (rate_hz < 0).any() or not np.isfinite(rate_hz).all():
             raise ModelError("neuron_cells: 'rate' input must be finite and >= 0 Hz")
-        counts = self.rng.poisson(rate_hz * (self.dt * 1e-3))
-        ps_, pc = np.nonzero(counts)
+        ps_, pc, counts = poisson_events(self.rng, rate_hz * (self.dt * 1e-3), "neuron_cells: 'rate' input")
         if not len(ps_):
             return
         self.n_rate_events += int(counts.sum())
-        ticks = t0 + ps_.astype(np.int64) * self.dt_ticks
-        self._queue(Spikes(ticks, pc.astype(np.int64), counts[ps_, pc] * self.spec.rate_weight_uS), t0)
+        ticks = t0 + ps_ * self.dt_ticks
+        self._queue(Spikes(ticks, pc, counts * self.spec.rate_weight_uS), t0)
 
     def _queue(self, spikes: Spikes, t0: int) -> None:
         h, n_syn = self.h, len(self.spec.synapses)

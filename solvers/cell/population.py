@@ -21,6 +21,7 @@ from ...coordinator.specs import SolverContext, SolverSpec
 from ...coordinator.time import TICKS_PER_MS, to_ticks
 from ...coordinator.validation import (as_tuple, fail, require_choice, require_int, require_number,
                                       require_str)
+from .._poisson import poisson_events
 from . import _generated
 from ._kernels import cell_advance, hh_init, hh_table, static_inverse
 from .mech import ION_REVERSALS, IONS, registry
@@ -588,12 +589,11 @@ class CellSolver:
             if (rate.data < 0).any() or not np.isfinite(rate.data).all():
                 raise ModelError("cell_population: 'rate' input must be finite and >= 0 Hz")
             # step-major draws: any split of the run into windows consumes the same stream
-            counts = self.rng.poisson(rate.data * (self.dt * 1e-3))
-            ps, pc = np.nonzero(counts)
+            ps, pc, counts = poisson_events(self.rng, rate.data * (self.dt * 1e-3), "cell_population: 'rate' input")
             self.n_rate_events += int(counts.sum())
             st = np.concatenate([st, ps])
             ids = np.concatenate([ids, pc])
-            w = np.concatenate([w, counts[ps, pc] * self.spec.rate_weight_uS])
+            w = np.concatenate([w, counts * self.spec.rate_weight_uS])
         if len(st):
             st = st.astype(np.int64)
             order = np.argsort(st, kind="stable")
