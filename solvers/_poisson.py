@@ -4,10 +4,11 @@ A detailed cell population (solvers/cell/population.py) and NEURON's cells (adap
 turn their ``rate`` input into events: per step and channel a count ~ Poisson(rate * dt). At the
 per-step means of synaptic inputs (lambda = 20 Hz * 0.025 ms = 5e-4) nearly every count is 0;
 numpy's Generator.poisson takes ~19 ns a value whatever lambda is: ~150 of the ~640 us of the
-flagship L5 population's window (80 steps x 40 channels). Here each count inverts one uniform of the solver's generator:
-u < 1 - lambda (<= e^-lambda, so the count is 0) settles nearly all of them with one comparison,
-and the rest walk the cumulative distribution (exact to the rounding of its terms). One uniform
-per value, in C order (step-major): any split of a run into windows draws the same counts.
+flagship L5 population's window (80 steps x 40 channels). Here each count inverts one uniform
+of the solver's generator: u < 1 - lambda (<= e^-lambda, so the count is 0) settles nearly all
+of them with one comparison, and the rest walk the cumulative distribution (exact to the
+rounding of its terms). One uniform per value, in C order (step-major): any split of a run into
+windows draws the same counts.
 """
 from __future__ import annotations
 

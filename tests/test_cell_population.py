@@ -367,3 +367,14 @@ def test_poisson_rate_input_draws_the_expected_events_and_any_window_split_is_th
     assert a.n_rate_events == b.n_rate_events
     np.testing.assert_array_equal(a.voltages(), b.voltages())
     assert a.synaptic_conductances()[:, 2].max() == 0.0
+
+
+def test_a_syn_event_outside_its_window_is_refused():
+    """The 'syn' port's spikes must fall in the window being advanced (the coordinator delivers
+    them so); one past its end is refused, not written past the kernel's event arrays."""
+    spec = _driven_population()
+    s = spec.build(None)
+    t1 = 2 * TICKS_PER_MS
+    late = ps.coordinator.signals.Spikes(np.array([TICKS_PER_MS, t1]), np.array([0, 1]))
+    with pytest.raises(ModelError, match=r"a 'syn' event outside the window \[0, 2000000\) ticks"):
+        s.advance(0, t1, {"syn": late})

@@ -110,7 +110,9 @@ def test_step_end_sampler_on_kept_rows_equals_the_sampler_on_every_step():
 def test_cell_solver_keeps_only_the_steps_the_probes_sample():
     """A cell solver told two sample periods (0.1 and 0.25 ms) keeps the currents of just the
     steps ending on either grid, bitwise those of the same steps of a twin that keeps every
-    step (the per-step arithmetic does not change); clamp currents likewise."""
+    step (the per-step arithmetic does not change); clamp currents likewise. Windows of one
+    length at one phase of the periods' 20-step lcm (the last three) reuse the solver's kept
+    row pattern at later ticks."""
     from polyscale.solvers.cell.mechanisms import IClamp
     from polyscale.solvers.cell.population import ball_and_stick_population
     spec = ball_and_stick_population(n=3, dend_nseg=5, record_currents=True,
@@ -120,7 +122,7 @@ def test_cell_solver_keeps_only_the_steps_the_probes_sample():
     sampled.sample_currents_every(4 * dt)
     sampled.sample_currents_every(10 * dt)
     t = 0
-    for steps in (7, 13, 20, 1, 9):
+    for steps in (7, 13, 20, 1, 9, 20, 20, 20):
         t1 = t + steps * dt
         every.advance(t, t1, {})
         sampled.advance(t, t1, {})

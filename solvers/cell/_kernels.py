@@ -125,6 +125,49 @@ def hh_init(v, node, m, h, n, q10, tab):
                 n[blk, k, c] = ninf
 
 
+@njit
+def group_events(st, ids, w, n_syn, block, steps, ev_step, ev_syn, ev_cell, ev_w, ev_start):
+    """The window's synaptic events, in the order cell_advance reads them: by block of cells,
+    within a block by step, ties in arrival order (two stable counting sorts, by step then by
+    block). st (m,) int64 step in the window, ids (m,) int64 channel (cell * n_syn + synapse),
+    w (m,) float64 weight (uS); out: ev_step, ev_syn, ev_cell (cell within its block), ev_w
+    (m,) and ev_start (n_blocks + 1,) each block's first event. Returns 0, or 1 when a step is
+    outside [0, steps) (nothing is written then)."""
+    m = st.shape[0]
+    n_blocks = ev_start.shape[0] - 1
+    first = np.zeros(steps + 1, np.int64)
+    for i in range(m):
+        s = st[i]
+        if s < 0 or s >= steps:
+            return 1
+        first[s + 1] += 1
+    for s in range(steps):
+        first[s + 1] += first[s]
+    by_step = np.empty(m, np.int64)
+    for i in range(m):
+        s = st[i]
+        by_step[first[s]] = i
+        first[s] += 1
+    for b in range(n_blocks + 1):
+        ev_start[b] = 0
+    for i in range(m):
+        ev_start[ids[i] // n_syn // block + 1] += 1
+    for b in range(n_blocks):
+        ev_start[b + 1] += ev_start[b]
+    at = ev_start[:n_blocks].copy()
+    for j in range(m):
+        i = by_step[j]
+        c = ids[i] // n_syn
+        b = c // block
+        k = at[b]
+        at[b] += 1
+        ev_step[k] = st[i]
+        ev_syn[k] = ids[i] - c * n_syn
+        ev_cell[k] = c - b * block
+        ev_w[k] = w[i]
+    return 0
+
+
 def static_inverse(parent, g_ax, d0, pas_g, static):
     """(N,) 1 / eliminated diagonal of the nodes where ``static`` (bool (N,)) is set, 0 elsewhere.
 

@@ -23,7 +23,7 @@ from ...coordinator.validation import (as_tuple, fail, require_choice, require_i
                                       require_str)
 from .._poisson import poisson_events
 from . import _generated
-from ._kernels import cell_advance, hh_init, hh_table, static_inverse
+from ._kernels import cell_advance, group_events, hh_init, hh_table, static_inverse
 from .mech import ION_REVERSALS, IONS, registry
 from .mechanisms import AlphaSynapse, Exp2Syn, IClamp, Insert, Ions
 from .morphology import Morphology, Section, ball_and_stick
@@ -501,6 +501,7 @@ class CellSolver:
         # frame periods (ticks) of the probes imaging V; v_rows (rows, N, n) mV: v at the end of
         # the steps ending at imem_ticks (rows shared with the currents)
         self.voltage_periods: set[int] = set()
+        self._rows_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.v_rows = np.zeros((0, 0, 0))
         self.imem_ticks = np.zeros(0, np.int64)
         self.n_spikes = 0
@@ -595,18 +596,13 @@ class CellSolver:
             ids = np.concatenate([ids, pc])
             w = np.concatenate([w, counts * self.spec.rate_weight_uS])
         if len(st):
-            st = st.astype(np.int64)
-            order = np.argsort(st, kind="stable")
-            ev_step = st[order]
-            ids = ids[order].astype(np.int64)
-            cell, ev_syn = ids // n_syn, ids % n_syn
-            ev_w = np.asarray(w, dtype=np.float64)[order]
-            # group by block (stable: steps stay sorted within a block)
-            blk = cell // self.block
-            by = np.argsort(blk, kind="stable")
-            ev_step, ev_syn, ev_w, blk = ev_step[by], ev_syn[by], ev_w[by], blk[by]
-            ev_cell = cell[by] - blk * self.block
-            ev_start = np.searchsorted(blk, np.arange(self.n_blocks + 1)).astype(np.int64)
+            m = len(st)
+            ev_step, ev_syn, ev_cell = (np.empty(m, np.int64) for _ in range(3))
+            ev_w, ev_start = np.empty(m), np.empty(self.n_blocks + 1, np.int64)
+            if group_events(np.ascontiguousarray(st, dtype=np.int64), np.ascontiguousarray(ids, dtype=np.int64),
+                            np.ascontiguousarray(w, dtype=np.float64), n_syn, self.block, steps,
+                            ev_step, ev_syn, ev_cell, ev_w, ev_start):
+                raise ModelError(f"cell_population: a 'syn' event outside the window [{t0}, {t1}) ticks")
         else:
             ev_step = ev_syn = ev_cell = np.zeros(0, np.int64)
             ev_w = np.zeros(0)
@@ -649,18 +645,28 @@ class CellSolver:
 
     def _current_rows(self, t0: int, steps: int) -> np.ndarray:
         # (steps,) row of imem each step writes, -1 for none: the steps ending on a multiple of
-        # a registered sample period, or every step when none is registered
-        ends = t0 + self.dt_ticks * np.arange(1, steps + 1, dtype=np.int64)
-        keep = np.ones(steps, bool)
-        if self.current_periods or self.voltage_periods:
-            keep = np.zeros(steps, bool)
-            for p in self.current_periods | self.voltage_periods:
-                keep |= ends % p == 0
-            if self.spec.record_currents and not self.current_periods:
-                keep[:] = True      # currents read by nobody known: keep every step
-        self.imem_ticks = ends[keep]
-        row = np.full(steps, -1, np.int64)
-        row[keep] = np.arange(int(keep.sum()))
+        # a registered sample period, or every step when none is registered. The pattern
+        # depends on t0 only through its phase in the periods' lcm: kept per (steps, phase)
+        # (the kernel only reads it), which saves ~40 us of numpy a window
+        periods = self.current_periods | self.voltage_periods
+        phase = t0 % math.lcm(*periods) if periods else 0
+        hit = self._rows_cache.get((steps, phase))
+        if hit is None:
+            ends = phase + self.dt_ticks * np.arange(1, steps + 1, dtype=np.int64)
+            keep = np.ones(steps, bool)
+            if periods:
+                keep = np.zeros(steps, bool)
+                for p in periods:
+                    keep |= ends % p == 0
+                if self.spec.record_currents and not self.current_periods:
+                    keep[:] = True      # currents read by nobody known: keep every step
+            row = np.full(steps, -1, np.int64)
+            row[keep] = np.arange(int(keep.sum()))
+            if len(self._rows_cache) >= 64:      # windows of many lengths and phases: start anew
+                self._rows_cache.clear()
+            hit = self._rows_cache[(steps, phase)] = (row, ends[keep] - phase)
+        row, offsets = hit
+        self.imem_ticks = t0 + offsets
         return row
 
     # --- what the probes call -------------------------------------------------------------
@@ -674,6 +680,7 @@ class CellSolver:
             raise ModelError(f"cell_population: a current sample period must be a positive multiple "
                              f"of the step ({self.dt_ticks} ticks; got {period_ticks})")
         self.current_periods.add(p)
+        self._rows_cache.clear()
 
     def sample_voltages_every(self, period_ticks: int) -> None:
         """Keep every node's v at the end of the steps that end on a multiple of ``period_ticks``
@@ -684,6 +691,7 @@ class CellSolver:
             raise ModelError(f"cell_population: a voltage sample period must be a positive multiple "
                              f"of the step ({self.dt_ticks} ticks; got {period_ticks})")
         self.voltage_periods.add(p)
+        self._rows_cache.clear()
 
     def segment_geometry(self) -> dict[str, np.ndarray]:
         """Every segment of every cell after placement, cell-major (cell c's S segments are rows
