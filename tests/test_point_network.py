@@ -191,3 +191,21 @@ def test_the_spike_at_t_stop_is_recorded_on_every_transport(transport):
     m.solver("net", PointNetwork(populations=(Population(name="A", size=1, model=IafPscDelta(i_e_pA=400.0)),)))
     m.record("net.A.spikes")
     np.testing.assert_allclose(ps.run(m, transport=transport).spikes("net", "A").times, [27.8, 57.6], atol=1e-9)
+
+
+def test_split_spikes_groups_each_population_in_emission_order():
+    """K.split_spikes against one boolean mask per population (what it replaced): the same
+    ticks and population-local ids, population by population, bit for bit."""
+    from polyscale.solvers.point import _kernels as K
+    rng = np.random.default_rng(4)
+    lo = np.array([0, 5, 5, 40, 41, 100], dtype=np.int64)        # an empty population too
+    step = np.sort(rng.integers(0, 20, 300))
+    ids = rng.integers(0, 100, 300)
+    t0, dt = 7_000_000, 100_000
+    ticks, local, first = np.empty(300, np.int64), np.empty(300, np.int64), np.empty(6, np.int64)
+    K.split_spikes(step, ids, lo, t0, dt, ticks, local, first)
+    for p in range(5):
+        keep = (ids >= lo[p]) & (ids < lo[p + 1])
+        np.testing.assert_array_equal(ticks[first[p]:first[p + 1]], t0 + step[keep] * dt)
+        np.testing.assert_array_equal(local[first[p]:first[p + 1]], ids[keep] - lo[p])
+    assert first[-1] == 300 and first[1] == first[2]

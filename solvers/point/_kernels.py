@@ -978,3 +978,31 @@ def stdp_pre_spike(i, t, row, ring, plastic):
             ring[rr, j] += w
         kplus[r] = kp * math.exp((tl - t) * dt_ms / tau_plus) + 1.0
         tlast[r] = t
+
+
+@njit
+def split_spikes(step, ids, lo, t0, dt, ticks, local, first):
+    """A window's spikes (step (m,) in the window, ids (m,) network-wide) by population, each in
+    its emission order: ticks (m,) t0 + step dt, local (m,) the id within its population, and
+    first (P + 1,) where population p's spikes start (lo (P + 1,): the populations' id bounds).
+    One counting sort, where a boolean mask per population took a pass each."""
+    m = step.shape[0]
+    P = lo.shape[0] - 1
+    pop = np.empty(m, np.int64)
+    for p in range(P + 1):
+        first[p] = 0
+    for i in range(m):
+        p = 0
+        while ids[i] >= lo[p + 1]:
+            p += 1
+        pop[i] = p
+        first[p + 1] += 1
+    for p in range(P):
+        first[p + 1] += first[p]
+    at = first[:P].copy()
+    for i in range(m):
+        p = pop[i]
+        k = at[p]
+        at[p] += 1
+        ticks[k] = t0 + step[i] * dt
+        local[k] = ids[i] - lo[p]

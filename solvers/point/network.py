@@ -789,12 +789,13 @@ class PointNetworkSolver:
         n_steps = (t1 - t0) // dt
         ext = self._external(t0, n_steps, inputs)
         count, vrec = self._integrate(n_steps, ext)
-        ticks = t0 + self._spk_step[:count] * dt
-        ids = self._spk_id[:count]
+        ticks, local = np.empty(count, np.int64), np.empty(count, np.int64)
+        first = np.empty(len(self.names) + 1, np.int64)
+        K.split_spikes(self._spk_step[:count], self._spk_id[:count], self.lo, t0, dt, ticks, local, first)
         outputs = {}
         for p, name in enumerate(self.names):
-            keep = (ids >= self.lo[p]) & (ids < self.lo[p + 1])
-            outputs[f"{name}.spikes"] = Spikes(ticks[keep], ids[keep] - self.lo[p])
+            a, b = first[p], first[p + 1]
+            outputs[f"{name}.spikes"] = Spikes(ticks[a:b], local[a:b])
         col = 0
         for p, pop in enumerate(self.spec.populations):
             if pop.record_v:
