@@ -325,13 +325,19 @@ class RunWriter:
             dsid.write(h5py.h5s.create_simple((n, *tail)), fspace, values)
         target[3] = old + n
 
-    def finish(self, status: str, **attrs: Any) -> None:
+    def finish(self, status: str, compute_s: Mapping[str, float] | None = None, **attrs: Any) -> None:
         """Write out what is buffered, set the final status ('complete' or 'failed: <reason>')
-        and close the file."""
+        and close the file. ``compute_s``: wall time (s) each solver spent in its windows (its
+        probes' local parts included), as far as this process knows it, stored as the
+        ``compute_s`` attribute of ``solvers/NAME``."""
         if not self.f:
             return
         self.flush()
         self.f.attrs["status"] = status
+        for name, sec in (compute_s or {}).items():
+            g = self.f.get(f"solvers/{name}")
+            if g is not None:
+                g.attrs["compute_s"] = float(sec)
         for k, v in attrs.items():
             self.f.attrs[k] = v
         self.f.flush()
@@ -421,6 +427,12 @@ class Run:
     def solvers(self) -> dict[str, dict[str, Any]]:
         return {n: dict(g.attrs) for n, g in self.f.get("solvers", {}).items()}
 
+    def compute_s(self) -> dict[str, float]:
+        """Wall time (s) each solver spent in its windows, its probes' local parts included, as
+        measured where it ran; solvers the writing process did not time (other mpi ranks) are
+        missing. The busiest solvers are the ones to give a process or core of their own."""
+        return {n: float(s["compute_s"]) for n, s in self.solvers().items() if "compute_s" in s}
+
     def spike_populations(self) -> list[tuple[str, str]]:
         return [(s, p) for s, g in self.f.get("spikes", {}).items() for p in g]
 
@@ -463,7 +475,8 @@ class Run:
             lines.append(f"wall time {a['wall_s']:.3g} s")
         lines.append("solvers:")
         for n, s in self.solvers().items():
-            lines.append(f"  {n}: {s['type']} (level {s['level']}), dt {s['dt_ms']:g} ms")
+            busy = f", compute {s['compute_s']:.3g} s" if "compute_s" in s else ""
+            lines.append(f"  {n}: {s['type']} (level {s['level']}), dt {s['dt_ms']:g} ms{busy}")
         if self.spike_populations():
             lines.append("spikes:")
             for s, p in self.spike_populations():

@@ -114,7 +114,7 @@ def execute(plan: Plan, tr: Transport, writer: RunWriter, progress: Progress | N
         except Exception as exc:
             if status == "complete":
                 status = f"failed: closing the transport: {type(exc).__name__}: {exc}"
-                writer.finish(status, wall_s=time.perf_counter() - start)
+                writer.finish(status, getattr(tr, "compute_s", None), wall_s=time.perf_counter() - start)
                 raise
-        writer.finish(status, wall_s=time.perf_counter() - start)
+        writer.finish(status, getattr(tr, "compute_s", None), wall_s=time.perf_counter() - start)
     return writer.reader()

@@ -287,7 +287,7 @@ def test_info_reads_a_run_file_back(tmp_path: Path, capsys):
     text = capsys.readouterr().out
     with ps.load(out) as run:
         assert text == run.summary() + "\n"
-    for line in (r"status: complete", r"  kick: spike_train \(level stimulus\), dt 0\.1 ms",
+    for line in (r"status: complete", r"  kick: spike_train \(level stimulus\), dt 0\.1 ms, compute [0-9.e-]+ s",
                  r"  relay/out: 2 spikes from 2 channels \(500 Hz per channel\)"):
         assert re.search(f"^{line}$", text, re.M), line
 

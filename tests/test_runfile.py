@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import polyscale as ps
+from polyscale.coordinator.transports.inproc import InProcTransport
 from polyscale.coordinator.time import TICKS_PER_MS, to_ticks
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "run-file.md"
@@ -173,10 +174,19 @@ def test_solver_attributes_are_the_documented_ones(relay_run: Path):
             assert set(f["solvers"][name].attrs) == documented("### `/solvers/<solver>` attributes")
         g = f["solvers/clock"]
         assert (g.attrs["type"], g.attrs["level"], g.attrs["dt_ms"]) == ("linear", "generic", 0.1)
+        assert g.attrs["compute_s"] > 0.0
         ports = json.loads(g.attrs["ports"])
     assert ports["x"] == {"kind": "analog", "direction": "out", "size": 2, "units": "mV",
                           "period_ticks": 100_000, "doc": "state at the start of each step"}
     assert ports["u"]["direction"] == "in"
+
+
+def test_compute_s_holds_each_solvers_time_as_its_transport_measured_it(run_file: Path):
+    tr = InProcTransport()
+    with ps.run(relay_model(), out=run_file, transport=tr) as run:
+        busy = run.compute_s()
+    assert sorted(busy) == ["clock", "kick", "relay"]
+    assert all(busy[n] == tr.compute_s[n] and busy[n] > 0.0 for n in busy)
 
 
 def test_model_dataset_round_trips_to_the_same_model(relay_run: Path):
