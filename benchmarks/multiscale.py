@@ -57,6 +57,11 @@ stage in a span run while the workers compute: only their excess over the busies
 is counted on the critical path (the hidden part is printed, outside the sum). ``--transports
 zmq-pipelined,zmq-unpipelined`` forces either, for an A/B on the same machine.
 
+``zmq-grouped`` runs the solvers in as many worker processes as this machine has cores
+(``ZmqTransport(groups=...)``), packed by their compute in a short inproc run beforehand
+(``Run.compute_s()``; largest first into the least loaded group): what to do with more solvers
+than cores. Its tables are per worker process, each labelled with its solvers.
+
     python benchmarks/multiscale.py                 # scale 1, 2000 ms (the README's run)
     python benchmarks/multiscale.py --scale 2 --t-stop 1000 --repeat 1
     python benchmarks/multiscale.py --transports inproc --links --profile 30   # what each link and function costs
@@ -87,6 +92,7 @@ cpu = time.thread_time     # CPU time of this thread: the phase's own work, with
 COMM = ("push", "collect", "checks", "encode", "send", "recv", "decode", "take", "beat", "loop")
 WRITE = ("recorded", "append", "flush", "finish")
 WRAP_US = 0.0   # what one timed call adds (us), measured in main()
+GROUPS: list = []   # zmq-grouped's processes (solver names), packed in main()
 
 
 def load_example():
@@ -292,7 +298,9 @@ def timed_run(model, out, transport, dump_dir):
     CLOCK.worker = False
     c0, ch0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     w = perf()
-    if transport.startswith("zmq"):
+    if transport == "zmq-grouped":
+        transport = zmq_mod.ZmqTransport(groups=GROUPS)
+    elif transport.startswith("zmq"):
         # zmq: the transport decides (a core per worker to spare); zmq-pipelined / -unpipelined force it
         transport = zmq_mod.ZmqTransport(pipeline={"zmq": None, "zmq-pipelined": True,
                                                    "zmq-unpipelined": False}[transport])
@@ -306,9 +314,21 @@ def timed_run(model, out, transport, dump_dir):
     workers = {}
     for f in Path(dump_dir).glob("worker-*.pkl"):
         d = pickle.loads(f.read_bytes())
-        workers[d["solvers"][0]] = d["windows"]
+        workers["+".join(d["solvers"])] = d["windows"]
     return dict(wall=wall, cpu=cpu, windows=windows, outside=outside, workers=workers, pipelined=pipelined,
                 loop=windows[-1]["end"] - windows[0]["start"])
+
+
+def pack(compute_s: dict, n: int) -> list[list[str]]:
+    """Solvers into ``n`` groups of about equal compute: largest first, each into the group with
+    the least so far (LPT; within 4/3 of the best split)."""
+    groups = [[] for _ in range(min(n, len(compute_s)))]
+    load = [0.0] * len(groups)
+    for name in sorted(compute_s, key=lambda s: -compute_s[s]):
+        i = load.index(min(load))
+        groups[i].append(name)
+        load[i] += compute_s[name]
+    return groups
 
 
 def _sum(rows, keys):
@@ -515,8 +535,9 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--t-stop", type=float, default=2000.0, help="simulated ms")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds (each runs every transport once); the fastest run of each is shown")
-    ap.add_argument("--transports", default="inproc,zmq",
+    ap.add_argument("--transports", default="inproc,zmq,zmq-grouped",
                     help="comma-separated: inproc, zmq (pipelined when a core per worker is to spare), "
+                         "zmq-grouped (one process per core, solvers packed by compute), "
                          "zmq-pipelined, zmq-unpipelined (the scheduler posts the next window before "
                          "writing this one, or not)")
     ap.add_argument("--detail", action="store_true", help="print every phase's time per window")
@@ -530,7 +551,11 @@ def main() -> None:
     ex = load_example()
     model = ex.build(scale=args.scale, t_stop_ms=args.t_stop)
     with tempfile.TemporaryDirectory() as tmp:
-        ps.run(model.with_options(t_stop_ms=20.0), out=f"{tmp}/warm.h5", force=True)  # numba caches
+        # numba caches; and each solver's compute, to pack zmq-grouped's processes by
+        with ps.run(model.with_options(t_stop_ms=min(200.0, args.t_stop)), out=f"{tmp}/warm.h5", force=True) as warm:
+            global GROUPS
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            GROUPS = pack(warm.compute_s(), cores)
         install(tmp)
         try:
             # interleaved rounds, every transport once per round: on a shared machine the load
@@ -548,21 +573,24 @@ def main() -> None:
           f"fastest of {args.repeat} interleaved rounds\n")
     if "inproc" in best:
         report_inproc(best["inproc"], args.detail)
-    for name in ("zmq", "zmq-pipelined", "zmq-unpipelined"):
+    for name in ("zmq", "zmq-pipelined", "zmq-unpipelined", "zmq-grouped"):
         if name in best:
-            print(f"[{name}{', pipelined' if best[name]['pipelined'] else ''}]")
+            groups = f", processes {' | '.join('+'.join(g) for g in GROUPS)}" if name == "zmq-grouped" else ""
+            print(f"[{name}{', pipelined' if best[name]['pipelined'] else ''}{groups}]")
             report_zmq(best[name], args.detail)
     if args.links:
         link_costs(model)
     if args.profile:
         profile(model, args.profile)
-    if "inproc" in best and "zmq" in best:
-        a, b = best["inproc"], best["zmq"]
-        print(f"zmq / inproc: wall {b['wall'] / a['wall']:.2f}, window loop {b['loop'] / a['loop']:.2f} "
+    for z in ("zmq", "zmq-grouped"):
+        if "inproc" not in best or z not in best:
+            continue
+        a, b = best["inproc"], best[z]
+        print(f"{z} / inproc: wall {b['wall'] / a['wall']:.2f}, window loop {b['loop'] / a['loop']:.2f} "
               f"(goal < 1); CPU {b['cpu'] / a['cpu']:.2f}")
         if args.repeat > 1:
-            per_round = sorted(z / i for z, i in zip(walls["zmq"], walls["inproc"]))
-            print(f"zmq / inproc wall within each of the {args.repeat} rounds: median "
+            per_round = sorted(x / i for x, i in zip(walls[z], walls["inproc"]))
+            print(f"{z} / inproc wall within each of the {args.repeat} rounds: median "
                   f"{per_round[len(per_round) // 2]:.2f} (from {per_round[0]:.2f} to {per_round[-1]:.2f})")
 
 

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--keys", metavar="DIR", help="CurveZMQ keys from `polyscale keys DIR`")
     z.add_argument("--place", action="append", default=[], metavar="SOLVER=HOST",
                    help="run SOLVER on the worker started with --host HOST (repeatable)")
+    z.add_argument("--group", action="append", default=[], metavar="SOLVER,SOLVER,...",
+                   help="run these solvers in one worker process on this machine (repeatable; the "
+                        "others get a process each); balance groups by `polyscale info`'s compute")
 
     c = sub.add_parser("check", help="build and validate a model without running it; print the plan")
     model_args(c)
@@ -164,6 +167,13 @@ def _place(text: str) -> tuple[str, str]:
     return name, host
 
 
+def _group(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise ModelError(f"--group must look like SOLVER,SOLVER,... (got {text!r})")
+    return names
+
+
 def _mpi_world_size() -> int:
     """Ranks of the MPI job this process belongs to, from the launcher's environment (MPICH/Hydra,
     Open MPI, Slurm), without importing MPI; 1 outside a job."""
@@ -217,11 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         bar = None if args.quiet or not err.isatty() else _ProgressBar(err)
         start = time.perf_counter()
         transport = args.transport
-        if args.bind or args.keys or args.place:
+        if args.bind or args.keys or args.place or args.group:
             if transport != "zmq":
-                raise ModelError("--bind, --keys and --place are options of --transport zmq")
+                raise ModelError("--bind, --keys, --place and --group are options of --transport zmq")
             place = dict(_place(p) for p in args.place)
-            transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place)
+            groups = [_group(g) for g in args.group] or None
+            transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place, groups=groups)
         if bar is None:
             run = run_model(model, out, transport=transport, force=args.force, progress=bar)
         else:

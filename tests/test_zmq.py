@@ -7,6 +7,7 @@ within seconds instead of hanging it.
 from __future__ import annotations
 
 import os
+import re
 import pty
 import signal
 import socket
@@ -91,6 +92,44 @@ def test_same_run_file_bit_for_bit_as_inproc(tmp_path, every_ms):
     # something travelled: relayed spikes and the analog loop
     assert len(run.spikes("relay", "out").times) == 5 + 3 and np.abs(run.signal("c", "x").data).max() > 0
     assert len({w.pid for w in tr.workers.values()}) == 6 and tr.rejected == []
+
+
+def test_grouped_solvers_share_a_process_and_give_the_same_bits(tmp_path):
+    """``groups``: a and c in one process, the spike sources and the relay in another (couplings
+    inside a group and across groups), b alone: three worker processes, the run file bit for
+    bit inproc's, and each solver's compute time in it."""
+    ps.run(three_rate_model(), tmp_path / "inproc.h5")
+    tr = ZmqTransport(groups=[["c", "a"], ["kick", "relay", "kick3"]])
+    run = ps.run(three_rate_model(), tmp_path / "zmq.h5", transport=tr)
+    assert run.status == "complete"
+    # one process per group, its solvers in the model's order; b, in no group, alone
+    assert {w.wid: w.solvers for w in tr.workers.values()} == {
+        "local-b": ["b"], "local-0": ["a", "c"], "local-1": ["kick", "relay", "kick3"]}
+    assert len({w.pid for w in tr.workers.values()}) == 3
+    ref, ref_attrs = datasets(tmp_path / "inproc.h5")
+    got, got_attrs = datasets(tmp_path / "zmq.h5")
+    assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
+    for name in ref:
+        a, b = np.asarray(ref[name]), np.asarray(got[name])
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert len(run.spikes("relay", "out").times) == 5 + 3
+    # what each solver's window took, as its worker measured it
+    busy = run.compute_s()
+    assert sorted(busy) == sorted(tr.compute_s) and all(busy[n] == pytest.approx(tr.compute_s[n]) for n in busy)
+    assert all(v > 0 for v in busy.values())
+
+
+def test_bad_groups_are_refused_naming_the_entry():
+    with pytest.raises(TransportError, match=r"groups must be a list of lists of solver names \(got 'ab'\)"):
+        ZmqTransport(groups="ab")
+    with pytest.raises(TransportError, match=r"groups\[1\] must be a non-empty list of solver names \(got \[\]\)"):
+        ZmqTransport(groups=[["a"], []])
+    with pytest.raises(TransportError, match=r"solver 'a' is in groups\[0\] and groups\[1\]"):
+        ZmqTransport(groups=[["a", "b"], ["c", "a"]])
+    with pytest.raises(TransportError, match=r"groups\[0\] names no solver 'nope' \(solvers: \['dst', 'side', 'src'\]\)"):
+        ps.run(long_model(5.0), transport=ZmqTransport(groups=[["src", "nope"]]))
+    with pytest.raises(TransportError, match=r"groups\[0\] holds solver 'src', which is placed on host 'far'"):
+        ps.run(long_model(5.0), transport=ZmqTransport(groups=[["src", "dst"]], place={"src": "far"}))
 
 
 @pytest.mark.skipif(os.name != "posix" or not zmq.has("ipc"), reason="libzmq without ipc://")
@@ -498,6 +537,26 @@ def test_cli_runs_a_model_on_zmq(tmp_path):
         n = np.arange(50)
         want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)
         assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+
+
+def test_cli_groups_solvers_in_one_process_and_info_prints_their_compute(tmp_path, capsys):
+    cfg = tmp_path / "model.py"
+    cfg.write_text(CLI_MODEL)
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "g.h5"), "--transport", "zmq", "-q",
+                     "--group", "src, dst"]) == 0
+    with ps.load(tmp_path / "g.h5") as run:
+        assert run.status == "complete" and sorted(run.compute_s()) == ["dst", "src"]
+        n = np.arange(50)
+        want = np.where(n > 10, 0.01 * (n - 10) * (n - 11) / 2, 0.0)
+        assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+    capsys.readouterr()
+    assert cli_main(["info", str(tmp_path / "g.h5")]) == 0
+    info = capsys.readouterr().out
+    assert re.search(r"  src: linear \(level \w+\), dt 0\.1 ms, compute [0-9.e-]+ s", info), info
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "h.h5"), "--group", "src,dst"]) == 2
+    assert "--group are options of --transport zmq" in capsys.readouterr().err
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "i.h5"), "--transport", "zmq", "--group", "src,,dst"]) == 2
+    assert "--group must look like SOLVER,SOLVER,... (got 'src,,dst')" in capsys.readouterr().err
 
 
 def test_cli_places_a_solver_on_a_worker_started_by_hand_with_keys(tmp_path):

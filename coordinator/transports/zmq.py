@@ -1,7 +1,8 @@
 """The ZeroMQ transport: every solver in its own worker process, on this machine or across hosts.
 
 The coordinator binds one ROUTER socket (127.0.0.1 unless told otherwise) and, by default, starts
-one worker per solver on this machine (:mod:`polyscale.coordinator.worker`). Solvers the model
+one worker per solver on this machine (:mod:`polyscale.coordinator.worker`), or one per group of
+solvers (``groups``). Solvers the model
 places on a host (``model.place(name, host=...)``) wait for a worker started there by hand
 (``polyscale worker --connect tcp://HOST:PORT --host LABEL``), which runs every solver placed on
 its label. Each worker receives the model as data, makes the same plan and builds its solvers and
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,29 @@ def _check_bind(bind: str, keys, insecure: bool) -> str:
     return bind
 
 
+def _check_groups(groups) -> tuple[tuple[str, ...], ...]:
+    """``groups`` as a tuple of non-empty, disjoint tuples of names; TransportError naming the
+    offending entry otherwise (the names are checked against the plan at start)."""
+    if groups is None:
+        return ()
+    if isinstance(groups, (str, bytes)) or not isinstance(groups, Sequence):
+        raise TransportError(f"zmq transport: groups must be a list of lists of solver names "
+                             f"(got {groups!r})")
+    out, seen = [], {}
+    for i, g in enumerate(groups):
+        if isinstance(g, (str, bytes)) or not isinstance(g, Sequence) or not g \
+                or not all(isinstance(n, str) for n in g):
+            raise TransportError(f"zmq transport: groups[{i}] must be a non-empty list of solver names "
+                                 f"(got {g!r})")
+        for n in g:
+            if n in seen:
+                raise TransportError(f"zmq transport: solver {n!r} is in groups[{seen[n]}] and groups[{i}]: "
+                                     f"a solver runs in one process")
+            seen[n] = i
+        out.append(tuple(g))
+    return tuple(out)
+
+
 def _close_inherited_fds() -> None:
     """In a forked worker: close every descriptor but stdin/out/err. The parent's sockets, run
     file and any pipe it (or a thread of its caller) holds must not stay open in the worker: a
@@ -162,6 +186,11 @@ class ZmqTransport:
         of this process, no import or JIT cost), 'spawn' (``python -m polyscale worker``), or
         'none' (every worker is started by hand).
     place : solver -> host label, added to (and overriding) the model's placement.
+    groups : lists of solver names, each run by one local worker process (in the plan's order,
+        one after the other within a window); local solvers in no group get a process each.
+        On a machine with fewer cores than solvers, as many groups as cores, balanced by the
+        solvers' compute (``Run.compute_s()`` of an earlier run, ``polyscale info``), spend less
+        on messages and context switches than a process per solver (benchmarks/multiscale.py).
     heartbeat_s : heartbeat period (s), both ways.
     timeout_s : a worker silent for this long (no heartbeat, no result) is taken for hung (s).
         A solver holding the GIL for longer in one call silences the heartbeat: a local worker
@@ -189,7 +218,8 @@ class ZmqTransport:
                  heartbeat_s: float = 0.5, timeout_s: float = 5.0, coordinator_timeout_s: float = 10.0,
                  join_timeout_s: float = 60.0, window_timeout_s: float | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
-                 insecure: bool = False, on_listen=None, pipeline: bool | None = None):
+                 insecure: bool = False, on_listen=None, pipeline: bool | None = None,
+                 groups: Sequence[Sequence[str]] | None = None):
         self.bind = _check_bind(bind or "tcp://127.0.0.1:*", keys, insecure)
         launch = launch or ("fork" if hasattr(os, "fork") else "spawn")
         if launch not in ("fork", "spawn", "none"):
@@ -205,6 +235,7 @@ class ZmqTransport:
         self.launch = launch
         self.keys = None if keys is None else str(keys)
         self.place = dict(place or {})
+        self.groups = _check_groups(groups)
         self.heartbeat_s, self.timeout_s = float(heartbeat_s), float(timeout_s)
         self.coordinator_timeout_s, self.join_timeout_s = float(coordinator_timeout_s), float(join_timeout_s)
         self.max_message_bytes = int(max_message_bytes)
@@ -240,12 +271,27 @@ class ZmqTransport:
         if multi:
             raise TransportError(f"zmq transport: runs each solver in one process, but the placement asks "
                                  f"for more: {multi} (ranks); use --transport mpi for solvers spanning ranks")
+        grouped = {}
+        for i, g in enumerate(self.groups):
+            for name in g:
+                if name not in plan.solvers:
+                    raise TransportError(f"zmq transport: groups[{i}] names no solver {name!r} "
+                                         f"(solvers: {sorted(plan.solvers)})")
+                if name in hosts:
+                    raise TransportError(f"zmq transport: groups[{i}] holds solver {name!r}, which is placed on "
+                                         f"host {hosts[name]!r}: groups are processes on this machine")
+                grouped[name] = i
         for name in plan.solvers:
             if name not in hosts:
                 if self.launch == "none":
                     raise TransportError(f"zmq transport: solver {name!r} has no host and launch='none'; "
                                          f"place it (model.place({name!r}, host=...))")
-                self.workers[f"local-{name}"] = _Worker(f"local-{name}", [name])
+                if name not in grouped:
+                    self.workers[f"local-{name}"] = _Worker(f"local-{name}", [name])
+        for i in range(len(self.groups)):
+            # 'local-' + a digit: no solver's name starts with one, so no clash with the above
+            wid = f"local-{i}"
+            self.workers[wid] = _Worker(wid, [n for n in plan.solvers if grouped.get(n) == i])
         remote: dict[str, list[str]] = {}
         for name, h in hosts.items():
             remote.setdefault(h, []).append(name)
