@@ -62,6 +62,13 @@ zmq-pipelined,zmq-unpipelined`` forces either, for an A/B on the same machine.
 (``Run.compute_s()``; largest first into the least loaded group): what to do with more solvers
 than cores. Its tables are per worker process, each labelled with its solvers.
 
+Last, a table of deployments (``--deployments ROUNDS``, 3 by default), each a whole run without
+the timing wrappers, in interleaved rounds: inproc; zmq with a process per solver; zmq with
+those groups; and zmq with one of the groups run in the coordinator's own process
+(``ZmqTransport(in_coordinator=...)``, the other groups in workers), each group in turn. It
+prints wall and CPU time and each run's wall time over inproc's in the same round: the issue's
+"zmq faster than inproc in wall time", for each way to place the solvers on this machine.
+
     python benchmarks/multiscale.py                 # scale 1, 2000 ms (the README's run)
     python benchmarks/multiscale.py --scale 2 --t-stop 1000 --repeat 1
     python benchmarks/multiscale.py --transports inproc --links --profile 30   # what each link and function costs
@@ -331,6 +338,42 @@ def pack(compute_s: dict, n: int) -> list[list[str]]:
     return groups
 
 
+def deploy(model, rounds: int, busy: dict, tmp: str) -> str:
+    """The table of ways to run the model on this machine, each run whole (no timing wrappers)
+    in ``rounds`` interleaved rounds: wall and CPU s (this process + its workers), and each
+    run's wall over inproc's in the same round (median over rounds)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    groups = pack(busy, cores)
+    label = lambda gs: " | ".join("+".join(g) for g in gs)  # noqa: E731
+    ways = [("inproc", "1 process", lambda: "inproc"),
+            ("zmq, a process per solver", f"{len(busy)} workers", lambda: zmq_mod.ZmqTransport()),
+            ("zmq, grouped by compute", f"workers {label(groups)}", lambda: zmq_mod.ZmqTransport(groups=groups))]
+    for g in groups:
+        rest = [x for x in groups if x is not g]
+        ways.append((f"zmq, {'+'.join(g)} in the coordinator", f"worker {label(rest)}",
+                     lambda g=g, rest=rest: zmq_mod.ZmqTransport(groups=rest, in_coordinator=g)))
+    wall, cpu = {w[0]: [] for w in ways}, {w[0]: [] for w in ways}
+    for _ in range(rounds):
+        for name, _, make in ways:
+            c0, ch0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            w = perf()
+            ps.run(model, out=f"{tmp}/deploy.h5", transport=make(), force=True).close()
+            wall[name].append(perf() - w)
+            ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime))
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    lines = [f"deployments on this machine ({cores} cores; solvers' compute in a short inproc run: "
+             + ", ".join(f"{n} {busy[n]:.3f} s" for n in sorted(busy, key=lambda n: -busy[n]))
+             + f"), {rounds} interleaved rounds, whole runs without timing wrappers:",
+             f"  {'deployment':<40} {'processes':<34} {'wall min':>8} {'median':>7} {'/ inproc':>8} {'CPU med':>8}"]
+    for name, procs, _ in ways:
+        ratio = med([x / i for x, i in zip(wall[name], wall["inproc"])])
+        lines.append(f"  {name:<40} {procs:<34} {min(wall[name]):8.2f} {med(wall[name]):7.2f} {ratio:8.2f} "
+                     f"{med(cpu[name]):8.2f}")
+    lines.append("  (/ inproc: the median over rounds of the run's wall time over inproc's in the same round; goal < 1)\n")
+    return "\n".join(lines)
+
+
 def _sum(rows, keys):
     return sum(r.get(k, 0.0) for r in rows for k in keys)
 
@@ -535,11 +578,13 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--t-stop", type=float, default=2000.0, help="simulated ms")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds (each runs every transport once); the fastest run of each is shown")
-    ap.add_argument("--transports", default="inproc,zmq,zmq-grouped",
+    ap.add_argument("--transports", default="inproc,zmq",
                     help="comma-separated: inproc, zmq (pipelined when a core per worker is to spare), "
                          "zmq-grouped (one process per core, solvers packed by compute), "
                          "zmq-pipelined, zmq-unpipelined (the scheduler posts the next window before "
                          "writing this one, or not)")
+    ap.add_argument("--deployments", type=int, default=3, metavar="ROUNDS",
+                    help="interleaved rounds of the deployments table (0: none)")
     ap.add_argument("--detail", action="store_true", help="print every phase's time per window")
     ap.add_argument("--links", action="store_true", help="also time each link's delivery, adapters and push "
                     "(one more inproc run)")
@@ -555,7 +600,8 @@ def main() -> None:
         with ps.run(model.with_options(t_stop_ms=min(200.0, args.t_stop)), out=f"{tmp}/warm.h5", force=True) as warm:
             global GROUPS
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            GROUPS = pack(warm.compute_s(), cores)
+            busy = warm.compute_s()
+            GROUPS = pack(busy, cores)
         install(tmp)
         try:
             # interleaved rounds, every transport once per round: on a shared machine the load
@@ -569,6 +615,7 @@ def main() -> None:
                         best[tname] = r
         finally:
             uninstall()
+        table = deploy(model, args.deployments, busy, tmp) if args.deployments else None
     print(f"multiscale_column, scale {args.scale:g}, {args.t_stop:g} ms simulated, {os.cpu_count()} cores, "
           f"fastest of {args.repeat} interleaved rounds\n")
     if "inproc" in best:
@@ -578,6 +625,8 @@ def main() -> None:
             groups = f", processes {' | '.join('+'.join(g) for g in GROUPS)}" if name == "zmq-grouped" else ""
             print(f"[{name}{', pipelined' if best[name]['pipelined'] else ''}{groups}]")
             report_zmq(best[name], args.detail)
+    if table:
+        print(table)
     if args.links:
         link_costs(model)
     if args.profile:

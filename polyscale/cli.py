@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--group", action="append", default=[], metavar="SOLVER,SOLVER,...",
                    help="run these solvers in one worker process on this machine (repeatable; the "
                         "others get a process each); balance groups by `polyscale info`'s compute")
+    z.add_argument("--in-coordinator", metavar="SOLVER,SOLVER,...",
+                   help="run these solvers in the coordinator's own process, while the workers compute")
 
     c = sub.add_parser("check", help="build and validate a model without running it; print the plan")
     model_args(c)
@@ -167,10 +169,10 @@ def _place(text: str) -> tuple[str, str]:
     return name, host
 
 
-def _group(text: str) -> list[str]:
+def _group(text: str, option: str = "--group") -> list[str]:
     names = [n.strip() for n in text.split(",")]
     if not all(names):
-        raise ModelError(f"--group must look like SOLVER,SOLVER,... (got {text!r})")
+        raise ModelError(f"{option} must look like SOLVER,SOLVER,... (got {text!r})")
     return names
 
 
@@ -227,12 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         bar = None if args.quiet or not err.isatty() else _ProgressBar(err)
         start = time.perf_counter()
         transport = args.transport
-        if args.bind or args.keys or args.place or args.group:
+        if args.bind or args.keys or args.place or args.group or args.in_coordinator:
             if transport != "zmq":
-                raise ModelError("--bind, --keys, --place and --group are options of --transport zmq")
+                raise ModelError("--bind, --keys, --place, --group and --in-coordinator are options of "
+                                 "--transport zmq")
             place = dict(_place(p) for p in args.place)
             groups = [_group(g) for g in args.group] or None
-            transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place, groups=groups)
+            here = None if args.in_coordinator is None else _group(args.in_coordinator, "--in-coordinator")
+            transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place, groups=groups,
+                                          in_coordinator=here)
         if bar is None:
             run = run_model(model, out, transport=transport, force=args.force, progress=bar)
         else:

@@ -119,6 +119,31 @@ def test_grouped_solvers_share_a_process_and_give_the_same_bits(tmp_path):
     assert all(v > 0 for v in busy.values())
 
 
+def test_solvers_in_the_coordinators_process_give_the_same_bits(tmp_path):
+    """``in_coordinator``: a and kick3 computed in this process (while the workers compute),
+    kick and relay grouped in a worker, b and c alone: the run file is inproc's, bit for bit;
+    the solvers here were built here, and each solver's compute time is kept."""
+    ps.run(three_rate_model(), tmp_path / "inproc.h5")
+    tr = ZmqTransport(groups=[["relay", "kick"]], in_coordinator=["kick3", "a"])
+    run = ps.run(three_rate_model(), tmp_path / "zmq.h5", transport=tr)
+    assert run.status == "complete"
+    assert {w.wid: w.solvers for w in tr.workers.values()} == {
+        "local-b": ["b"], "local-c": ["c"], "local-0": ["kick", "relay"], "coordinator": ["a", "kick3"]}
+    assert tr.workers["coordinator"].pid == os.getpid()
+    assert len({w.pid for w in tr.workers.values()} - {os.getpid()}) == 3
+    ref, ref_attrs = datasets(tmp_path / "inproc.h5")
+    got, got_attrs = datasets(tmp_path / "zmq.h5")
+    assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
+    for name in ref:
+        a, b = np.asarray(ref[name]), np.asarray(got[name])
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert len(run.spikes("relay", "out").times) == 5 + 3 and np.abs(run.signal("c", "x").data).max() > 0
+    assert sorted(run.compute_s()) == sorted(three_rate_model().solvers)
+    # with a core to spare for each worker... here 3 workers: the scheduler pipelines only
+    # with more usable cores than worker processes (the solvers here do not count)
+    assert tr.pipeline == (len(os.sched_getaffinity(0)) > 3)
+
+
 def test_bad_groups_are_refused_naming_the_entry():
     with pytest.raises(TransportError, match=r"groups must be a list of lists of solver names \(got 'ab'\)"):
         ZmqTransport(groups="ab")
@@ -130,6 +155,12 @@ def test_bad_groups_are_refused_naming_the_entry():
         ps.run(long_model(5.0), transport=ZmqTransport(groups=[["src", "nope"]]))
     with pytest.raises(TransportError, match=r"groups\[0\] holds solver 'src', which is placed on host 'far'"):
         ps.run(long_model(5.0), transport=ZmqTransport(groups=[["src", "dst"]], place={"src": "far"}))
+    with pytest.raises(TransportError, match=r"in_coordinator must be a non-empty list of solver names \(got 'src'\)"):
+        ZmqTransport(in_coordinator="src")
+    with pytest.raises(TransportError, match=r"solver 'dst' is in groups\[0\] and in_coordinator"):
+        ps.run(long_model(5.0), transport=ZmqTransport(groups=[["src", "dst"]], in_coordinator=["dst"]))
+    with pytest.raises(TransportError, match=r"in_coordinator names no solver 'nope'"):
+        ps.run(long_model(5.0), transport=ZmqTransport(in_coordinator=["nope"]))
 
 
 @pytest.mark.skipif(os.name != "posix" or not zmq.has("ipc"), reason="libzmq without ipc://")
@@ -217,10 +248,13 @@ def _kill_at(tr, solver, sig, at_ms):
     return state, progress
 
 
-@pytest.mark.parametrize("sig, what", [(signal.SIGKILL, "was killed by signal SIGKILL"),
-                                       (signal.SIGSTOP, r"stopped answering \(nothing for 1 s\)")])
-def test_a_killed_or_frozen_worker_stops_the_run_naming_solver_pid_host_and_time(sig, what, run_file):
-    tr = ZmqTransport(timeout_s=1.0, heartbeat_s=0.2)
+@pytest.mark.parametrize("sig, what, here", [
+    (signal.SIGKILL, "was killed by signal SIGKILL", None),
+    (signal.SIGSTOP, r"stopped answering \(nothing for 1 s\)", None),
+    # the coordinator computing solvers of its own between windows still notices
+    (signal.SIGSTOP, r"stopped answering \(nothing for 1 s\)", ["src", "side"])])
+def test_a_killed_or_frozen_worker_stops_the_run_naming_solver_pid_host_and_time(sig, what, here, run_file):
+    tr = ZmqTransport(timeout_s=1.0, heartbeat_s=0.2, in_coordinator=here)
     state, progress = _kill_at(tr, "dst", sig, at_ms=5.0)
     try:
         with pytest.raises(SolverError, match=rf"solver 'dst' \(worker pid \d+ on host 'local'\) {what} "
@@ -234,7 +268,7 @@ def test_a_killed_or_frozen_worker_stops_the_run_naming_solver_pid_host_and_time
     # within a few seconds: at once for a dead process, timeout_s (1 s) + polling for a frozen one
     assert noticed < 3.0
     # the other workers were told to stop (or killed) and have exited; nothing is left behind
-    assert all(_gone(w.pid) for w in tr.workers.values())
+    assert all(_gone(w.pid) for w in tr.workers.values() if w.session is None)
     run = ps.load(run_file)
     assert run.status.startswith("failed: solver 'dst'")
     n = run.attrs["n_windows"]
@@ -296,11 +330,12 @@ def faulty_model(fault):
     return m
 
 
-def test_a_solver_raising_in_its_worker_fails_the_run_with_its_message(run_file):
+@pytest.mark.parametrize("here", [False, True], ids=["worker", "in-coordinator"])
+def test_a_solver_raising_in_its_worker_fails_the_run_with_its_message(run_file, here):
+    where = r"in the coordinator's process" if here else r"worker pid \d+ on host 'local'"
     with pytest.raises(SolverError, match=r"solver 'bad' \(test_zmq_faulty\) raised in window \[3, \.\.\.\) ms: "
-                                          r"FloatingPointError: overflow in channel kinetics \[worker pid \d+ "
-                                          r"on host 'local'\]") as err:
-        ps.run(faulty_model("raise"), run_file, transport="zmq")
+                                          rf"FloatingPointError: overflow in channel kinetics \[{where}\]") as err:
+        ps.run(faulty_model("raise"), run_file, transport=ZmqTransport(in_coordinator=["bad"] if here else None))
     assert err.value.solver == "bad" and err.value.t_ms == 3.0
     with ps.load(run_file) as run:
         assert run.status.startswith("failed: solver 'bad'") and run.attrs["n_windows"] == 3
@@ -554,9 +589,14 @@ def test_cli_groups_solvers_in_one_process_and_info_prints_their_compute(tmp_pat
     info = capsys.readouterr().out
     assert re.search(r"  src: linear \(level \w+\), dt 0\.1 ms, compute [0-9.e-]+ s", info), info
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "h.h5"), "--group", "src,dst"]) == 2
-    assert "--group are options of --transport zmq" in capsys.readouterr().err
+    assert "--group and --in-coordinator are options of --transport zmq" in capsys.readouterr().err
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "i.h5"), "--transport", "zmq", "--group", "src,,dst"]) == 2
     assert "--group must look like SOLVER,SOLVER,... (got 'src,,dst')" in capsys.readouterr().err
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "j.h5"), "--transport", "zmq", "-q",
+                     "--in-coordinator", "dst"]) == 0
+    with ps.load(tmp_path / "j.h5") as run:
+        assert run.status == "complete"
+        assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
 
 
 def test_cli_places_a_solver_on_a_worker_started_by_hand_with_keys(tmp_path):

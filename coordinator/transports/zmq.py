@@ -43,6 +43,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -55,6 +56,8 @@ from . import wire
 log = logging.getLogger("polyscale.zmq")
 
 LOCAL = "local"
+#: the host of the solvers run in the coordinator's own process (``in_coordinator``)
+HERE = "(coordinator)"
 
 # The window loop's sends and receives call pyzmq's compiled socket methods with plain integer
 # flags: its Python layer (send_multipart / recv_multipart) type-checks every frame and builds
@@ -106,6 +109,9 @@ class _Worker:
     # wire v2+: the result layout this worker answers with (decode), what each of its arrays is
     # (_take's program), and the next advance's arrays (filled by the sources' results)
     layouts: dict = field(default_factory=dict)
+    # in_coordinator: the worker session run in this process, and the advance posted to it
+    session: Any = None
+    posted: tuple | None = None
     program: list = field(default_factory=list)
     pending: list = field(default_factory=list)
     filled: int = 0
@@ -117,6 +123,8 @@ class _Worker:
 
     def describe(self) -> str:
         names = ", ".join(repr(s) for s in self.solvers)
+        if self.session is not None:
+            return f"solver {names} (in the coordinator's process, pid {self.pid})"
         return f"solver {names} (worker pid {self.pid} on host {self.host!r})"
 
 
@@ -134,23 +142,34 @@ def _check_bind(bind: str, keys, insecure: bool) -> str:
     return bind
 
 
-def _check_groups(groups) -> tuple[tuple[str, ...], ...]:
+class _Kept:
+    """In place of the socket of the worker session run in the coordinator's process: keeps the
+    last message it sends (ready, or an error), for the coordinator to read."""
+
+    frames: list = []
+
+    def send_multipart(self, frames: list) -> None:
+        self.frames = frames
+
+
+def _check_groups(groups, what: str = "groups") -> tuple[tuple[str, ...], ...]:
     """``groups`` as a tuple of non-empty, disjoint tuples of names; TransportError naming the
     offending entry otherwise (the names are checked against the plan at start)."""
     if groups is None:
         return ()
     if isinstance(groups, (str, bytes)) or not isinstance(groups, Sequence):
-        raise TransportError(f"zmq transport: groups must be a list of lists of solver names "
+        raise TransportError(f"zmq transport: {what} must be a list of lists of solver names "
                              f"(got {groups!r})")
     out, seen = [], {}
     for i, g in enumerate(groups):
         if isinstance(g, (str, bytes)) or not isinstance(g, Sequence) or not g \
                 or not all(isinstance(n, str) for n in g):
-            raise TransportError(f"zmq transport: groups[{i}] must be a non-empty list of solver names "
+            where = f"{what}[{i}]" if what == "groups" else what
+            raise TransportError(f"zmq transport: {where} must be a non-empty list of solver names "
                                  f"(got {g!r})")
         for n in g:
             if n in seen:
-                raise TransportError(f"zmq transport: solver {n!r} is in groups[{seen[n]}] and groups[{i}]: "
+                raise TransportError(f"zmq transport: solver {n!r} is in {what}[{seen[n]}] and {what}[{i}]: "
                                      f"a solver runs in one process")
             seen[n] = i
         out.append(tuple(g))
@@ -191,6 +210,11 @@ class ZmqTransport:
         On a machine with fewer cores than solvers, as many groups as cores, balanced by the
         solvers' compute (``Run.compute_s()`` of an earlier run, ``polyscale info``), spend less
         on messages and context switches than a process per solver (benchmarks/multiscale.py).
+    in_coordinator : solver names run in the coordinator's own process, as a worker would run
+        them but without sockets: once the window is posted to the workers, the coordinator
+        computes these while they compute theirs (the same code as a worker, the same bits).
+        On a machine with few cores this gives the coordinator, otherwise mostly waiting, a
+        share of the compute, and spares one worker's messages.
     heartbeat_s : heartbeat period (s), both ways.
     timeout_s : a worker silent for this long (no heartbeat, no result) is taken for hung (s).
         A solver holding the GIL for longer in one call silences the heartbeat: a local worker
@@ -219,7 +243,7 @@ class ZmqTransport:
                  join_timeout_s: float = 60.0, window_timeout_s: float | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
                  insecure: bool = False, on_listen=None, pipeline: bool | None = None,
-                 groups: Sequence[Sequence[str]] | None = None):
+                 groups: Sequence[Sequence[str]] | None = None, in_coordinator: Sequence[str] | None = None):
         self.bind = _check_bind(bind or "tcp://127.0.0.1:*", keys, insecure)
         launch = launch or ("fork" if hasattr(os, "fork") else "spawn")
         if launch not in ("fork", "spawn", "none"):
@@ -236,6 +260,7 @@ class ZmqTransport:
         self.keys = None if keys is None else str(keys)
         self.place = dict(place or {})
         self.groups = _check_groups(groups)
+        self.in_coordinator = () if in_coordinator is None else _check_groups([in_coordinator], "in_coordinator")[0]
         self.heartbeat_s, self.timeout_s = float(heartbeat_s), float(timeout_s)
         self.coordinator_timeout_s, self.join_timeout_s = float(coordinator_timeout_s), float(join_timeout_s)
         self.max_message_bytes = int(max_message_bytes)
@@ -272,14 +297,19 @@ class ZmqTransport:
             raise TransportError(f"zmq transport: runs each solver in one process, but the placement asks "
                                  f"for more: {multi} (ranks); use --transport mpi for solvers spanning ranks")
         grouped = {}
-        for i, g in enumerate(self.groups):
+        here = self.in_coordinator
+        for i, g in enumerate((*self.groups, here)):
+            what = f"groups[{i}]" if i < len(self.groups) else "in_coordinator"
             for name in g:
                 if name not in plan.solvers:
-                    raise TransportError(f"zmq transport: groups[{i}] names no solver {name!r} "
+                    raise TransportError(f"zmq transport: {what} names no solver {name!r} "
                                          f"(solvers: {sorted(plan.solvers)})")
                 if name in hosts:
-                    raise TransportError(f"zmq transport: groups[{i}] holds solver {name!r}, which is placed on "
+                    raise TransportError(f"zmq transport: {what} holds solver {name!r}, which is placed on "
                                          f"host {hosts[name]!r}: groups are processes on this machine")
+                if name in grouped:
+                    raise TransportError(f"zmq transport: solver {name!r} is in groups[{grouped[name]}] and "
+                                         f"{what}: a solver runs in one process")
                 grouped[name] = i
         for name in plan.solvers:
             if name not in hosts:
@@ -288,10 +318,13 @@ class ZmqTransport:
                                          f"place it (model.place({name!r}, host=...))")
                 if name not in grouped:
                     self.workers[f"local-{name}"] = _Worker(f"local-{name}", [name])
-        for i in range(len(self.groups)):
+        for i in range(len(self.groups)):   # in_coordinator's index, len(groups), is not a process
             # 'local-' + a digit: no solver's name starts with one, so no clash with the above
             wid = f"local-{i}"
             self.workers[wid] = _Worker(wid, [n for n in plan.solvers if grouped.get(n) == i])
+        if here:
+            self.workers["coordinator"] = _Worker("coordinator", [n for n in plan.solvers if n in here],
+                                                  host=HERE, pid=os.getpid(), ready=True)
         remote: dict[str, list[str]] = {}
         for name, h in hosts.items():
             remote.setdefault(h, []).append(name)
@@ -328,12 +361,14 @@ class ZmqTransport:
         self.sock.rcvtimeo = 100
         if self.on_listen is not None:
             self.on_listen(self.endpoint)
-        if any(w.host != LOCAL for w in self.workers.values()):
+        if any(w.host not in (LOCAL, HERE) for w in self.workers.values()):
             log.warning("polyscale: waiting for workers on %s to join: polyscale worker --connect %s --host LABEL",
                         ", ".join(sorted(remote)), self.endpoint)
         for w in self.workers.values():
             if w.host == LOCAL:
                 self._launch(w)
+        if "coordinator" in self.workers:   # built while the workers build theirs
+            self._start_here(self.workers["coordinator"], model=plan.model.to_dict())
         self._handshake()
         if self.pipeline is None:
             local = sum(1 for w in self.workers.values() if w.host == LOCAL)
@@ -427,7 +462,7 @@ class ZmqTransport:
         else:
             w = self.workers.get(f"host:{host}")
             if w is None or w.ident is not None:
-                placed = sorted({x.host for x in self.workers.values() if x.host != LOCAL})
+                placed = sorted({x.host for x in self.workers.values() if x.host not in (LOCAL, HERE)})
                 why = (f"no solver is placed on host {host!r} (placed: {', '.join(placed) or 'none'})"
                        if w is None else f"host {host!r} already has a worker (pid {w.pid})")
                 self._reject(ident, f"hello from pid {pid} on host {host!r}: {why}")
@@ -437,14 +472,42 @@ class ZmqTransport:
         w.ident, w.last_seen = ident, time.monotonic()
         self.by_ident[ident] = w
         self.by_ident[ident + b"!hb"] = w
+        self.sock.send_multipart([ident, *wire.encode("assign", meta=self._assign(w, model))])
+
+    def _assign(self, w: _Worker, model: dict) -> dict:
+        """The meta of worker ``w``'s ``assign`` (and its result layout, kept to decode with)."""
         from ..worker import advance_layout, result_layout
         adv, res = advance_layout(self.plan, w.solvers)[1], result_layout(self.plan, w.solvers)[1]
         w.layouts = {"result": res}
-        self.sock.send_multipart([ident, *wire.encode("assign", meta={
-            "model": model, "solvers": w.solvers, "heartbeat_s": self.heartbeat_s,
-            "coordinator_timeout_s": self.coordinator_timeout_s,
-            "max_message_bytes": self.max_message_bytes,
-            "advance_layout": adv.to_wire(), "result_layout": res.to_wire()})])
+        return {"model": model, "solvers": w.solvers, "heartbeat_s": self.heartbeat_s,
+                "coordinator_timeout_s": self.coordinator_timeout_s,
+                "max_message_bytes": self.max_message_bytes,
+                "advance_layout": adv.to_wire(), "result_layout": res.to_wire()}
+
+    def _start_here(self, w: _Worker, model: dict) -> None:
+        """Build ``in_coordinator``'s solvers in this process: a worker's session, assigned
+        through the same message, whose replies (ready or error) are kept, not sent."""
+        from ..worker import _Session
+        w.session = _Session(wire.decode(wire.encode("assign", meta=self._assign(w, model))), _Kept())
+        reply = wire.decode(w.session.sock.frames)
+        if reply.type == "error":
+            self._raise_error(w, reply)
+
+    def _advance_here(self, w: _Worker, results: dict) -> None:
+        """Window ``w.posted`` of the solvers in this process, then filed as a worker's result."""
+        t0, t1, data = w.posted
+        w.posted = None
+        session = w.session
+        try:
+            frames = session.advance(wire.Message("advance", None, t0, t1, data=data))
+        except Exception as exc:
+            session._error(exc, t0)
+            self._raise_error(w, wire.decode(session.sock.frames))
+        msg = wire.decode(frames, max_bytes=self.max_message_bytes, layouts=w.layouts)
+        try:
+            self._take(w, msg, results)
+        except ProtocolError as exc:
+            raise TransportError(f"{w.describe()} gave a malformed result: {exc}") from exc
 
     # -- messages ----------------------------------------------------------------------------
     def _reject(self, ident: bytes, why: str) -> None:
@@ -506,6 +569,8 @@ class ZmqTransport:
 
     def _check_processes(self, t0: int | None) -> None:
         for w in self.workers.values():
+            if w.session is not None:   # this process: an error here raises at once
+                continue
             if w.gone is None and w.pid is not None and w.host == LOCAL:
                 status = None
                 if w.forked:
@@ -558,7 +623,8 @@ class ZmqTransport:
         t_ms = msg.meta.get("t_ms")
         t_ms = float(t_ms) if isinstance(t_ms, (int, float)) and not isinstance(t_ms, bool) else (
             None if msg.t0 is None else to_ms(msg.t0))
-        raise SolverError(f"{text} [worker pid {w.pid} on host {w.host!r}]", solver=solver, t_ms=t_ms)
+        where = "in the coordinator's process" if w.session is not None else f"worker pid {w.pid} on host {w.host!r}"
+        raise SolverError(f"{text} [{where}]", solver=solver, t_ms=t_ms)
 
     # -- windows -----------------------------------------------------------------------------
     def advance(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
@@ -591,14 +657,22 @@ class ZmqTransport:
             if w.filled and w.filled != len(w.pending):
                 raise TransportError(f"zmq transport: internal error: {w.filled} of {len(w.pending)} "
                                      f"inputs of {w.describe()} arrived")
-            send_frames(self.sock, [w.ident, *wire.encode_window("advance", t0, t1, w.pending if w.filled else ())])
+            if w.session is not None:   # computed in gather, once the workers have theirs
+                w.posted = (t0, t1, list(w.pending) if w.filled else [])
+            else:
+                send_frames(self.sock, [w.ident, *wire.encode_window("advance", t0, t1, w.pending if w.filled else ())])
             w.filled = 0
 
     def gather(self, t0: int, t1: int) -> Mapping[str, WindowResult]:
         """Wait for every worker's result of the window :meth:`post` sent; return them."""
-        self._credit_away()
-        waiting = set(self.workers)
         results: dict[str, WindowResult] = {}
+        waiting = set()
+        for w in self.workers.values():
+            if w.session is None:
+                waiting.add(w.wid)
+            else:   # the workers got theirs in post: this runs while they compute
+                self._advance_here(w, results)
+        self._credit_away()     # after the solvers here: no heartbeat was read meanwhile
         checked = time.monotonic()
         give_up = None if self.window_timeout_s is None else checked + self.window_timeout_s
         while waiting:
@@ -742,6 +816,9 @@ class ZmqTransport:
         """Tell every worker to stop, wait briefly, kill the local ones that did not; idempotent."""
         if self.sock is None:
             return
+        for w in self.workers.values():
+            if w.session is not None:
+                w.session.close()
         stop = wire.encode("stop")
         for w in self.workers.values():
             if w.ident is not None and not w.failed:
