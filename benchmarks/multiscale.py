@@ -59,7 +59,7 @@ zmq-pipelined,zmq-unpipelined`` forces either, for an A/B on the same machine.
 
 ``zmq-grouped`` runs the solvers in as many worker processes as this machine has cores
 (``ZmqTransport(groups=...)``), packed by their compute in a short inproc run beforehand
-(``Run.compute_s()``; largest first into the least loaded group): what to do with more solvers
+(``Run.compute_s()``; zmq.balance's packing): what to do with more solvers
 than cores. Its tables are per worker process, each labelled with its solvers.
 
 Last, a table of deployments (``--deployments ROUNDS``, 3 by default), each a whole run without
@@ -326,16 +326,10 @@ def timed_run(model, out, transport, dump_dir):
                 loop=windows[-1]["end"] - windows[0]["start"])
 
 
-def pack(compute_s: dict, n: int) -> list[list[str]]:
-    """Solvers into ``n`` groups of about equal compute: largest first, each into the group with
-    the least so far (LPT; within 4/3 of the best split)."""
-    groups = [[] for _ in range(min(n, len(compute_s)))]
-    load = [0.0] * len(groups)
-    for name in sorted(compute_s, key=lambda s: -compute_s[s]):
-        i = load.index(min(load))
-        groups[i].append(name)
-        load[i] += compute_s[name]
-    return groups
+def pack(busy: dict, n: int) -> list[list[str]]:
+    """zmq.balance's n groups, all as groups (the one it would run in the coordinator first)."""
+    b = zmq_mod.balance(busy, n)
+    return [b["in_coordinator"], *b["groups"]]
 
 
 def deploy(model, rounds: int, busy: dict, tmp: str) -> str:
@@ -344,13 +338,15 @@ def deploy(model, rounds: int, busy: dict, tmp: str) -> str:
     run's wall over inproc's in the same round (median over rounds)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     groups = pack(busy, cores)
+    chosen = zmq_mod.balance(busy, cores)["in_coordinator"]
     label = lambda gs: " | ".join("+".join(g) for g in gs)  # noqa: E731
     ways = [("inproc", "1 process", lambda: "inproc"),
             ("zmq, a process per solver", f"{len(busy)} workers", lambda: zmq_mod.ZmqTransport()),
             ("zmq, grouped by compute", f"workers {label(groups)}", lambda: zmq_mod.ZmqTransport(groups=groups))]
     for g in groups:
         rest = [x for x in groups if x is not g]
-        ways.append((f"zmq, {'+'.join(g)} in the coordinator", f"worker {label(rest)}",
+        tag = " (--balance)" if sorted(g) == sorted(chosen) else ""
+        ways.append((f"zmq, {'+'.join(g)} in the coordinator{tag}", f"worker{'s' if len(rest) > 1 else ''} {label(rest)}",
                      lambda g=g, rest=rest: zmq_mod.ZmqTransport(groups=rest, in_coordinator=g)))
     wall, cpu = {w[0]: [] for w in ways}, {w[0]: [] for w in ways}
     for _ in range(rounds):
@@ -365,10 +361,10 @@ def deploy(model, rounds: int, busy: dict, tmp: str) -> str:
     lines = [f"deployments on this machine ({cores} cores; solvers' compute in a short inproc run: "
              + ", ".join(f"{n} {busy[n]:.3f} s" for n in sorted(busy, key=lambda n: -busy[n]))
              + f"), {rounds} interleaved rounds, whole runs without timing wrappers:",
-             f"  {'deployment':<40} {'processes':<34} {'wall min':>8} {'median':>7} {'/ inproc':>8} {'CPU med':>8}"]
+             f"  {'deployment':<52} {'processes':<34} {'wall min':>8} {'median':>7} {'/ inproc':>8} {'CPU med':>8}"]
     for name, procs, _ in ways:
         ratio = med([x / i for x, i in zip(wall[name], wall["inproc"])])
-        lines.append(f"  {name:<40} {procs:<34} {min(wall[name]):8.2f} {med(wall[name]):7.2f} {ratio:8.2f} "
+        lines.append(f"  {name:<52} {procs:<34} {min(wall[name]):8.2f} {med(wall[name]):7.2f} {ratio:8.2f} "
                      f"{med(cpu[name]):8.2f}")
     lines.append("  (/ inproc: the median over rounds of the run's wall time over inproc's in the same round; goal < 1)\n")
     return "\n".join(lines)

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                         "others get a process each); balance groups by `polyscale info`'s compute")
     z.add_argument("--in-coordinator", metavar="SOLVER,SOLVER,...",
                    help="run these solvers in the coordinator's own process, while the workers compute")
+    z.add_argument("--balance", metavar="RUN.h5",
+                   help="place the solvers on this machine's cores by their compute time in an earlier "
+                        "run file: groups in workers, the lightest in the coordinator")
 
     c = sub.add_parser("check", help="build and validate a model without running it; print the plan")
     model_args(c)
@@ -176,6 +179,23 @@ def _group(text: str, option: str = "--group") -> list[str]:
     return names
 
 
+def _balance(path: str, model, place: dict) -> tuple[list[list[str]], list[str]]:
+    """--balance: (groups, in_coordinator) for the model's solvers not placed on a host, from
+    the compute times in the run file at ``path``, over this process's usable cores."""
+    from .coordinator.transports.zmq import balance
+    with load(path) as r:
+        busy = r.compute_s()
+    hosts = {n for n, p in model.placement.items() if p.host} | set(place)
+    local = [n for n in model.solvers if n not in hosts]
+    missing = [n for n in local if n not in busy]
+    if missing:
+        raise ModelError(f"--balance: run file {path!r} has no compute time for solver(s) {missing} "
+                         f"(it has: {sorted(busy) or 'none'}); run this model once (inproc) and give its run file")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    options = balance({n: busy[n] for n in local}, cores)
+    return options["groups"], options["in_coordinator"]
+
+
 def _mpi_world_size() -> int:
     """Ranks of the MPI job this process belongs to, from the launcher's environment (MPICH/Hydra,
     Open MPI, Slurm), without importing MPI; 1 outside a job."""
@@ -229,13 +249,18 @@ def main(argv: list[str] | None = None) -> int:
         bar = None if args.quiet or not err.isatty() else _ProgressBar(err)
         start = time.perf_counter()
         transport = args.transport
-        if args.bind or args.keys or args.place or args.group or args.in_coordinator:
+        if args.bind or args.keys or args.place or args.group or args.in_coordinator or args.balance:
             if transport != "zmq":
-                raise ModelError("--bind, --keys, --place, --group and --in-coordinator are options of "
-                                 "--transport zmq")
+                raise ModelError("--bind, --keys, --place, --group, --in-coordinator and --balance are "
+                                 "options of --transport zmq")
             place = dict(_place(p) for p in args.place)
             groups = [_group(g) for g in args.group] or None
             here = None if args.in_coordinator is None else _group(args.in_coordinator, "--in-coordinator")
+            if args.balance:
+                if groups or here:
+                    raise ModelError("--balance places every local solver: give it without --group and "
+                                     "--in-coordinator")
+                groups, here = _balance(args.balance, model, place)
             transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place, groups=groups,
                                           in_coordinator=here)
         if bar is None:

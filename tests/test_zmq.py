@@ -30,7 +30,7 @@ import polyscale as ps
 from polyscale.cli import main as cli_main
 from polyscale.coordinator.errors import SolverError, TransportError
 from polyscale.coordinator.transports import wire
-from polyscale.coordinator.transports.zmq import ZmqTransport
+from polyscale.coordinator.transports.zmq import ZmqTransport, balance
 from polyscale.coordinator.worker import generate_keys
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,6 +142,27 @@ def test_solvers_in_the_coordinators_process_give_the_same_bits(tmp_path):
     # with a core to spare for each worker... here 3 workers: the scheduler pipelines only
     # with more usable cores than worker processes (the solvers here do not count)
     assert tr.pipeline == (len(os.sched_getaffinity(0)) > 3)
+
+
+@pytest.mark.parametrize("busy, n, want", [
+    # the flagship's solvers (s in a 200 ms run): two balanced groups, the lighter in the coordinator
+    ({"brain": 0.052, "column": 0.098, "l5": 0.092, "thalamus": 0.002}, 2,
+     {"groups": [["brain", "l5"]], "in_coordinator": ["column", "thalamus"]}),
+    # LPT: 7 -> g0; 5 -> g1; 4 -> g2; 3 -> g2 (4 + 3); 3 -> g1 (5 + 3); loads 7, 8, 7: the
+    # coordinator takes the first of the lightest
+    ({"a": 3.0, "b": 7.0, "c": 5.0, "d": 4.0, "e": 3.0}, 3,
+     {"groups": [["a", "d"], ["c", "e"]], "in_coordinator": ["b"]}),
+    # more processes than solvers: one each; one process: all in the coordinator
+    ({"a": 1.0, "b": 2.0}, 8, {"groups": [["b"]], "in_coordinator": ["a"]}),
+    ({"a": 1.0, "b": 2.0}, 1, {"groups": [], "in_coordinator": ["a", "b"]}),
+])
+def test_balance_packs_solvers_by_compute_and_keeps_the_lightest_group_in_the_coordinator(busy, n, want):
+    got = balance(busy, n)
+    assert got == want
+    placed = [x for g in got["groups"] for x in g] + got["in_coordinator"]
+    assert sorted(placed) == sorted(busy)
+    with pytest.raises(TransportError, match=r"balance needs processes >= 1 \(got 0\)"):
+        balance(busy, 0)
 
 
 def test_bad_groups_are_refused_naming_the_entry():
@@ -353,7 +374,7 @@ def test_a_solver_stuck_in_its_window_is_stopped_by_the_window_timeout():
 
 COORDINATOR = textwrap.dedent("""
     import sys, polyscale as ps
-    from polyscale.coordinator.transports.zmq import ZmqTransport
+    from polyscale.coordinator.transports.zmq import ZmqTransport, balance
     sys.path.insert(0, {tests!r})
     from test_zmq import long_model
     m = long_model(t_stop_ms=1e6)
@@ -589,7 +610,7 @@ def test_cli_groups_solvers_in_one_process_and_info_prints_their_compute(tmp_pat
     info = capsys.readouterr().out
     assert re.search(r"  src: linear \(level \w+\), dt 0\.1 ms, compute [0-9.e-]+ s", info), info
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "h.h5"), "--group", "src,dst"]) == 2
-    assert "--group and --in-coordinator are options of --transport zmq" in capsys.readouterr().err
+    assert "--in-coordinator and --balance are options of --transport zmq" in capsys.readouterr().err
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "i.h5"), "--transport", "zmq", "--group", "src,,dst"]) == 2
     assert "--group must look like SOLVER,SOLVER,... (got 'src,,dst')" in capsys.readouterr().err
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "j.h5"), "--transport", "zmq", "-q",
@@ -597,6 +618,21 @@ def test_cli_groups_solvers_in_one_process_and_info_prints_their_compute(tmp_pat
     with ps.load(tmp_path / "j.h5") as run:
         assert run.status == "complete"
         assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+    # --balance: placed from g.h5's compute times (the lightest group in the coordinator)
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "k.h5"), "--transport", "zmq", "-q",
+                     "--balance", str(tmp_path / "g.h5")]) == 0
+    with ps.load(tmp_path / "k.h5") as run:
+        assert run.status == "complete"
+        assert np.allclose(run.signal("dst", "x").data[:, 0], want, rtol=1e-12, atol=1e-12)
+    capsys.readouterr()
+    other = tmp_path / "other.py"
+    other.write_text(CLI_MODEL.replace('"dst"', '"sink"').replace("dst.", "sink."))
+    assert cli_main(["run", str(other), "-o", str(tmp_path / "l.h5"), "--transport", "zmq",
+                     "--balance", str(tmp_path / "g.h5")]) == 2
+    assert "--balance: run file" in (err := capsys.readouterr().err) and "no compute time for solver(s) ['sink']" in err
+    assert cli_main(["run", str(cfg), "-o", str(tmp_path / "m.h5"), "--transport", "zmq",
+                     "--balance", str(tmp_path / "g.h5"), "--group", "src"]) == 2
+    assert "--balance places every local solver" in capsys.readouterr().err
 
 
 def test_cli_places_a_solver_on_a_worker_started_by_hand_with_keys(tmp_path):

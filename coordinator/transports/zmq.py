@@ -142,6 +142,30 @@ def _check_bind(bind: str, keys, insecure: bool) -> str:
     return bind
 
 
+def balance(compute_s: Mapping[str, float], processes: int) -> dict:
+    """``ZmqTransport`` options placing the solvers on ``processes`` processes of this machine
+    by their compute time (s, e.g. ``Run.compute_s()`` of an earlier run): packed into that
+    many groups of about equal compute (largest first, each into the least loaded group: LPT,
+    within 4/3 of the best split), the lightest group run in the coordinator's own process
+    (which also routes and writes), the others in a worker each. Returns ``{"groups": [...],
+    "in_coordinator": [...]}`` (groups in the order of their first solver in ``compute_s``)."""
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise TransportError(f"zmq transport: balance needs processes >= 1 (got {processes!r})")
+    if not compute_s:
+        raise TransportError("zmq transport: balance needs the compute time of at least one solver")
+    order = list(compute_s)
+    groups: list[list[str]] = [[] for _ in range(min(processes, len(order)))]
+    load = [0.0] * len(groups)
+    for name in sorted(order, key=lambda n: (-float(compute_s[n]), order.index(n))):
+        i = load.index(min(load))
+        groups[i].append(name)
+        load[i] += float(compute_s[name])
+    here = min(range(len(groups)), key=lambda i: (load[i], i))
+    rest = [sorted(g, key=order.index) for i, g in enumerate(groups) if i != here]
+    rest.sort(key=lambda g: order.index(g[0]))
+    return {"groups": rest, "in_coordinator": sorted(groups[here], key=order.index)}
+
+
 class _Kept:
     """In place of the socket of the worker session run in the coordinator's process: keeps the
     last message it sends (ready, or an error), for the coordinator to read."""
@@ -888,4 +912,4 @@ class ZmqTransport:
         return w.reaped
 
 
-__all__ = ["ZmqTransport"]
+__all__ = ["ZmqTransport", "balance"]
