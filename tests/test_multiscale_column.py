@@ -33,12 +33,16 @@ def test_the_flagship_gives_the_same_run_file_on_every_transport(column, transpo
         np.testing.assert_array_equal(ref.probe(name).data, run.probe(name).data, err_msg=name)
 
 
-def test_the_flagship_gives_the_same_run_file_when_zmq_pipelines_the_writer(column, tmp_path):
+@pytest.mark.parametrize("placement", [{}, {"groups": [["l5", "brain"]], "in_coordinator": ["column", "thalamus"]}],
+                         ids=["a-process-per-solver", "in-coordinator"])
+def test_the_flagship_gives_the_same_run_file_when_zmq_pipelines_the_writer(column, tmp_path, placement):
     """zmq with pipeline=True (the default on machines with a core per worker): the scheduler
-    writes window w while the workers compute w + 1; the run file is the same bits as inproc."""
+    writes window w while the workers compute w + 1; the run file is the same bits as inproc.
+    Also with solvers grouped in a worker and others computed in the coordinator's process
+    (what ``--balance`` picks on 2 cores), between posting window w + 1 and writing w."""
     from polyscale.coordinator.transports.zmq import ZmqTransport
     ref = ps.run(small(column), out=tmp_path / "reference.h5")
-    tr = ZmqTransport(pipeline=True)
+    tr = ZmqTransport(pipeline=True, **placement)
     run = ps.run(small(column), out=tmp_path / "pipelined.h5", transport=tr)
     assert tr.pipeline is True
     for pop in ("L23E", "L23I", "L4E", "L4I"):
