@@ -10,12 +10,16 @@ per-window timings to a file when it stops). Nothing in polyscale is changed for
 Phases (one window):
 
 * **compute**: the solver's ``advance``;
+* **translators**: the adapters on couplings (spikes -> rate, rate -> Poisson spikes, rate ->
+  current, ...), run on the destination side. Issue 9 lists them among the model's components
+  (stateful, seeded, each with its own science), so their work is model work, listed on its
+  own, not coupling;
 * **probes**: the local parts of its probes (``SolverRunner._probe_parts``, solver side) and the
   probes' global stage (the combiners, run by the writer on the coordinator). Probe work is
   neither coupling nor writing; it is listed on its own;
 * **communication**: everything that moves a window's outputs to the inputs of the next one:
-  routing into the delay buffers (``Link.push``), delivery (``Inbox.collect``: delays, adapters,
-  channel maps), the runner's output checks; on zmq also encoding, sending, receiving and
+  routing into the delay buffers (``Link.push``), delivery (``Inbox.collect``: delays and
+  channel maps, the adapters' own work taken out), the runner's output checks; on zmq also encoding, sending, receiving and
   decoding messages (coordinator and workers), the coordinator's ``_take`` and heartbeats, and
   the rest of the worker's and the coordinator's window code;
 * **writing**: selecting the recorded channels (``SolverRunner.recorded``), the writer's
@@ -31,7 +35,7 @@ coordinator's clock (from sending window w's ``advance`` to sending window w+1's
 
     wall_w = max_s work_s,w + probes_global_w + writing_w + coupling_w
 
-where work_s,w = compute + local probe parts of solver s: the busiest solver's work is the
+where work_s,w = compute + translators + local probe parts of solver s: the busiest solver's work is the
 floor of the window (nothing parallel can beat it), and what the other workers wait for it is
 waiting *caused by load imbalance*, which the issue leaves out of coupling. Coupling_w is the
 rest, printed in three parts: the CPU time (``time.thread_time``) of the coordinator's own
@@ -200,6 +204,16 @@ def install(dump_dir: str) -> None:
         if attr in vars(routing.Link):
             _patch(routing.Link, attr, "push")
     _patch(routing.Inbox, "collect", "collect")
+    # translators (the adapters on a coupling: spikes -> rate, rate -> Poisson spikes, ...) are
+    # model components with their own science, run on the destination side: their work is
+    # timed on its own, not as communication (delay buffers, routing and channel maps are)
+    link_init = routing.Link.__init__
+
+    def l_init(self, *a, **k):
+        link_init(self, *a, **k)
+        self.adapters = [CLOCK.wrap(ad, "translators") for ad in self.adapters]
+    _PATCHED.append((routing.Link, "__init__", link_init))
+    routing.Link.__init__ = l_init
     writer_init = runfile.RunWriter.__init__
 
     def init(self, *a, **k):
@@ -378,15 +392,17 @@ def report_inproc(r, detail=False) -> float:
     """Print inproc's split; return the coupling share of wall time."""
     ws, wall = r["windows"], r["wall"]
     compute = _sum(ws, ("compute",))
+    translators = _sum(ws, ("translators",))
     probes = _sum(ws, ("probes", "probes_global"))
     comm = _sum(ws, ("push", "collect", "checks", "loop"))
     out = r["outside"]
     writing = _sum(ws, WRITE) + out.get("finish", 0.0) + out.get("flush", 0.0)
     close = out.get("close", 0.0)
     start = wall - r["loop"] - close - out.get("finish", 0.0) - out.get("flush", 0.0)
-    resid = r["loop"] - (compute + probes + comm + _sum(ws, WRITE))
+    resid = r["loop"] - (compute + translators + probes + comm + _sum(ws, WRITE))
     print(f"inproc: wall {wall:.3f} s, CPU {r['cpu']:.3f} s, {len(ws)} windows")
-    rows = [("solver compute", compute), ("probes (local + global)", probes),
+    rows = [("solver compute", compute), ("translators (adapters on couplings)", translators),
+            ("probes (local + global)", probes),
             ("communication (route, deliver, checks, loop)", comm), ("writing (select, stage, h5py)", writing),
             ("start-up (plan, build, file) + close", start + close), ("residual (unaccounted)", resid)]
     for name, v in rows:
@@ -399,8 +415,10 @@ def report_inproc(r, detail=False) -> float:
     calls = _sum(ws, ("#calls",)) / max(len(ws), 1)
     print(f"  timing itself: {calls:.0f} timed calls per window, about {calls * WRAP_US:.0f} us per window "
           f"({calls * WRAP_US * 1e-6 * len(ws):.3f} s), most of it inside communication")
+    timing = calls * WRAP_US * 1e-6 * len(ws)
     print(f"  coupling = communication (no waiting in one process): {share:.1%} of wall, "
-          f"{comm / r['loop']:.1%} of the window loop\n")
+          f"{comm / r['loop']:.1%} of the window loop; {max(0.0, comm - timing) / wall:.1%} of wall "
+          f"less all the timing itself (a lower bound)\n")
     return share
 
 
@@ -419,7 +437,8 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
     ws, wall = r["windows"], r["wall"]
     workers = r["workers"]
     by_t0 = {s: {row["t0"]: row for row in rows} for s, rows in workers.items()}
-    work = {s: {t0: row.get("compute", 0.0) + row.get("probes", 0.0) for t0, row in rows.items()}
+    work = {s: {t0: row.get("compute", 0.0) + row.get("probes", 0.0) + row.get("translators", 0.0)
+                for t0, row in rows.items()}
             for s, rows in by_t0.items()}
     tot = defaultdict(float)
     per = {s: defaultdict(float) for s in workers}
@@ -447,6 +466,7 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
         tot["wall"] += wall_w
         tot["work"] += mx
         tot["compute"] += b.get("compute", 0.0)
+        tot["translators"] += b.get("translators", 0.0)
         tot["probes_local"] += b.get("probes", 0.0)
         tot["probes_global"] += pg
         tot["writing"] += writing + busy_rec
@@ -462,6 +482,7 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
             rw = by_t0[s][t0]
             p = per[s]
             p["compute"] += rw.get("compute", 0.0)
+            p["transl"] += rw.get("translators", 0.0)
             p["probes"] += rw.get("probes", 0.0)
             p["comm"] += sum(rw.get(k, 0.0) for k in COMM if k != "recv")
             p["recorded"] += rw.get("recorded", 0.0)
@@ -474,8 +495,9 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
     rest = wall - loop
     print(f"zmq: wall {wall:.3f} s, CPU {r['cpu']:.3f} s (coordinator + workers), {len(ws)} windows")
     print("  critical path (per window: the busiest solver's work, then what else the coordinator waited for):")
-    rows = [("busiest solver's work (compute + local probes)", tot["work"]),
-            ("  of which solver compute", tot["compute"]), ("  of which local probe parts", tot["probes_local"]),
+    rows = [("busiest solver's work (compute + translators + local probes)", tot["work"]),
+            ("  of which solver compute", tot["compute"]), ("  of which translators", tot["translators"]),
+            ("  of which local probe parts", tot["probes_local"]),
             ("probes' global stage (coordinator)", tot["probes_global"]),
             ("writing (select on the worker, stage, h5py)", tot["writing"]),
             ("coupling (communication + waiting not from imbalance)", tot["coupling"]),
@@ -491,12 +513,12 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
         print(f"  {'(writing + probes global hidden behind the compute)':<56} {tot['hidden']:8.3f} s   not in the sum")
     print(f"  {'sum':<56} {top:8.3f} s   (wall {wall:.3f} s; window loop {loop:.3f} s)")
     print("  per worker (each line adds up to the window loop, less the first window's start-up wait):")
-    print(f"  {'solver':<10} {'compute':>8} {'probes':>7} {'comm':>7} {'record':>7} {'imbal.':>7} "
+    print(f"  {'solver':<10} {'compute':>8} {'transl.':>7} {'probes':>7} {'comm':>7} {'record':>7} {'imbal.':>7} "
           f"{'other':>7} {'sum':>7}")
     for s in sorted(per):
         p = per[s]
         total = sum(p.values())
-        print(f"  {s:<10} {p['compute']:8.3f} {p['probes']:7.3f} {p['comm']:7.3f} {p['recorded']:7.3f} "
+        print(f"  {s:<10} {p['compute']:8.3f} {p['transl']:7.3f} {p['probes']:7.3f} {p['comm']:7.3f} {p['recorded']:7.3f} "
               f"{p['imbalance']:7.3f} {p['other_wait']:7.3f} {total:7.3f}")
     if detail:
         print("  per phase, us per window (exclusive), wall/CPU:")
