@@ -34,7 +34,8 @@ line gives the least run totals too. Two fractions are printed: the probe parts 
 that records currents (what a run with these probes spends in each), and (probe parts + the
 extra cost of recording currents) over the bare solver (what the probes add to a run without
 them). With one sample a window, a last line gives the LFP part's floor: its stacked matrix read
-once from memory at the bandwidth this process measures (a sum over 256 MB), against the solver.
+once from memory at the bandwidth this process measures (a sum over 256 MB, read in the product's
+interleaved streams), against the solver.
 """
 from __future__ import annotations
 
@@ -141,15 +142,19 @@ def main() -> None:
 
 def memory_bandwidth() -> float:
     """Bytes per second this process streams from memory: the best of 5 sums over a 256 MB
-    float32 array (far larger than any cache), the floor of a product that reads its matrix
-    once."""
+    float32 array (far larger than any cache), read as the product reads its matrix, in
+    NODE_PRODUCT_CHUNKS interleaved streams: the floor of a product that reads it once."""
     from numba import njit
+
+    from polyscale.probes.sources import NODE_PRODUCT_CHUNKS as C
 
     @njit(fastmath=True)
     def total(a):
         t = np.float32(0.0)
-        for i in range(a.size):
-            t += a[i]
+        q = a.size // C
+        for i in range(q):
+            for c in range(C):
+                t += a[c * q + i]
         return t
     a = np.ones(64 * 2 ** 20, np.float32)
     total(a)

@@ -136,7 +136,7 @@ def test_cell_solver_keeps_only_the_steps_the_probes_sample():
         sampled.sample_currents_every(30000)
 
 
-@pytest.mark.parametrize("n", [7, 16])
+@pytest.mark.parametrize("n", [7, 13, 16, 40])
 def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_window(n):
     """sources._node_product on random currents of n cells at 3 nodes of a strided buffer, against
     numpy's float64 product with the float32 matrix widened exactly: within
@@ -145,7 +145,9 @@ def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_
     Several samples at once give each sample bitwise as alone (a sample does not depend on its
     window). 7 cells: 21 rows, two groups of eight summed in float32 (spanning nodes), then five
     one by one; 16 cells: two groups per node, which several samples read straight from the
-    buffer (_node_product_direct) and one sample from its float32 copy."""
+    buffer (_node_product_direct) and one sample from its float32 copy; 13 and 40 cells: 4 and
+    15 groups, so every one of the NODE_PRODUCT_CHUNKS chunks holds one, or up to four (which
+    one sample reads interleaved, several one chunk after the other)."""
     rng = np.random.default_rng(3)
     N, n_out = 6, 5
     nodes = np.array([1, 2, 4], dtype=np.int64)
@@ -162,6 +164,28 @@ def test_node_product_is_the_matrix_times_each_sample_in_one_order_whatever_the_
     assert np.abs(out - want).max() > 1e-3 * sources.NODE_PRODUCT_REL_ERROR * scale.max()
     for s in range(3):
         one = np.empty((1, n_out))
+        sources._node_product(rows[s:s + 1], nodes, M, one, a32)
+        np.testing.assert_array_equal(one[0], out[s])
+
+
+@pytest.mark.parametrize("n, seed", [(64, 0), (64, 1), (40, 0), (61, 0)])
+def test_node_product_sums_groups_and_chunks_in_one_order_for_one_sample_or_several(n, seed):
+    """Each group of eight rows of M scaled by 1 to 1e9, 64 channels: the float32 group sums are
+    of such different sizes that their float64 sums round, so another order of the groups or
+    of the NODE_PRODUCT_CHUNKS chunks for one sample (read interleaved) than for several (one
+    chunk after the other) shows in the last bits (a one-sample path adding every group into
+    one sum differs in 20 to 65 of these 192 entries at 64 cells). 61 cells: several samples
+    gathered into float32 first, and 5 rows past the last group."""
+    rng = np.random.default_rng(seed)
+    nodes = np.array([1, 2, 4], dtype=np.int64)
+    rows = rng.normal(size=(9, 6, n))[1::3]
+    R = len(nodes) * n
+    M = (rng.normal(size=(R, 64)) * np.repeat(10.0 ** rng.integers(0, 10, size=-(-R // 8)), 8)[:R, None]).astype(np.float32)
+    a32 = np.empty((3, R), np.float32)
+    out = np.empty((3, 64))
+    sources._node_product(rows, nodes, M, out, a32)
+    for s in range(3):
+        one = np.empty((1, 64))
         sources._node_product(rows[s:s + 1], nodes, M, one, a32)
         np.testing.assert_array_equal(one[0], out[s])
 
