@@ -165,6 +165,20 @@ def test_balance_packs_solvers_by_compute_and_keeps_the_lightest_group_in_the_co
         balance(busy, 0)
 
 
+def test_every_solver_in_the_coordinator_needs_no_worker_even_with_launch_none(tmp_path):
+    ps.run(three_rate_model(), tmp_path / "inproc.h5")
+    names = list(three_rate_model().solvers)
+    tr = ZmqTransport(launch="none", in_coordinator=names)
+    run = ps.run(three_rate_model(), tmp_path / "zmq.h5", transport=tr)
+    assert run.status == "complete" and list(tr.workers) == ["coordinator"]
+    ref, _ = datasets(tmp_path / "inproc.h5")
+    got, _ = datasets(tmp_path / "zmq.h5")
+    assert sorted(ref) == sorted(got) and all(np.array_equal(ref[k], got[k]) for k in ref)
+    with pytest.raises(TransportError, match=r"solver 'b' has no host and launch='none'; place it .* or run it "
+                                             r"in_coordinator"):
+        ps.run(three_rate_model(), transport=ZmqTransport(launch="none", in_coordinator=[n for n in names if n != "b"]))
+
+
 def test_bad_groups_are_refused_naming_the_entry():
     with pytest.raises(TransportError, match=r"groups must be a list of lists of solver names \(got 'ab'\)"):
         ZmqTransport(groups="ab")

@@ -336,10 +336,10 @@ class ZmqTransport:
                                          f"{what}: a solver runs in one process")
                 grouped[name] = i
         for name in plan.solvers:
-            if name not in hosts:
+            if name not in hosts and name not in here:
                 if self.launch == "none":
                     raise TransportError(f"zmq transport: solver {name!r} has no host and launch='none'; "
-                                         f"place it (model.place({name!r}, host=...))")
+                                         f"place it (model.place({name!r}, host=...)) or run it in_coordinator")
                 if name not in grouped:
                     self.workers[f"local-{name}"] = _Worker(f"local-{name}", [name])
         for i in range(len(self.groups)):   # in_coordinator's index, len(groups), is not a process
