@@ -74,6 +74,17 @@ def datasets(path):
     return out, attrs
 
 
+def assert_same_run_files(a, b):
+    """Every dataset of run files a and b, and their transport- and clock-free root attributes,
+    bit for bit."""
+    ref, ref_attrs = datasets(a)
+    got, got_attrs = datasets(b)
+    assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
+    for name in ref:
+        x, y = np.asarray(ref[name]), np.asarray(got[name])
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
 @pytest.mark.parametrize("every_ms", [None, 0.3])
 def test_same_run_file_bit_for_bit_as_inproc(tmp_path, every_ms):
     """Also with a decimated recording whose samples do not start at each window's start (every
@@ -83,12 +94,7 @@ def test_same_run_file_bit_for_bit_as_inproc(tmp_path, every_ms):
     tr = ZmqTransport()
     run = ps.run(three_rate_model(every_ms=every_ms), tmp_path / "zmq.h5", transport=tr)
     assert run.status == "complete" and run.attrs["transport"] == "zmq"
-    ref, ref_attrs = datasets(tmp_path / "inproc.h5")
-    got, got_attrs = datasets(tmp_path / "zmq.h5")
-    assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
-    for name in ref:
-        a, b = np.asarray(ref[name]), np.asarray(got[name])
-        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert_same_run_files(tmp_path / "inproc.h5", tmp_path / "zmq.h5")
     # something travelled: relayed spikes and the analog loop
     assert len(run.spikes("relay", "out").times) == 5 + 3 and np.abs(run.signal("c", "x").data).max() > 0
     assert len({w.pid for w in tr.workers.values()}) == 6 and tr.rejected == []
@@ -106,12 +112,7 @@ def test_grouped_solvers_share_a_process_and_give_the_same_bits(tmp_path):
     assert {w.wid: w.solvers for w in tr.workers.values()} == {
         "local-b": ["b"], "local-0": ["a", "c"], "local-1": ["kick", "relay", "kick3"]}
     assert len({w.pid for w in tr.workers.values()}) == 3
-    ref, ref_attrs = datasets(tmp_path / "inproc.h5")
-    got, got_attrs = datasets(tmp_path / "zmq.h5")
-    assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
-    for name in ref:
-        a, b = np.asarray(ref[name]), np.asarray(got[name])
-        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert_same_run_files(tmp_path / "inproc.h5", tmp_path / "zmq.h5")
     assert len(run.spikes("relay", "out").times) == 5 + 3
     # what each solver's window took, as its worker measured it
     busy = run.compute_s()
@@ -131,12 +132,7 @@ def test_solvers_in_the_coordinators_process_give_the_same_bits(tmp_path):
         "local-b": ["b"], "local-c": ["c"], "local-0": ["kick", "relay"], "coordinator": ["a", "kick3"]}
     assert tr.workers["coordinator"].pid == os.getpid()
     assert len({w.pid for w in tr.workers.values()} - {os.getpid()}) == 3
-    ref, ref_attrs = datasets(tmp_path / "inproc.h5")
-    got, got_attrs = datasets(tmp_path / "zmq.h5")
-    assert ref_attrs == got_attrs and sorted(ref) == sorted(got)
-    for name in ref:
-        a, b = np.asarray(ref[name]), np.asarray(got[name])
-        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert_same_run_files(tmp_path / "inproc.h5", tmp_path / "zmq.h5")
     assert len(run.spikes("relay", "out").times) == 5 + 3 and np.abs(run.signal("c", "x").data).max() > 0
     assert sorted(run.compute_s()) == sorted(three_rate_model().solvers)
     # with a core to spare for each worker... here 3 workers: the scheduler pipelines only
@@ -171,9 +167,7 @@ def test_every_solver_in_the_coordinator_needs_no_worker_even_with_launch_none(t
     tr = ZmqTransport(launch="none", in_coordinator=names)
     run = ps.run(three_rate_model(), tmp_path / "zmq.h5", transport=tr)
     assert run.status == "complete" and list(tr.workers) == ["coordinator"]
-    ref, _ = datasets(tmp_path / "inproc.h5")
-    got, _ = datasets(tmp_path / "zmq.h5")
-    assert sorted(ref) == sorted(got) and all(np.array_equal(ref[k], got[k]) for k in ref)
+    assert_same_run_files(tmp_path / "inproc.h5", tmp_path / "zmq.h5")
     with pytest.raises(TransportError, match=r"solver 'b' has no host and launch='none'; place it .* or run it "
                                              r"in_coordinator"):
         ps.run(three_rate_model(), transport=ZmqTransport(launch="none", in_coordinator=[n for n in names if n != "b"]))
