@@ -323,6 +323,8 @@ class Faulty(ps.SolverSpec):
         return {"v": ps.Port("analog", "out", 1, "mV", 100_000)}
 
     def build(self, ctx):
+        if self.fault == "build":
+            raise RuntimeError("cannot open the morphology file")
         return _Faulty(self)
 
 
@@ -368,6 +370,19 @@ def test_a_solver_raising_in_its_worker_fails_the_run_with_its_message(run_file,
     assert err.value.solver == "bad" and err.value.t_ms == 3.0
     with ps.load(run_file) as run:
         assert run.status.startswith("failed: solver 'bad'") and run.attrs["n_windows"] == 3
+
+
+def test_a_solver_failing_to_build_in_the_coordinator_stops_the_run_at_once(run_file):
+    """The other workers, which never joined, are not waited for (they could not hear 'stop')."""
+    tr = ZmqTransport(in_coordinator=["bad"])
+    start = time.monotonic()
+    with pytest.raises(SolverError, match=r"solver 'bad' \(test_zmq_faulty\) failed to build: RuntimeError: cannot "
+                                          r"open the morphology file \[in the coordinator's process\]"):
+        ps.run(faulty_model("build"), run_file, transport=tr)
+    assert time.monotonic() - start < 1.5     # was 2 s and more: 'stop' unanswered, then killed
+    assert _gone(tr.workers["local-ok"].pid)
+    with ps.load(run_file) as run:
+        assert run.status.startswith("failed: solver 'bad'") and run.attrs["n_windows"] == 0
 
 
 def test_a_solver_stuck_in_its_window_is_stopped_by_the_window_timeout():

@@ -856,8 +856,10 @@ class ZmqTransport:
         start = time.monotonic()
         answer_by, exit_by = start + max(2.0, 2 * self.heartbeat_s), start + 15.0
         local = [w for w in self.workers.values() if w.host == LOCAL and w.pid is not None]
-        for w in local:  # a dead or hung worker will not answer 'stop': no point in waiting
-            if w.failed and not self._reap(w):
+        for w in local:
+            # a dead or hung worker will not answer 'stop', nor one that never joined (the run
+            # failed while starting) hear it: no point in waiting
+            if (w.failed or w.ident is None) and not self._reap(w):
                 self._kill(w)
         bye: set[str] = set()
         remote = {w.wid for w in self.workers.values() if w.host != LOCAL and w.ident is not None and not w.failed}
