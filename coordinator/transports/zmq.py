@@ -238,7 +238,9 @@ class ZmqTransport:
         them but without sockets: once the window is posted to the workers, the coordinator
         computes these while they compute theirs (the same code as a worker, the same bits).
         On a machine with few cores this gives the coordinator, otherwise mostly waiting, a
-        share of the compute, and spares one worker's messages.
+        share of the compute, and spares one worker's messages. The coordinator sends no
+        heartbeats while it computes them: a window of theirs must take less than
+        ``coordinator_timeout_s``, or the workers take the coordinator for gone.
     heartbeat_s : heartbeat period (s), both ways.
     timeout_s : a worker silent for this long (no heartbeat, no result) is taken for hung (s).
         A solver holding the GIL for longer in one call silences the heartbeat: a local worker
@@ -522,6 +524,7 @@ class ZmqTransport:
         t0, t1, data = w.posted
         w.posted = None
         session = w.session
+        self._beat()    # the workers hear nothing from here until these solvers are done
         try:
             frames = session.advance(wire.Message("advance", None, t0, t1, data=data))
         except Exception as exc:
