@@ -66,6 +66,12 @@ zmq-pipelined,zmq-unpipelined`` forces either, for an A/B on the same machine.
 (``Run.compute_s()``; zmq.balance's packing): what to do with more solvers
 than cores. Its tables are per worker process, each labelled with its solvers.
 
+``zmq-balanced`` (in the default list) places them as ``--balance`` would: one group per core
+by that compute, the lightest computed in the coordinator's own process
+(``ZmqTransport(in_coordinator=...)``), whose windows then also hold those solvers' work; they
+count as one more "worker" for the busiest solver's work, and their communication is the
+coordinator's.
+
 Last, a table of deployments (``--deployments ROUNDS``, 3 by default), each a whole run without
 the timing wrappers, in interleaved rounds: inproc; zmq with a process per solver; zmq with
 those groups; and zmq with one of the groups run in the coordinator's own process
@@ -104,6 +110,7 @@ COMM = ("push", "collect", "checks", "encode", "send", "recv", "decode", "take",
 WRITE = ("recorded", "append", "flush", "finish")
 WRAP_US = 0.0   # what one timed call adds (us), measured in main()
 GROUPS: list = []   # zmq-grouped's processes (solver names), packed in main()
+BALANCED: dict = {}  # zmq-balanced's ZmqTransport options (zmq.balance), in main()
 
 
 def load_example():
@@ -242,14 +249,19 @@ def install(dump_dir: str) -> None:
     session_init, session_close = worker_mod._Session.__init__, worker_mod._Session.close
 
     def s_init(self, *a, **k):
+        if os.getpid() == CLOCK.coordinator_pid:   # in_coordinator's session: timed as the coordinator
+            session_init(self, *a, **k)
+            CLOCK.here = list(self.names)
+            return
         CLOCK.reset()
         CLOCK.worker = True
         session_init(self, *a, **k)
         CLOCK.acc = defaultdict(float)   # the wait for the first window is start-up
 
     def s_close(self):
-        path = Path(CLOCK.dump_dir) / f"worker-{os.getpid()}.pkl"
-        path.write_bytes(pickle.dumps({"solvers": self.names, "windows": CLOCK.windows}))
+        if os.getpid() != CLOCK.coordinator_pid:
+            path = Path(CLOCK.dump_dir) / f"worker-{os.getpid()}.pkl"
+            path.write_bytes(pickle.dumps({"solvers": self.names, "windows": CLOCK.windows}))
         session_close(self)
     for attr, fn in (("__init__", s_init), ("close", s_close)):
         _PATCHED.append((worker_mod._Session, attr, getattr(worker_mod._Session, attr)))
@@ -287,8 +299,9 @@ def _worker_window(fn):
     inner = CLOCK.wrap(fn, "loop")
 
     def advance(self, msg):
-        CLOCK.acc["t0"] = msg.t0
-        CLOCK.acc["wait"] = CLOCK.acc.pop("recv", 0.0)
+        if CLOCK.worker:
+            CLOCK.acc["t0"] = msg.t0
+            CLOCK.acc["wait"] = CLOCK.acc.pop("recv", 0.0)
         return inner(self, msg)
     return advance
 
@@ -317,10 +330,13 @@ def timed_run(model, out, transport, dump_dir):
         f.unlink()
     CLOCK.reset()
     CLOCK.worker = False
+    CLOCK.coordinator_pid, CLOCK.here = os.getpid(), []
     c0, ch0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     w = perf()
     if transport == "zmq-grouped":
         transport = zmq_mod.ZmqTransport(groups=GROUPS)
+    elif transport == "zmq-balanced":
+        transport = zmq_mod.ZmqTransport(**BALANCED)
     elif transport.startswith("zmq"):
         # zmq: the transport decides (a core per worker to spare); zmq-pipelined / -unpipelined force it
         transport = zmq_mod.ZmqTransport(pipeline={"zmq": None, "zmq-pipelined": True,
@@ -336,6 +352,12 @@ def timed_run(model, out, transport, dump_dir):
     for f in Path(dump_dir).glob("worker-*.pkl"):
         d = pickle.loads(f.read_bytes())
         workers["+".join(d["solvers"])] = d["windows"]
+    if CLOCK.here:
+        # the solvers computed in the coordinator: their work, from its own windows (their
+        # communication is the coordinator's)
+        workers["(coord.) " + "+".join(CLOCK.here)] = [
+            {"t0": row["t0"], "here": 1.0, **{k: row.get(k, 0.0) for k in ("compute", "translators", "probes", "recorded")}}
+            for row in windows]
     return dict(wall=wall, cpu=cpu, windows=windows, outside=outside, workers=workers, pipelined=pipelined,
                 loop=windows[-1]["end"] - windows[0]["start"])
 
@@ -455,7 +477,9 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
         # when the scheduler pipelines): hidden while it is shorter than the busiest solver's
         # work, which runs meanwhile; only the excess is on the critical path
         written = sum(row.get(k, 0.0) for k in ("append", "flush")) + row.get("probes_global", 0.0)
-        visible = written if not pipelined else max(0.0, written - mx)
+        # (with solvers in the coordinator, it is free only for the busiest's work beyond theirs)
+        here = sum(work[s][t0] for s in workers if by_t0[s][t0].get("here"))
+        visible = written if not pipelined else max(0.0, written - (mx - here))
         pg = row.get("probes_global", 0.0) * (visible / written if written else 0.0)
         writing = visible - pg
         b = by_t0[busy][t0]
@@ -512,13 +536,15 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
     if pipelined:
         print(f"  {'(writing + probes global hidden behind the compute)':<56} {tot['hidden']:8.3f} s   not in the sum")
     print(f"  {'sum':<56} {top:8.3f} s   (wall {wall:.3f} s; window loop {loop:.3f} s)")
-    print("  per worker (each line adds up to the window loop, less the first window's start-up wait):")
-    print(f"  {'solver':<10} {'compute':>8} {'transl.':>7} {'probes':>7} {'comm':>7} {'record':>7} {'imbal.':>7} "
+    print("  per worker (each line adds up to the window loop, less the first window's start-up wait; the "
+          "solvers in the coordinator show only their work):")
+    nw = max([10, *map(len, per)])
+    print(f"  {'solver':<{nw}} {'compute':>8} {'transl.':>7} {'probes':>7} {'comm':>7} {'record':>7} {'imbal.':>7} "
           f"{'other':>7} {'sum':>7}")
     for s in sorted(per):
         p = per[s]
         total = sum(p.values())
-        print(f"  {s:<10} {p['compute']:8.3f} {p['transl']:7.3f} {p['probes']:7.3f} {p['comm']:7.3f} {p['recorded']:7.3f} "
+        print(f"  {s:<{nw}} {p['compute']:8.3f} {p['transl']:7.3f} {p['probes']:7.3f} {p['comm']:7.3f} {p['recorded']:7.3f} "
               f"{p['imbalance']:7.3f} {p['other_wait']:7.3f} {total:7.3f}")
     if detail:
         print("  per phase, us per window (exclusive), wall/CPU:")
@@ -596,9 +622,10 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--t-stop", type=float, default=2000.0, help="simulated ms")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds (each runs every transport once); the fastest run of each is shown")
-    ap.add_argument("--transports", default="inproc,zmq",
+    ap.add_argument("--transports", default="inproc,zmq,zmq-balanced",
                     help="comma-separated: inproc, zmq (pipelined when a core per worker is to spare), "
-                         "zmq-grouped (one process per core, solvers packed by compute), "
+                         "zmq-grouped (one process per core, solvers packed by compute), zmq-balanced "
+                         "(zmq.balance: one group per core, the lightest in the coordinator), "
                          "zmq-pipelined, zmq-unpipelined (the scheduler posts the next window before "
                          "writing this one, or not)")
     ap.add_argument("--deployments", type=int, default=3, metavar="ROUNDS",
@@ -620,6 +647,7 @@ def main() -> None:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
             busy = warm.compute_s()
             GROUPS = pack(busy, cores)
+            BALANCED.update(zmq_mod.balance(busy, cores))
         install(tmp)
         try:
             # interleaved rounds, every transport once per round: on a shared machine the load
@@ -638,9 +666,12 @@ def main() -> None:
           f"fastest of {args.repeat} interleaved rounds\n")
     if "inproc" in best:
         report_inproc(best["inproc"], args.detail)
-    for name in ("zmq", "zmq-pipelined", "zmq-unpipelined", "zmq-grouped"):
+    for name in ("zmq", "zmq-pipelined", "zmq-unpipelined", "zmq-grouped", "zmq-balanced"):
         if name in best:
             groups = f", processes {' | '.join('+'.join(g) for g in GROUPS)}" if name == "zmq-grouped" else ""
+            if name == "zmq-balanced":
+                groups = (f", {'+'.join(BALANCED['in_coordinator'])} in the coordinator, workers "
+                          f"{' | '.join('+'.join(g) for g in BALANCED['groups'])}")
             print(f"[{name}{', pipelined' if best[name]['pipelined'] else ''}{groups}]")
             report_zmq(best[name], args.detail)
     if table:
@@ -649,7 +680,7 @@ def main() -> None:
         link_costs(model)
     if args.profile:
         profile(model, args.profile)
-    for z in ("zmq", "zmq-grouped"):
+    for z in ("zmq", "zmq-grouped", "zmq-balanced"):
         if "inproc" not in best or z not in best:
             continue
         a, b = best["inproc"], best[z]
