@@ -1,8 +1,9 @@
-"""The ZeroMQ transport: every solver in its own worker process, on this machine or across hosts.
+"""The ZeroMQ transport: solvers in worker processes, on this machine or across hosts.
 
 The coordinator binds one ROUTER socket (127.0.0.1 unless told otherwise) and, by default, starts
 one worker per solver on this machine (:mod:`polyscale.coordinator.worker`), or one per group of
-solvers (``groups``). Solvers the model
+solvers (``groups``); solvers ``in_coordinator`` run in its own process, through the same worker
+session without sockets (:func:`balance` places them all by their compute). Solvers the model
 places on a host (``model.place(name, host=...)``) wait for a worker started there by hand
 (``polyscale worker --connect tcp://HOST:PORT --host LABEL``), which runs every solver placed on
 its label. Each worker receives the model as data, makes the same plan and builds its solvers and
