@@ -9,6 +9,7 @@ of a known rate.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -508,6 +509,17 @@ def test_current_in_gives_the_closed_form_lif_interspike_interval():
     np.testing.assert_array_equal(np.round(t, 9), np.round(ref[ref < 100.0], 9))
 
 
+def test_spike_files_go_to_a_ram_folder_only_where_it_exists_and_has_room(monkeypatch, tmp_path):
+    monkeypatch.setattr(pnest, "FAST_TMP", str(tmp_path / "nowhere"))
+    assert pnest.spike_file_folder() is None
+    monkeypatch.setattr(pnest, "FAST_TMP", str(tmp_path))
+    assert pnest.spike_file_folder() == str(tmp_path)
+    # a container's small /dev/shm: a spike file may grow to MAX_FILE_BYTES before it starts anew
+    free = os.statvfs(tmp_path)
+    monkeypatch.setattr(pnest.NestNetworkSolver, "MAX_FILE_BYTES", free.f_bavail * free.f_frsize // 2)
+    assert pnest.spike_file_folder() is None
+
+
 @needs_nest
 def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatch):
     """NEST run in windows of 1 ms and 3 ms (multiples of its min_delay, 1 ms here), with its
@@ -522,11 +534,12 @@ def test_window_size_and_emptying_recorders_do_not_change_nest_spikes(monkeypatc
         run = ps.run(brunel_nest.build(backend="nest", scale=0.05, t_stop_ms=60.0, couple=False,
                                        window_ms=window_ms))
         return run.spikes("net", "E")
-    left = set(glob.glob(f"{tempfile.gettempdir()}/polyscale-nest-*"))
+    folder = pnest.spike_file_folder() or tempfile.gettempdir()
+    left = set(glob.glob(f"{folder}/polyscale-nest-*"))
     a, b = spikes(1.0), spikes(3.0)
     monkeypatch.setattr(pnest.NestNetworkSolver, "MAX_FILE_BYTES", 0)
     c = spikes(1.0)
-    assert set(glob.glob(f"{tempfile.gettempdir()}/polyscale-nest-*")) == left
+    assert set(glob.glob(f"{folder}/polyscale-nest-*")) == left
     monkeypatch.setattr(pnest.NestNetworkSolver, "_recorder_params", lambda self, nest: {})
     d = spikes(1.0)
     monkeypatch.setattr(pnest.NestNetworkSolver, "MAX_HELD_EVENTS", 0)
