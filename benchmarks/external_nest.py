@@ -19,7 +19,9 @@ counts differ by ~0.1%: the "spikes" column).
   ticks and node ids by the same numba pass); the baseline of "vs by hand";
 * inproc / zmq: ``ps.run`` of a model holding only the NestNetwork (``window_ms``, default 2 ms,
   the exchange interval of a coupled run), recording both populations' spikes (no run file);
-  on zmq NEST runs in a worker process and every window's spikes cross a socket;
+  on zmq NEST runs in a worker process and every window's spikes cross a socket (below the
+  table, the floor that puts under the zmq row: by hand's overhead plus the CPU of ZeroMQ's own
+  exchange once a window, benchmarks/transport.py's raw loop measured in the same run);
 * inproc+input: as inproc, with the E population's ``rate_in`` fed every step from a polyscale
   LinearSystem (0 Hz: the same dynamics, the cost of setting NEST's generator each window),
   its connection delay 1.5 ms (the network's: NEST's min_delay, so its slices, unchanged).
@@ -41,7 +43,9 @@ seconds ("sim_s" in --json; on zmq those of the coordinator and its worker proce
 variant runs in a fresh subprocess (one NEST kernel per process), ``--repeat`` times; the table
 shows the minimum, and the overhead relative to alone. On a shared machine take the ratio, or
 better the last lines: on inproc, the CPU time inside ``nest.Run`` against the whole loop, both
-measured in the same process, and "interleaved": alone and inproc run in turn in one process.
+measured in the same process, and "interleaved": alone, inproc and inproc+input run in turn in
+one process, ``--rounds`` times, with the median of each round's ratio (runs seconds apart see
+the same load; a median ignores a round that a burst of load hit).
 
     OMP_NUM_THREADS=1 python benchmarks/external_nest.py [--t-ms 2000] [--scale 0.1] [--json out.json]
 """
@@ -98,7 +102,9 @@ def run_alone(t_ms: float, scale: float, window_ms: float | None = None, by_hand
     pops = brunel_nest.nest_brunel(brunel_nest.brunel_spec(scale).to_dict())
     recs = []
     if by_hand:
-        tmp = tempfile.mkdtemp(prefix="polyscale-bench-")
+        from polyscale.adapters.nest import spike_file_folder
+        # where NestNetwork writes its spike files (a RAM folder where there is one)
+        tmp = tempfile.mkdtemp(prefix="polyscale-bench-", dir=spike_file_folder())
         r = nest.Create("spike_recorder", params={"record_to": "ascii", "time_in_steps": True,
                                                   "precision": 6, "label": f"{tmp}/spikes"})
         for p in pops.values():
@@ -232,13 +238,18 @@ def run_polyscale(t_ms: float, scale: float, transport: str, window_ms: float, r
 
 def child(variant: str, args) -> None:
     if variant == "interleaved":
-        # alone and inproc in turn in one process, best of --repeat each: both under the same
-        # load, which rows run in separate processes at different moments are not
-        alone, poly = [], []
-        for _ in range(args.repeat):
+        # alone, inproc and inproc+input in turn in one process, --rounds times: the three of a
+        # round run within seconds of each other, under the same load, which rows run in
+        # separate processes at different moments are not. Each round's ratios pair runs of
+        # that round; their median is robust to a burst of load in one round
+        alone, poly, fed = [], [], []
+        for _ in range(args.rounds):
             alone.append(run_alone(args.t_ms, args.scale)["sim_s"])
             poly.append(run_polyscale(args.t_ms, args.scale, "inproc", args.window_ms, False)["sim_s"])
-        print("RESULT " + json.dumps({"alone_s": min(alone), "inproc_s": min(poly)}))
+            fed.append(run_polyscale(args.t_ms, args.scale, "inproc", args.window_ms, True)["sim_s"])
+        print("RESULT " + json.dumps({"alone_s": min(alone), "inproc_s": min(poly), "input_s": min(fed),
+                                      "inproc_ratios": [p / a for p, a in zip(poly, alone)],
+                                      "input_ratios": [f / a for f, a in zip(fed, alone)]}))
         return
     if variant.startswith("alone"):
         out = run_alone(args.t_ms, args.scale, None if variant == "alone" else args.window_ms)
@@ -250,12 +261,18 @@ def child(variant: str, args) -> None:
     print("RESULT " + json.dumps(out))
 
 
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else 0.5 * (xs[m - 1] + xs[m])
+
+
 def measure(variant: str, args) -> dict:
     best = None
     for _ in range(1 if variant == "interleaved" else args.repeat):
         p = subprocess.run([sys.executable, __file__, "--child", variant, "--t-ms", str(args.t_ms),
                             "--scale", str(args.scale), "--window-ms", str(args.window_ms),
-                            "--repeat", str(args.repeat)],
+                            "--repeat", str(args.repeat), "--rounds", str(args.rounds)],
                            capture_output=True, text=True, check=False)
         line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if p.returncode or line is None:
@@ -272,6 +289,8 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.1, help="Brunel scale (1: 12,500 neurons)")
     ap.add_argument("--window-ms", type=float, default=2.0, help="polyscale's window (ms)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the interleaved measure (alone, "
+                    "inproc and inproc+input in turn in one process)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -292,6 +311,14 @@ def main() -> None:
     windows = int(round(args.t_ms / args.window_ms))
     print(f"per window ({args.window_ms:g} ms), CPU ms: Simulate {1e3 * base / windows:.3f}, by hand "
           f"{1e3 * hand / windows:.3f}")
+    # on zmq NEST's spikes cross a socket every window: ZeroMQ's own exchange is a floor that
+    # no code of polyscale's can go below (benchmarks/transport.py's raw loop, measured now)
+    from transport import raw_step
+    raw_cpu = min(raw_step(1, 4000, "ipc")[1] for _ in range(3))
+    print(f"zmq floor: the raw pyzmq exchange with one worker over ipc (1 KiB each way) costs "
+          f"{raw_cpu:.0f} us of CPU a step, {100 * raw_cpu * 1e-6 * windows / base:.1f}% of Simulate; with "
+          f"by hand's {100 * (hand / base - 1):.1f}%, the zmq row cannot go below "
+          f"{100 * ((hand + raw_cpu * 1e-6 * windows) / base - 1):.1f}%")
     for v, r in rows.items():
         if r.get("nest_run_s"):
             loop, run, adv, read, empty = (r["loop_s"], r["nest_run_s"], r["advance_s"], r["read_s"],
@@ -303,8 +330,14 @@ def main() -> None:
                   f" + coordinator {1e3 * (loop - adv) / w:.3f} (adapter + coordinator "
                   f"{100 * (loop / run - 1):.1f}% on top of nest.Run)")
     inter = measure("interleaved", args)
-    print(f"interleaved in one process, best of {args.repeat}: Simulate {inter['alone_s']:.3f} CPU s, "
-          f"inproc {inter['inproc_s']:.3f} CPU s ({100 * (inter['inproc_s'] / inter['alone_s'] - 1):.1f}%)")
+    print(f"interleaved in one process, {args.rounds} rounds of Simulate, inproc, inproc+input: best "
+          f"Simulate {inter['alone_s']:.3f} CPU s, inproc {inter['inproc_s']:.3f} "
+          f"({100 * (inter['inproc_s'] / inter['alone_s'] - 1):.1f}%), inproc+input {inter['input_s']:.3f} "
+          f"({100 * (inter['input_s'] / inter['alone_s'] - 1):.1f}%)")
+    for key, label in (("inproc_ratios", "inproc"), ("input_ratios", "inproc+input")):
+        rs = sorted(inter[key])
+        print(f"  {label} over Simulate within each round: median {100 * (_median(rs) - 1):.1f}% "
+              f"(from {100 * (rs[0] - 1):.1f}% to {100 * (rs[-1] - 1):.1f}%)")
     if args.json:
         Path(args.json).write_text(json.dumps({"t_ms": args.t_ms, "rows": rows, "interleaved": inter},
                                               indent=1))

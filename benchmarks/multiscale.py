@@ -61,6 +61,12 @@ stage in a span run while the workers compute: only their excess over the busies
 is counted on the critical path (the hidden part is printed, outside the sum). ``--transports
 zmq-pipelined,zmq-unpipelined`` forces either, for an A/B on the same machine.
 
+Each zmq table ends with a floor: the raw pyzmq exchange with as many worker processes
+(benchmarks/transport.py's part 1, measured in the same run) once per window, since every coupling's delay is one window and the
+busiest worker waits for its result to reach the coordinator and the next advance to come back.
+It is the coupling that placement would have with no polyscale code at all, as a share of its
+window loop (the busiest solver's work, the visible writing and probes' global stage, and it).
+
 ``zmq-grouped`` runs the solvers in as many worker processes as this machine has cores
 (``ZmqTransport(groups=...)``), packed by their compute in a short inproc run beforehand
 (``Run.compute_s()``; zmq.balance's packing): what to do with more solvers
@@ -453,9 +459,11 @@ def _detail(name, rows) -> None:
     print(f"    {name:<12} " + ", ".join(f"{k} {us(k):.0f}/{us(k + '#cpu'):.0f}" for k in keys))
 
 
-def report_zmq(r, detail=False) -> tuple[float, float]:
+def report_zmq(r, detail=False, floor=None) -> tuple[float, float]:
     """Print zmq's split, per window on the coordinator's clock and per worker; return the
-    coupling share of the wall time and of the window loop."""
+    coupling share of the wall time and of the window loop. ``floor(k)``: (wall, CPU) us of the
+    raw pyzmq round trip with ``k`` worker processes on this machine (:func:`zmq_floor_us`),
+    printed as the least coupling of this placement."""
     ws, wall = r["windows"], r["wall"]
     workers = r["workers"]
     by_t0 = {s: {row["t0"]: row for row in rows} for s, rows in workers.items()}
@@ -556,8 +564,34 @@ def report_zmq(r, detail=False) -> tuple[float, float]:
     print(f"  timing itself: {calls:.0f} timed calls per window in the coordinator, up to {wcalls:.0f} in a "
           f"worker: about {(calls + wcalls) * WRAP_US:.0f} us per window on the critical path")
     share, share_loop = tot["coupling"] / wall, tot["coupling"] / loop
-    print(f"  coupling: {share:.1%} of wall, {share_loop:.1%} of the window loop (without start-up)\n")
+    print(f"  coupling: {share:.1%} of wall, {share_loop:.1%} of the window loop (without start-up)")
+    if floor is not None:
+        # every coupling's delay is one window: the busiest worker cannot start window w + 1
+        # before its result of window w reached the coordinator and the next advance came back
+        k = sum(1 for rows in by_t0.values() if not any(row.get("here") for row in rows.values()))
+        us = floor(k)
+        least = us[0] * 1e-6 * len(ws)
+        rest_of_loop = tot["work"] + tot["probes_global"] + tot["writing"]
+        print(f"  floor: ZeroMQ's own exchange with {k} worker process(es) (raw pyzmq ROUTER/DEALER over "
+              f"ipc, 1 KiB each way, measured in this run: {us[0]:.0f} us wall, {us[1]:.0f} us CPU a step) "
+              f"comes once a window; with no polyscale code at all this placement's coupling would be "
+              f"{least:.3f} s, {least / (rest_of_loop + least):.1%} of its window loop")
+    print()
     return share, share_loop
+
+
+_FLOOR: dict[int, tuple[float, float]] = {}
+
+
+def zmq_floor_us(k: int, tries: int = 3, steps: int = 4000) -> tuple[float, float]:
+    """The raw pyzmq exchange on this machine now: a ROUTER and ``k`` DEALER processes over
+    ipc, 1 KiB each way (benchmarks/transport.py's part 1), (wall, CPU) us per step, least of
+    ``tries``; measured once per ``k``."""
+    if k not in _FLOOR:
+        from transport import raw_step   # benchmarks/transport.py, beside this file
+        got = [raw_step(k, steps, "ipc") for _ in range(tries)]
+        _FLOOR[k] = min(g[0] for g in got), min(g[1] for g in got)
+    return _FLOOR[k]
 
 
 def link_costs(model) -> None:
@@ -673,7 +707,7 @@ def main() -> None:
                 groups = (f", {'+'.join(BALANCED['in_coordinator'])} in the coordinator, workers "
                           f"{' | '.join('+'.join(g) for g in BALANCED['groups'])}")
             print(f"[{name}{', pipelined' if best[name]['pipelined'] else ''}{groups}]")
-            report_zmq(best[name], args.detail)
+            report_zmq(best[name], args.detail, zmq_floor_us)
     if table:
         print(table)
     if args.links:

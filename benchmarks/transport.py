@@ -17,9 +17,14 @@ Prints six tables:
    through the coordinator (each result carries D, forwarded in the next step's command: what
    polyscale does) or directly worker to worker (PUSH/PULL) with only small control messages
    through the coordinator;
-6. the mpi transport against raw mpi4py loops (benchmarks/mpi_transport.py).
+6. the mpi transport against raw mpi4py loops (benchmarks/mpi_transport.py);
+7. where polyscale's own time per window goes on zmq (the ring of part 2): each worker's Python
+   from receiving an ``advance`` to sending its result (decoding, the solver's window with its
+   inputs, checks and outputs, encoding), timed inside the forked workers, against the same
+   calls repeated warm in a tight loop in one process; and the coordinator's time outside its
+   receive (its Python and the sends, whose system calls the raw loop makes too).
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/transport.py [--quick] [--repeat 3] [--parts 123456]
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/transport.py [--quick] [--repeat 3] [--parts 1234567]
 
 Parts 1 and 2 also print CPU time (this process with zmq's I/O threads, plus every worker from
 /proc): on a loaded machine wall time includes waiting for a core, CPU time far less so.
@@ -265,7 +270,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke test, noisier numbers)")
     ap.add_argument("--repeat", type=int, default=3, help="repeats of parts 1 and 2, and jobs per row of "
                     "part 6 (the minimum is shown)")
-    ap.add_argument("--parts", default="123456", help="which parts to run, e.g. 12 (parts 1 and 2 always run together)")
+    ap.add_argument("--parts", default="1234567", help="which parts to run, e.g. 12 (parts 1 and 2 always run together)")
     ap.add_argument("--windows", type=int, default=5000, help="windows of part 2 (raw steps: 4x as many)")
     args = ap.parse_args()
     q = 10 if args.quick else 1
@@ -310,6 +315,8 @@ def main() -> None:
         design_part(q)
     if "6" in parts:
         mpi_part(q, mpi_repeat)
+    if "7" in parts:
+        python_part(q)
 
 
 def print_window_cost(repeat, raw, raw_cpu, zmq_us, zmq_cpu, inproc_us, coord_cpu) -> None:
@@ -379,6 +386,135 @@ def mpi_part(q: int, repeat: int = 1) -> None:
                 "--repeat", str(repeat)]
     subprocess.run([sys.executable, str(Path(__file__).with_name("mpi_transport.py")), *mpi_args],
                    check=True)
+
+
+def _python_in_loop(k: int, n: int, folder: str) -> tuple[float, float]:
+    """One zmq run of the ring of ``k`` solvers, ``n`` windows, with the window code timed: each
+    worker writes '<us recv->send> <us decode> <us advance> <us encode>' per window to a file in
+    ``folder``; returns the coordinator's wall and time outside its receive (us per window)."""
+    from polyscale.coordinator import worker as worker_mod
+    from polyscale.coordinator.transports import wire
+    from polyscale.coordinator.transports import zmq as zmq_mod
+    clock = time.perf_counter
+    saved = (zmq_mod.recv_frames, zmq_mod.send_frames, wire.decode, wire.encode_window,
+             worker_mod._Session.advance, worker_mod._Session.loop)
+    recv, send, decode, encode, advance, loop = saved
+    acc = {"got": 0.0, "python": 0.0, "decode": 0.0, "advance": 0.0, "encode": 0.0, "n": 0}
+
+    def timed(key, fn):
+        def call(*a, **kw):
+            start = clock()
+            out = fn(*a, **kw)
+            acc[key] += clock() - start
+            return out
+        return call
+
+    def recv_frames(sock):
+        frames = recv(sock)
+        acc["got"] = clock()
+        return frames
+
+    def send_frames(sock, frames):
+        acc["python"] += clock() - acc["got"]
+        acc["n"] += 1
+        send(sock, frames)
+
+    def session_loop(self):
+        try:
+            return loop(self)
+        finally:   # in the forked worker: its figures to a file, per window
+            m = max(acc["n"], 1)
+            with open(os.path.join(folder, f"worker-{os.getpid()}"), "w") as f:
+                f.write(" ".join(f"{1e6 * acc[key] / m:.2f}" for key in ("python", "decode", "advance", "encode")))
+    # the worker takes these from the modules when its loop starts, after the fork
+    zmq_mod.recv_frames, zmq_mod.send_frames = recv_frames, send_frames
+    wire.decode, wire.encode_window = timed("decode", decode), timed("encode", encode)
+    worker_mod._Session.advance, worker_mod._Session.loop = timed("advance", advance), session_loop
+    try:
+        plan = make_plan(ring_model(k, n, False))
+        tr = ZmqTransport()
+        tr.start(plan)
+        try:
+            # the coordinator: its own receive timed, everything else is its window code
+            zmq_mod.recv_frames, wire.decode, wire.encode_window = recv, decode, encode
+            blocked = [0.0]
+
+            def coordinator_recv(sock):
+                start = clock()
+                frames = recv(sock)
+                blocked[0] += clock() - start
+                return frames
+            windows = list(plan.windows())
+            for t0, t1 in windows[:200]:
+                tr.advance(t0, t1)
+            zmq_mod.recv_frames = coordinator_recv
+            blocked[0] = 0.0
+            start = clock()
+            for t0, t1 in windows[200:]:
+                tr.advance(t0, t1)
+            wall = clock() - start
+            zmq_mod.recv_frames = recv
+        finally:
+            tr.close()
+    finally:
+        (zmq_mod.recv_frames, zmq_mod.send_frames, wire.decode, wire.encode_window,
+         worker_mod._Session.advance, worker_mod._Session.loop) = saved
+    m = len(windows) - 200
+    return 1e6 * wall / m, 1e6 * (wall - blocked[0]) / m
+
+
+def _python_warm(n: int) -> tuple[float, float, float]:
+    """A worker's session for the one-solver ring fed its advance messages in a tight loop in
+    this process (no sockets, caches warm): us per window of decode, advance (solver window and
+    encode) and the result's encode alone, medians."""
+    from polyscale.coordinator import worker as worker_mod
+    from polyscale.coordinator.transports import wire
+    model = ring_model(1, n, False)
+    plan = make_plan(model)
+    links, adv = worker_mod.advance_layout(plan, ["s0"])
+    items, res = worker_mod.result_layout(plan, ["s0"])
+
+    class Held:   # the session's socket: it sends only 'ready' here
+        def send_multipart(self, frames):
+            pass
+    assign = wire.decode(wire.encode("assign", meta={
+        "solvers": ["s0"], "heartbeat_s": 1.0, "coordinator_timeout_s": 10.0, "max_message_bytes": 1 << 30,
+        "model": model.to_dict(), "advance_layout": adv.to_wire(), "result_layout": res.to_wire()}))
+    session = worker_mod._Session(assign, Held())
+    out, rows, clock = None, [], time.perf_counter
+    for t0, t1 in plan.windows():
+        frames = wire.encode_window("advance", t0, t1, [] if out is None else [out.data[0]])
+        a = clock()
+        msg = wire.decode(frames, layouts=session.layouts)
+        b = clock()
+        result = session.advance(msg)
+        c = clock()
+        out = wire.decode(result, layouts={"result": res})
+        d = clock()
+        wire.encode_window("result", t0, t1, out.data, out.compute_s)
+        rows.append((b - a, c - b, clock() - d))
+    t = np.median(np.array(rows[200:]), axis=0) * 1e6
+    return float(t[0]), float(t[1]), float(t[2])
+
+
+def python_part(q: int) -> None:
+    print("\n7. polyscale's time per window on zmq, trivial solvers (the ring of part 2, us per window)")
+    n = 6000 // q
+    with tempfile.TemporaryDirectory() as folder:
+        for k in (1, 4):
+            wall, outside = _python_in_loop(k, n, folder)
+            rows = []
+            for name in os.listdir(folder):
+                with open(os.path.join(folder, name)) as f:
+                    rows.append([float(x) for x in f.read().split()])
+                os.remove(os.path.join(folder, name))
+            w = np.mean(np.array(rows), axis=0)
+            print(f"   {k} solver(s): coordinator {wall:.1f} a window, {outside:.1f} of it outside its receive "
+                  f"(its Python and sends); each worker (mean of {len(rows)}): {w[0]:.1f} from receiving an "
+                  f"advance to sending its result = decode {w[1]:.1f} + solver window and encode {w[2]:.1f}")
+    dec, adv, enc = _python_warm(n)
+    print(f"   the same worker calls warm in a tight loop (one process, no sockets): decode {dec:.1f} + solver "
+          f"window and encode {adv:.1f} (of which the result's encode about {enc:.1f})")
 
 
 if __name__ == "__main__":
