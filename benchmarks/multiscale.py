@@ -88,6 +88,7 @@ prints wall and CPU time and each run's wall time over inproc's in the same roun
     python benchmarks/multiscale.py                 # scale 1, 2000 ms (the README's run)
     python benchmarks/multiscale.py --scale 2 --t-stop 1000 --repeat 1
     python benchmarks/multiscale.py --transports inproc --links --profile 30   # what each link and function costs
+    python benchmarks/multiscale.py --cpu-latency-us 0   # idle CPUs polling (ZmqTransport's cpu_latency_us)
 
 One thread per process (set below, before numpy loads); on 2 cores the zmq run has 4 solver
 processes plus the coordinator.
@@ -669,7 +670,22 @@ def main() -> None:
                     "(one more inproc run)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="also print the N functions with the most own CPU time (one more inproc run, cProfile)")
+    ap.add_argument("--cpu-latency-us", type=int, metavar="US",
+                    help="hold the CPUs' wake-up latency at US microseconds for the whole benchmark, inproc "
+                         "and the floors included (ZmqTransport's cpu_latency_us; needs write access to "
+                         "/dev/cpu_dma_latency)")
     args = ap.parse_args()
+    from polyscale.coordinator.cpu_latency import LatencyHold
+    if args.cpu_latency_us is None:
+        _main(args)
+        return
+    with LatencyHold(args.cpu_latency_us, what="benchmarks/multiscale.py") as hold:
+        print(f"CPU wake-up latency held at {args.cpu_latency_us} us for the whole benchmark: {hold.held}"
+              + ("" if hold.held else f" ({hold.reason})"))
+        _main(args)
+
+
+def _main(args) -> None:
     global WRAP_US
     WRAP_US = 1e6 * wrapper_cost_s()
     ex = load_example()

@@ -25,6 +25,7 @@ Prints six tables:
    receive (its Python and the sends, whose system calls the raw loop makes too).
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/transport.py [--quick] [--repeat 3] [--parts 1234567]
+        [--cpu-latency-us 0]   # all of it with idle CPUs polling (ZmqTransport's cpu_latency_us)
 
 Parts 1 and 2 also print CPU time (this process with zmq's I/O threads, plus every worker from
 /proc): on a loaded machine wall time includes waiting for a core, CPU time far less so.
@@ -272,7 +273,21 @@ def main() -> None:
                     "part 6 (the minimum is shown)")
     ap.add_argument("--parts", default="1234567", help="which parts to run, e.g. 12 (parts 1 and 2 always run together)")
     ap.add_argument("--windows", type=int, default=5000, help="windows of part 2 (raw steps: 4x as many)")
+    ap.add_argument("--cpu-latency-us", type=int, metavar="US",
+                    help="hold the CPUs' wake-up latency at US microseconds for the whole benchmark, raw "
+                         "loops included (coordinator/cpu_latency.py; needs write access to /dev/cpu_dma_latency)")
     args = ap.parse_args()
+    from polyscale.coordinator.cpu_latency import LatencyHold
+    if args.cpu_latency_us is None:
+        _main(args)
+        return
+    with LatencyHold(args.cpu_latency_us, what="benchmarks/transport.py") as hold:
+        print(f"# CPU wake-up latency held at {args.cpu_latency_us} us: {hold.held}"
+              + ("" if hold.held else f" ({hold.reason})"))
+        _main(args)
+
+
+def _main(args) -> None:
     q = 10 if args.quick else 1
     print(f"# {os.cpu_count()} cores; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
           f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}; pyzmq {zmq.__version__}, "

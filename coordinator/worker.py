@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from .cpu_latency import LatencyHold
 from .errors import PolyscaleError, TransportError
 from .model import Model
 from .plan import make_plan
@@ -148,11 +149,14 @@ class _Heartbeat(threading.Thread):
 
 def serve(connect: str, *, host: str | None = None, keys: str | os.PathLike | None = None,
           worker_id: str | None = None, parent_pid: int | None = None,
-          join_timeout_s: float = 60.0) -> int:
+          join_timeout_s: float = 60.0, cpu_latency_us: int | None = None) -> int:
     """Join the run at ``connect``, run the assigned solvers until told to stop; exit status.
+    ``cpu_latency_us``: hold this machine's CPU wake-up latency at that bound meanwhile
+    (coordinator/cpu_latency.py; what ZmqTransport's option does on the coordinator's machine).
 
     Raises TransportError if the coordinator refuses this worker or never answers.
     """
+    hold = None if cpu_latency_us is None else LatencyHold(cpu_latency_us, what="polyscale worker")
     if parent_pid is not None:
         # started by the coordinator: a Ctrl-C reaches the whole process group, and it is the
         # coordinator's to handle (it marks the run file interrupted and stops the workers)
@@ -170,6 +174,8 @@ def serve(connect: str, *, host: str | None = None, keys: str | os.PathLike | No
                                       | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
     hb = None
     try:
+        if hold is not None:
+            hold.hold()
         sock.connect(connect)
         sock.send_multipart(wire.encode("hello", meta={
             "host": label, "pid": os.getpid(), "hostname": socket.gethostname(), "worker": wid,
@@ -186,6 +192,8 @@ def serve(connect: str, *, host: str | None = None, keys: str | os.PathLike | No
         hb.start()
         return session.loop()
     finally:
+        if hold is not None:
+            hold.release()
         if hb is not None:
             hb.done.set()
             hb.join(timeout=2.0)
@@ -492,12 +500,16 @@ def add_arguments(ap) -> None:
                     help="give up when no coordinator answers within S seconds (default 60)")
     ap.add_argument("--worker-id", help="identity given by a coordinator that starts this worker")
     ap.add_argument("--parent-pid", type=int, help="exit when this process (the coordinator) is gone")
+    ap.add_argument("--cpu-latency-us", type=int, metavar="US",
+                    help="ask this machine's CPUs to wake within US microseconds while the run lasts "
+                         "(0: idle CPUs poll; Linux, needs write access to /dev/cpu_dma_latency)")
 
 
 def run_from_args(args) -> int:
     try:
         return serve(args.connect, host=args.host, keys=args.keys, worker_id=args.worker_id,
-                     parent_pid=args.parent_pid, join_timeout_s=args.join_timeout)
+                     parent_pid=args.parent_pid, join_timeout_s=args.join_timeout,
+                     cpu_latency_us=args.cpu_latency_us)
     except PolyscaleError as exc:
         print(f"polyscale worker: {exc}", file=sys.stderr)
         return 2

@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--balance", metavar="RUN.h5",
                    help="place the solvers on this machine's cores by their compute time in an earlier "
                         "run file: groups in workers, the lightest in the coordinator")
+    z.add_argument("--cpu-latency-us", type=int, metavar="US",
+                   help="ask this machine's CPUs to wake within US microseconds while the run lasts (0: "
+                        "idle CPUs poll; each window's messages then wake the processes sooner; Linux, "
+                        "needs write access to /dev/cpu_dma_latency)")
 
     c = sub.add_parser("check", help="build and validate a model without running it; print the plan")
     model_args(c)
@@ -249,10 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         bar = None if args.quiet or not err.isatty() else _ProgressBar(err)
         start = time.perf_counter()
         transport = args.transport
-        if args.bind or args.keys or args.place or args.group or args.in_coordinator or args.balance:
+        if (args.bind or args.keys or args.place or args.group or args.in_coordinator or args.balance
+                or args.cpu_latency_us is not None):
             if transport != "zmq":
-                raise ModelError("--bind, --keys, --place, --group, --in-coordinator and --balance are "
-                                 "options of --transport zmq")
+                raise ModelError("--bind, --keys, --place, --group, --in-coordinator, --balance and "
+                                 "--cpu-latency-us are options of --transport zmq")
             place = dict(_place(p) for p in args.place)
             groups = [_group(g) for g in args.group] or None
             here = None if args.in_coordinator is None else _group(args.in_coordinator, "--in-coordinator")
@@ -262,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "--in-coordinator")
                 groups, here = _balance(args.balance, model, place)
             transport = TRANSPORTS["zmq"](bind=args.bind, keys=args.keys, place=place, groups=groups,
-                                          in_coordinator=here)
+                                          in_coordinator=here, cpu_latency_us=args.cpu_latency_us)
         if bar is None:
             run = run_model(model, out, transport=transport, force=args.force, progress=bar)
         else:

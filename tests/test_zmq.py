@@ -633,7 +633,7 @@ def test_cli_groups_solvers_in_one_process_and_info_prints_their_compute(tmp_pat
     info = capsys.readouterr().out
     assert re.search(r"  src: linear \(level \w+\), dt 0\.1 ms, compute [0-9.e-]+ s", info), info
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "h.h5"), "--group", "src,dst"]) == 2
-    assert "--in-coordinator and --balance are options of --transport zmq" in capsys.readouterr().err
+    assert "--in-coordinator, --balance and --cpu-latency-us are options of --transport zmq" in capsys.readouterr().err
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "i.h5"), "--transport", "zmq", "--group", "src,,dst"]) == 2
     assert "--group must look like SOLVER,SOLVER,... (got 'src,,dst')" in capsys.readouterr().err
     assert cli_main(["run", str(cfg), "-o", str(tmp_path / "j.h5"), "--transport", "zmq", "-q",

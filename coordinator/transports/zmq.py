@@ -48,6 +48,7 @@ from typing import Any
 
 import zmq
 
+from ..cpu_latency import LatencyHold
 from ..errors import ProtocolError, SolverError, TransportError
 from ..plan import Plan
 from ..signals import Samples, Spikes, WindowResult
@@ -257,6 +258,13 @@ class ZmqTransport:
         then works while the solvers compute). None (default): only when this machine has a
         core to spare for it (more usable cores than local workers); on fewer cores the writer
         would take CPU from the solvers instead (benchmarks/multiscale.py measured it).
+    cpu_latency_us : if set, every CPU of this machine is asked to wake within this many
+        microseconds while the run lasts (Linux PM QoS, ``/dev/cpu_dma_latency``; 0: idle CPUs
+        poll instead of sleeping), which the local workers share: each window's messages then
+        wake their processes sooner and warmer (on a 2-core VM, a trivial window 264 -> 134 us;
+        coordinator/cpu_latency.py). Idle CPUs spin meanwhile. Needs write access to that file;
+        without it a RuntimeWarning says so and the run goes on. Remote workers ask on their
+        own machine (``polyscale worker --cpu-latency-us``).
     """
 
     name = "zmq"  # what the run file's 'transport' attribute says
@@ -270,8 +278,11 @@ class ZmqTransport:
                  join_timeout_s: float = 60.0, window_timeout_s: float | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
                  insecure: bool = False, on_listen=None, pipeline: bool | None = None,
-                 groups: Sequence[Sequence[str]] | None = None, in_coordinator: Sequence[str] | None = None):
+                 groups: Sequence[Sequence[str]] | None = None, in_coordinator: Sequence[str] | None = None,
+                 cpu_latency_us: int | None = None):
         self.bind = _check_bind(bind or "tcp://127.0.0.1:*", keys, insecure)
+        self.cpu_latency = (None if cpu_latency_us is None
+                            else LatencyHold(cpu_latency_us, what="zmq transport"))
         launch = launch or ("fork" if hasattr(os, "fork") else "spawn")
         if launch not in ("fork", "spawn", "none"):
             raise TransportError(f"zmq transport: launch must be 'fork', 'spawn' or 'none' (got {launch!r})")
@@ -313,6 +324,8 @@ class ZmqTransport:
     # -- start -------------------------------------------------------------------------------
     def start(self, plan: Plan) -> None:
         self.plan = plan
+        if self.cpu_latency is not None:
+            self.cpu_latency.hold()     # until close()
         self.compute_s = {n: 0.0 for n in plan.solvers}
         hosts = {n: p.host for n, p in plan.model.placement.items() if p.host}
         hosts.update(self.place)
@@ -842,6 +855,8 @@ class ZmqTransport:
     # -- close -------------------------------------------------------------------------------
     def close(self) -> None:
         """Tell every worker to stop, wait briefly, kill the local ones that did not; idempotent."""
+        if self.cpu_latency is not None:
+            self.cpu_latency.release()
         if self.sock is None:
             return
         for w in self.workers.values():
