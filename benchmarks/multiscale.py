@@ -675,14 +675,8 @@ def main() -> None:
                          "and the floors included (ZmqTransport's cpu_latency_us; needs write access to "
                          "/dev/cpu_dma_latency)")
     args = ap.parse_args()
-    from polyscale.coordinator.cpu_latency import LatencyHold
-    if args.cpu_latency_us is None:
-        _main(args)
-        return
-    with LatencyHold(args.cpu_latency_us, what="benchmarks/multiscale.py") as hold:
-        print(f"CPU wake-up latency held at {args.cpu_latency_us} us for the whole benchmark: {hold.held}"
-              + ("" if hold.held else f" ({hold.reason})"))
-        _main(args)
+    from transport import holding_cpu_latency   # benchmarks/transport.py, beside this file
+    holding_cpu_latency(args.cpu_latency_us, "benchmarks/multiscale.py", _main, args)
 
 
 def _main(args) -> None:

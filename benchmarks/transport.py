@@ -277,14 +277,20 @@ def main() -> None:
                     help="hold the CPUs' wake-up latency at US microseconds for the whole benchmark, raw "
                          "loops included (coordinator/cpu_latency.py; needs write access to /dev/cpu_dma_latency)")
     args = ap.parse_args()
+    holding_cpu_latency(args.cpu_latency_us, "benchmarks/transport.py", _main, args)
+
+
+def holding_cpu_latency(us: int | None, what: str, fn, *args) -> None:
+    """``fn(*args)``, with the CPUs' wake-up latency held at ``us`` microseconds meanwhile
+    (coordinator/cpu_latency.py) unless ``us`` is None; says whether it is held."""
     from polyscale.coordinator.cpu_latency import LatencyHold
-    if args.cpu_latency_us is None:
-        _main(args)
+    if us is None:
+        fn(*args)
         return
-    with LatencyHold(args.cpu_latency_us, what="benchmarks/transport.py") as hold:
-        print(f"# CPU wake-up latency held at {args.cpu_latency_us} us: {hold.held}"
+    with LatencyHold(us, what=what) as hold:
+        print(f"# CPU wake-up latency held at {us} us for the whole benchmark: {hold.held}"
               + ("" if hold.held else f" ({hold.reason})"))
-        _main(args)
+        fn(*args)
 
 
 def _main(args) -> None:
