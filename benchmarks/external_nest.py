@@ -292,11 +292,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="rounds of the interleaved measure (alone, "
                     "inproc and inproc+input in turn in one process)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--cpu-latency-us", type=int, metavar="US",
+                    help="hold the CPUs' wake-up latency at US microseconds for the whole benchmark, every "
+                         "variant included (ZmqTransport's cpu_latency_us; needs write access to "
+                         "/dev/cpu_dma_latency)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child, args)
         return
+    from transport import holding_cpu_latency   # benchmarks/transport.py, beside this file
+    holding_cpu_latency(args.cpu_latency_us, "benchmarks/external_nest.py", _main, args)
+
+
+def _main(args) -> None:
     print(f"NEST, Brunel scale {args.scale:g}, dt 0.1 ms, one thread, {args.t_ms:g} ms simulated, "
           f"window {args.window_ms:g} ms, best of {args.repeat}")
     rows = {v: measure(v, args) for v in VARIANTS}

@@ -261,7 +261,7 @@ class ZmqTransport:
     cpu_latency_us : if set, every CPU of this machine is asked to wake within this many
         microseconds while the run lasts (Linux PM QoS, ``/dev/cpu_dma_latency``; 0: idle CPUs
         poll instead of sleeping), which the local workers share: each window's messages then
-        wake their processes sooner and warmer (on a 2-core VM, a trivial window 264 -> 134 us;
+        wake their processes sooner and warmer (on a 2-core VM, a trivial window 289 -> 127 us;
         coordinator/cpu_latency.py). Idle CPUs spin meanwhile. Needs write access to that file;
         without it a RuntimeWarning says so and the run goes on. Remote workers ask on their
         own machine (``polyscale worker --cpu-latency-us``).
